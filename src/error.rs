@@ -1,0 +1,97 @@
+//! The one public error type: a code that becomes `extensions.code` and a message for the user.
+//!
+//! Module-level errors (`store::StoreError`, ...) convert into [`ApiError`]. Internal failures
+//! are logged with a request id and answered with only "internal error" and that id: no SQL,
+//! no driver text reaches a client.
+
+use std::fmt;
+
+/// `extensions.code` of every error arcbase returns (contract §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    ArcqlSyntax,
+    UnknownField,
+    Validation,
+    NotFound,
+    LimitExceeded,
+    Unauthenticated,
+    Forbidden,
+    UniqueViolation,
+    Conflict,
+    UnknownInstance,
+    GraphqlValidation,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ArcqlSyntax => "ARCQL_SYNTAX",
+            ErrorCode::UnknownField => "UNKNOWN_FIELD",
+            ErrorCode::Validation => "VALIDATION",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::UniqueViolation => "UNIQUE_VIOLATION",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::UnknownInstance => "UNKNOWN_INSTANCE",
+            ErrorCode::GraphqlValidation => "GRAPHQL_VALIDATION",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// An error meant for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into() }
+    }
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Validation, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+    pub fn limit(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::LimitExceeded, message)
+    }
+
+    /// Log `detail` under a fresh request id and return an error that only names that id.
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        let id = ulid::Ulid::new();
+        tracing::error!(request_id = %id, "internal error: {detail}");
+        Self::new(ErrorCode::Internal, format!("internal error (request {id})"))
+    }
+
+    /// Prefix the message with where the problem is (`values.Author[2]`).
+    pub fn at(mut self, location: &str) -> Self {
+        self.message = format!("{location}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// The GraphQL error with `extensions.code` set.
+    pub fn into_gql(self) -> async_graphql::Error {
+        use async_graphql::ErrorExtensions;
+        let code = self.code.as_str();
+        async_graphql::Error::new(self.message).extend_with(|_, ext| ext.set("code", code))
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,193 @@
+//! A field's selection set → a [`ObjectSelection`] read plan.
+//!
+//! This walks the parsed document itself (fragments included) rather than async-graphql's
+//! look-ahead, because the look-ahead ignores type conditions: under a union, `... on Book`
+//! must not add Book's fields to an Author read. Fields under `@skip`/`@include` are planned
+//! regardless; reading a field that is then skipped costs a column, never a wrong answer.
+
+use async_graphql::parser::types::{Selection, SelectionSet};
+use async_graphql::{Context, Name, Value};
+
+use crate::config::Limits;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Model, Storage};
+use crate::plan::read::{HypiField, Item, ListPage, ObjectSelection};
+
+/// The name of the union every object type belongs to.
+pub const ROOT_UNION: &str = "HypiRootAggregate";
+
+pub struct Planner<'a> {
+    pub ctx: &'a Context<'a>,
+    pub model: &'a Model,
+    pub limits: &'a Limits,
+}
+
+impl Planner<'_> {
+    /// Plan the read of `type_idx` for `set`.
+    pub fn plan(&self, type_idx: usize, set: &SelectionSet) -> ApiResult<ObjectSelection> {
+        let mut sel = ObjectSelection::new(type_idx);
+        self.walk(&mut sel, set, 0)?;
+        Ok(sel)
+    }
+
+    fn applies(&self, type_idx: usize, condition: Option<&Name>) -> bool {
+        match condition {
+            None => true,
+            Some(c) => c.as_str() == self.model.types[type_idx].name || c.as_str() == ROOT_UNION,
+        }
+    }
+
+    fn walk(&self, sel: &mut ObjectSelection, set: &SelectionSet, fragment_depth: usize) -> ApiResult<()> {
+        // The request guard has already bounded fragment expansion; this bound only keeps a
+        // cycle from recursing if the guard were ever bypassed.
+        if fragment_depth > 64 {
+            return Err(ApiError::limit("fragments nest too deeply"));
+        }
+        let ty = &self.model.types[sel.type_idx];
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => {
+                    let f = &f.node;
+                    let name = f.name.node.as_str();
+                    let key = f.response_key().node.as_str();
+                    if name == "hypi" {
+                        let mut wanted = Vec::new();
+                        self.hypi_fields(&f.selection_set.node, &mut wanted, 0);
+                        sel.add_hypi(&wanted);
+                        continue;
+                    }
+                    let Some((fi, field)) = ty.field(name) else { continue };
+                    match field.storage() {
+                        Storage::Column => sel.add_column(fi),
+                        Storage::RefColumn(target) => {
+                            if sel.keyed_mut(key).is_none() {
+                                sel.items.push(Item::Ref { field: fi, key: key.to_string(), sub: ObjectSelection::new(target) });
+                            }
+                            if let Some(Item::Ref { sub, .. }) = sel.keyed_mut(key) {
+                                self.walk(sub, &f.selection_set.node, fragment_depth)?;
+                            }
+                        }
+                        Storage::LinkTable(target) => {
+                            if sel.keyed_mut(key).is_none() {
+                                let page = self.list_page(f, true, &format!("{}.{}", ty.name, field.name))?;
+                                sel.items.push(Item::RefList {
+                                    field: fi,
+                                    key: key.to_string(),
+                                    page,
+                                    sub: ObjectSelection::new(target),
+                                });
+                            }
+                            if let Some(Item::RefList { sub, .. }) = sel.keyed_mut(key) {
+                                self.walk(sub, &f.selection_set.node, fragment_depth)?;
+                            }
+                        }
+                        Storage::ValueTable => {
+                            if sel.keyed_mut(key).is_none() {
+                                let page = self.list_page(f, false, &format!("{}.{}", ty.name, field.name))?;
+                                sel.items.push(Item::ValueList { field: fi, key: key.to_string(), page });
+                            }
+                        }
+                    }
+                }
+                Selection::InlineFragment(frag) => {
+                    let frag = &frag.node;
+                    if self.applies(sel.type_idx, frag.type_condition.as_ref().map(|c| &c.node.on.node)) {
+                        self.walk(sel, &frag.selection_set.node, fragment_depth + 1)?;
+                    }
+                }
+                Selection::FragmentSpread(spread) => {
+                    let Some(frag) = self.ctx.query_env.fragments.get(&spread.node.fragment_name.node) else { continue };
+                    if self.applies(sel.type_idx, Some(&frag.node.type_condition.node.on.node)) {
+                        self.walk(sel, &frag.node.selection_set.node, fragment_depth + 1)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn hypi_fields(&self, set: &SelectionSet, out: &mut Vec<HypiField>, depth: usize) {
+        if depth > 64 {
+            return;
+        }
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => {
+                    if let Some(h) = HypiField::from_name(f.node.name.node.as_str()) {
+                        if !out.contains(&h) {
+                            out.push(h);
+                        }
+                    }
+                }
+                Selection::InlineFragment(frag) => self.hypi_fields(&frag.node.selection_set.node, out, depth + 1),
+                Selection::FragmentSpread(spread) => {
+                    if let Some(frag) = self.ctx.query_env.fragments.get(&spread.node.fragment_name.node) {
+                        self.hypi_fields(&frag.node.selection_set.node, out, depth + 1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The paging arguments of a list field.
+    fn list_page(&self, f: &async_graphql::parser::types::Field, cursors: bool, qualified: &str) -> ApiResult<ListPage> {
+        let arg = |name: &str| -> ApiResult<Option<Value>> {
+            match f.get_argument(name) {
+                None => Ok(None),
+                Some(v) => {
+                    let v = v
+                        .node
+                        .clone()
+                        .into_const_with(|var| {
+                            self.ctx.query_env.variables.get(&var).cloned().ok_or(ApiError::validation(format!(
+                                "variable ${var} is not defined"
+                            )))
+                        })?;
+                    Ok(if v == Value::Null { None } else { Some(v) })
+                }
+            }
+        };
+        let int = |name: &str| -> ApiResult<Option<u32>> {
+            match arg(name)? {
+                None => Ok(None),
+                Some(Value::Number(n)) => match n.as_i64() {
+                    Some(i) if i >= 0 => Ok(Some(u32::try_from(i).unwrap_or(u32::MAX).min(self.limits.page_max))),
+                    _ => Err(ApiError::validation(format!("{qualified}: '{name}' must be a non-negative Int"))),
+                },
+                Some(_) => Err(ApiError::validation(format!("{qualified}: '{name}' must be an Int"))),
+            }
+        };
+        let string = |name: &str| -> ApiResult<Option<String>> {
+            match arg(name)? {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(_) => Err(ApiError::validation(format!("{qualified}: '{name}' must be a String"))),
+            }
+        };
+        let first = int("first")?;
+        let last = int("last")?;
+        if first.is_some() && last.is_some() {
+            return Err(ApiError::validation(format!("{qualified}: 'first' and 'last' cannot be used together")));
+        }
+        let after = string("after")?;
+        let before = string("before")?;
+        if !cursors && (after.is_some() || before.is_some()) {
+            return Err(ApiError::validation(format!(
+                "{qualified}: a scalar list has no element ids to use as cursors; page it with 'first' or 'last'"
+            )));
+        }
+        if let Some(q) = string("arcql")? {
+            if q.trim() != "*" {
+                return Err(ApiError::validation(format!(
+                    "{qualified}: ArcQL filters on list fields are not available in this version; use '*'"
+                )));
+            }
+        }
+        Ok(ListPage {
+            limit: first.or(last).unwrap_or(self.limits.page_default.min(self.limits.page_max)),
+            from_end: last.is_some(),
+            after,
+            before,
+        })
+    }
+}

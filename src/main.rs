@@ -1,0 +1,167 @@
+//! The `arcbase` command line. Parsing arguments only; the work is in the library.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use arcbase::config::Limits;
+use arcbase::server::{self, ServeOptions};
+
+#[derive(Parser)]
+#[command(name = "arcbase", version, about = "Schema-first GraphQL CRUD service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with app schemas.
+    Schema {
+        #[command(subcommand)]
+        command: SchemaCommand,
+    },
+    /// Serve the GraphQL API for a schema.
+    Serve {
+        /// The app schema (GraphQL SDL).
+        #[arg(long, env = "ARCBASE_SCHEMA", default_value = "schema/example.graphql")]
+        schema: String,
+        /// Where the data lives: sqlite://PATH (created when missing).
+        #[arg(long, env = "ARCBASE_DATABASE_URL", default_value = "sqlite://arcbase.db")]
+        database: String,
+        /// Address to listen on.
+        #[arg(long, env = "ARCBASE_LISTEN", default_value = "127.0.0.1:4000")]
+        listen: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemaCommand {
+    /// Validate an SDL file and print the complete generated SDL.
+    Build {
+        /// The app schema (GraphQL SDL).
+        file: String,
+        /// Write the generated SDL here instead of standard output.
+        #[arg(long)]
+        out: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Schema { command: SchemaCommand::Build { file, out } } => schema_build(&file, out.as_deref()),
+        Command::Serve { schema, database, listen } => {
+            init_tracing();
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let admin_key = std::env::var("ARCBASE_ADMIN_KEY").ok().filter(|k| !k.is_empty());
+            let opts = ServeOptions { schema_path: schema, database_url: database, admin_key, limits: Limits::default() };
+            runtime.block_on(serve(opts, listen))
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn schema_build(file: &str, out: Option<&str>) -> ExitCode {
+    let sdl = match std::fs::read_to_string(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{file}: cannot read: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let model = match arcbase::model::parse_sdl(&sdl) {
+        Ok(m) => m,
+        Err(errors) => {
+            eprintln!("{}", server::format_diagnostics(file, &errors));
+            return ExitCode::from(2);
+        }
+    };
+    let generated = match arcbase::graphql::generated_sdl(&model) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{file}: the generated schema is invalid: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match out {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, generated) {
+                eprintln!("{path}: cannot write: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        None => print!("{generated}"),
+    }
+    ExitCode::SUCCESS
+}
+
+async fn serve(opts: ServeOptions, listen: String) -> ExitCode {
+    let dev_mode = opts.admin_key.is_none();
+    let app = match server::build(&opts).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(listen);
+    if dev_mode {
+        tracing::warn!("ARCBASE_ADMIN_KEY is not set: development mode, every request acts as admin");
+    }
+    println!("arcbase serving {} on {}", opts.schema_path, opts.database_url);
+    println!("playground: http://{addr}/graphql");
+    let engine = app.engine.clone();
+    let result = axum::serve(listener, server::router(app)).with_graceful_shutdown(shutdown_signal()).await;
+    engine.store.close().await;
+    match result {
+        Ok(()) => {
+            tracing::info!("shut down");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,226 @@
+//! The validated app model: what an SDL means once the build step accepted it.
+//!
+//! `parse` turns SDL text into a [`Model`] or a list of [`Diagnostic`]s (all of them, each with
+//! `line:column`). Everything downstream (the GraphQL schema, the SQL renderer, the DDL) reads
+//! only this model, so every identifier that reaches SQL has passed the checks in `parse`.
+//!
+//! Invariants: no I/O, not async; type and field names are GraphQL names of at most
+//! [`MAX_NAME_LEN`] characters that do not collide with generated or system names.
+
+mod parse;
+
+pub use parse::{parse_sdl, Diagnostic};
+
+use std::collections::HashMap;
+
+/// Longest type, field or enum value name accepted. PostgreSQL truncates identifiers at 63
+/// bytes and storage names combine a type and a field name, so names are kept short.
+pub const MAX_NAME_LEN: usize = 40;
+
+/// A built-in scalar kind of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scalar {
+    Id,
+    String,
+    Int,
+    Float,
+    Boolean,
+    DateTime,
+    Long,
+    Json,
+}
+
+impl Scalar {
+    pub fn from_name(name: &str) -> Option<Scalar> {
+        Some(match name {
+            "ID" => Scalar::Id,
+            "String" => Scalar::String,
+            "Int" => Scalar::Int,
+            "Float" => Scalar::Float,
+            "Boolean" => Scalar::Boolean,
+            "DateTime" => Scalar::DateTime,
+            "Long" => Scalar::Long,
+            "Json" => Scalar::Json,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scalar::Id => "ID",
+            Scalar::String => "String",
+            Scalar::Int => "Int",
+            Scalar::Float => "Float",
+            Scalar::Boolean => "Boolean",
+            Scalar::DateTime => "DateTime",
+            Scalar::Long => "Long",
+            Scalar::Json => "Json",
+        }
+    }
+}
+
+/// What a single value of a field is: a scalar, an enum of the app, or an object of the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    Scalar(Scalar),
+    /// Index into [`Model::enums`].
+    Enum(usize),
+    /// Index into [`Model::types`]: the field is a reference.
+    Object(usize),
+}
+
+/// One field of an object type as written in the SDL.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    pub base: Base,
+    /// `[T]`: a scalar list or a list reference.
+    pub list: bool,
+    /// The outer `!`.
+    pub required: bool,
+    /// The `!` inside a list (`[T!]`).
+    pub item_required: bool,
+    /// `@unique`: enforced per instance by a unique index.
+    pub unique: bool,
+    pub description: Option<String>,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// How a field is stored; this decides the table layout and the SQL for reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// A typed column of the type's own table.
+    Column,
+    /// A one-to-one reference: a column holding the target's id.
+    RefColumn(usize),
+    /// An ordered link table (`source`, `target`, `position`).
+    LinkTable(usize),
+    /// A value table (`owner`, `position`, `value`).
+    ValueTable,
+}
+
+impl Field {
+    pub fn storage(&self) -> Storage {
+        match (&self.base, self.list) {
+            (Base::Object(t), false) => Storage::RefColumn(*t),
+            (Base::Object(t), true) => Storage::LinkTable(*t),
+            (_, true) => Storage::ValueTable,
+            (_, false) => Storage::Column,
+        }
+    }
+
+    /// The scalar kind a single value of this field is stored as (enums are strings).
+    pub fn value_scalar(&self) -> Option<Scalar> {
+        match self.base {
+            Base::Scalar(s) => Some(s),
+            Base::Enum(_) => Some(Scalar::String),
+            Base::Object(_) => None,
+        }
+    }
+
+    pub fn is_reference(&self) -> bool {
+        matches!(self.base, Base::Object(_))
+    }
+}
+
+/// An object type of the app: stored in a table of its own.
+#[derive(Debug, Clone)]
+pub struct ObjectType {
+    pub name: String,
+    pub fields: Vec<Field>,
+    /// `@indices(sets: ...)`: each set is a list of indexes into `fields`.
+    pub indices: Vec<Vec<usize>>,
+    pub description: Option<String>,
+    field_index: HashMap<String, usize>,
+}
+
+impl ObjectType {
+    pub fn field(&self, name: &str) -> Option<(usize, &Field)> {
+        self.field_index.get(name).map(|&i| (i, &self.fields[i]))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EnumType {
+    pub name: String,
+    pub values: Vec<String>,
+    pub description: Option<String>,
+}
+
+/// The validated app model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub types: Vec<ObjectType>,
+    pub enums: Vec<EnumType>,
+    type_index: HashMap<String, usize>,
+}
+
+impl Model {
+    pub fn type_by_name(&self, name: &str) -> Option<(usize, &ObjectType)> {
+        self.type_index.get(name).map(|&i| (i, &self.types[i]))
+    }
+
+    /// Lower-cased first letter: the name of a type's field in `HypiAggregationType`.
+    pub fn lower_first(name: &str) -> String {
+        let mut chars = name.chars();
+        match chars.next() {
+            Some(c) => c.to_lowercase().chain(chars).collect(),
+            None => String::new(),
+        }
+    }
+}
+
+/// The flattened system fields, in the order the generated enums list them.
+pub const HYPI_FLAT_FIELDS: [&str; 6] = [
+    "hypi_id",
+    "hypi_created",
+    "hypi_updated",
+    "hypi_trashed",
+    "hypi_createdBy",
+    "hypi_instanceId",
+];
+
+/// Type names that the generated schema or the system uses; an app may not define them.
+pub const RESERVED_TYPE_NAMES: &[&str] = &[
+    "Query",
+    "Mutation",
+    "Subscription",
+    "Hypi",
+    "HypiInput",
+    "HypiInputOpt",
+    "HypiMutationType",
+    "HypiUpsertInputUnion",
+    "HypiRootAggregate",
+    "HypiFilterConnection",
+    "HypiResultEdge",
+    "HypiAggregationType",
+    "PageInfo",
+    "AggInt",
+    "AggFloat",
+    "AggOtherScalar",
+    "Pair",
+    "AggOrder",
+    "TimeUnit",
+    "Account",
+    "AccessToken",
+    "ID",
+    "String",
+    "Int",
+    "Float",
+    "Boolean",
+    "DateTime",
+    "Long",
+    "Json",
+];
+
+/// Suffixes of the per-type generated names (`XInput`, `XAggs`, ...).
+pub const GENERATED_SUFFIXES: &[&str] = &[
+    "Input",
+    "InputOpt",
+    "Aggs",
+    "Fields",
+    "ScalarFields",
+    "NumericFields",
+    "GroupByOptions",
+];

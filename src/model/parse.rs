@@ -1,0 +1,414 @@
+//! SDL text → [`Model`], collecting every error with its position.
+
+use std::collections::{HashMap, HashSet};
+
+use graphql_parser::schema::{self as ast, Definition, TypeDefinition};
+use graphql_parser::Pos;
+
+use super::{
+    Base, EnumType, Field, Model, ObjectType, Scalar, GENERATED_SUFFIXES, MAX_NAME_LEN,
+    RESERVED_TYPE_NAMES,
+};
+
+/// One problem found in an SDL document, at a 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+type Doc<'a> = ast::Document<'a, &'a str>;
+
+struct Checker {
+    errors: Vec<Diagnostic>,
+}
+
+impl Checker {
+    fn err(&mut self, pos: Pos, message: impl Into<String>) {
+        self.errors.push(Diagnostic {
+            line: pos.line,
+            column: pos.column,
+            message: message.into(),
+        });
+    }
+
+    /// Names must be plain identifiers that fit in storage names and avoid GraphQL's `__`.
+    fn check_name(&mut self, pos: Pos, what: &str, name: &str) -> bool {
+        if name.starts_with("__") {
+            self.err(pos, format!("{what} name '{name}' is reserved: names may not start with '__'"));
+            false
+        } else if name.len() > MAX_NAME_LEN {
+            self.err(
+                pos,
+                format!("{what} name '{name}' is too long: at most {MAX_NAME_LEN} characters"),
+            );
+            false
+        } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || name.starts_with(|c: char| c.is_ascii_digit())
+        {
+            self.err(pos, format!("{what} name '{name}' is not a valid identifier"));
+            false
+        } else {
+            true
+        }
+    }
+}
+
+/// Parse and validate an app schema. On failure every error found is returned, sorted by
+/// position; nothing is half-applied because the model is only built when there are none.
+pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
+    let doc: Doc = match ast::parse_schema::<&str>(source) {
+        Ok(doc) => doc,
+        Err(e) => return Err(vec![syntax_diagnostic(&e.to_string())]),
+    };
+    let mut c = Checker { errors: Vec::new() };
+
+    // Pass 1: the names of every definition, so fields can refer to types defined later.
+    let mut object_names: HashMap<&str, usize> = HashMap::new();
+    let mut enum_names: HashMap<&str, usize> = HashMap::new();
+    let mut seen: HashMap<&str, Pos> = HashMap::new();
+    let mut objects: Vec<&ast::ObjectType<&str>> = Vec::new();
+    let mut enums: Vec<&ast::EnumType<&str>> = Vec::new();
+    let mut unions: HashSet<&str> = HashSet::new();
+    for def in &doc.definitions {
+        let (pos, name) = match def {
+            Definition::TypeDefinition(TypeDefinition::Object(o)) => (o.position, o.name),
+            Definition::TypeDefinition(TypeDefinition::Enum(e)) => (e.position, e.name),
+            Definition::TypeDefinition(TypeDefinition::Scalar(s)) => {
+                if Scalar::from_name(s.name).is_none() {
+                    c.err(
+                        s.position,
+                        format!(
+                            "custom scalar '{}' is not supported; use ID, String, Int, Float, \
+                             Boolean, DateTime, Long or Json",
+                            s.name
+                        ),
+                    );
+                }
+                continue;
+            }
+            Definition::TypeDefinition(TypeDefinition::Union(u)) => {
+                unions.insert(u.name);
+                c.err(
+                    u.position,
+                    format!("union '{}' cannot be stored: use an object type per member", u.name),
+                );
+                continue;
+            }
+            Definition::TypeDefinition(TypeDefinition::Interface(i)) => {
+                c.err(i.position, format!("interface '{}' is not supported", i.name));
+                continue;
+            }
+            Definition::TypeDefinition(TypeDefinition::InputObject(i)) => {
+                c.err(
+                    i.position,
+                    format!(
+                        "input type '{}' is not allowed: input types are generated from the object types",
+                        i.name
+                    ),
+                );
+                continue;
+            }
+            Definition::SchemaDefinition(s) => {
+                c.err(s.position, "a schema definition is not allowed: the root operations are generated");
+                continue;
+            }
+            Definition::TypeExtension(ext) => {
+                let pos = match ext {
+                    ast::TypeExtension::Object(o) => o.position,
+                    ast::TypeExtension::Scalar(o) => o.position,
+                    ast::TypeExtension::Interface(o) => o.position,
+                    ast::TypeExtension::Union(o) => o.position,
+                    ast::TypeExtension::Enum(o) => o.position,
+                    ast::TypeExtension::InputObject(o) => o.position,
+                };
+                c.err(pos, "type extensions are not supported: declare every field in the type itself");
+                continue;
+            }
+            Definition::DirectiveDefinition(d) => {
+                c.err(
+                    d.position,
+                    format!("directive definition '@{}' is not allowed: only built-in directives are understood", d.name),
+                );
+                continue;
+            }
+        };
+        if let Some(first) = seen.get(name) {
+            c.err(
+                pos,
+                format!("duplicate type '{name}' (first defined at {}:{})", first.line, first.column),
+            );
+            continue;
+        }
+        seen.insert(name, pos);
+        if !c.check_name(pos, "type", name) {
+            continue;
+        }
+        if RESERVED_TYPE_NAMES.contains(&name) {
+            c.err(pos, format!("type name '{name}' is reserved"));
+            continue;
+        }
+        match def {
+            Definition::TypeDefinition(TypeDefinition::Object(o)) => {
+                object_names.insert(name, objects.len());
+                objects.push(o);
+            }
+            Definition::TypeDefinition(TypeDefinition::Enum(e)) => {
+                enum_names.insert(name, enums.len());
+                enums.push(e);
+            }
+            _ => {}
+        }
+    }
+
+    // Generated names (`XInput`, `XAggs`, ...) must not collide with a declared type.
+    for o in &objects {
+        for suffix in GENERATED_SUFFIXES {
+            let generated = format!("{}{}", o.name, suffix);
+            if let Some(pos) = seen.get(generated.as_str()) {
+                c.err(
+                    *pos,
+                    format!("type name '{generated}' collides with a name generated for type '{}'", o.name),
+                );
+            }
+        }
+    }
+
+    // Pass 2: enums.
+    let mut model_enums = Vec::new();
+    for e in &enums {
+        check_no_directives(&mut c, &e.directives, &format!("enum '{}'", e.name));
+        let mut values: Vec<String> = Vec::new();
+        if e.values.is_empty() {
+            c.err(e.position, format!("enum '{}' has no values", e.name));
+        }
+        for v in &e.values {
+            check_no_directives(&mut c, &v.directives, &format!("enum value '{}.{}'", e.name, v.name));
+            if !c.check_name(v.position, "enum value", v.name) {
+                continue;
+            }
+            if values.iter().any(|x| x == v.name) {
+                c.err(v.position, format!("duplicate enum value '{}.{}'", e.name, v.name));
+                continue;
+            }
+            values.push(v.name.to_string());
+        }
+        model_enums.push(EnumType {
+            name: e.name.to_string(),
+            values,
+            description: e.description.clone(),
+        });
+    }
+
+    // Pass 3: object types and their fields.
+    let mut types = Vec::new();
+    for o in &objects {
+        if !o.implements_interfaces.is_empty() {
+            c.err(o.position, format!("type '{}' implements an interface; interfaces are not supported", o.name));
+        }
+        let mut fields: Vec<Field> = Vec::new();
+        let mut field_index: HashMap<String, usize> = HashMap::new();
+        for f in &o.fields {
+            let pos = f.position;
+            let qualified = format!("{}.{}", o.name, f.name);
+            if !c.check_name(pos, "field", f.name) {
+                continue;
+            }
+            if f.name == "hypi" || f.name.starts_with("hypi_") {
+                c.err(pos, format!("field name '{qualified}' is reserved: 'hypi' and 'hypi_*' belong to the system"));
+                continue;
+            }
+            if field_index.contains_key(f.name) {
+                c.err(pos, format!("duplicate field '{qualified}'"));
+                continue;
+            }
+            if !f.arguments.is_empty() {
+                c.err(pos, format!("field '{qualified}' has arguments; stored fields take none"));
+            }
+            let Some(shape) = field_shape(&f.field_type) else {
+                c.err(pos, format!("field '{qualified}' has a nested list type; only one level of list is supported"));
+                continue;
+            };
+            let base = if let Some(s) = Scalar::from_name(shape.name) {
+                Base::Scalar(s)
+            } else if let Some(&i) = enum_names.get(shape.name) {
+                Base::Enum(i)
+            } else if let Some(&i) = object_names.get(shape.name) {
+                Base::Object(i)
+            } else if unions.contains(shape.name) {
+                c.err(pos, format!("field '{qualified}' uses union '{}', which cannot be stored", shape.name));
+                continue;
+            } else if seen.contains_key(shape.name) || RESERVED_TYPE_NAMES.contains(&shape.name) {
+                c.err(pos, format!("field '{qualified}' uses type '{}', which cannot be stored", shape.name));
+                continue;
+            } else {
+                c.err(pos, format!("field '{qualified}' has unknown type '{}'", shape.name));
+                continue;
+            };
+            let mut unique = false;
+            for d in &f.directives {
+                match d.name {
+                    "unique" => {
+                        if !d.arguments.is_empty() {
+                            c.err(d.position, format!("@unique on '{qualified}' takes no arguments"));
+                        }
+                        if shape.list || matches!(base, Base::Object(_)) {
+                            c.err(d.position, format!("@unique on '{qualified}' needs a single scalar or enum field"));
+                        } else if matches!(base, Base::Scalar(Scalar::Json)) {
+                            c.err(d.position, format!("@unique on '{qualified}' is not supported for Json fields"));
+                        }
+                        unique = true;
+                    }
+                    other => c.err(d.position, format!("unknown directive '@{other}' on field '{qualified}'")),
+                }
+            }
+            field_index.insert(f.name.to_string(), fields.len());
+            fields.push(Field {
+                name: f.name.to_string(),
+                base,
+                list: shape.list,
+                required: shape.required,
+                item_required: shape.item_required,
+                unique,
+                description: f.description.clone(),
+                line: pos.line,
+                column: pos.column,
+            });
+        }
+        let mut indices = Vec::new();
+        for d in &o.directives {
+            match d.name {
+                "indices" => indices.extend(parse_indices(&mut c, d, o.name, &fields, &field_index)),
+                other => c.err(d.position, format!("unknown directive '@{other}' on type '{}'", o.name)),
+            }
+        }
+        types.push(ObjectType {
+            name: o.name.to_string(),
+            fields,
+            indices,
+            description: o.description.clone(),
+            field_index,
+        });
+    }
+
+    if types.is_empty() && c.errors.is_empty() {
+        c.err(Pos { line: 1, column: 1 }, "the schema declares no object type");
+    }
+    if !c.errors.is_empty() {
+        c.errors.sort_by_key(|d| (d.line, d.column));
+        return Err(c.errors);
+    }
+    let type_index = types.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+    Ok(Model {
+        types,
+        enums: model_enums,
+        type_index,
+    })
+}
+
+struct Shape<'a> {
+    name: &'a str,
+    list: bool,
+    required: bool,
+    item_required: bool,
+}
+
+fn field_shape<'a>(ty: &ast::Type<'a, &'a str>) -> Option<Shape<'a>> {
+    use ast::Type::*;
+    let (inner, required) = match ty {
+        NonNullType(t) => (t.as_ref(), true),
+        t => (t, false),
+    };
+    match inner {
+        NamedType(n) => Some(Shape { name: n, list: false, required, item_required: false }),
+        ListType(item) => {
+            let (item, item_required) = match item.as_ref() {
+                NonNullType(t) => (t.as_ref(), true),
+                t => (t, false),
+            };
+            match item {
+                NamedType(n) => Some(Shape { name: n, list: true, required, item_required }),
+                _ => None,
+            }
+        }
+        NonNullType(_) => None,
+    }
+}
+
+fn check_no_directives<'a>(c: &mut Checker, directives: &[ast::Directive<'a, &'a str>], on: &str) {
+    for d in directives {
+        c.err(d.position, format!("unknown directive '@{}' on {on}", d.name));
+    }
+}
+
+/// `@indices(sets: [["a", "b"], ["c"]])` → field index sets.
+fn parse_indices<'a>(
+    c: &mut Checker,
+    d: &ast::Directive<'a, &'a str>,
+    type_name: &str,
+    fields: &[Field],
+    field_index: &HashMap<String, usize>,
+) -> Vec<Vec<usize>> {
+    let usage = format!("@indices on '{type_name}' takes one argument: sets: [[\"field\", ...], ...]");
+    let [(arg, ast::Value::List(sets))] = d.arguments.as_slice() else {
+        c.err(d.position, usage);
+        return Vec::new();
+    };
+    if *arg != "sets" {
+        c.err(d.position, usage);
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for set in sets {
+        let ast::Value::List(names) = set else {
+            c.err(d.position, usage.clone());
+            continue;
+        };
+        let mut idx = Vec::new();
+        for n in names {
+            let ast::Value::String(n) = n else {
+                c.err(d.position, usage.clone());
+                continue;
+            };
+            match field_index.get(n.as_str()) {
+                Some(&i) if fields[i].list || fields[i].base == Base::Scalar(Scalar::Json) => c.err(
+                    d.position,
+                    format!("@indices on '{type_name}': field '{n}' is a list or Json and cannot be indexed"),
+                ),
+                Some(&i) => idx.push(i),
+                None => c.err(d.position, format!("@indices on '{type_name}': unknown field '{type_name}.{n}'")),
+            }
+        }
+        if names.is_empty() {
+            c.err(d.position, format!("@indices on '{type_name}': an index set is empty"));
+        } else if idx.len() == names.len() {
+            out.push(idx);
+        }
+    }
+    out
+}
+
+/// graphql-parser reports `Parse error at L:C` followed by what it saw and expected.
+fn syntax_diagnostic(text: &str) -> Diagnostic {
+    let mut line = 1;
+    let mut column = 1;
+    if let Some(rest) = text.split("Parse error at ").nth(1) {
+        let loc: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == ':').collect();
+        let mut parts = loc.split(':');
+        line = parts.next().and_then(|s| s.parse().ok()).unwrap_or(1);
+        column = parts.next().and_then(|s| s.parse().ok()).unwrap_or(1);
+    }
+    let detail: Vec<&str> = text.lines().skip(1).map(str::trim).filter(|l| !l.is_empty()).collect();
+    Diagnostic {
+        line,
+        column,
+        message: format!("syntax error: {}", detail.join("; ")),
+    }
+}

@@ -1,0 +1,124 @@
+//! Read plans: the shape of the JSON a read statement must produce.
+//!
+//! A read of an object and everything nested under it is one [`ObjectSelection`], rendered as
+//! one SQL statement that returns one JSON document per object. Scalar columns and `hypi`
+//! fields are keyed by field name (they take no arguments, so every alias reads the same
+//! value); references and lists are keyed by [`ref_key`] of their response key, because two
+//! aliases of one list may ask for different pages or sub-selections.
+
+/// A system field of `Hypi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HypiField {
+    Id,
+    Impl,
+    Created,
+    Updated,
+    Trashed,
+    CreatedBy,
+    InstanceId,
+}
+
+impl HypiField {
+    pub const ALL: [HypiField; 7] = [
+        HypiField::Id,
+        HypiField::Impl,
+        HypiField::Created,
+        HypiField::Updated,
+        HypiField::Trashed,
+        HypiField::CreatedBy,
+        HypiField::InstanceId,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HypiField::Id => "id",
+            HypiField::Impl => "impl",
+            HypiField::Created => "created",
+            HypiField::Updated => "updated",
+            HypiField::Trashed => "trashed",
+            HypiField::CreatedBy => "createdBy",
+            HypiField::InstanceId => "instanceId",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<HypiField> {
+        HypiField::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// The JSON key under which a reference or list field with response key `key` is stored.
+/// The `&` cannot start a GraphQL name, so these keys never meet a column's key.
+pub fn ref_key(key: &str) -> String {
+    format!("&{key}")
+}
+
+/// Which elements of a list field to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPage {
+    /// How many elements at most.
+    pub limit: u32,
+    /// Count from the end (`last`) instead of the start.
+    pub from_end: bool,
+    /// Start after this element id (`after`).
+    pub after: Option<String>,
+    /// Stop before this element id (`before`).
+    pub before: Option<String>,
+}
+
+/// What one selected item reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// A scalar or enum column, by field index.
+    Column(usize),
+    /// `hypi { ... }`: the system fields asked for.
+    Hypi(Vec<HypiField>),
+    /// A one-to-one reference.
+    Ref { field: usize, key: String, sub: ObjectSelection },
+    /// A list reference.
+    RefList { field: usize, key: String, page: ListPage, sub: ObjectSelection },
+    /// A scalar list.
+    ValueList { field: usize, key: String, page: ListPage },
+}
+
+/// The selected items of one object type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectSelection {
+    pub type_idx: usize,
+    pub items: Vec<Item>,
+}
+
+impl ObjectSelection {
+    pub fn new(type_idx: usize) -> Self {
+        ObjectSelection { type_idx, items: Vec::new() }
+    }
+
+    /// Add a column once, however often it is selected.
+    pub fn add_column(&mut self, field: usize) {
+        if !self.items.iter().any(|i| *i == Item::Column(field)) {
+            self.items.push(Item::Column(field));
+        }
+    }
+
+    /// Add `hypi` fields, merged with any already selected.
+    pub fn add_hypi(&mut self, fields: &[HypiField]) {
+        for item in &mut self.items {
+            if let Item::Hypi(existing) = item {
+                for f in fields {
+                    if !existing.contains(f) {
+                        existing.push(*f);
+                    }
+                }
+                return;
+            }
+        }
+        self.items.push(Item::Hypi(fields.to_vec()));
+    }
+
+    /// The sub-selection already planned under response key `key`, if any.
+    pub fn keyed_mut(&mut self, key: &str) -> Option<&mut Item> {
+        self.items.iter_mut().find(|i| match i {
+            Item::Ref { key: k, .. } | Item::RefList { key: k, .. } | Item::ValueList { key: k, .. } => k == key,
+            _ => false,
+        })
+    }
+}

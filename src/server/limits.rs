@@ -1,0 +1,282 @@
+//! The request guard: limits checked on the document before async-graphql validates or runs
+//! it. Validation is synchronous CPU work that a timeout cannot interrupt, so every check
+//! here is linear in the document's size.
+//!
+//! 1. [`scan`] (before parsing): token count and bracket nesting, so the parser never sees a
+//!    document that could exhaust its stack or take long to parse.
+//! 2. [`check`] (after parsing): aliases, root fields, directives per node, selection depth
+//!    and the number of field selections once every fragment is expanded. Fragment costs
+//!    are memoized, so a document of fragments each spreading the next ten times is counted
+//!    in time linear in its size and rejected, and fragment cycles are found.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::{
+    ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet,
+};
+use async_graphql::{Name, Positioned};
+
+use crate::config::Limits;
+use crate::error::{ApiError, ApiResult};
+
+/// Count tokens and the deepest bracket nesting without parsing.
+pub fn scan(query: &str, limits: &Limits) -> ApiResult<()> {
+    let b = query.as_bytes();
+    let mut i = 0;
+    let mut tokens = 0usize;
+    let mut depth = 0usize;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' | b',' => i += 1,
+            0xEF if b[i..].starts_with(&[0xEF, 0xBB, 0xBF]) => i += 3,
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' && b[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                tokens += 1;
+                if b[i..].starts_with(b"\"\"\"") {
+                    i += 3;
+                    while i < b.len() && !b[i..].starts_with(b"\"\"\"") {
+                        i += if b[i..].starts_with(b"\\\"\"\"") { 4 } else { 1 };
+                    }
+                    i += 3;
+                } else {
+                    i += 1;
+                    while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                        i += if b[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i += 1;
+                }
+            }
+            b'{' | b'(' | b'[' => {
+                tokens += 1;
+                depth += 1;
+                if depth > limits.nesting {
+                    return Err(ApiError::limit(format!(
+                        "the document nests brackets deeper than {} levels",
+                        limits.nesting
+                    )));
+                }
+                i += 1;
+            }
+            b'}' | b')' | b']' => {
+                tokens += 1;
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b'.' if b[i..].starts_with(b"...") => {
+                tokens += 1;
+                i += 3;
+            }
+            c if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' => {
+                tokens += 1;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'_' | b'.' | b'+' | b'-')) {
+                    i += 1;
+                }
+            }
+            _ => {
+                tokens += 1;
+                i += 1;
+            }
+        }
+        if tokens > limits.tokens {
+            return Err(ApiError::limit(format!("the document has more than {} tokens", limits.tokens)));
+        }
+    }
+    Ok(())
+}
+
+/// Facts about a fragment, computed once.
+#[derive(Clone, Copy)]
+struct Cost {
+    /// Field selections after full expansion (saturating).
+    fields: u64,
+    /// Deepest field nesting below the fragment.
+    depth: usize,
+}
+
+struct Checker<'a> {
+    doc: &'a ExecutableDocument,
+    limits: &'a Limits,
+    memo: HashMap<&'a Name, Cost>,
+    in_progress: Vec<&'a Name>,
+    aliases: usize,
+}
+
+/// Check a parsed document; returns the type of the operation that would run.
+pub fn check(doc: &ExecutableDocument, operation_name: Option<&str>, limits: &Limits) -> ApiResult<OperationType> {
+    let mut c = Checker { doc, limits, memo: HashMap::new(), in_progress: Vec::new(), aliases: 0 };
+    for (name, frag) in &doc.fragments {
+        c.directives(frag.node.directives.len())?;
+        c.fragment(name, frag)?;
+    }
+    let mut chosen = None;
+    for (name, op) in doc.operations.iter() {
+        c.directives(op.node.directives.len())?;
+        let cost = c.set(&op.node.selection_set.node)?;
+        if cost.depth > limits.depth {
+            return Err(ApiError::limit(format!("the query is nested {} levels deep; the limit is {}", cost.depth, limits.depth)));
+        }
+        if cost.fields > limits.expanded_selections {
+            return Err(ApiError::limit(format!(
+                "the query expands to more than {} field selections",
+                limits.expanded_selections
+            )));
+        }
+        let roots = c.root_fields(&op.node.selection_set.node, 0);
+        if roots > limits.root_fields {
+            return Err(ApiError::limit(format!("the operation has {roots} root fields; the limit is {}", limits.root_fields)));
+        }
+        let selected = match (operation_name, name) {
+            (None, _) => true,
+            (Some(want), Some(n)) => want == n.as_str(),
+            (Some(_), None) => false,
+        };
+        if selected {
+            chosen = Some(op.node.ty);
+        }
+    }
+    if c.aliases > limits.aliases {
+        return Err(ApiError::limit(format!("the document uses {} aliases; the limit is {}", c.aliases, limits.aliases)));
+    }
+    Ok(chosen.unwrap_or(OperationType::Query))
+}
+
+impl<'a> Checker<'a> {
+    fn directives(&self, n: usize) -> ApiResult<()> {
+        if n > self.limits.directives {
+            return Err(ApiError::limit(format!("{n} directives on one node; the limit is {}", self.limits.directives)));
+        }
+        Ok(())
+    }
+
+    fn fragment(&mut self, name: &'a Name, frag: &'a Positioned<FragmentDefinition>) -> ApiResult<Cost> {
+        if let Some(cost) = self.memo.get(name) {
+            return Ok(*cost);
+        }
+        if self.in_progress.contains(&name) {
+            return Err(ApiError::new(
+                crate::error::ErrorCode::GraphqlValidation,
+                format!("fragment '{name}' spreads itself"),
+            ));
+        }
+        if self.in_progress.len() > self.limits.nesting {
+            return Err(ApiError::limit("fragments spread each other too deeply"));
+        }
+        self.in_progress.push(name);
+        let cost = self.set(&frag.node.selection_set.node)?;
+        self.in_progress.pop();
+        self.memo.insert(name, cost);
+        Ok(cost)
+    }
+
+    fn set(&mut self, set: &'a SelectionSet) -> ApiResult<Cost> {
+        let mut total = Cost { fields: 0, depth: 0 };
+        for item in &set.items {
+            let cost = match &item.node {
+                Selection::Field(f) => {
+                    self.directives(f.node.directives.len())?;
+                    if f.node.alias.is_some() {
+                        self.aliases += 1;
+                    }
+                    let sub = self.set(&f.node.selection_set.node)?;
+                    Cost { fields: sub.fields.saturating_add(1), depth: sub.depth + 1 }
+                }
+                Selection::InlineFragment(frag) => {
+                    self.directives(frag.node.directives.len())?;
+                    self.set(&frag.node.selection_set.node)?
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.directives(spread.node.directives.len())?;
+                    let name = &spread.node.fragment_name.node;
+                    match self.doc.fragments.get_key_value(name) {
+                        Some((n, frag)) => self.fragment(n, frag)?,
+                        // Unknown fragments are reported by GraphQL validation.
+                        None => Cost { fields: 0, depth: 0 },
+                    }
+                }
+            };
+            total.fields = total.fields.saturating_add(cost.fields);
+            total.depth = total.depth.max(cost.depth);
+            if total.fields > self.limits.expanded_selections {
+                return Err(ApiError::limit(format!(
+                    "the query expands to more than {} field selections",
+                    self.limits.expanded_selections
+                )));
+            }
+        }
+        Ok(total)
+    }
+
+    fn root_fields(&self, set: &SelectionSet, depth: usize) -> usize {
+        if depth > self.limits.nesting {
+            return usize::MAX;
+        }
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(_) => 1,
+                Selection::InlineFragment(f) => self.root_fields(&f.node.selection_set.node, depth + 1),
+                Selection::FragmentSpread(s) => self
+                    .doc
+                    .fragments
+                    .get(&s.node.fragment_name.node)
+                    .map_or(0, |f| self.root_fields(&f.node.selection_set.node, depth + 1)),
+            })
+            .fold(0usize, usize::saturating_add)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(q: &str) -> ApiResult<OperationType> {
+        let limits = Limits::default();
+        scan(q, &limits)?;
+        let doc = async_graphql::parser::parse_query(q).map_err(|e| ApiError::validation(e.to_string()))?;
+        check(&doc, None, &limits)
+    }
+
+    #[test]
+    fn fragment_bomb_is_rejected_quickly() {
+        // Fragments each spreading the next ten times, 8 levels: 10^8 expanded selections.
+        let mut q = String::from("query { ...F0 }\n");
+        for i in 0..8 {
+            let spreads = (0..10).map(|_| format!("...F{}", i + 1)).collect::<Vec<_>>().join(" ");
+            q.push_str(&format!("fragment F{i} on Query {{ {spreads} }}\n"));
+        }
+        q.push_str("fragment F8 on Query { __typename }\n");
+        let start = std::time::Instant::now();
+        let err = run(&q).unwrap_err();
+        assert!(start.elapsed() < std::time::Duration::from_millis(50));
+        assert!(err.message.contains("expands"), "{}", err.message);
+    }
+
+    #[test]
+    fn cycles_depth_aliases_and_roots() {
+        assert!(run("query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }").is_err());
+        let deep = format!("{{ {} {} }}", "a {".repeat(20), "}".repeat(20));
+        assert!(run(&deep).unwrap_err().message.contains("nested"));
+        let aliases: String = (0..31).map(|i| format!("a{i}: __typename ")).collect();
+        assert!(run(&format!("{{ {aliases} }}")).unwrap_err().message.contains("aliases"));
+        let roots: String = (0..21).map(|i| format!("f{i} ")).collect();
+        assert!(run(&format!("{{ {roots} }}")).unwrap_err().message.contains("root fields"));
+        assert_eq!(run("mutation { a }").ok(), Some(OperationType::Mutation));
+    }
+
+    #[test]
+    fn scan_bounds_nesting_and_tokens() {
+        let limits = Limits::default();
+        let deep = "{".repeat(50_000);
+        assert!(scan(&deep, &limits).unwrap_err().message.contains("nests"));
+        let many = "a ".repeat(20_000);
+        assert!(scan(&many, &limits).unwrap_err().message.contains("tokens"));
+        // Brackets inside strings and comments do not count.
+        let quoted = format!("{{ a(s: \"{}\") }} # {}", "{".repeat(500), "(".repeat(500));
+        assert!(scan(&quoted, &limits).is_ok());
+    }
+}

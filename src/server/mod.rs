@@ -1,0 +1,238 @@
+//! HTTP: the axum router, authentication, tenant selection, request limits, the playground
+//! and health. The only module that knows HTTP.
+//!
+//! A GraphQL request goes: body cap (413) → admin key → `hypi-domain` → JSON → batch size →
+//! [`limits::scan`] → parse → [`limits::check`] → (GET: queries only) → async-graphql.
+
+pub mod limits;
+mod playground;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dynamic::Schema;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, Request, Response, ServerError};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use crate::config::Limits;
+use crate::error::{ApiError, ErrorCode};
+use crate::graphql::{Engine, RequestCtx};
+
+/// Everything the router serves from, built once at start.
+pub struct App {
+    pub schema: Schema,
+    pub engine: Arc<Engine>,
+    pub limits: Limits,
+    /// `ARCBASE_ADMIN_KEY`; `None` is development mode (every request is admin).
+    pub admin_key: Option<String>,
+    /// Instance domain → instance id.
+    pub instances: HashMap<String, String>,
+}
+
+/// The router: `POST/GET /graphql`, `GET /health`.
+pub fn router(app: Arc<App>) -> Router {
+    let body_limit = app.limits.body_bytes;
+    Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/health", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(app)
+}
+
+/// A response carrying only errors, with `extensions.code`.
+fn error_response(status: StatusCode, e: ApiError) -> axum::response::Response {
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{ "message": e.message, "extensions": { "code": e.code.as_str() } }]
+    });
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn server_error(e: ApiError) -> ServerError {
+    let mut se = ServerError::new(e.message, None);
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", e.code.as_str());
+    se.extensions = Some(ext);
+    se
+}
+
+/// Authenticate and pick the instance; errors are already HTTP responses.
+#[allow(clippy::result_large_err)]
+fn request_ctx(app: &App, headers: &HeaderMap) -> Result<RequestCtx, axum::response::Response> {
+    if let Some(key) = &app.admin_key {
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let token = given.strip_prefix("Bearer ").unwrap_or(given).trim();
+        if !constant_time_eq(token.as_bytes(), key.as_bytes()) {
+            let msg = if given.is_empty() { "authentication required: send Authorization: Bearer <key>" } else { "invalid credentials" };
+            return Err(error_response(StatusCode::UNAUTHORIZED, ApiError::new(ErrorCode::Unauthenticated, msg)));
+        }
+    }
+    let domain = headers.get("hypi-domain").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("default");
+    let domain = if domain.is_empty() { "default" } else { domain };
+    match app.instances.get(domain) {
+        Some(id) => Ok(RequestCtx { instance: id.clone(), account: None }),
+        None => Err(error_response(
+            StatusCode::NOT_FOUND,
+            ApiError::new(ErrorCode::UnknownInstance, format!("unknown instance domain '{domain}'")),
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+    let ctx = match request_ctx(&app, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ApiError::validation(format!("the body is not a GraphQL request in JSON: {e}")),
+            )
+        }
+    };
+    let response = match batch {
+        BatchRequest::Single(req) => BatchResponse::Single(run(&app, req, &ctx, false).await),
+        BatchRequest::Batch(reqs) => {
+            if reqs.len() > app.limits.batch {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    ApiError::limit(format!("a batch may hold at most {} operations, got {}", app.limits.batch, reqs.len())),
+                );
+            }
+            let mut out = Vec::with_capacity(reqs.len());
+            for req in reqs {
+                out.push(run(&app, req, &ctx, false).await);
+            }
+            BatchResponse::Batch(out)
+        }
+    };
+    json_response(&response)
+}
+
+#[derive(Deserialize)]
+struct GetParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>) -> axum::response::Response {
+    let Ok(Query(params)) = params else {
+        return error_response(StatusCode::BAD_REQUEST, ApiError::validation("invalid query string"));
+    };
+    let Some(query) = params.query else {
+        return Html(playground::page("/graphql")).into_response();
+    };
+    let ctx = match request_ctx(&app, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut req = Request::new(query);
+    req.operation_name = params.operation_name;
+    if let Some(vars) = params.variables {
+        match serde_json::from_str(&vars) {
+            Ok(v) => req.variables = async_graphql::Variables::from_json(v),
+            Err(e) => return error_response(StatusCode::BAD_REQUEST, ApiError::validation(format!("variables are not JSON: {e}"))),
+        }
+    }
+    json_response(&BatchResponse::Single(run(&app, req, &ctx, true).await))
+}
+
+fn json_response(response: &BatchResponse) -> axum::response::Response {
+    match serde_json::to_string(response) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal(e)),
+    }
+}
+
+/// Guard, execute, and give every error an `extensions.code`.
+async fn run(app: &App, mut req: Request, ctx: &RequestCtx, over_get: bool) -> Response {
+    if let Err(e) = limits::scan(&req.query, &app.limits) {
+        return Response::from_errors(vec![server_error(e)]);
+    }
+    let op_name = req.operation_name.clone();
+    let op_type = match req.parsed_query() {
+        Ok(doc) => limits::check(doc, op_name.as_deref(), &app.limits),
+        Err(e) => Err(ApiError::new(ErrorCode::GraphqlValidation, e.message)),
+    };
+    match op_type {
+        Err(e) => return Response::from_errors(vec![server_error(e)]),
+        Ok(OperationType::Query) => {}
+        Ok(_) if over_get => {
+            return Response::from_errors(vec![server_error(ApiError::new(
+                ErrorCode::Forbidden,
+                "mutations are not allowed over GET; use POST",
+            ))])
+        }
+        Ok(_) => {}
+    }
+    let mut resp = app.schema.execute(req.data(ctx.clone())).await;
+    for err in &mut resp.errors {
+        let has_code = err.extensions.as_ref().is_some_and(|x| x.get("code").is_some());
+        if !has_code {
+            err.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", ErrorCode::GraphqlValidation.as_str());
+        }
+    }
+    resp
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot read schema file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{}", format_diagnostics(.path, .errors))]
+    Sdl { path: String, errors: Vec<crate::model::Diagnostic> },
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("building the GraphQL schema: {0}")]
+    Schema(#[from] async_graphql::dynamic::SchemaError),
+}
+
+/// `FILE:line:column: message`, one per line.
+pub fn format_diagnostics(path: &str, errors: &[crate::model::Diagnostic]) -> String {
+    errors.iter().map(|d| format!("{path}:{d}")).collect::<Vec<_>>().join("\n")
+}
+
+/// What `serve` needs to know.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub schema_path: String,
+    pub database_url: String,
+    pub admin_key: Option<String>,
+    pub limits: Limits,
+}
+
+/// Read and validate the schema, open the database, create the app's tables and build the
+/// GraphQL schema: everything `serve` does before it listens.
+pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
+    let sdl = std::fs::read_to_string(&opts.schema_path)
+        .map_err(|source| StartError::Read { path: opts.schema_path.clone(), source })?;
+    let model = crate::model::parse_sdl(&sdl).map_err(|errors| StartError::Sdl { path: opts.schema_path.clone(), errors })?;
+    let store = crate::store::Store::open(&opts.database_url).await?;
+    let app_name = "default".to_string();
+    store.apply_model(&app_name, &model).await?;
+    let instances = store.instances().await?;
+    let engine = Arc::new(Engine { model: Arc::new(model), store, app: app_name, limits: opts.limits.clone() });
+    let schema = crate::graphql::build_schema(&engine.model, Some(engine.clone()), &opts.limits)?;
+    Ok(Arc::new(App { schema, engine, limits: opts.limits.clone(), admin_key: opts.admin_key.clone(), instances }))
+}

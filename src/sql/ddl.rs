@@ -1,0 +1,145 @@
+//! DDL for an app model: a table per object type, a link table per list reference, a value
+//! table per scalar list, and the indexes `@unique` / `@indices` ask for.
+//!
+//! Every statement is idempotent (`IF NOT EXISTS`), so applying a model twice is harmless and
+//! a model that only adds types or fields is applied by creating what is missing plus
+//! [`add_column`] for the new columns of existing tables.
+
+use super::names::*;
+use super::{quote, Dialect};
+use crate::model::{Field, Model, Scalar, Storage};
+
+/// The column type of a single value of `scalar`.
+pub fn column_type(dialect: Dialect, scalar: Scalar) -> &'static str {
+    match (dialect, scalar) {
+        (Dialect::Sqlite, Scalar::Int | Scalar::Long | Scalar::Boolean) => "INTEGER",
+        (Dialect::Sqlite, Scalar::Float) => "REAL",
+        (Dialect::Sqlite, _) => "TEXT",
+        (Dialect::Postgres, Scalar::Int | Scalar::Long) => "BIGINT",
+        (Dialect::Postgres, Scalar::Boolean) => "BOOLEAN",
+        (Dialect::Postgres, Scalar::Float) => "DOUBLE PRECISION",
+        (Dialect::Postgres, _) => "TEXT COLLATE \"C\"",
+    }
+}
+
+fn field_column_type(dialect: Dialect, field: &Field) -> &'static str {
+    match field.value_scalar() {
+        Some(s) => column_type(dialect, s),
+        None => column_type(dialect, Scalar::Id),
+    }
+}
+
+/// The column definition of a single-valued field (a scalar, an enum or a reference id).
+pub fn column_def(dialect: Dialect, field: &Field) -> String {
+    format!("{} {}", quote(column(field)), field_column_type(dialect, field))
+}
+
+/// `ALTER TABLE ... ADD COLUMN` for a field a newer model added to an existing table.
+pub fn add_column(dialect: Dialect, table: &str, field: &Field) -> String {
+    format!("ALTER TABLE {} ADD COLUMN {}", quote(table), column_def(dialect, field))
+}
+
+/// Every statement that creates the storage of `model` for app `app`, in an order that
+/// satisfies foreign keys: object tables, then list tables, then indexes.
+pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<String> {
+    let text = column_type(dialect, Scalar::Id);
+    let int = column_type(dialect, Scalar::Long);
+    let without_rowid = if dialect == Dialect::Sqlite { " WITHOUT ROWID" } else { "" };
+    let mut tables = Vec::new();
+    let mut lists = Vec::new();
+    let mut indexes = Vec::new();
+    for ty in &model.types {
+        let table = object_table(app, ty);
+        let mut cols = vec![
+            format!("{COL_INSTANCE} {text} NOT NULL"),
+            format!("{COL_ID} {text} NOT NULL"),
+            format!("{COL_CREATED} {text} NOT NULL"),
+            format!("{COL_UPDATED} {text} NOT NULL"),
+            format!("{COL_TRASHED} {text}"),
+            format!("{COL_CREATED_BY} {text}"),
+            format!("{COL_VERSION} {int} NOT NULL DEFAULT 1"),
+        ];
+        for field in &ty.fields {
+            match field.storage() {
+                Storage::Column | Storage::RefColumn(_) => cols.push(column_def(dialect, field)),
+                Storage::LinkTable(target) => {
+                    let lt = list_table(app, ty, field);
+                    let target_table = object_table(app, &model.types[target]);
+                    lists.push(format!(
+                        "CREATE TABLE IF NOT EXISTS {lq} ({COL_INSTANCE} {text} NOT NULL, {LINK_SRC} {text} NOT NULL, \
+                         {LINK_DST} {text} NOT NULL, {POS} {int} NOT NULL, \
+                         PRIMARY KEY ({COL_INSTANCE}, {LINK_SRC}, {LINK_DST}), \
+                         FOREIGN KEY ({COL_INSTANCE}, {LINK_SRC}) REFERENCES {pq} ({COL_INSTANCE}, {COL_ID}) ON DELETE CASCADE, \
+                         FOREIGN KEY ({COL_INSTANCE}, {LINK_DST}) REFERENCES {tq} ({COL_INSTANCE}, {COL_ID}) ON DELETE CASCADE){without_rowid}",
+                        lq = quote(&lt),
+                        pq = quote(&table),
+                        tq = quote(&target_table),
+                    ));
+                    indexes.push(format!(
+                        "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {LINK_SRC}, {POS})",
+                        quote(&index_name(&lt, "pos")),
+                        quote(&lt)
+                    ));
+                    indexes.push(format!(
+                        "CREATE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {LINK_DST})",
+                        quote(&index_name(&lt, "dst")),
+                        quote(&lt)
+                    ));
+                }
+                Storage::ValueTable => {
+                    let vt = list_table(app, ty, field);
+                    lists.push(format!(
+                        "CREATE TABLE IF NOT EXISTS {vq} ({COL_INSTANCE} {text} NOT NULL, {VALUE_OWNER} {text} NOT NULL, \
+                         {POS} {int} NOT NULL, {VALUE} {vt_type}, \
+                         PRIMARY KEY ({COL_INSTANCE}, {VALUE_OWNER}, {POS}), \
+                         FOREIGN KEY ({COL_INSTANCE}, {VALUE_OWNER}) REFERENCES {pq} ({COL_INSTANCE}, {COL_ID}) ON DELETE CASCADE){without_rowid}",
+                        vq = quote(&vt),
+                        vt_type = field_column_type(dialect, field),
+                        pq = quote(&table),
+                    ));
+                    indexes.push(format!(
+                        "CREATE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {VALUE})",
+                        quote(&index_name(&vt, "value")),
+                        quote(&vt)
+                    ));
+                }
+            }
+            if field.unique {
+                indexes.push(format!(
+                    "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {})",
+                    quote(&index_name(&table, &format!("unique_{}", field.name))),
+                    quote(&table),
+                    quote(column(field))
+                ));
+            }
+            if let Storage::RefColumn(_) = field.storage() {
+                // Deleting a target clears the references to it; this index makes that cheap.
+                indexes.push(format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {})",
+                    quote(&index_name(&table, &format!("ref_{}", field.name))),
+                    quote(&table),
+                    quote(column(field))
+                ));
+            }
+        }
+        cols.push(format!("PRIMARY KEY ({COL_INSTANCE}, {COL_ID})"));
+        tables.push(format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}){without_rowid}",
+            quote(&table),
+            cols.join(", ")
+        ));
+        for set in &ty.indices {
+            let names: Vec<&str> = set.iter().map(|&i| ty.fields[i].name.as_str()).collect();
+            let cols: Vec<String> = names.iter().map(|n| quote(n)).collect();
+            indexes.push(format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {})",
+                quote(&index_name(&table, &format!("idx_{}", names.join("_")))),
+                quote(&table),
+                cols.join(", ")
+            ));
+        }
+    }
+    tables.extend(lists);
+    tables.extend(indexes);
+    tables
+}

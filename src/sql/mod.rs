@@ -1,0 +1,128 @@
+//! Plans → SQL text with bound values. The only module that writes SQL.
+//!
+//! Every value goes into [`Sql::binds`] and appears in the text only as a placeholder; every
+//! identifier comes from the validated [`crate::model::Model`] (or is a fixed system name) and
+//! is quoted by [`quote`]. Dialect differences are kept in [`Dialect`] methods so the
+//! renderers read the same for SQLite and PostgreSQL.
+//!
+//! Invariants: no I/O, not async.
+
+pub mod ddl;
+pub mod names;
+pub mod read;
+pub mod write;
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl From<&str> for SqlValue {
+    fn from(s: &str) -> Self {
+        SqlValue::Text(s.to_string())
+    }
+}
+impl From<String> for SqlValue {
+    fn from(s: String) -> Self {
+        SqlValue::Text(s)
+    }
+}
+impl From<i64> for SqlValue {
+    fn from(i: i64) -> Self {
+        SqlValue::Int(i)
+    }
+}
+impl From<Option<String>> for SqlValue {
+    fn from(s: Option<String>) -> Self {
+        s.map_or(SqlValue::Null, SqlValue::Text)
+    }
+}
+
+impl SqlValue {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            SqlValue::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            SqlValue::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+/// The SQL dialect a statement is rendered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A rendered statement: text with placeholders and the values bound to them, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sql {
+    pub text: String,
+    pub binds: Vec<SqlValue>,
+    dialect: Dialect,
+}
+
+impl Sql {
+    pub fn new(dialect: Dialect) -> Self {
+        Sql { text: String::with_capacity(256), binds: Vec::new(), dialect }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Append SQL text. Only for fixed text and identifiers quoted with [`quote`].
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Append a placeholder bound to `value`.
+    pub fn bind(&mut self, value: impl Into<SqlValue>) -> &mut Self {
+        self.binds.push(value.into());
+        match self.dialect {
+            Dialect::Sqlite => self.text.push('?'),
+            Dialect::Postgres => {
+                self.text.push('$');
+                self.text.push_str(&self.binds.len().to_string());
+            }
+        }
+        self
+    }
+
+    /// Append a quoted identifier.
+    pub fn ident(&mut self, name: &str) -> &mut Self {
+        quote_into(&mut self.text, name);
+        self
+    }
+}
+
+/// Quote an identifier: `"name"`, with embedded quotes doubled (names from the model never
+/// contain any, but quoting is total so no identifier can change the statement's shape).
+pub fn quote(name: &str) -> String {
+    let mut s = String::with_capacity(name.len() + 2);
+    quote_into(&mut s, name);
+    s
+}
+
+fn quote_into(out: &mut String, name: &str) {
+    out.push('"');
+    for c in name.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}

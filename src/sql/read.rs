@@ -1,0 +1,234 @@
+//! Read plans → one statement returning one JSON document per object.
+//!
+//! References and lists are correlated subqueries inside the document expression, so a read of
+//! an object with its lists and their references is a single statement however many rows it
+//! touches: no query per row.
+
+use super::names::*;
+use super::{quote, Dialect, Sql};
+use crate::model::{Base, Model, Scalar, Storage};
+use crate::plan::read::{HypiField, Item, ListPage, ObjectSelection};
+
+/// SQLite's default limit on function arguments is 127: documents with more keys are built
+/// from several objects merged together.
+const KEYS_PER_OBJECT: usize = 60;
+
+/// Renders reads for one app's tables.
+pub struct ReadRenderer<'a> {
+    pub model: &'a Model,
+    pub app: &'a str,
+    pub dialect: Dialect,
+}
+
+impl ReadRenderer<'_> {
+    /// `SELECT <doc> FROM <table> t0 WHERE instance = ? AND id = ? [AND not trashed]`.
+    pub fn get_by_id(&self, sel: &ObjectSelection, instance: &str, id: &str, include_trashed: bool) -> Sql {
+        let ty = &self.model.types[sel.type_idx];
+        let mut sql = Sql::new(self.dialect);
+        sql.push("SELECT ");
+        let mut n = 0;
+        self.document(&mut sql, sel, "t0", &mut n);
+        sql.push(" FROM ").ident(&object_table(self.app, ty)).push(" t0 WHERE t0.");
+        sql.push(COL_INSTANCE).push(" = ").bind(instance);
+        sql.push(" AND t0.").push(COL_ID).push(" = ").bind(id);
+        if !include_trashed {
+            sql.push(" AND t0.").push(COL_TRASHED).push(" IS NULL");
+        }
+        sql
+    }
+
+    /// The JSON document expression of `sel` for the row aliased `alias`. `n` numbers aliases.
+    pub fn document(&self, sql: &mut Sql, sel: &ObjectSelection, alias: &str, n: &mut usize) {
+        let chunks: Vec<&[Item]> = if sel.items.is_empty() {
+            vec![&[]]
+        } else {
+            sel.items.chunks(KEYS_PER_OBJECT).collect()
+        };
+        let merge = chunks.len() > 1;
+        if merge {
+            sql.push(match self.dialect {
+                Dialect::Sqlite => "json_patch(",
+                Dialect::Postgres => "(",
+            });
+        }
+        for (i, chunk) in chunks.iter().enumerate() {
+            if i > 0 {
+                sql.push(match self.dialect {
+                    Dialect::Sqlite => ", ",
+                    Dialect::Postgres => " || ",
+                });
+            }
+            self.object(sql, sel.type_idx, chunk, alias, n);
+        }
+        if merge {
+            sql.push(")");
+        }
+    }
+
+    fn object(&self, sql: &mut Sql, type_idx: usize, items: &[Item], alias: &str, n: &mut usize) {
+        let ty = &self.model.types[type_idx];
+        sql.push(match self.dialect {
+            Dialect::Sqlite => "json_object(",
+            Dialect::Postgres => "jsonb_build_object(",
+        });
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            match item {
+                Item::Column(f) => {
+                    let field = &ty.fields[*f];
+                    sql.bind(field.name.as_str()).push(", ");
+                    let col = format!("{alias}.{}", quote(column(field)));
+                    self.value_expr(sql, &col, field.value_scalar());
+                }
+                Item::Hypi(fields) => {
+                    sql.bind("hypi").push(", ");
+                    self.hypi(sql, type_idx, fields, alias);
+                }
+                Item::Ref { field, key, sub } => {
+                    let f = &ty.fields[*field];
+                    let Storage::RefColumn(target) = f.storage() else { continue };
+                    *n += 1;
+                    let t = format!("t{n}");
+                    sql.bind(crate::plan::read::ref_key(key)).push(", ");
+                    sql.push(self.json_wrap_open()).push("(SELECT ");
+                    self.document(sql, sub, &t, n);
+                    sql.push(" FROM ").ident(&object_table(self.app, &self.model.types[target]));
+                    sql.push(" ").push(&t).push(" WHERE ");
+                    sql.push(&format!(
+                        "{t}.{COL_INSTANCE} = {alias}.{COL_INSTANCE} AND {t}.{COL_ID} = {alias}.{} AND {t}.{COL_TRASHED} IS NULL",
+                        quote(column(f))
+                    ));
+                    sql.push(")").push(self.json_wrap_close());
+                }
+                Item::RefList { field, key, page, sub } => {
+                    let f = &ty.fields[*field];
+                    let Storage::LinkTable(target) = f.storage() else { continue };
+                    *n += 1;
+                    let t = format!("t{n}");
+                    let l = format!("l{n}");
+                    let link = list_table(self.app, ty, f);
+                    sql.bind(crate::plan::read::ref_key(key)).push(", ");
+                    self.list_open(sql, true);
+                    sql.push("(SELECT ");
+                    self.document(sql, sub, &t, n);
+                    sql.push(&format!(" AS j, {l}.{POS} AS p FROM ")).ident(&link).push(" ").push(&l);
+                    sql.push(" JOIN ").ident(&object_table(self.app, &self.model.types[target]));
+                    sql.push(&format!(
+                        " {t} ON {t}.{COL_INSTANCE} = {l}.{COL_INSTANCE} AND {t}.{COL_ID} = {l}.{LINK_DST} \
+                         WHERE {l}.{COL_INSTANCE} = {alias}.{COL_INSTANCE} AND {l}.{LINK_SRC} = {alias}.{COL_ID} \
+                         AND {t}.{COL_TRASHED} IS NULL"
+                    ));
+                    self.page_bounds(sql, page, &link, &l, LINK_SRC, alias);
+                    self.list_close(sql, page);
+                }
+                Item::ValueList { field, key, page } => {
+                    let f = &ty.fields[*field];
+                    *n += 1;
+                    let v = format!("v{n}");
+                    let table = list_table(self.app, ty, f);
+                    sql.bind(crate::plan::read::ref_key(key)).push(", ");
+                    self.list_open(sql, f.value_scalar() == Some(Scalar::Json));
+                    sql.push("(SELECT ");
+                    self.value_expr(sql, &format!("{v}.{VALUE}"), f.value_scalar());
+                    sql.push(&format!(" AS j, {v}.{POS} AS p FROM ")).ident(&table).push(" ").push(&v);
+                    sql.push(&format!(
+                        " WHERE {v}.{COL_INSTANCE} = {alias}.{COL_INSTANCE} AND {v}.{VALUE_OWNER} = {alias}.{COL_ID}"
+                    ));
+                    self.list_close(sql, page);
+                }
+            }
+        }
+        sql.push(")");
+    }
+
+    /// `hypi { ... }` as a nested object keyed by field name.
+    fn hypi(&self, sql: &mut Sql, type_idx: usize, fields: &[HypiField], alias: &str) {
+        sql.push(match self.dialect {
+            Dialect::Sqlite => "json_object(",
+            Dialect::Postgres => "jsonb_build_object(",
+        });
+        for (i, f) in fields.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(f.name()).push(", ");
+            let col = match f {
+                HypiField::Id => COL_ID,
+                HypiField::Created => COL_CREATED,
+                HypiField::Updated => COL_UPDATED,
+                HypiField::Trashed => COL_TRASHED,
+                HypiField::CreatedBy => COL_CREATED_BY,
+                HypiField::InstanceId => COL_INSTANCE,
+                HypiField::Impl => {
+                    sql.bind(self.model.types[type_idx].name.as_str());
+                    continue;
+                }
+            };
+            sql.push(alias).push(".").push(col);
+        }
+        sql.push(")");
+    }
+
+    /// A stored value as a JSON value: Json columns hold JSON text and are embedded as JSON.
+    fn value_expr(&self, sql: &mut Sql, col: &str, scalar: Option<Scalar>) {
+        match (self.dialect, scalar) {
+            (Dialect::Sqlite, Some(Scalar::Json)) => sql.push("json(").push(col).push(")"),
+            (Dialect::Postgres, Some(Scalar::Json)) => sql.push("(").push(col).push(")::jsonb"),
+            _ => sql.push(col),
+        };
+    }
+
+    fn json_wrap_open(&self) -> &'static str {
+        match self.dialect {
+            // A document coming out of a subquery is text again; json() restores it.
+            Dialect::Sqlite => "json(",
+            Dialect::Postgres => "(",
+        }
+    }
+
+    fn json_wrap_close(&self) -> &'static str {
+        ")"
+    }
+
+    /// Start of `[elements...]` over the rows `(j, p)` of the subquery that follows.
+    fn list_open(&self, sql: &mut Sql, elements_are_json: bool) {
+        match self.dialect {
+            Dialect::Sqlite if elements_are_json => {
+                sql.push("json((SELECT json_group_array(json(q.j)) FROM (SELECT j, p FROM ")
+            }
+            Dialect::Sqlite => sql.push("json((SELECT json_group_array(q.j) FROM (SELECT j, p FROM "),
+            Dialect::Postgres => sql.push("((SELECT coalesce(jsonb_agg(q.j ORDER BY q.p), '[]'::jsonb) FROM (SELECT j, p FROM "),
+        };
+    }
+
+    /// Close the subquery opened by [`Self::list_open`]: order, limit and put back in list order.
+    fn list_close(&self, sql: &mut Sql, page: &ListPage) {
+        if page.from_end {
+            sql.push(" ORDER BY p DESC LIMIT ").bind(i64::from(page.limit));
+        } else {
+            sql.push(" ORDER BY p LIMIT ").bind(i64::from(page.limit));
+        }
+        sql.push(") s ORDER BY p) q))");
+    }
+
+    /// `after`/`before` cursors: the position of the named element in this parent's list.
+    fn page_bounds(&self, sql: &mut Sql, page: &ListPage, table: &str, alias: &str, owner_col: &str, parent: &str) {
+        for (cursor, op) in [(&page.after, ">"), (&page.before, "<")] {
+            if let Some(id) = cursor {
+                sql.push(&format!(
+                    " AND {alias}.{POS} {op} (SELECT c.{POS} FROM {} c WHERE c.{COL_INSTANCE} = {parent}.{COL_INSTANCE} \
+                     AND c.{owner_col} = {parent}.{COL_ID} AND c.{LINK_DST} = ",
+                    quote(table)
+                ));
+                sql.bind(id.as_str()).push(")");
+            }
+        }
+    }
+}
+
+/// True when `base` is stored as 0/1 in SQLite and must be read back as a Boolean.
+pub fn is_boolean(base: &Base) -> bool {
+    matches!(base, Base::Scalar(Scalar::Boolean))
+}

@@ -1,0 +1,139 @@
+//! Statements of the write path: insert, partial update, link/unlink, scalar-list append and
+//! the change-feed row. Each is small and fully parameterized; `store::write` sequences them
+//! inside one transaction.
+
+use super::names::*;
+use super::{quote, Dialect, Sql, SqlValue};
+use crate::model::{Model, Storage};
+
+/// Columns every insert/update returns, in this order.
+pub const RETURNING: &str = " RETURNING hypi_created, hypi_updated, hypi_trashed, hypi_created_by, hypi_version";
+
+/// Renders writes for one app's tables.
+pub struct WriteRenderer<'a> {
+    pub model: &'a Model,
+    pub app: &'a str,
+    pub dialect: Dialect,
+}
+
+impl WriteRenderer<'_> {
+    fn table(&self, type_idx: usize) -> String {
+        object_table(self.app, &self.model.types[type_idx])
+    }
+
+    /// Does the object exist in this instance? Its `hypi_trashed` tells whether it is trashed.
+    pub fn exists(&self, type_idx: usize, instance: &str, id: &str) -> Sql {
+        let mut sql = Sql::new(self.dialect);
+        sql.push("SELECT hypi_trashed FROM ").ident(&self.table(type_idx));
+        sql.push(" WHERE hypi_instance = ").bind(instance).push(" AND hypi_id = ").bind(id);
+        sql
+    }
+
+    /// Insert a new object with `columns` (field index → value; reference columns included).
+    pub fn insert(
+        &self,
+        type_idx: usize,
+        instance: &str,
+        id: &str,
+        now: &str,
+        created_by: Option<&str>,
+        columns: &[(usize, SqlValue)],
+    ) -> Sql {
+        let ty = &self.model.types[type_idx];
+        let mut sql = Sql::new(self.dialect);
+        sql.push("INSERT INTO ").ident(&self.table(type_idx));
+        sql.push(" (hypi_instance, hypi_id, hypi_created, hypi_updated, hypi_created_by, hypi_version");
+        for (f, _) in columns {
+            sql.push(", ").ident(column(&ty.fields[*f]));
+        }
+        sql.push(") VALUES (").bind(instance).push(", ").bind(id).push(", ").bind(now).push(", ").bind(now);
+        sql.push(", ").bind(created_by.map(str::to_string)).push(", 1");
+        for (_, v) in columns {
+            sql.push(", ").bind(v.clone());
+        }
+        sql.push(")").push(RETURNING);
+        sql
+    }
+
+    /// Partial update: only `columns` change; `updated` and the version always move.
+    pub fn update(&self, type_idx: usize, instance: &str, id: &str, now: &str, columns: &[(usize, SqlValue)]) -> Sql {
+        let ty = &self.model.types[type_idx];
+        let mut sql = Sql::new(self.dialect);
+        sql.push("UPDATE ").ident(&self.table(type_idx)).push(" SET hypi_updated = ").bind(now);
+        sql.push(", hypi_version = hypi_version + 1");
+        for (f, v) in columns {
+            sql.push(", ").ident(column(&ty.fields[*f])).push(" = ").bind(v.clone());
+        }
+        sql.push(" WHERE hypi_instance = ").bind(instance).push(" AND hypi_id = ").bind(id);
+        sql.push(RETURNING);
+        sql
+    }
+
+    /// Bump `updated` and the version of an object whose links or lists changed.
+    pub fn touch(&self, type_idx: usize, instance: &str, id: &str, now: &str) -> Sql {
+        self.update(type_idx, instance, id, now, &[])
+    }
+
+    /// Append `dst` to the list reference `field` of `src` unless it is already there.
+    pub fn link_append(&self, type_idx: usize, field: usize, instance: &str, src: &str, dst: &str) -> Sql {
+        let ty = &self.model.types[type_idx];
+        let table = quote(&list_table(self.app, ty, &ty.fields[field]));
+        let mut sql = Sql::new(self.dialect);
+        sql.push(&format!("INSERT INTO {table} (hypi_instance, {LINK_SRC}, {LINK_DST}, {POS}) SELECT "));
+        sql.bind(instance).push(", ").bind(src).push(", ").bind(dst);
+        sql.push(&format!(", COALESCE(MAX({POS}), 0) + 1 FROM {table} WHERE hypi_instance = "));
+        sql.bind(instance).push(&format!(" AND {LINK_SRC} = ")).bind(src);
+        sql.push(" ON CONFLICT DO NOTHING");
+        sql
+    }
+
+    /// Remove `dst` from the list reference `field` of `src`.
+    pub fn link_remove(&self, type_idx: usize, field: usize, instance: &str, src: &str, dst: &str) -> Sql {
+        let ty = &self.model.types[type_idx];
+        let mut sql = Sql::new(self.dialect);
+        sql.push("DELETE FROM ").ident(&list_table(self.app, ty, &ty.fields[field]));
+        sql.push(" WHERE hypi_instance = ").bind(instance);
+        sql.push(&format!(" AND {LINK_SRC} = ")).bind(src);
+        sql.push(&format!(" AND {LINK_DST} = ")).bind(dst);
+        sql
+    }
+
+    /// Set (or with `None` clear) the one-to-one reference `field` of `src`, only when it is
+    /// currently `expect` (for unlink) or unconditionally.
+    pub fn set_ref(&self, type_idx: usize, field: usize, instance: &str, src: &str, dst: Option<&str>, expect: Option<&str>, now: &str) -> Sql {
+        let ty = &self.model.types[type_idx];
+        debug_assert!(matches!(ty.fields[field].storage(), Storage::RefColumn(_)));
+        let mut sql = Sql::new(self.dialect);
+        sql.push("UPDATE ").ident(&self.table(type_idx)).push(" SET ").ident(column(&ty.fields[field]));
+        sql.push(" = ").bind(dst.map(str::to_string));
+        sql.push(", hypi_updated = ").bind(now).push(", hypi_version = hypi_version + 1");
+        sql.push(" WHERE hypi_instance = ").bind(instance).push(" AND hypi_id = ").bind(src);
+        if let Some(e) = expect {
+            sql.push(" AND ").ident(column(&ty.fields[field])).push(" = ").bind(e);
+        }
+        sql.push(" RETURNING hypi_version");
+        sql
+    }
+
+    /// Append one value to the scalar list `field` of `owner`.
+    pub fn value_append(&self, type_idx: usize, field: usize, instance: &str, owner: &str, value: SqlValue) -> Sql {
+        let ty = &self.model.types[type_idx];
+        let table = quote(&list_table(self.app, ty, &ty.fields[field]));
+        let mut sql = Sql::new(self.dialect);
+        sql.push(&format!("INSERT INTO {table} (hypi_instance, {VALUE_OWNER}, {POS}, {VALUE}) SELECT "));
+        sql.bind(instance).push(", ").bind(owner);
+        sql.push(&format!(", COALESCE(MAX({POS}), 0) + 1, ")).bind(value);
+        sql.push(&format!(" FROM {table} WHERE hypi_instance = ")).bind(instance);
+        sql.push(&format!(" AND {VALUE_OWNER} = ")).bind(owner);
+        sql
+    }
+
+    /// The change-feed row of one write, in the same transaction as the write.
+    pub fn change(&self, instance: &str, type_idx: usize, id: &str, op: &str, version: i64, now: &str) -> Sql {
+        let mut sql = Sql::new(self.dialect);
+        sql.push("INSERT INTO arcbase_changes (instance_id, type_name, object_id, operation, version, changed_at) VALUES (");
+        sql.bind(instance).push(", ").bind(self.model.types[type_idx].name.as_str()).push(", ").bind(id);
+        sql.push(", ").bind(op).push(", ").bind(version).push(", ").bind(now).push(")");
+        sql
+    }
+}

@@ -1,0 +1,101 @@
+//! Test harness: an in-process arcbase (router + temporary SQLite file) driven through HTTP
+//! requests with `tower::ServiceExt::oneshot`, no socket needed.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use arcbase::config::Limits;
+use arcbase::server::{self, App, ServeOptions};
+
+pub const EXAMPLE: &str = include_str!("../../schema/example.graphql");
+
+pub struct TestApp {
+    pub app: Arc<App>,
+    pub router: axum::Router,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// A fresh server for `sdl` on a new SQLite file.
+    pub async fn new(sdl: &str) -> TestApp {
+        Self::with(sdl, None, Limits::default()).await
+    }
+
+    pub async fn with(sdl: &str, admin_key: Option<&str>, limits: Limits) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let schema_path = dir.path().join("schema.graphql");
+        std::fs::write(&schema_path, sdl).expect("write schema");
+        let opts = ServeOptions {
+            schema_path: schema_path.to_string_lossy().into_owned(),
+            database_url: format!("sqlite://{}", dir.path().join("test.db").display()),
+            admin_key: admin_key.map(str::to_string),
+            limits,
+        };
+        let app = server::build(&opts).await.expect("server builds");
+        let router = server::router(app.clone());
+        TestApp { app, router, dir }
+    }
+
+    /// Send a request; returns the status and the JSON body (`Value::Null` if not JSON).
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = self.router.clone().oneshot(req).await.expect("router answers");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// POST a GraphQL body with extra headers.
+    pub async fn post_with(&self, body: &Value, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut req = Request::post("/graphql").header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req.body(Body::from(body.to_string())).expect("request")).await
+    }
+
+    /// POST `query` with `variables`; asserts HTTP 200 and returns the whole response body.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post_with(&json!({ "query": query, "variables": variables }), &[]).await;
+        assert_eq!(status, StatusCode::OK, "body: {body}");
+        body
+    }
+
+    /// Like [`gql`], and asserts there are no errors; returns `data`.
+    pub async fn ok(&self, query: &str, variables: Value) -> Value {
+        let body = self.gql(query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// Like [`gql`], and asserts there is an error; returns the first error.
+    pub async fn err(&self, query: &str, variables: Value) -> Value {
+        let body = self.gql(query, variables).await;
+        let errors = body["errors"].as_array().unwrap_or_else(|| panic!("expected errors: {body}"));
+        assert!(!errors.is_empty(), "expected errors: {body}");
+        errors[0].clone()
+    }
+
+    /// Upsert `values` and return the ids in input order.
+    pub async fn upsert(&self, values: Value) -> Vec<String> {
+        let data = self
+            .ok("mutation($v: HypiUpsertInputUnion!) { upsert(values: $v) { id } }", json!({ "v": values }))
+            .await;
+        data["upsert"].as_array().expect("list").iter().map(|h| h["id"].as_str().expect("id").to_string()).collect()
+    }
+
+    /// Statements the store has executed so far.
+    pub fn statements(&self) -> u64 {
+        self.app.engine.store.statement_count()
+    }
+}
+
+/// The `code` extension of an error.
+pub fn code(err: &Value) -> &str {
+    err["extensions"]["code"].as_str().unwrap_or("")
+}
