@@ -16,6 +16,7 @@
 //! - [`server`]: axum router, request limits, authentication, playground, health.
 //! - [`error`]: the public error codes (`extensions.code`).
 
+pub mod arcql;
 pub mod config;
 pub mod error;
 pub mod graphql;

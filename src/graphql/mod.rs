@@ -6,6 +6,7 @@
 //!
 //! Invariant: this module never touches sqlx; it calls `store` with rendered plans.
 
+mod find;
 mod ops;
 pub mod selection;
 mod types;

@@ -7,11 +7,14 @@ use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object,
 use async_graphql::Value;
 use serde_json::Value as Json;
 
-use super::selection::{Planner, ROOT_UNION};
+use super::find::FindArgs;
+use super::selection::{sets_at, Planner, ROOT_UNION};
 use super::{Engine, RequestCtx};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Model, Storage};
-use crate::plan::write::{now, plan_upsert};
+use crate::plan::filter::plan_query;
+use crate::plan::write::{now, plan_upsert, scalar_from_text};
+use crate::store::bulk;
 use crate::sql::read::ReadRenderer;
 use crate::store::write::{self as w, LinkArgs, WriteCtx};
 
@@ -53,9 +56,44 @@ fn bool_arg(ctx: &ResolverContext<'_>, name: &str) -> bool {
     matches!(ctx.args.get(name).map(|v| v.as_value().clone()), Some(Value::Boolean(true)))
 }
 
+fn int_arg(ctx: &ResolverContext<'_>, name: &str) -> ApiResult<Option<i64>> {
+    match ctx.args.get(name).map(|v| v.as_value().clone()) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| ApiError::validation(format!("argument '{name}' must be an Int"))),
+        Some(_) => Err(ApiError::validation(format!("argument '{name}' must be an Int"))),
+    }
+}
+
+fn opt_string_arg(ctx: &ResolverContext<'_>, name: &str) -> ApiResult<Option<String>> {
+    match ctx.args.get(name).map(|v| v.as_value().clone()) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::validation(format!("argument '{name}' must be a String"))),
+    }
+}
+
+fn write_ctx<'a>(engine: &'a Engine, req: &'a RequestCtx) -> WriteCtx<'a> {
+    WriteCtx { model: &engine.model, app: &engine.app, instance: &req.instance, caller: req.account.as_deref(), now: now() }
+}
+
 pub fn query(model: &Model) -> Object {
     let _ = model;
-    Object::new("Query").field(
+    Object::new("Query")
+        .field(
+            Field::new("find", TypeRef::named_nn("HypiFilterConnection"), |ctx| {
+                FieldFuture::new(async move { find(&ctx).await.map(Some).map_err(ApiError::into_gql) })
+            })
+            .argument(InputValue::new("type", TypeRef::named_nn("HypiMutationType")))
+            .argument(InputValue::new("arcql", TypeRef::named_nn(TypeRef::STRING)))
+            .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)))
+            .argument(InputValue::new("after", TypeRef::named(TypeRef::STRING)))
+            .argument(InputValue::new("last", TypeRef::named(TypeRef::INT)))
+            .argument(InputValue::new("before", TypeRef::named(TypeRef::STRING)))
+            .argument(InputValue::new("includeTrashed", TypeRef::named(TypeRef::BOOLEAN)).default_value(false))
+            .argument(InputValue::new("page", TypeRef::named(TypeRef::INT)))
+            .description("Objects matching an ArcQL query, paged by cursor."),
+        )
+        .field(
         Field::new("get", TypeRef::named(ROOT_UNION), |ctx| FieldFuture::new(async move { get(&ctx).await.map_err(ApiError::into_gql) }))
             .argument(InputValue::new("type", TypeRef::named_nn("HypiMutationType")))
             .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::STRING)))
@@ -85,8 +123,115 @@ pub fn mutation(model: &Model) -> Object {
             .argument(InputValue::new("values", TypeRef::named_nn("HypiUpsertInputUnion")))
             .description("Insert or partially update objects, nested ones included, in one transaction."),
         )
+        .field(bulk_field("trash", "Mark matching objects trashed; returns how many changed.", false))
+        .field(bulk_field("untrash", "Restore matching trashed objects; returns how many changed.", false))
+        .field(bulk_field("delete", "Delete matching objects permanently; returns how many.", true))
+        .field(
+            Field::new("deleteScalars", TypeRef::named_nn(TypeRef::INT), |ctx| {
+                FieldFuture::new(async move { delete_scalars(&ctx).await.map(|n| Some(FieldValue::value(n as i64))).map_err(ApiError::into_gql) })
+            })
+            .argument(InputValue::new("type", TypeRef::named_nn("HypiMutationType")))
+            .argument(InputValue::new("field", TypeRef::named_nn(TypeRef::STRING)))
+            .argument(InputValue::new("values", TypeRef::named_nn_list_nn(TypeRef::STRING)))
+            .argument(InputValue::new("arcql", TypeRef::named_nn(TypeRef::STRING)))
+            .description("Remove values from a scalar list of matching objects; returns how many objects changed."),
+        )
         .field(link_field("link", true, "Add `andToID` to the reference `via` of `whereFromID`."))
         .field(link_field("unlink", false, "Remove `andToID` from the reference `via` of `whereFromID`."))
+}
+
+fn bulk_field(name: &'static str, doc: &'static str, clear: bool) -> Field {
+    let mut f = Field::new(name, TypeRef::named_nn(TypeRef::INT), move |ctx| {
+        FieldFuture::new(async move { bulk(&ctx, name).await.map(|n| Some(FieldValue::value(n as i64))).map_err(ApiError::into_gql) })
+    })
+    .argument(InputValue::new("type", TypeRef::named_nn("HypiMutationType")))
+    .argument(InputValue::new("arcql", TypeRef::named_nn(TypeRef::STRING)))
+    .description(doc);
+    if clear {
+        f = f.argument(InputValue::new("clearArrayReferences", TypeRef::named(TypeRef::BOOLEAN)).default_value(false));
+    }
+    f
+}
+
+async fn find<'a>(ctx: &ResolverContext<'a>) -> ApiResult<FieldValue<'a>> {
+    let engine = engine(ctx)?;
+    let req = request(ctx)?;
+    let model = &engine.model;
+    let type_idx = type_arg(ctx, model, "type")?;
+    let filter = plan_query(model, type_idx, &string_arg(ctx, "arcql")?)?;
+    let root = &ctx.ctx.item.node.selection_set.node;
+    let mut node_sets = Vec::new();
+    sets_at(ctx.ctx, root, &["edges", "node"], &mut node_sets);
+    let planner = Planner { ctx: ctx.ctx, model, limits: &engine.limits };
+    let sel = planner.plan_all(type_idx, &node_sets)?;
+    let selected = |name: &str| {
+        let mut v = Vec::new();
+        sets_at(ctx.ctx, root, &["pageInfo", name], &mut v);
+        !v.is_empty()
+    };
+    let args = FindArgs {
+        first: int_arg(ctx, "first")?,
+        after: opt_string_arg(ctx, "after")?,
+        last: int_arg(ctx, "last")?,
+        before: opt_string_arg(ctx, "before")?,
+        page: int_arg(ctx, "page")?,
+        include_trashed: bool_arg(ctx, "includeTrashed"),
+        want_next_offsets: selected("nextOffsets"),
+        want_previous_offsets: selected("previousOffsets"),
+    };
+    let doc = super::find::find(engine, req, type_idx, &sel, &filter, &args).await?;
+    Ok(FieldValue::owned_any(doc))
+}
+
+async fn bulk(ctx: &ResolverContext<'_>, op: &str) -> ApiResult<u64> {
+    let engine = engine(ctx)?;
+    let req = request(ctx)?;
+    let model = &engine.model;
+    let type_idx = type_arg(ctx, model, "type")?;
+    let filter = plan_query(model, type_idx, &string_arg(ctx, "arcql")?)?;
+    let wctx = write_ctx(engine, req);
+    let limit = engine.limits.objects_per_call;
+    match op {
+        "trash" => bulk::trash(&engine.store, &wctx, type_idx, &filter, false, limit).await,
+        "untrash" => bulk::trash(&engine.store, &wctx, type_idx, &filter, true, limit).await,
+        _ => bulk::delete(&engine.store, &wctx, type_idx, &filter, bool_arg(ctx, "clearArrayReferences"), limit).await,
+    }
+}
+
+async fn delete_scalars(ctx: &ResolverContext<'_>) -> ApiResult<u64> {
+    let engine = engine(ctx)?;
+    let req = request(ctx)?;
+    let model = &engine.model;
+    let type_idx = type_arg(ctx, model, "type")?;
+    let ty = &model.types[type_idx];
+    let field_name = string_arg(ctx, "field")?;
+    let Some((fi, field)) = ty.field(&field_name) else {
+        return Err(ApiError::new(crate::error::ErrorCode::UnknownField, format!("unknown field '{}.{field_name}'", ty.name)));
+    };
+    if field.storage() != Storage::ValueTable {
+        return Err(ApiError::validation(format!("{}.{field_name} is not a scalar list", ty.name)));
+    }
+    let raw: Vec<String> = match ctx.args.get("values").map(|v| v.as_value().clone()) {
+        Some(Value::List(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                other => Err(ApiError::validation(format!("values: {other} is not a String"))),
+            })
+            .collect::<ApiResult<_>>()?,
+        _ => return Err(ApiError::validation("argument 'values' must be a list of Strings")),
+    };
+    let qualified = format!("{}.{}", ty.name, field.name);
+    let values = raw
+        .iter()
+        .map(|s| scalar_from_text(model, field, &qualified, s, engine.limits.write_limits()))
+        .collect::<ApiResult<Vec<_>>>()?;
+    if values.is_empty() {
+        return Ok(0);
+    }
+    let filter = plan_query(model, type_idx, &string_arg(ctx, "arcql")?)?;
+    let wctx = write_ctx(engine, req);
+    bulk::delete_scalars(&engine.store, &wctx, type_idx, fi, values, filter, engine.limits.objects_per_call).await
 }
 
 async fn get<'a>(ctx: &ResolverContext<'a>) -> ApiResult<Option<FieldValue<'a>>> {

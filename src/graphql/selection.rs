@@ -191,3 +191,41 @@ impl Planner<'_> {
         })
     }
 }
+
+/// The selection sets found under the field path `path` (through fragments of any type
+/// condition: the connection types are not unions).
+pub fn sets_at<'a>(ctx: &'a Context<'a>, set: &'a SelectionSet, path: &[&str], out: &mut Vec<&'a SelectionSet>) {
+    fn walk<'a>(ctx: &'a Context<'a>, set: &'a SelectionSet, path: &[&str], out: &mut Vec<&'a SelectionSet>, depth: usize) {
+        if depth > 64 {
+            return;
+        }
+        let Some((head, rest)) = path.split_first() else {
+            out.push(set);
+            return;
+        };
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) if f.node.name.node.as_str() == *head => walk(ctx, &f.node.selection_set.node, rest, out, depth + 1),
+                Selection::Field(_) => {}
+                Selection::InlineFragment(frag) => walk(ctx, &frag.node.selection_set.node, path, out, depth + 1),
+                Selection::FragmentSpread(spread) => {
+                    if let Some(frag) = ctx.query_env.fragments.get(&spread.node.fragment_name.node) {
+                        walk(ctx, &frag.node.selection_set.node, path, out, depth + 1);
+                    }
+                }
+            }
+        }
+    }
+    walk(ctx, set, path, out, 0);
+}
+
+impl Planner<'_> {
+    /// Plan the read of `type_idx` for several selection sets merged.
+    pub fn plan_all(&self, type_idx: usize, sets: &[&SelectionSet]) -> ApiResult<ObjectSelection> {
+        let mut sel = ObjectSelection::new(type_idx);
+        for set in sets {
+            self.walk(&mut sel, set, 0)?;
+        }
+        Ok(sel)
+    }
+}

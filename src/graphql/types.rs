@@ -68,10 +68,12 @@ fn object_field(name: &str, ty: TypeRef, keyed_by_alias: bool) -> Field {
     })
 }
 
-/// A list field keyed by alias: references (objects) or scalar values.
-fn list_field(name: &str, ty: TypeRef, elements: Option<Conv>) -> Field {
+/// A list field: references (objects) or scalar values. Fields with arguments are keyed by
+/// alias (each alias may ask for a different page); the others by name.
+fn list_field(name: &str, ty: TypeRef, elements: Option<Conv>, keyed_by_alias: bool) -> Field {
+    let name_owned = name.to_string();
     Field::new(name, ty, move |ctx| {
-        let key = ref_key(ctx.ctx.item.node.response_key().node.as_str());
+        let key = if keyed_by_alias { ref_key(ctx.ctx.item.node.response_key().node.as_str()) } else { name_owned.clone() };
         let v = ctx.parent_value.downcast_ref::<Json>().and_then(|p| p.get(&key));
         FieldFuture::Value(match v {
             Some(Json::Array(items)) => Some(match elements {
@@ -120,8 +122,8 @@ fn object_type(model: &Model, ty: &ObjectType) -> Object {
         let field = match f.storage() {
             Storage::Column => scalar_field(&f.name, tref, conv_of(&f.base)),
             Storage::RefColumn(_) => object_field(&f.name, tref, true),
-            Storage::LinkTable(_) => list_args(list_field(&f.name, tref, None)),
-            Storage::ValueTable => list_args(list_field(&f.name, tref, Some(conv_of(&f.base)))),
+            Storage::LinkTable(_) => list_args(list_field(&f.name, tref, None, true)),
+            Storage::ValueTable => list_args(list_field(&f.name, tref, Some(conv_of(&f.base)), true)),
         };
         obj = obj.field(describe(field, &f.description, |x, d| x.description(d)));
     }
@@ -188,7 +190,7 @@ fn agg_type(name: &str, num: Option<(&str, &str)>) -> Object {
             .field(scalar_field("min", TypeRef::named(minmax), Conv::Plain))
             .field(scalar_field("max", TypeRef::named(minmax), Conv::Plain));
     }
-    o.field(list_field("groupValues", TypeRef::named_list("Pair"), None))
+    o.field(list_field("groupValues", TypeRef::named_list("Pair"), None, false))
 }
 
 /// Every generated type except the root operation types.
@@ -237,7 +239,7 @@ pub fn all_types(model: &Model) -> Vec<Type> {
                     .argument(InputValue::new("where", TypeRef::named(TypeRef::STRING))),
             )
             .field(
-                list_field(&format!("{lower}With"), TypeRef::named_list(format!("{}Aggs", ty.name)), None)
+                list_field(&format!("{lower}With"), TypeRef::named_list(format!("{}Aggs", ty.name)), None, true)
                     .argument(InputValue::new("where", TypeRef::named(TypeRef::STRING)))
                     .argument(InputValue::new("groupBy", TypeRef::named_nn_list_nn(format!("{}GroupByOptions", ty.name))))
                     .argument(InputValue::new("having", TypeRef::named(TypeRef::STRING)))
@@ -281,13 +283,21 @@ pub fn all_types(model: &Model) -> Vec<Type> {
 
     out.push(
         Object::new("HypiFilterConnection")
-            .field(list_field("edges", TypeRef::named_nn_list("HypiResultEdge"), None))
+            .field(list_field("edges", TypeRef::named_nn_list("HypiResultEdge"), None, false))
             .field(object_field("pageInfo", TypeRef::named_nn("PageInfo"), false))
             .into(),
     );
     out.push(
         Object::new("HypiResultEdge")
-            .field(object_field("node", TypeRef::named_nn(ROOT_UNION), false))
+            .field(Field::new("node", TypeRef::named_nn(ROOT_UNION), |ctx| {
+                let edge = ctx.parent_value.downcast_ref::<Json>();
+                let node = edge.and_then(|e| e.get("node"));
+                let ty = edge.and_then(|e| e.get("__type")).and_then(Json::as_str).map(str::to_string);
+                FieldFuture::Value(match (node, ty) {
+                    (Some(n), Some(t)) => Some(FieldValue::borrowed_any(n).with_type(t)),
+                    _ => None,
+                })
+            }))
             .field(scalar_field("cursor", TypeRef::named_nn(TypeRef::ID), Conv::Plain))
             .into(),
     );

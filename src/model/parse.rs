@@ -59,14 +59,48 @@ impl Checker {
             true
         }
     }
+
+    /// Type and field names also name tables and columns: `__` separates the parts of a
+    /// storage name (`app__Type__field`), so it may not appear inside a name either.
+    fn check_storage_name(&mut self, pos: Pos, what: &str, name: &str) -> bool {
+        if !self.check_name(pos, what, name) {
+            false
+        } else if name.contains("__") {
+            self.err(
+                pos,
+                format!("{what} name '{name}' may not contain '__': storage names use it as a separator"),
+            );
+            false
+        } else {
+            true
+        }
+    }
 }
+
+/// Names GraphQL does not allow as enum values (generated `XFields` enums list field names).
+const NOT_ENUM_VALUES: [&str; 3] = ["true", "false", "null"];
 
 /// Parse and validate an app schema. On failure every error found is returned, sorted by
 /// position; nothing is half-applied because the model is only built when there are none.
 pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
     let doc: Doc = match ast::parse_schema::<&str>(source) {
         Ok(doc) => doc,
-        Err(e) => return Err(vec![syntax_diagnostic(&e.to_string())]),
+        Err(e) => {
+            let mut d = syntax_diagnostic(&e.to_string());
+            d.column = char_column(source, d.line, d.column);
+            if let Some(ch) = source
+                .split('\n')
+                .nth(d.line.saturating_sub(1))
+                .and_then(|l| l.chars().filter(|&c| c != '\u{feff}').nth(d.column.saturating_sub(1))) {
+                if !ch.is_ascii() || (ch.is_ascii_control() && !matches!(ch, '\t' | '\r' | '\n')) {
+                    d.message = format!(
+                        "syntax error: unexpected character {ch:?} (U+{:04X}); names use only ASCII letters, digits and '_'",
+                        u32::from(ch)
+                    );
+                }
+            }
+            return Err(vec![d]);
+        }
     };
     let mut c = Checker { errors: Vec::new() };
 
@@ -148,7 +182,7 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
             continue;
         }
         seen.insert(name, pos);
-        if !c.check_name(pos, "type", name) {
+        if !c.check_storage_name(pos, "type", name) {
             continue;
         }
         if RESERVED_TYPE_NAMES.contains(&name) {
@@ -157,6 +191,19 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
         }
         match def {
             Definition::TypeDefinition(TypeDefinition::Object(o)) => {
+                // Table names are compared without regard to case (SQLite, and PostgreSQL
+                // when unquoted), so `Book` and `book` would share one table.
+                if let Some(other) = objects.iter().find(|x| x.name.eq_ignore_ascii_case(name)) {
+                    c.err(
+                        pos,
+                        format!(
+                            "type '{name}' differs from type '{}' (at {}:{}) only in letter case; \
+                             type names must differ in more than case",
+                            other.name, other.position.line, other.position.column
+                        ),
+                    );
+                    continue;
+                }
                 object_names.insert(name, objects.len());
                 objects.push(o);
             }
@@ -179,6 +226,17 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
                 );
             }
         }
+        // `HypiAggregationType` has a field `x` and `xWith` per type `X`.
+        let with = format!("{}With", Model::lower_first(o.name));
+        if let Some(other) = objects.iter().find(|x| Model::lower_first(x.name) == with) {
+            c.err(
+                other.position,
+                format!(
+                    "type name '{}' collides with the aggregation field '{with}' generated for type '{}'",
+                    other.name, o.name
+                ),
+            );
+        }
     }
 
     // Pass 2: enums.
@@ -192,6 +250,10 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
         for v in &e.values {
             check_no_directives(&mut c, &v.directives, &format!("enum value '{}.{}'", e.name, v.name));
             if !c.check_name(v.position, "enum value", v.name) {
+                continue;
+            }
+            if NOT_ENUM_VALUES.contains(&v.name) {
+                c.err(v.position, format!("enum value '{}.{}' is not allowed: GraphQL reserves true, false and null", e.name, v.name));
                 continue;
             }
             if values.iter().any(|x| x == v.name) {
@@ -218,15 +280,34 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
         for f in &o.fields {
             let pos = f.position;
             let qualified = format!("{}.{}", o.name, f.name);
-            if !c.check_name(pos, "field", f.name) {
+            if !c.check_storage_name(pos, "field", f.name) {
                 continue;
             }
-            if f.name == "hypi" || f.name.starts_with("hypi_") {
+            // Column names ignore case, so `HYPI_ID` would collide with the system's `hypi_id`.
+            if f.name == "hypi" || f.name.to_ascii_lowercase().starts_with("hypi_") {
                 c.err(pos, format!("field name '{qualified}' is reserved: 'hypi' and 'hypi_*' belong to the system"));
+                continue;
+            }
+            if NOT_ENUM_VALUES.contains(&f.name) {
+                c.err(
+                    pos,
+                    format!("field name '{qualified}' is not allowed: true, false and null cannot be values of the generated enum '{}Fields'", o.name),
+                );
                 continue;
             }
             if field_index.contains_key(f.name) {
                 c.err(pos, format!("duplicate field '{qualified}'"));
+                continue;
+            }
+            if let Some(other) = fields.iter().find(|x| x.name.eq_ignore_ascii_case(f.name)) {
+                c.err(
+                    pos,
+                    format!(
+                        "field '{qualified}' differs from field '{}.{}' (at {}:{}) only in letter case; \
+                         column names must differ in more than case",
+                        o.name, other.name, other.line, other.column
+                    ),
+                );
                 continue;
             }
             if !f.arguments.is_empty() {
@@ -298,10 +379,14 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
         });
     }
 
+    check_required_cycles(&mut c, &types);
     if types.is_empty() && c.errors.is_empty() {
         c.err(Pos { line: 1, column: 1 }, "the schema declares no object type");
     }
     if !c.errors.is_empty() {
+        for d in &mut c.errors {
+            d.column = char_column(source, d.line, d.column);
+        }
         c.errors.sort_by_key(|d| (d.line, d.column));
         return Err(c.errors);
     }
@@ -311,6 +396,73 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
         enums: model_enums,
         type_index,
     })
+}
+
+/// A required one-to-one reference (`b: B!`) means a `B` must exist before an `A` can be
+/// written. When such references form a cycle no object of those types can ever be created,
+/// and the generated `XInput` types would be invalid GraphQL (an input object may not reach
+/// itself through non-null fields only). Every field on such a cycle is reported.
+fn check_required_cycles(c: &mut Checker, types: &[ObjectType]) {
+    let required_ref = |f: &Field| match f.base {
+        Base::Object(t) if f.required && !f.list => Some(t),
+        _ => None,
+    };
+    for (from, ty) in types.iter().enumerate() {
+        for f in &ty.fields {
+            let Some(to) = required_ref(f) else { continue };
+            // Breadth-first from `to` back to `from`, remembering how each type was reached.
+            let mut via: Vec<Option<(usize, &str)>> = vec![None; types.len()];
+            let mut queue = std::collections::VecDeque::from([to]);
+            let mut reached = to == from;
+            let mut seen = vec![false; types.len()];
+            seen[to] = true;
+            while let Some(t) = queue.pop_front() {
+                if reached {
+                    break;
+                }
+                for g in &types[t].fields {
+                    let Some(next) = required_ref(g) else { continue };
+                    if next == from {
+                        via[from] = Some((t, g.name.as_str()));
+                        reached = true;
+                        break;
+                    }
+                    if !seen[next] {
+                        seen[next] = true;
+                        via[next] = Some((t, g.name.as_str()));
+                        queue.push_back(next);
+                    }
+                }
+            }
+            if !reached {
+                continue;
+            }
+            // Rebuild the chain `to → ... → from` from the back.
+            let mut chain = Vec::new();
+            let mut at = from;
+            while let Some((prev, field)) = via[at] {
+                chain.push(format!("{}.{field}", types[prev].name));
+                if prev == to {
+                    break;
+                }
+                at = prev;
+            }
+            chain.reverse();
+            let mut path = vec![format!("{}.{}", ty.name, f.name)];
+            path.extend(chain);
+            c.err(
+                Pos { line: f.line, column: f.column },
+                format!(
+                    "field '{}.{}' is part of a cycle of required references ({} -> {}): no object of these \
+                     types could ever be created; make one of these fields optional",
+                    ty.name,
+                    f.name,
+                    path.join(" -> "),
+                    ty.name
+                ),
+            );
+        }
+    }
 }
 
 struct Shape<'a> {
@@ -393,6 +545,29 @@ fn parse_indices<'a>(
         }
     }
     out
+}
+
+/// graphql-parser advances its column by 8 for a tab and by 0 for `\r` between tokens; diagnostics count characters instead (a tab is one column, as editors and
+/// compilers do), so `FILE:line:column` points at the right place in any editor.
+fn char_column(source: &str, line: usize, parser_column: usize) -> usize {
+    let Some(text) = source.split('\n').nth(line.saturating_sub(1)) else {
+        return parser_column;
+    };
+    let mut col = 1;
+    let mut chars = 0;
+    // A byte-order mark is invisible in editors: it takes no column in either count.
+    for ch in text.chars().filter(|&c| c != '\u{feff}') {
+        if col >= parser_column {
+            return chars + 1;
+        }
+        col += match ch {
+            '\t' => 8,
+            '\r' => 0,
+            _ => 1,
+        };
+        chars += 1;
+    }
+    chars + 1 + parser_column.saturating_sub(col)
 }
 
 /// graphql-parser reports `Parse error at L:C` followed by what it saw and expected.

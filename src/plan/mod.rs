@@ -4,5 +4,6 @@
 //! Invariants: no I/O, not async; every index in a plan is valid for the model it was built
 //! against.
 
+pub mod filter;
 pub mod read;
 pub mod write;

@@ -65,13 +65,9 @@ pub fn plan_upsert(model: &Model, values: &Value, limits: WriteLimits) -> ApiRes
     let Value::Object(by_type) = values else {
         return Err(ApiError::validation("values must be an object keyed by type name"));
     };
-    let total: usize = by_type
-        .values()
-        .map(|v| match v {
-            Value::List(items) => items.len(),
-            _ => 0,
-        })
-        .sum();
+    // GraphQL input coercion accepts a single object where a list is expected: it counts as
+    // a list of one, for the cap too.
+    let total: usize = by_type.values().map(|v| list_items(v).len()).sum();
     if total > limits.max_objects {
         return Err(ApiError::limit(format!(
             "upsert takes at most {} objects per call, got {total}",
@@ -83,12 +79,7 @@ pub fn plan_upsert(model: &Model, values: &Value, limits: WriteLimits) -> ApiRes
         let Some((type_idx, _)) = model.type_by_name(type_name) else {
             return Err(ApiError::validation(format!("unknown type '{type_name}'")));
         };
-        let items = match items {
-            Value::List(items) => items,
-            Value::Null => continue,
-            _ => return Err(ApiError::validation(format!("values.{type_name} must be a list"))),
-        };
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in list_items(items).into_iter().enumerate() {
             let location = format!("values.{type_name}[{i}]");
             out.push(plan_object(model, type_idx, item, location, limits)?);
         }
@@ -292,6 +283,31 @@ pub fn scalar_value(model: &Model, field: &Field, qualified: &str, v: &Value, li
             (Scalar::DateTime, _) => Err(bad("a DateTime")),
         },
     }
+}
+
+/// A value given as text (as `deleteScalars` takes them) in the stored form of `field`.
+pub fn scalar_from_text(model: &Model, field: &Field, qualified: &str, s: &str, limits: WriteLimits) -> ApiResult<SqlValue> {
+    let v = match field.base {
+        Base::Scalar(Scalar::Int | Scalar::Long) => match s.trim().parse::<i64>() {
+            Ok(i) => Value::Number(i.into()),
+            Err(_) => return Err(ApiError::validation(format!("{qualified}: '{s}' is not an integer"))),
+        },
+        Base::Scalar(Scalar::Float) => match s.trim().parse::<f64>().ok().and_then(async_graphql::Number::from_f64) {
+            Some(n) => Value::Number(n),
+            None => return Err(ApiError::validation(format!("{qualified}: '{s}' is not a Float"))),
+        },
+        Base::Scalar(Scalar::Boolean) => match s.trim() {
+            "true" => Value::Boolean(true),
+            "false" => Value::Boolean(false),
+            _ => return Err(ApiError::validation(format!("{qualified}: '{s}' is not a Boolean"))),
+        },
+        Base::Scalar(Scalar::Json) => match serde_json::from_str::<serde_json::Value>(s) {
+            Ok(j) => Value::from_json(j).map_err(|_| ApiError::validation(format!("{qualified}: '{s}' is not JSON")))?,
+            Err(_) => return Err(ApiError::validation(format!("{qualified}: '{s}' is not JSON"))),
+        },
+        _ => Value::String(s.to_string()),
+    };
+    scalar_value(model, field, qualified, &v, limits)
 }
 
 /// A value for an error message, cut to a readable length.

@@ -89,6 +89,58 @@ pub fn scan(query: &str, limits: &Limits) -> ApiResult<()> {
     Ok(())
 }
 
+/// The deepest nesting of `[`/`{` in JSON text, outside strings, without parsing it. Linear
+/// and iterative: it runs before any JSON parser so none of them recurses past the limit.
+/// Malformed text is measured all the same; the parser reports it afterwards.
+pub fn json_nesting(text: &[u8]) -> usize {
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Variables nest at most `limits.nesting` levels (the variables object itself is one), the
+/// same bound that [`scan`] puts on literals in the document.
+pub fn check_variables(vars: &async_graphql::Variables, limits: &Limits) -> ApiResult<()> {
+    use async_graphql::Value as ConstValue;
+    // Iterative, so a value built by other means than bounded JSON cannot overflow the stack.
+    let mut stack: Vec<(&ConstValue, usize)> = vars.values().map(|v| (v, 2)).collect();
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &ConstValue>> = match v {
+            ConstValue::List(items) => Box::new(items.iter()),
+            ConstValue::Object(fields) => Box::new(fields.values()),
+            _ => continue,
+        };
+        if depth > limits.nesting {
+            return Err(ApiError::limit(format!("the variables nest deeper than {} levels", limits.nesting)));
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    Ok(())
+}
+
 /// Facts about a fragment, computed once.
 #[derive(Clone, Copy)]
 struct Cost {

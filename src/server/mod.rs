@@ -42,6 +42,15 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(|| async { "ok" }))
+        .fallback(|| async {
+            error_response(StatusCode::NOT_FOUND, ApiError::not_found("no such endpoint; GraphQL is served at /graphql"))
+        })
+        .method_not_allowed_fallback(|| async {
+            error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ApiError::validation("method not allowed: use POST (or GET for queries and the playground)"),
+            )
+        })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(app)
 }
@@ -92,29 +101,38 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+async fn graphql_post(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> axum::response::Response {
     let ctx = match request_ctx(&app, &headers) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    // The body extractor stops reading as soon as the cap is passed (and refuses a
+    // Content-Length above it without reading at all).
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ApiError::limit(format!("the request body is larger than {} bytes", app.limits.body_bytes)),
+            )
+        }
+        Err(e) => {
+            return error_response(e.status(), ApiError::validation(format!("cannot read the request body: {e}")))
+        }
+    };
+    let batch = match parse_body(&body, &app.limits) {
         Ok(b) => b,
         Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                ApiError::validation(format!("the body is not a GraphQL request in JSON: {e}")),
-            )
+            return error_response(StatusCode::BAD_REQUEST, e);
         }
     };
     let response = match batch {
         BatchRequest::Single(req) => BatchResponse::Single(run(&app, req, &ctx, false).await),
         BatchRequest::Batch(reqs) => {
-            if reqs.len() > app.limits.batch {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    ApiError::limit(format!("a batch may hold at most {} operations, got {}", app.limits.batch, reqs.len())),
-                );
-            }
             let mut out = Vec::with_capacity(reqs.len());
             for req in reqs {
                 out.push(run(&app, req, &ctx, false).await);
@@ -123,6 +141,44 @@ async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
         }
     };
     json_response(&response)
+}
+
+/// The POST body → one request or a batch. Checked in this order, each step bounded by the
+/// one before: JSON nesting (a linear scan, so no parser recurses deeper than the limit),
+/// JSON syntax, the batch size, then the shape of each request (`query` must be a string).
+fn parse_body(body: &[u8], limits: &Limits) -> Result<BatchRequest, ApiError> {
+    // A batch array and the request object sit above the variables, whose own nesting is
+    // judged in `run` against `limits.nesting`.
+    if limits::json_nesting(body) > limits.nesting + 2 {
+        return Err(ApiError::limit(format!("the JSON body nests deeper than {} levels", limits.nesting + 2)));
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::validation(format!("the body is not a GraphQL request in JSON: {e}")))?;
+    let one = |v: serde_json::Value| -> Result<Request, ApiError> {
+        match v.get("query") {
+            Some(serde_json::Value::String(_)) => {}
+            Some(_) => return Err(ApiError::validation("'query' must be a string")),
+            None => return Err(ApiError::validation("a GraphQL request needs a 'query' string")),
+        }
+        serde_json::from_value(v).map_err(|e| ApiError::validation(format!("not a GraphQL request: {e}")))
+    };
+    match value {
+        serde_json::Value::Array(items) => {
+            if items.is_empty() {
+                return Err(ApiError::validation("a batch needs at least one operation"));
+            }
+            if items.len() > limits.batch {
+                return Err(ApiError::limit(format!(
+                    "a batch may hold at most {} operations, got {}",
+                    limits.batch,
+                    items.len()
+                )));
+            }
+            Ok(BatchRequest::Batch(items.into_iter().map(one).collect::<Result<_, _>>()?))
+        }
+        v @ serde_json::Value::Object(_) => Ok(BatchRequest::Single(one(v)?)),
+        _ => Err(ApiError::validation("the body must be a GraphQL request object or a batch array of them")),
+    }
 }
 
 #[derive(Deserialize)]
@@ -147,6 +203,12 @@ async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, params: Re
     let mut req = Request::new(query);
     req.operation_name = params.operation_name;
     if let Some(vars) = params.variables {
+        if limits::json_nesting(vars.as_bytes()) > app.limits.nesting {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ApiError::limit(format!("the variables nest deeper than {} levels", app.limits.nesting)),
+            );
+        }
         match serde_json::from_str(&vars) {
             Ok(v) => req.variables = async_graphql::Variables::from_json(v),
             Err(e) => return error_response(StatusCode::BAD_REQUEST, ApiError::validation(format!("variables are not JSON: {e}"))),
@@ -165,6 +227,9 @@ fn json_response(response: &BatchResponse) -> axum::response::Response {
 /// Guard, execute, and give every error an `extensions.code`.
 async fn run(app: &App, mut req: Request, ctx: &RequestCtx, over_get: bool) -> Response {
     if let Err(e) = limits::scan(&req.query, &app.limits) {
+        return Response::from_errors(vec![server_error(e)]);
+    }
+    if let Err(e) = limits::check_variables(&req.variables, &app.limits) {
         return Response::from_errors(vec![server_error(e)]);
     }
     let op_name = req.operation_name.clone();
@@ -228,6 +293,9 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
     let sdl = std::fs::read_to_string(&opts.schema_path)
         .map_err(|source| StartError::Read { path: opts.schema_path.clone(), source })?;
     let model = crate::model::parse_sdl(&sdl).map_err(|errors| StartError::Sdl { path: opts.schema_path.clone(), errors })?;
+    // Build the schema once without an engine first: if the model cannot become a valid
+    // GraphQL schema, fail before the database is touched (nothing is half-applied).
+    crate::graphql::build_schema(&model, None, &opts.limits)?;
     let store = crate::store::Store::open(&opts.database_url).await?;
     let app_name = "default".to_string();
     store.apply_model(&app_name, &model).await?;

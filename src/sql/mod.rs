@@ -8,6 +8,8 @@
 //! Invariants: no I/O, not async.
 
 pub mod ddl;
+pub mod filter;
+pub mod find;
 pub mod names;
 pub mod read;
 pub mod write;
@@ -88,17 +90,42 @@ impl Sql {
         self
     }
 
-    /// Append a placeholder bound to `value`.
+    /// Append a placeholder bound to `value`. Placeholders are written `?` while rendering
+    /// so fragments can be rendered apart and joined with [`Sql::append`];
+    /// [`Sql::driver_text`] numbers them for PostgreSQL. Rendered SQL contains no string
+    /// literals that could hold a `?`.
     pub fn bind(&mut self, value: impl Into<SqlValue>) -> &mut Self {
         self.binds.push(value.into());
+        self.text.push('?');
+        self
+    }
+
+    /// Append another fragment: its text and then its values.
+    pub fn append(&mut self, other: Sql) -> &mut Self {
+        self.text.push_str(&other.text);
+        self.binds.extend(other.binds);
+        self
+    }
+
+    /// The text as the driver wants it: `?` for SQLite, `$1, $2, ...` for PostgreSQL.
+    pub fn driver_text(&self) -> std::borrow::Cow<'_, str> {
         match self.dialect {
-            Dialect::Sqlite => self.text.push('?'),
+            Dialect::Sqlite => std::borrow::Cow::Borrowed(&self.text),
             Dialect::Postgres => {
-                self.text.push('$');
-                self.text.push_str(&self.binds.len().to_string());
+                let mut out = String::with_capacity(self.text.len() + 16);
+                let mut n = 0;
+                for c in self.text.chars() {
+                    if c == '?' {
+                        n += 1;
+                        out.push('$');
+                        out.push_str(&n.to_string());
+                    } else {
+                        out.push(c);
+                    }
+                }
+                std::borrow::Cow::Owned(out)
             }
         }
-        self
     }
 
     /// Append a quoted identifier.

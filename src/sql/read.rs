@@ -38,39 +38,60 @@ impl ReadRenderer<'_> {
     }
 
     /// The JSON document expression of `sel` for the row aliased `alias`. `n` numbers aliases.
+    ///
+    /// SQLite: `json_object` of the first chunk, the further chunks added with `json_insert`
+    /// (`json_patch` would drop every null member, also inside Json values, and takes only
+    /// two documents). PostgreSQL: `jsonb_build_object(...) || ...`.
     pub fn document(&self, sql: &mut Sql, sel: &ObjectSelection, alias: &str, n: &mut usize) {
         let chunks: Vec<&[Item]> = if sel.items.is_empty() {
             vec![&[]]
         } else {
             sel.items.chunks(KEYS_PER_OBJECT).collect()
         };
-        let merge = chunks.len() > 1;
-        if merge {
-            sql.push(match self.dialect {
-                Dialect::Sqlite => "json_patch(",
-                Dialect::Postgres => "(",
-            });
-        }
-        for (i, chunk) in chunks.iter().enumerate() {
-            if i > 0 {
-                sql.push(match self.dialect {
-                    Dialect::Sqlite => ", ",
-                    Dialect::Postgres => " || ",
-                });
+        match self.dialect {
+            Dialect::Sqlite => {
+                for _ in 1..chunks.len() {
+                    sql.push("json_insert(");
+                }
+                for (i, chunk) in chunks.iter().enumerate() {
+                    if i == 0 {
+                        sql.push("json_object(");
+                        self.pairs(sql, sel.type_idx, chunk, alias, n, false);
+                    } else {
+                        sql.push(", ");
+                        self.pairs(sql, sel.type_idx, chunk, alias, n, true);
+                    }
+                    sql.push(")");
+                }
             }
-            self.object(sql, sel.type_idx, chunk, alias, n);
-        }
-        if merge {
-            sql.push(")");
+            Dialect::Postgres => {
+                sql.push("(");
+                for (i, chunk) in chunks.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(" || ");
+                    }
+                    sql.push("jsonb_build_object(");
+                    self.pairs(sql, sel.type_idx, chunk, alias, n, false);
+                    sql.push(")");
+                }
+                sql.push(")");
+            }
         }
     }
 
-    fn object(&self, sql: &mut Sql, type_idx: usize, items: &[Item], alias: &str, n: &mut usize) {
+    /// The key of one member: the key itself, or for `json_insert` its path `$."key"` (keys
+    /// are GraphQL names, possibly after `&`: never a quote).
+    fn key(sql: &mut Sql, key: &str, as_path: bool) {
+        if as_path {
+            sql.bind(format!("$.\"{key}\""));
+        } else {
+            sql.bind(key);
+        }
+    }
+
+    /// `key, value, key, value, ...` of `items` for the row aliased `alias`.
+    fn pairs(&self, sql: &mut Sql, type_idx: usize, items: &[Item], alias: &str, n: &mut usize, as_path: bool) {
         let ty = &self.model.types[type_idx];
-        sql.push(match self.dialect {
-            Dialect::Sqlite => "json_object(",
-            Dialect::Postgres => "jsonb_build_object(",
-        });
         for (i, item) in items.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
@@ -78,12 +99,14 @@ impl ReadRenderer<'_> {
             match item {
                 Item::Column(f) => {
                     let field = &ty.fields[*f];
-                    sql.bind(field.name.as_str()).push(", ");
+                    Self::key(sql, &field.name, as_path);
+                    sql.push(", ");
                     let col = format!("{alias}.{}", quote(column(field)));
                     self.value_expr(sql, &col, field.value_scalar());
                 }
                 Item::Hypi(fields) => {
-                    sql.bind("hypi").push(", ");
+                    Self::key(sql, "hypi", as_path);
+                    sql.push(", ");
                     self.hypi(sql, type_idx, fields, alias);
                 }
                 Item::Ref { field, key, sub } => {
@@ -91,7 +114,8 @@ impl ReadRenderer<'_> {
                     let Storage::RefColumn(target) = f.storage() else { continue };
                     *n += 1;
                     let t = format!("t{n}");
-                    sql.bind(crate::plan::read::ref_key(key)).push(", ");
+                    Self::key(sql, &crate::plan::read::ref_key(key), as_path);
+                    sql.push(", ");
                     sql.push(self.json_wrap_open()).push("(SELECT ");
                     self.document(sql, sub, &t, n);
                     sql.push(" FROM ").ident(&object_table(self.app, &self.model.types[target]));
@@ -109,7 +133,8 @@ impl ReadRenderer<'_> {
                     let t = format!("t{n}");
                     let l = format!("l{n}");
                     let link = list_table(self.app, ty, f);
-                    sql.bind(crate::plan::read::ref_key(key)).push(", ");
+                    Self::key(sql, &crate::plan::read::ref_key(key), as_path);
+                    sql.push(", ");
                     self.list_open(sql, true);
                     sql.push("(SELECT ");
                     self.document(sql, sub, &t, n);
@@ -128,8 +153,9 @@ impl ReadRenderer<'_> {
                     *n += 1;
                     let v = format!("v{n}");
                     let table = list_table(self.app, ty, f);
-                    sql.bind(crate::plan::read::ref_key(key)).push(", ");
-                    self.list_open(sql, f.value_scalar() == Some(Scalar::Json));
+                    Self::key(sql, &crate::plan::read::ref_key(key), as_path);
+                    sql.push(", ");
+                    self.list_open(sql, matches!(f.value_scalar(), Some(Scalar::Json | Scalar::Float)));
                     sql.push("(SELECT ");
                     self.value_expr(sql, &format!("{v}.{VALUE}"), f.value_scalar());
                     sql.push(&format!(" AS j, {v}.{POS} AS p FROM ")).ident(&table).push(" ").push(&v);
@@ -140,7 +166,6 @@ impl ReadRenderer<'_> {
                 }
             }
         }
-        sql.push(")");
     }
 
     /// `hypi { ... }` as a nested object keyed by field name.
@@ -172,9 +197,22 @@ impl ReadRenderer<'_> {
     }
 
     /// A stored value as a JSON value: Json columns hold JSON text and are embedded as JSON.
+    /// SQLite prints a REAL in JSON with only 15 significant digits, which loses precision
+    /// (`1.2345678901234567` comes back as `1.23456789012346`) and turns the largest doubles
+    /// into numbers out of range. A Float is printed with the fewest digits (15, 16 or 17)
+    /// that read back as the same double; short forms also parse exactly in JSON readers
+    /// that are not correctly rounded for long inputs.
     fn value_expr(&self, sql: &mut Sql, col: &str, scalar: Option<Scalar>) {
         match (self.dialect, scalar) {
             (Dialect::Sqlite, Some(Scalar::Json)) => sql.push("json(").push(col).push(")"),
+            (Dialect::Sqlite, Some(Scalar::Float)) => {
+                sql.push("CASE WHEN ").push(col).push(" IS NULL THEN NULL");
+                for digits in [15, 16] {
+                    let text = format!("printf('%!.{digits}g', {col})");
+                    sql.push(&format!(" WHEN CAST({text} AS REAL) = {col} THEN json({text})"));
+                }
+                sql.push(&format!(" ELSE json(printf('%!.17g', {col})) END"))
+            }
             (Dialect::Postgres, Some(Scalar::Json)) => sql.push("(").push(col).push(")::jsonb"),
             _ => sql.push(col),
         };

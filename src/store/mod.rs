@@ -7,6 +7,7 @@
 //! (the classic source of `SQLITE_BUSY` under concurrency) and writes in this process queue
 //! in the pool instead of failing.
 
+pub mod bulk;
 pub mod write;
 
 use std::str::FromStr;
@@ -181,6 +182,16 @@ impl Store {
             Some(row) => Ok(row.try_get::<Option<String>, _>(0)?),
             None => Ok(None),
         }
+    }
+
+    /// Run a read returning rows of plain values.
+    pub async fn fetch_rows(&self, sql: &Sql) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        self.count();
+        let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
+            .fetch_all(&self.read)
+            .await
+            .map_err(classify)?;
+        rows.iter().map(decode_row).collect()
     }
 
     /// Instance domain → instance id.

@@ -42,6 +42,16 @@ pub struct HypiRecord {
     pub instance_id: String,
 }
 
+/// A new object id: a ULID that is greater than every id this process generated before, so
+/// objects created in the same millisecond (one upsert call, say) still sort in creation
+/// order. `Ulid::new()` fills the bits after the timestamp at random, which does not.
+pub fn new_id() -> String {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // `generate` fails only when 2^80 ids were made in one millisecond.
+    generator.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string()
+}
+
 /// Write every object (and everything nested in it) in one transaction; the records come
 /// back in input order.
 pub async fn upsert(store: &Store, ctx: &WriteCtx<'_>, objects: &[WriteObject]) -> ApiResult<Vec<HypiRecord>> {
@@ -64,15 +74,17 @@ fn write_object<'a>(
 ) -> BoxFuture<'a, ApiResult<HypiRecord>> {
     Box::pin(async move {
         let ty = &ctx.model.types[obj.type_idx];
-        let (id, exists) = match &obj.id {
+        let (id, exists, visible) = match &obj.id {
             Some(id) => {
                 let found = tx_fetch(tx, &r.exists(obj.type_idx, ctx.instance, id)).await?;
-                (id.clone(), !found.is_empty())
+                let visible = found.first().is_some_and(|row| row.first() == Some(&SqlValue::Null));
+                (id.clone(), !found.is_empty(), visible)
             }
-            None => (ulid::Ulid::new().to_string(), false),
+            None => (new_id(), false, false),
         };
         if nested && obj.is_link_only() {
-            if !exists {
+            // Like `link`: a trashed object cannot be linked (reads would not show it).
+            if !visible {
                 return Err(ApiError::not_found(format!(
                     "{}: {} '{id}' does not exist (a nested object with only hypi.id links an existing object)",
                     obj.location, ty.name
@@ -163,7 +175,11 @@ fn unique_error(model: &Model, obj: &WriteObject, columns: &[(usize, SqlValue)],
     let ty = &model.types[obj.type_idx];
     for (f, v) in columns {
         let field = &ty.fields[*f];
-        if field.unique && detail.contains(&format!(".{}", names::column(field))) {
+        // The driver lists `table.column` names separated by ", ": match a whole name, so a
+        // field `code` is not mistaken for a field `codeName`.
+        let col = format!(".{}", names::column(field));
+        let named = detail.split(',').any(|part| part.trim_end().ends_with(&col));
+        if field.unique && named {
             let shown = match v {
                 SqlValue::Text(s) => format!("'{s}'"),
                 SqlValue::Int(i) => i.to_string(),

@@ -1,0 +1,254 @@
+//! `find`, `trash`, `untrash`, `delete`, `deleteScalars` statements over a filter.
+//!
+//! Paging is keyset: `after`/`before` become a seek condition on the sort keys plus
+//! `hypi_id`, never an OFFSET, so page 1,000 costs what page 1 costs. (`page: n` is the one
+//! place an OFFSET appears: it asks for "the n-th page from here" by definition.)
+
+use super::filter::{FilterRenderer, Scope};
+use super::names::*;
+use super::read::ReadRenderer;
+use super::{quote, Dialect, Sql, SqlValue};
+use crate::model::Model;
+use crate::plan::filter::FilterPlan;
+use crate::plan::read::ObjectSelection;
+
+/// A seek position: the cursor row's sort-key values and id.
+#[derive(Debug, Clone)]
+pub struct Seek<'a> {
+    pub values: &'a [SqlValue],
+    pub id: &'a str,
+    /// Rows before the cursor instead of after it.
+    pub backward: bool,
+    /// Invert: rows at or before (at or after, when backward) the cursor.
+    pub negate: bool,
+}
+
+/// What to select over the filtered rows.
+pub enum Output<'a> {
+    /// `(document, id)` per row.
+    Documents(&'a ObjectSelection),
+    /// `id` per row.
+    Ids,
+    /// `1` if any row exists.
+    Exists,
+}
+
+/// Which rows trashing hides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trashed {
+    /// Only rows that are not trashed (the default everywhere).
+    Hide,
+    /// Trashed rows too (`includeTrashed: true`, `delete`).
+    Include,
+    /// Only trashed rows (`untrash`).
+    Only,
+}
+
+pub struct Select<'a> {
+    pub type_idx: usize,
+    pub filter: &'a FilterPlan,
+    pub instance: &'a str,
+    pub trashed: Trashed,
+    /// Bounds from cursors (`after`, `before`).
+    pub seeks: Vec<Seek<'a>>,
+    /// Walk the order backwards (for `last`/`before`); rows come out reversed.
+    pub reverse: bool,
+    pub limit: Option<u64>,
+    pub offset: u64,
+}
+
+pub struct FindRenderer<'a> {
+    pub model: &'a Model,
+    pub app: &'a str,
+    pub dialect: Dialect,
+}
+
+impl FindRenderer<'_> {
+    /// `SELECT <output> FROM T t0 <joins> WHERE <instance, trashed, filter, seek> ORDER BY ... LIMIT`.
+    pub fn select(&self, s: &Select<'_>, output: Output<'_>) -> Sql {
+        let ty = &self.model.types[s.type_idx];
+        let mut f = FilterRenderer::new(self.model, self.app, self.dialect);
+        let mut scope = Scope::new("t0", s.type_idx);
+
+        let mut head = Sql::new(self.dialect);
+        head.push("SELECT ");
+        match output {
+            Output::Documents(sel) => {
+                let r = ReadRenderer { model: self.model, app: self.app, dialect: self.dialect };
+                let mut n = 0;
+                r.document(&mut head, sel, "t0", &mut n);
+                head.push(", t0.").push(COL_ID);
+            }
+            Output::Ids => {
+                head.push("t0.").push(COL_ID);
+            }
+            Output::Exists => {
+                head.push("1");
+            }
+        }
+        let mut wh = Sql::new(self.dialect);
+        wh.push(" WHERE t0.").push(COL_INSTANCE).push(" = ").bind(s.instance);
+        match s.trashed {
+            Trashed::Hide => wh.push(" AND t0.").push(COL_TRASHED).push(" IS NULL"),
+            Trashed::Only => wh.push(" AND t0.").push(COL_TRASHED).push(" IS NOT NULL"),
+            Trashed::Include => &mut wh,
+        };
+        if let Some(c) = &s.filter.cond {
+            wh.push(" AND ");
+            f.cond(&mut wh, &mut scope, c);
+        }
+        for seek in &s.seeks {
+            wh.push(if seek.negate { " AND NOT COALESCE(" } else { " AND (" });
+            f.seek(&mut wh, &mut scope, &s.filter.sort, seek.values, seek.id, seek.backward);
+            wh.push(if seek.negate { ", FALSE)" } else { ")" });
+        }
+        let order = if matches!(output, Output::Exists) { String::new() } else { f.order_by(&mut scope, &s.filter.sort, s.reverse) };
+
+        let mut sql = head;
+        sql.push(" FROM ").ident(&object_table(self.app, ty)).push(" t0").push(scope.joins());
+        sql.append(wh);
+        if !order.is_empty() {
+            sql.push(" ORDER BY ").push(&order);
+        }
+        if let Some(limit) = s.limit {
+            sql.push(" LIMIT ").bind(limit as i64);
+            if s.offset > 0 {
+                sql.push(" OFFSET ").bind(s.offset as i64);
+            }
+        }
+        sql
+    }
+
+    /// The sort-key values and id of the cursor row `id`, if it exists and is visible.
+    pub fn cursor(&self, type_idx: usize, filter: &FilterPlan, instance: &str, id: &str, include_trashed: bool) -> Sql {
+        let ty = &self.model.types[type_idx];
+        let mut f = FilterRenderer::new(self.model, self.app, self.dialect);
+        let mut scope = Scope::new("t0", type_idx);
+        let exprs = f.sort_exprs(&mut scope, &filter.sort);
+        let mut sql = Sql::new(self.dialect);
+        sql.push("SELECT ");
+        for (e, _) in &exprs {
+            sql.push(e).push(", ");
+        }
+        sql.push("t0.").push(COL_ID).push(" FROM ").ident(&object_table(self.app, ty)).push(" t0").push(scope.joins());
+        sql.push(" WHERE t0.").push(COL_INSTANCE).push(" = ").bind(instance);
+        sql.push(" AND t0.").push(COL_ID).push(" = ").bind(id);
+        if !include_trashed {
+            sql.push(" AND t0.").push(COL_TRASHED).push(" IS NULL");
+        }
+        sql
+    }
+
+    /// `UPDATE T SET hypi_trashed = ... WHERE id IN (<ids>) RETURNING id, version`.
+    pub fn set_trashed(&self, type_idx: usize, instance: &str, ids: &[String], trashed: Option<&str>, now: &str) -> Sql {
+        let ty = &self.model.types[type_idx];
+        let mut sql = Sql::new(self.dialect);
+        sql.push("UPDATE ").ident(&object_table(self.app, ty)).push(" SET ").push(COL_TRASHED).push(" = ");
+        sql.bind(trashed.map(str::to_string)).push(", ").push(COL_UPDATED).push(" = ").bind(now);
+        sql.push(&format!(", {COL_VERSION} = {COL_VERSION} + 1 WHERE {COL_INSTANCE} = ")).bind(instance);
+        sql.push(&format!(" AND {COL_ID} IN ("));
+        bind_list(&mut sql, ids);
+        sql.push(&format!(") RETURNING {COL_ID}, {COL_VERSION}"));
+        sql
+    }
+
+    /// Sources of list field (`from`, `field`) that link to any of `ids`.
+    pub fn linked_from(&self, from: usize, field: usize, instance: &str, ids: &[String]) -> Sql {
+        let ty = &self.model.types[from];
+        let mut sql = Sql::new(self.dialect);
+        sql.push(&format!("SELECT DISTINCT {LINK_SRC} FROM ")).ident(&list_table(self.app, ty, &ty.fields[field]));
+        sql.push(&format!(" WHERE {COL_INSTANCE} = ")).bind(instance).push(&format!(" AND {LINK_DST} IN ("));
+        bind_list(&mut sql, ids);
+        sql.push(")");
+        sql
+    }
+
+    /// Remove the links of list field (`from`, `field`) to any of `ids`.
+    pub fn unlink_targets(&self, from: usize, field: usize, instance: &str, ids: &[String]) -> Sql {
+        let ty = &self.model.types[from];
+        let mut sql = Sql::new(self.dialect);
+        sql.push("DELETE FROM ").ident(&list_table(self.app, ty, &ty.fields[field]));
+        sql.push(&format!(" WHERE {COL_INSTANCE} = ")).bind(instance).push(&format!(" AND {LINK_DST} IN ("));
+        bind_list(&mut sql, ids);
+        sql.push(")");
+        sql
+    }
+
+    /// Clear the one-to-one reference (`from`, `field`) where it points at any of `ids`.
+    pub fn clear_refs(&self, from: usize, field: usize, instance: &str, ids: &[String], now: &str) -> Sql {
+        let ty = &self.model.types[from];
+        let col = quote(column(&ty.fields[field]));
+        let mut sql = Sql::new(self.dialect);
+        sql.push("UPDATE ").ident(&object_table(self.app, ty)).push(&format!(" SET {col} = NULL, {COL_UPDATED} = "));
+        sql.bind(now).push(&format!(", {COL_VERSION} = {COL_VERSION} + 1 WHERE {COL_INSTANCE} = ")).bind(instance);
+        sql.push(&format!(" AND {col} IN ("));
+        bind_list(&mut sql, ids);
+        sql.push(&format!(") RETURNING {COL_ID}, {COL_VERSION}"));
+        sql
+    }
+
+    /// Bump `updated` and the version of `ids`, returning `(id, version)`.
+    pub fn touch(&self, type_idx: usize, instance: &str, ids: &[String], now: &str) -> Sql {
+        let ty = &self.model.types[type_idx];
+        let mut sql = Sql::new(self.dialect);
+        sql.push("UPDATE ").ident(&object_table(self.app, ty)).push(&format!(" SET {COL_UPDATED} = ")).bind(now);
+        sql.push(&format!(", {COL_VERSION} = {COL_VERSION} + 1 WHERE {COL_INSTANCE} = ")).bind(instance);
+        sql.push(&format!(" AND {COL_ID} IN ("));
+        bind_list(&mut sql, ids);
+        sql.push(&format!(") RETURNING {COL_ID}, {COL_VERSION}"));
+        sql
+    }
+
+    /// Delete objects `ids` (their link rows and scalar lists go by cascade), returning
+    /// `(id, version)`.
+    pub fn delete(&self, type_idx: usize, instance: &str, ids: &[String]) -> Sql {
+        let ty = &self.model.types[type_idx];
+        let mut sql = Sql::new(self.dialect);
+        sql.push("DELETE FROM ").ident(&object_table(self.app, ty)).push(&format!(" WHERE {COL_INSTANCE} = ")).bind(instance);
+        sql.push(&format!(" AND {COL_ID} IN ("));
+        bind_list(&mut sql, ids);
+        sql.push(&format!(") RETURNING {COL_ID}, {COL_VERSION}"));
+        sql
+    }
+
+    /// Remove `values` from scalar list `field` of `ids`, returning the owners changed.
+    pub fn delete_values(&self, type_idx: usize, field: usize, instance: &str, ids: &[String], values: &[SqlValue]) -> Sql {
+        let ty = &self.model.types[type_idx];
+        let mut sql = Sql::new(self.dialect);
+        sql.push("DELETE FROM ").ident(&list_table(self.app, ty, &ty.fields[field]));
+        sql.push(&format!(" WHERE {COL_INSTANCE} = ")).bind(instance).push(&format!(" AND {VALUE_OWNER} IN ("));
+        bind_list(&mut sql, ids);
+        sql.push(&format!(") AND {VALUE} IN ("));
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(v.clone());
+        }
+        sql.push(&format!(") RETURNING {VALUE_OWNER}"));
+        sql
+    }
+
+    /// Change-feed rows for several objects in one statement.
+    pub fn changes(&self, instance: &str, type_idx: usize, rows: &[(String, i64)], op: &str, now: &str) -> Sql {
+        let mut sql = Sql::new(self.dialect);
+        sql.push("INSERT INTO arcbase_changes (instance_id, type_name, object_id, operation, version, changed_at) VALUES ");
+        for (i, (id, version)) in rows.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(").bind(instance).push(", ").bind(self.model.types[type_idx].name.as_str()).push(", ");
+            sql.bind(id.as_str()).push(", ").bind(op).push(", ").bind(*version).push(", ").bind(now).push(")");
+        }
+        sql
+    }
+}
+
+fn bind_list(sql: &mut Sql, ids: &[String]) {
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(id.as_str());
+    }
+}
