@@ -11,6 +11,7 @@ use async_graphql::{Context, Name, Value};
 use crate::config::Limits;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Model, Storage};
+use crate::plan::filter::{plan_query, FilterPlan};
 use crate::plan::read::{HypiField, Item, ListPage, ObjectSelection};
 
 /// The name of the union every object type belongs to.
@@ -69,7 +70,7 @@ impl Planner<'_> {
                         }
                         Storage::LinkTable(target) => {
                             if sel.keyed_mut(key).is_none() {
-                                let page = self.list_page(f, true, &format!("{}.{}", ty.name, field.name))?;
+                                let page = self.list_page(f, Some(target), &format!("{}.{}", ty.name, field.name))?;
                                 sel.items.push(Item::RefList {
                                     field: fi,
                                     key: key.to_string(),
@@ -83,7 +84,7 @@ impl Planner<'_> {
                         }
                         Storage::ValueTable => {
                             if sel.keyed_mut(key).is_none() {
-                                let page = self.list_page(f, false, &format!("{}.{}", ty.name, field.name))?;
+                                let page = self.list_page(f, None, &format!("{}.{}", ty.name, field.name))?;
                                 sel.items.push(Item::ValueList { field: fi, key: key.to_string(), page });
                             }
                         }
@@ -130,7 +131,9 @@ impl Planner<'_> {
     }
 
     /// The paging arguments of a list field.
-    fn list_page(&self, f: &async_graphql::parser::types::Field, cursors: bool, qualified: &str) -> ApiResult<ListPage> {
+    /// `elements` is the element type of a list reference; `None` for a scalar list.
+    fn list_page(&self, f: &async_graphql::parser::types::Field, elements: Option<usize>, qualified: &str) -> ApiResult<ListPage> {
+        let cursors = elements.is_some();
         let arg = |name: &str| -> ApiResult<Option<Value>> {
             match f.get_argument(name) {
                 None => Ok(None),
@@ -176,14 +179,18 @@ impl Planner<'_> {
                 "{qualified}: a scalar list has no element ids to use as cursors; page it with 'first' or 'last'"
             )));
         }
-        if let Some(q) = string("arcql")? {
-            if q.trim() != "*" {
+        let filter = match (string("arcql")?, elements) {
+            (None, _) => FilterPlan::default(),
+            (Some(q), Some(target)) => plan_query(self.model, target, &q).map_err(|e| e.at(qualified))?,
+            (Some(q), None) if q.trim() == "*" || q.trim().is_empty() => FilterPlan::default(),
+            (Some(_), None) => {
                 return Err(ApiError::validation(format!(
-                    "{qualified}: ArcQL filters on list fields are not available in this version; use '*'"
-                )));
+                    "{qualified}: a scalar list has no fields to filter on; page it with 'first' or 'last'"
+                )))
             }
-        }
+        };
         Ok(ListPage {
+            filter,
             limit: first.or(last).unwrap_or(self.limits.page_default.min(self.limits.page_max)),
             from_end: last.is_some(),
             after,

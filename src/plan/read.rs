@@ -53,8 +53,11 @@ pub fn ref_key(key: &str) -> String {
 }
 
 /// Which elements of a list field to read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListPage {
+    /// `arcql:` of the list field: which elements, in which order. Without a SORT the
+    /// elements keep their list order.
+    pub filter: crate::plan::filter::FilterPlan,
     /// How many elements at most.
     pub limit: u32,
     /// Count from the end (`last`) instead of the start.

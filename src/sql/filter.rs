@@ -36,17 +36,24 @@ pub struct FilterRenderer<'a> {
     pub model: &'a Model,
     pub app: &'a str,
     pub dialect: Dialect,
+    /// Prefix of every alias this renderer makes, unique per renderer within a statement.
+    tag: String,
     next: usize,
 }
 
 impl<'a> FilterRenderer<'a> {
     pub fn new(model: &'a Model, app: &'a str, dialect: Dialect) -> Self {
-        FilterRenderer { model, app, dialect, next: 0 }
+        Self::tagged(model, app, dialect, "f")
+    }
+
+    /// A renderer whose aliases start with `tag` (for several filters in one statement).
+    pub fn tagged(model: &'a Model, app: &'a str, dialect: Dialect, tag: &str) -> Self {
+        FilterRenderer { model, app, dialect, tag: tag.to_string(), next: 0 }
     }
 
     fn fresh(&mut self, prefix: &str) -> String {
         self.next += 1;
-        format!("{prefix}{}", self.next)
+        format!("{}{prefix}{}", self.tag, self.next)
     }
 
     /// The alias of the object reached from `scope` through one-to-one `hops`, adding joins.

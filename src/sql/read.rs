@@ -5,6 +5,7 @@
 //! touches: no query per row.
 
 use super::names::*;
+use super::filter::{FilterRenderer, Scope};
 use super::{quote, Dialect, Sql};
 use crate::model::{Base, Model, Scalar, Storage};
 use crate::plan::read::{HypiField, Item, ListPage, ObjectSelection};
@@ -136,16 +137,45 @@ impl ReadRenderer<'_> {
                     Self::key(sql, &crate::plan::read::ref_key(key), as_path);
                     sql.push(", ");
                     self.list_open(sql, true);
-                    sql.push("(SELECT ");
+                    // Elements as (j = document, p = position in the list's order, id); the
+                    // position is the link order, or the row number under the list's SORT.
+                    // Cursors are found by id among the same rows: `p > p(after)`.
+                    let mut fr = FilterRenderer::tagged(self.model, self.app, self.dialect, &format!("f{n}_"));
+                    let mut scope = Scope::new(&t, target);
+                    let mut wh = Sql::new(self.dialect);
+                    if let Some(c) = &page.filter.cond {
+                        wh.push(" AND ");
+                        fr.cond(&mut wh, &mut scope, c);
+                    }
+                    let pexpr = if page.filter.sort.is_empty() {
+                        format!("{l}.{POS}")
+                    } else {
+                        format!("ROW_NUMBER() OVER (ORDER BY {})", fr.order_by(&mut scope, &page.filter.sort, false))
+                    };
+                    sql.push("(SELECT j, p FROM (SELECT j, p");
+                    for (name, cursor) in [("ca", &page.after), ("cb", &page.before)] {
+                        if let Some(id) = cursor {
+                            sql.push(", MAX(CASE WHEN id = ").bind(id.as_str()).push(&format!(" THEN p END) OVER () AS {name}"));
+                        }
+                    }
+                    sql.push(" FROM (SELECT ");
                     self.document(sql, sub, &t, n);
-                    sql.push(&format!(" AS j, {l}.{POS} AS p FROM ")).ident(&link).push(" ").push(&l);
+                    sql.push(&format!(" AS j, {pexpr} AS p, {t}.{COL_ID} AS id FROM ")).ident(&link).push(" ").push(&l);
                     sql.push(" JOIN ").ident(&object_table(self.app, &self.model.types[target]));
                     sql.push(&format!(
-                        " {t} ON {t}.{COL_INSTANCE} = {l}.{COL_INSTANCE} AND {t}.{COL_ID} = {l}.{LINK_DST} \
+                        " {t} ON {t}.{COL_INSTANCE} = {l}.{COL_INSTANCE} AND {t}.{COL_ID} = {l}.{LINK_DST}{} \
                          WHERE {l}.{COL_INSTANCE} = {alias}.{COL_INSTANCE} AND {l}.{LINK_SRC} = {alias}.{COL_ID} \
-                         AND {t}.{COL_TRASHED} IS NULL"
+                         AND {t}.{COL_TRASHED} IS NULL",
+                        scope.joins()
                     ));
-                    self.page_bounds(sql, page, &link, &l, LINK_SRC, alias);
+                    sql.append(wh);
+                    sql.push(") w0) w1 WHERE TRUE");
+                    if page.after.is_some() {
+                        sql.push(" AND p > ca");
+                    }
+                    if page.before.is_some() {
+                        sql.push(" AND p < cb");
+                    }
                     self.list_close(sql, page);
                 }
                 Item::ValueList { field, key, page } => {
@@ -251,19 +281,6 @@ impl ReadRenderer<'_> {
         sql.push(") s ORDER BY p) q))");
     }
 
-    /// `after`/`before` cursors: the position of the named element in this parent's list.
-    fn page_bounds(&self, sql: &mut Sql, page: &ListPage, table: &str, alias: &str, owner_col: &str, parent: &str) {
-        for (cursor, op) in [(&page.after, ">"), (&page.before, "<")] {
-            if let Some(id) = cursor {
-                sql.push(&format!(
-                    " AND {alias}.{POS} {op} (SELECT c.{POS} FROM {} c WHERE c.{COL_INSTANCE} = {parent}.{COL_INSTANCE} \
-                     AND c.{owner_col} = {parent}.{COL_ID} AND c.{LINK_DST} = ",
-                    quote(table)
-                ));
-                sql.bind(id.as_str()).push(")");
-            }
-        }
-    }
 }
 
 /// True when `base` is stored as 0/1 in SQLite and must be read back as a Boolean.
