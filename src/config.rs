@@ -13,7 +13,8 @@ pub struct Limits {
     pub root_fields: usize,
     /// Lexical tokens of one document.
     pub tokens: usize,
-    /// Field selections after expanding every fragment spread (memoized count).
+    /// Selections (fields, fragment spreads, inline fragments) after expanding every fragment
+    /// spread (memoized count).
     pub expanded_selections: u64,
     /// Directives on one field, fragment or operation.
     pub directives: usize,

@@ -53,7 +53,10 @@ fn main() -> ExitCode {
         Command::Schema { command: SchemaCommand::Build { file, out } } => schema_build(&file, out.as_deref()),
         Command::Serve { schema, database, listen } => {
             init_tracing();
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            // Request handling recurses over parsed documents, input values and filter trees.
+            // Every input is bounded before that, but a worker stack larger than tokio's 2 MiB
+            // default keeps a missed bound from aborting the whole process.
+            let runtime = match tokio::runtime::Builder::new_multi_thread().thread_stack_size(8 << 20).enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the runtime: {e}");

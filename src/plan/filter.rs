@@ -336,6 +336,15 @@ impl Checker<'_> {
 
     fn compare(&self, r: Resolved, op: Op, v: &Value) -> ApiResult<Cond> {
         let op_text = op.text();
+        // `a = null` / `a != null` mean "not set" / "set" for every kind of field, references
+        // and lists included (contract §4), so they are decided before the type checks.
+        if v.lit == Literal::Null {
+            match op {
+                Op::Eq => return Ok(Cond::Not(Box::new(self.exist(r)))),
+                Op::Ne => return Ok(self.exist(r)),
+                _ => {}
+            }
+        }
         let scalar = self.comparable(&r, op_text)?;
         let is_text = matches!(scalar, Scalar::String | Scalar::Id);
         let is_int = matches!(scalar, Scalar::Int | Scalar::Long);

@@ -5,7 +5,8 @@
 //! 1. [`scan`] (before parsing): token count and bracket nesting, so the parser never sees a
 //!    document that could exhaust its stack or take long to parse.
 //! 2. [`check`] (after parsing): aliases, root fields, directives per node, selection depth
-//!    and the number of field selections once every fragment is expanded. Fragment costs
+//!    and the number of selections (fields, spreads, inline fragments) once every fragment
+//!    is expanded. Fragment costs
 //!    are memoized, so a document of fragments each spreading the next ten times is counted
 //!    in time linear in its size and rejected, and fragment cycles are found.
 
@@ -144,7 +145,7 @@ pub fn check_variables(vars: &async_graphql::Variables, limits: &Limits) -> ApiR
 /// Facts about a fragment, computed once.
 #[derive(Clone, Copy)]
 struct Cost {
-    /// Field selections after full expansion (saturating).
+    /// Selections (fields, spreads, inline fragments) after full expansion (saturating).
     fields: u64,
     /// Deepest field nesting below the fragment.
     depth: usize,
@@ -174,7 +175,7 @@ pub fn check(doc: &ExecutableDocument, operation_name: Option<&str>, limits: &Li
         }
         if cost.fields > limits.expanded_selections {
             return Err(ApiError::limit(format!(
-                "the query expands to more than {} field selections",
+                "the query expands to more than {} selections",
                 limits.expanded_selections
             )));
         }
@@ -237,25 +238,30 @@ impl<'a> Checker<'a> {
                     let sub = self.set(&f.node.selection_set.node)?;
                     Cost { fields: sub.fields.saturating_add(1), depth: sub.depth + 1 }
                 }
+                // Spreads and inline fragments count as selections themselves: validation
+                // and planning visit each one, so a tree of spreads that ends in no field at
+                // all (an unknown or empty fragment) must not expand for free.
                 Selection::InlineFragment(frag) => {
                     self.directives(frag.node.directives.len())?;
-                    self.set(&frag.node.selection_set.node)?
+                    let sub = self.set(&frag.node.selection_set.node)?;
+                    Cost { fields: sub.fields.saturating_add(1), depth: sub.depth }
                 }
                 Selection::FragmentSpread(spread) => {
                     self.directives(spread.node.directives.len())?;
                     let name = &spread.node.fragment_name.node;
-                    match self.doc.fragments.get_key_value(name) {
+                    let sub = match self.doc.fragments.get_key_value(name) {
                         Some((n, frag)) => self.fragment(n, frag)?,
                         // Unknown fragments are reported by GraphQL validation.
                         None => Cost { fields: 0, depth: 0 },
-                    }
+                    };
+                    Cost { fields: sub.fields.saturating_add(1), depth: sub.depth }
                 }
             };
             total.fields = total.fields.saturating_add(cost.fields);
             total.depth = total.depth.max(cost.depth);
             if total.fields > self.limits.expanded_selections {
                 return Err(ApiError::limit(format!(
-                    "the query expands to more than {} field selections",
+                    "the query expands to more than {} selections",
                     self.limits.expanded_selections
                 )));
             }
@@ -311,13 +317,41 @@ mod tests {
     #[test]
     fn cycles_depth_aliases_and_roots() {
         assert!(run("query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }").is_err());
-        let deep = format!("{{ {} {} }}", "a {".repeat(20), "}".repeat(20));
+        // (The innermost selection set must not be empty, or this is a parse error.)
+        let deep = format!("{{ {} b {} }}", "a {".repeat(20), "}".repeat(20));
         assert!(run(&deep).unwrap_err().message.contains("nested"));
         let aliases: String = (0..31).map(|i| format!("a{i}: __typename ")).collect();
-        assert!(run(&format!("{{ {aliases} }}")).unwrap_err().message.contains("aliases"));
+        // Nested, so the root-field limit (20) does not trip first.
+        assert!(run(&format!("{{ x {{ {aliases} }} }}")).unwrap_err().message.contains("aliases"));
         let roots: String = (0..21).map(|i| format!("f{i} ")).collect();
         assert!(run(&format!("{{ {roots} }}")).unwrap_err().message.contains("root fields"));
         assert_eq!(run("mutation { a }").ok(), Some(OperationType::Mutation));
+        // Spreads count as selections: a bomb of spreads that ends in an unknown fragment
+        // selects no field at all and must still be rejected.
+        let mut q = String::from("query { ...F0 }\n");
+        for i in 0..8 {
+            let spreads = (0..10).map(|_| format!("...F{}", i + 1)).collect::<Vec<_>>().join(" ");
+            q.push_str(&format!("fragment F{i} on Query {{ {spreads} }}\n"));
+        }
+        q.push_str("fragment F8 on Query { ...Missing }\n");
+        assert!(run(&q).unwrap_err().message.contains("expands"));
+    }
+
+    #[test]
+    fn json_nesting_and_variables() {
+        assert_eq!(json_nesting(b"{\"a\": [1, {\"b\": \"[[[{{{\\\"[[\"}]}"), 3);
+        assert_eq!(json_nesting(b"[[[]]] [[]]"), 3);
+        assert_eq!(json_nesting(&b"[".repeat(100_000)), 100_000);
+        let limits = Limits::default();
+        let mut v = serde_json::json!(1);
+        for _ in 0..63 {
+            v = serde_json::json!([v]);
+        }
+        // The variables object is level 1, so 63 nested lists reach level 64.
+        let vars = async_graphql::Variables::from_json(serde_json::json!({ "v": v.clone() }));
+        assert!(check_variables(&vars, &limits).is_ok());
+        let vars = async_graphql::Variables::from_json(serde_json::json!({ "v": [v] }));
+        assert!(check_variables(&vars, &limits).unwrap_err().message.contains("variables"));
     }
 
     #[test]

@@ -76,15 +76,32 @@ fn server_error(e: ApiError) -> ServerError {
 #[allow(clippy::result_large_err)]
 fn request_ctx(app: &App, headers: &HeaderMap) -> Result<RequestCtx, axum::response::Response> {
     if let Some(key) = &app.admin_key {
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let token = given.strip_prefix("Bearer ").unwrap_or(given).trim();
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").trim();
+        // The auth scheme is case-insensitive (RFC 9110 §11.1); a bare token is accepted too.
+        let token = match given.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ => given,
+        };
         if !constant_time_eq(token.as_bytes(), key.as_bytes()) {
             let msg = if given.is_empty() { "authentication required: send Authorization: Bearer <key>" } else { "invalid credentials" };
-            return Err(error_response(StatusCode::UNAUTHORIZED, ApiError::new(ErrorCode::Unauthenticated, msg)));
+            let mut resp = error_response(StatusCode::UNAUTHORIZED, ApiError::new(ErrorCode::Unauthenticated, msg));
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            return Err(resp);
         }
     }
-    let domain = headers.get("hypi-domain").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("default");
-    let domain = if domain.is_empty() { "default" } else { domain };
+    // A header that is present but not text names no instance: it must not fall back to the
+    // default one.
+    let domain = match headers.get("hypi-domain").map(|v| v.to_str()) {
+        None => "default",
+        Some(Ok(d)) if d.trim().is_empty() => "default",
+        Some(Ok(d)) => d.trim(),
+        Some(Err(_)) => {
+            return Err(error_response(
+                StatusCode::NOT_FOUND,
+                ApiError::new(ErrorCode::UnknownInstance, "the hypi-domain header is not valid text"),
+            ))
+        }
+    };
     match app.instances.get(domain) {
         Some(id) => Ok(RequestCtx { instance: id.clone(), account: None }),
         None => Err(error_response(
@@ -92,6 +109,15 @@ fn request_ctx(app: &App, headers: &HeaderMap) -> Result<RequestCtx, axum::respo
             ApiError::new(ErrorCode::UnknownInstance, format!("unknown instance domain '{domain}'")),
         )),
     }
+}
+
+/// Content types a browser may send cross-origin without a CORS preflight. A GraphQL POST
+/// with one of them could be a forged request from another site, so it is refused (the
+/// check Apollo calls CSRF prevention); clients send `application/json`.
+fn is_simple_content_type(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else { return false };
+    let essence = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    matches!(essence.as_str(), "text/plain" | "application/x-www-form-urlencoded" | "multipart/form-data")
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -110,6 +136,12 @@ async fn graphql_post(
         Ok(c) => c,
         Err(r) => return r,
     };
+    if is_simple_content_type(&headers) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::new(ErrorCode::Forbidden, "send GraphQL requests as Content-Type: application/json"),
+        );
+    }
     // The body extractor stops reading as soon as the cap is passed (and refuses a
     // Content-Length above it without reading at all).
     let body = match body {
@@ -248,13 +280,31 @@ async fn run(app: &App, mut req: Request, ctx: &RequestCtx, over_get: bool) -> R
         }
         Ok(_) => {}
     }
-    let mut resp = app.schema.execute(req.data(ctx.clone())).await;
+    // A panic in a resolver must not drop the connection: it becomes an INTERNAL error
+    // (detail and request id in the log), like any other internal failure.
+    let execution = std::panic::AssertUnwindSafe(app.schema.execute(req.data(ctx.clone())));
+    let mut resp = match futures_util::FutureExt::catch_unwind(execution).await {
+        Ok(resp) => resp,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a resolver panicked".to_string());
+            return Response::from_errors(vec![server_error(ApiError::internal(format!("panic: {detail}")))]);
+        }
+    };
     for err in &mut resp.errors {
         let has_code = err.extensions.as_ref().is_some_and(|x| x.get("code").is_some());
         if !has_code {
-            err.extensions
-                .get_or_insert_with(Default::default)
-                .set("code", ErrorCode::GraphqlValidation.as_str());
+            // async-graphql checks argument values against the input types before any
+            // resolver runs; a value of the wrong type is a VALIDATION error like ours.
+            let code = if err.message.starts_with("Invalid value for argument") {
+                ErrorCode::Validation
+            } else {
+                ErrorCode::GraphqlValidation
+            };
+            err.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
         }
     }
     resp

@@ -131,8 +131,10 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
         for set in &ty.indices {
             let names: Vec<&str> = set.iter().map(|&i| ty.fields[i].name.as_str()).collect();
             let cols: Vec<String> = names.iter().map(|n| quote(n)).collect();
+            // hypi_id last: rows equal on the indexed fields come out in id order, so the
+            // default order and cursor seeks are served by the index without a sort.
             indexes.push(format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {})",
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {}, {COL_ID})",
                 quote(&index_name(&table, &format!("idx_{}", names.join("_")))),
                 quote(&table),
                 cols.join(", ")

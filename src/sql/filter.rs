@@ -209,7 +209,7 @@ impl<'a> FilterRenderer<'a> {
                         sql.push(&format!("(' ' || lower({e}) || ' ') GLOB ")).bind(format!("*{SEP_GLOB}{w}{SEP_GLOB}*"));
                     } else {
                         sql.push(&format!("(' ' || translate({e}, ")).bind(ASCII_UPPER).push(", ").bind(ASCII_LOWER);
-                        sql.push(" || ' ') ~ ").bind(format!("{SEP_REGEX}{}{SEP_REGEX}", regex_escape(w)));
+                        sql.push(") || ' ') ~ ").bind(format!("{SEP_REGEX}{}{SEP_REGEX}", regex_escape(w)));
                     }
                 }
                 sql.push(")");

@@ -9,6 +9,15 @@ use crate::model::{Model, Storage};
 /// Columns every insert/update returns, in this order.
 pub const RETURNING: &str = " RETURNING hypi_created, hypi_updated, hypi_trashed, hypi_created_by, hypi_version";
 
+/// What [`WriteRenderer::set_ref`] does to a one-to-one reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefChange<'a> {
+    /// Point it at this object.
+    Set(&'a str),
+    /// Clear it if it points at this object.
+    ClearIf(&'a str),
+}
+
 /// Renders writes for one app's tables.
 pub struct WriteRenderer<'a> {
     pub model: &'a Model,
@@ -98,18 +107,22 @@ impl WriteRenderer<'_> {
         sql
     }
 
-    /// Set (or with `None` clear) the one-to-one reference `field` of `src`, only when it is
-    /// currently `expect` (for unlink) or unconditionally.
-    pub fn set_ref(&self, type_idx: usize, field: usize, instance: &str, src: &str, dst: Option<&str>, expect: Option<&str>, now: &str) -> Sql {
+    /// Change the one-to-one reference `field` of `src`: set it (`link`), or clear it only
+    /// when it currently points at the given object (`unlink`).
+    pub fn set_ref(&self, type_idx: usize, field: usize, instance: &str, src: &str, change: RefChange<'_>, now: &str) -> Sql {
         let ty = &self.model.types[type_idx];
         debug_assert!(matches!(ty.fields[field].storage(), Storage::RefColumn(_)));
+        let col = column(&ty.fields[field]);
         let mut sql = Sql::new(self.dialect);
-        sql.push("UPDATE ").ident(&self.table(type_idx)).push(" SET ").ident(column(&ty.fields[field]));
-        sql.push(" = ").bind(dst.map(str::to_string));
+        sql.push("UPDATE ").ident(&self.table(type_idx)).push(" SET ").ident(col);
+        match change {
+            RefChange::Set(dst) => sql.push(" = ").bind(dst),
+            RefChange::ClearIf(_) => sql.push(" = NULL"),
+        };
         sql.push(", hypi_updated = ").bind(now).push(", hypi_version = hypi_version + 1");
         sql.push(" WHERE hypi_instance = ").bind(instance).push(" AND hypi_id = ").bind(src);
-        if let Some(e) = expect {
-            sql.push(" AND ").ident(column(&ty.fields[field])).push(" = ").bind(e);
+        if let RefChange::ClearIf(expected) = change {
+            sql.push(" AND ").ident(col).push(" = ").bind(expected);
         }
         sql.push(" RETURNING hypi_version");
         sql

@@ -79,7 +79,8 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            .optimize_on_close(true, None);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -171,6 +172,9 @@ impl Store {
             sqlx::query(&stmt).execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        // Refresh the planner's statistics where they are stale, so selective indexed filters
+        // use their index; connections opened later load them.
+        sqlx::query("PRAGMA optimize=0x10002").execute(&self.write).await?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use super::{tx_execute, tx_fetch, Store, StoreError, Tx};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::model::{Model, Storage};
 use crate::plan::write::WriteObject;
-use crate::sql::write::WriteRenderer;
+use crate::sql::write::{RefChange, WriteRenderer};
 use crate::sql::{names, SqlValue};
 
 /// Who writes where, and when.
@@ -223,11 +223,11 @@ pub async fn link(store: &Store, ctx: &WriteCtx<'_>, args: &LinkArgs<'_>, add: b
     }
     let version = match (field.storage(), add) {
         (Storage::RefColumn(_), true) => {
-            let sql = r.set_ref(args.from, args.field, ctx.instance, args.from_id, Some(args.to_id), None, &ctx.now);
+            let sql = r.set_ref(args.from, args.field, ctx.instance, args.from_id, RefChange::Set(args.to_id), &ctx.now);
             first_int(tx_fetch(&mut tx, &sql).await?)
         }
         (Storage::RefColumn(_), false) => {
-            let sql = r.set_ref(args.from, args.field, ctx.instance, args.from_id, None, Some(args.to_id), &ctx.now);
+            let sql = r.set_ref(args.from, args.field, ctx.instance, args.from_id, RefChange::ClearIf(args.to_id), &ctx.now);
             first_int(tx_fetch(&mut tx, &sql).await?)
         }
         (_, true) => {
