@@ -32,6 +32,11 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "ARCBASE_LISTEN", default_value = "127.0.0.1:4000")]
         listen: String,
+        /// On SIGTERM / Ctrl-C, seconds to let open requests finish before closing their
+        /// connections anyway (a client that never finishes its request cannot hold the
+        /// shutdown up).
+        #[arg(long, env = "ARCBASE_SHUTDOWN_GRACE", default_value_t = 10)]
+        shutdown_grace: u64,
     },
 }
 
@@ -51,21 +56,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Schema { command: SchemaCommand::Build { file, out } } => schema_build(&file, out.as_deref()),
-        Command::Serve { schema, database, listen } => {
+        Command::Serve { schema, database, listen, shutdown_grace } => {
             init_tracing();
             // Request handling recurses over parsed documents, input values and filter trees.
             // Every input is bounded before that, but a worker stack larger than tokio's 2 MiB
             // default keeps a missed bound from aborting the whole process.
-            let runtime = match tokio::runtime::Builder::new_multi_thread().thread_stack_size(8 << 20).enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
+            let runtime =
+                match tokio::runtime::Builder::new_multi_thread().thread_stack_size(8 << 20).enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        eprintln!("error: cannot start the runtime: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
             let admin_key = std::env::var("ARCBASE_ADMIN_KEY").ok().filter(|k| !k.is_empty());
-            let opts = ServeOptions { schema_path: schema, database_url: database, admin_key, limits: Limits::default() };
-            runtime.block_on(serve(opts, listen))
+            let opts =
+                ServeOptions { schema_path: schema, database_url: database, admin_key, limits: Limits::default() };
+            runtime.block_on(serve(opts, listen, std::time::Duration::from_secs(shutdown_grace)))
         }
     }
 }
@@ -110,7 +117,7 @@ fn schema_build(file: &str, out: Option<&str>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn serve(opts: ServeOptions, listen: String) -> ExitCode {
+async fn serve(opts: ServeOptions, listen: String, grace: std::time::Duration) -> ExitCode {
     let dev_mode = opts.admin_key.is_none();
     let app = match server::build(&opts).await {
         Ok(app) => app,
@@ -133,8 +140,31 @@ async fn serve(opts: ServeOptions, listen: String) -> ExitCode {
     println!("arcbase serving {} on {}", opts.schema_path, opts.database_url);
     println!("playground: http://{addr}/graphql");
     let engine = app.engine.clone();
-    let result = axum::serve(listener, server::router(app)).with_graceful_shutdown(shutdown_signal()).await;
-    engine.store.close().await;
+    // Graceful: stop accepting, let requests in progress finish. A connection that is still
+    // open `grace` after the signal (a request that never finishes arriving) is abandoned.
+    let signalled = std::sync::Arc::new(tokio::sync::Notify::new());
+    let notify = signalled.clone();
+    let serving = axum::serve(listener, server::router(app)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections");
+        notify.notify_one();
+    });
+    let deadline = async {
+        signalled.notified().await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        r = std::future::IntoFuture::into_future(serving) => r,
+        () = deadline => {
+            tracing::warn!("connections still open {}s after the signal; closing them", grace.as_secs());
+            Ok(())
+        }
+    };
+    // Requests that were mid-write finish first (the pool waits for its connections), but
+    // not forever.
+    if tokio::time::timeout(grace, engine.store.close()).await.is_err() {
+        tracing::warn!("the database did not close within {}s", grace.as_secs());
+    }
     match result {
         Ok(()) => {
             tracing::info!("shut down");

@@ -6,6 +6,7 @@
 //!
 //! Invariant: this module never touches sqlx; it calls `store` with rendered plans.
 
+mod aggregate;
 mod find;
 mod ops;
 pub mod selection;

@@ -94,6 +94,12 @@ pub fn query(model: &Model) -> Object {
             .description("Objects matching an ArcQL query, paged by cursor."),
         )
         .field(
+            Field::new("aggregate", TypeRef::named("HypiAggregationType"), |_| {
+                FieldFuture::Value(Some(FieldValue::owned_any(Json::Object(Default::default()))))
+            })
+            .description("Counts, sums, averages, minima and maxima, optionally grouped."),
+        )
+        .field(
         Field::new("get", TypeRef::named(ROOT_UNION), |ctx| FieldFuture::new(async move { get(&ctx).await.map_err(ApiError::into_gql) }))
             .argument(InputValue::new("type", TypeRef::named_nn("HypiMutationType")))
             .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::STRING)))
@@ -138,6 +144,38 @@ pub fn mutation(model: &Model) -> Object {
         )
         .field(link_field("link", true, "Add `andToID` to the reference `via` of `whereFromID`."))
         .field(link_field("unlink", false, "Remove `andToID` from the reference `via` of `whereFromID`."))
+}
+
+/// A field of `HypiAggregationType`: `x(where)` or, with `grouped`, `xWith(groupBy, ...)`.
+pub fn aggregate_field(name: &str, type_idx: usize, type_name: &str, grouped: bool) -> Field {
+    let aggs = format!("{type_name}Aggs");
+    let ty = if grouped { TypeRef::named_list(aggs) } else { TypeRef::named(aggs) };
+    let f = Field::new(name, ty, move |ctx| {
+        FieldFuture::new(async move {
+            let run = async {
+                let engine = engine(&ctx)?;
+                let req = request(&ctx)?;
+                if grouped {
+                    super::aggregate::aggregate_groups(&ctx, engine, req, type_idx).await
+                } else {
+                    super::aggregate::aggregate_all(&ctx, engine, req, type_idx).await
+                }
+            };
+            run.await.map(Some).map_err(ApiError::into_gql)
+        })
+    });
+    let f = f.argument(InputValue::new("where", TypeRef::named(TypeRef::STRING)));
+    if !grouped {
+        return f;
+    }
+    f.argument(InputValue::new("groupBy", TypeRef::named_nn_list_nn(format!("{type_name}GroupByOptions"))))
+        .argument(InputValue::new("having", TypeRef::named(TypeRef::STRING)))
+        .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new("after", TypeRef::named(TypeRef::STRING)))
+        .argument(InputValue::new("last", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new("before", TypeRef::named(TypeRef::STRING)))
+        .argument(InputValue::new("includeTrashed", TypeRef::named(TypeRef::BOOLEAN)))
+        .argument(InputValue::new("page", TypeRef::named(TypeRef::INT)))
 }
 
 fn bulk_field(name: &'static str, doc: &'static str, clear: bool) -> Field {

@@ -55,6 +55,15 @@ fn scalar_field(name: &str, ty: TypeRef, conv: Conv) -> Field {
     })
 }
 
+/// A scalar keyed by response key (aggregate functions: `c: count, d: count(distinct: true)`).
+fn aliased_scalar_field(name: &str, ty: TypeRef) -> Field {
+    Field::new(name, ty, move |ctx| {
+        let key = ref_key(ctx.ctx.item.node.response_key().node.as_str());
+        let v = ctx.parent_value.downcast_ref::<Json>().and_then(|p| p.get(&key));
+        FieldFuture::Value(v.map(|v| FieldValue::value(convert(v, Conv::Plain))))
+    })
+}
+
 /// A field that reads the parent JSON's `key` as a nested object (borrowed, not copied).
 fn object_field(name: &str, ty: TypeRef, keyed_by_alias: bool) -> Field {
     let name_owned = name.to_string();
@@ -168,10 +177,10 @@ fn aggs_type(ty: &ObjectType) -> Object {
             (Base::Scalar(S::Float), false) => "AggFloat",
             _ => "AggOtherScalar",
         };
-        o = o.field(object_field(&f.name, TypeRef::named(agg), false));
+        o = o.field(object_field(&f.name, TypeRef::named(agg), true));
     }
     for h in HYPI_FLAT_FIELDS {
-        o = o.field(object_field(h, TypeRef::named("AggOtherScalar"), false));
+        o = o.field(object_field(h, TypeRef::named("AggOtherScalar"), true));
     }
     o
 }
@@ -182,13 +191,14 @@ fn fields_enum(name: String, names: impl IntoIterator<Item = String>) -> Enum {
 
 fn agg_type(name: &str, num: Option<(&str, &str)>) -> Object {
     let distinct = || InputValue::new("distinct", TypeRef::named(TypeRef::BOOLEAN));
-    let mut o = Object::new(name).field(scalar_field("count", TypeRef::named(TypeRef::INT), Conv::Plain).argument(distinct()));
+    let f = aliased_scalar_field;
+    let mut o = Object::new(name).field(f("count", TypeRef::named(TypeRef::INT)).argument(distinct()));
     if let Some((sum, minmax)) = num {
         o = o
-            .field(scalar_field("sum", TypeRef::named(sum), Conv::Plain).argument(distinct()))
-            .field(scalar_field("avg", TypeRef::named(TypeRef::FLOAT), Conv::Plain).argument(distinct()))
-            .field(scalar_field("min", TypeRef::named(minmax), Conv::Plain))
-            .field(scalar_field("max", TypeRef::named(minmax), Conv::Plain));
+            .field(f("sum", TypeRef::named(sum)).argument(distinct()))
+            .field(f("avg", TypeRef::named(TypeRef::FLOAT)).argument(distinct()))
+            .field(f("min", TypeRef::named(minmax)))
+            .field(f("max", TypeRef::named(minmax)));
     }
     o.field(list_field("groupValues", TypeRef::named_list("Pair"), None, false))
 }
@@ -228,28 +238,14 @@ pub fn all_types(model: &Model) -> Vec<Type> {
     let mut upsert_union = InputObject::new("HypiUpsertInputUnion");
     let mut root_union = Union::new(ROOT_UNION);
     let mut agg_root = Object::new("HypiAggregationType");
-    for ty in &model.types {
+    for (type_idx, ty) in model.types.iter().enumerate() {
         mutation_type = mutation_type.item(EnumItem::new(&ty.name));
         upsert_union = upsert_union.field(InputValue::new(&ty.name, TypeRef::named_nn_list(format!("{}InputOpt", ty.name))));
         root_union = root_union.possible_type(&ty.name);
         let lower = Model::lower_first(&ty.name);
         agg_root = agg_root
-            .field(
-                object_field(&lower, TypeRef::named(format!("{}Aggs", ty.name)), true)
-                    .argument(InputValue::new("where", TypeRef::named(TypeRef::STRING))),
-            )
-            .field(
-                list_field(&format!("{lower}With"), TypeRef::named_list(format!("{}Aggs", ty.name)), None, true)
-                    .argument(InputValue::new("where", TypeRef::named(TypeRef::STRING)))
-                    .argument(InputValue::new("groupBy", TypeRef::named_nn_list_nn(format!("{}GroupByOptions", ty.name))))
-                    .argument(InputValue::new("having", TypeRef::named(TypeRef::STRING)))
-                    .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)))
-                    .argument(InputValue::new("after", TypeRef::named(TypeRef::STRING)))
-                    .argument(InputValue::new("last", TypeRef::named(TypeRef::INT)))
-                    .argument(InputValue::new("before", TypeRef::named(TypeRef::STRING)))
-                    .argument(InputValue::new("includeTrashed", TypeRef::named(TypeRef::BOOLEAN)))
-                    .argument(InputValue::new("page", TypeRef::named(TypeRef::INT))),
-            );
+            .field(super::ops::aggregate_field(&lower, type_idx, &ty.name, false))
+            .field(super::ops::aggregate_field(&format!("{lower}With"), type_idx, &ty.name, true));
 
         out.push(object_type(model, ty).into());
         out.push(input_type(model, ty, false).into());

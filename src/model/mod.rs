@@ -172,14 +172,8 @@ impl Model {
 }
 
 /// The flattened system fields, in the order the generated enums list them.
-pub const HYPI_FLAT_FIELDS: [&str; 6] = [
-    "hypi_id",
-    "hypi_created",
-    "hypi_updated",
-    "hypi_trashed",
-    "hypi_createdBy",
-    "hypi_instanceId",
-];
+pub const HYPI_FLAT_FIELDS: [&str; 6] =
+    ["hypi_id", "hypi_created", "hypi_updated", "hypi_trashed", "hypi_createdBy", "hypi_instanceId"];
 
 /// Type names that the generated schema or the system uses; an app may not define them.
 pub const RESERVED_TYPE_NAMES: &[&str] = &[
@@ -215,12 +209,5 @@ pub const RESERVED_TYPE_NAMES: &[&str] = &[
 ];
 
 /// Suffixes of the per-type generated names (`XInput`, `XAggs`, ...).
-pub const GENERATED_SUFFIXES: &[&str] = &[
-    "Input",
-    "InputOpt",
-    "Aggs",
-    "Fields",
-    "ScalarFields",
-    "NumericFields",
-    "GroupByOptions",
-];
+pub const GENERATED_SUFFIXES: &[&str] =
+    &["Input", "InputOpt", "Aggs", "Fields", "ScalarFields", "NumericFields", "GroupByOptions"];

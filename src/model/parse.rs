@@ -5,10 +5,7 @@ use std::collections::{HashMap, HashSet};
 use graphql_parser::schema::{self as ast, Definition, TypeDefinition};
 use graphql_parser::Pos;
 
-use super::{
-    Base, EnumType, Field, Model, ObjectType, Scalar, GENERATED_SUFFIXES, MAX_NAME_LEN,
-    RESERVED_TYPE_NAMES,
-};
+use super::{Base, EnumType, Field, Model, ObjectType, Scalar, GENERATED_SUFFIXES, MAX_NAME_LEN, RESERVED_TYPE_NAMES};
 
 /// One problem found in an SDL document, at a 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,11 +29,7 @@ struct Checker {
 
 impl Checker {
     fn err(&mut self, pos: Pos, message: impl Into<String>) {
-        self.errors.push(Diagnostic {
-            line: pos.line,
-            column: pos.column,
-            message: message.into(),
-        });
+        self.errors.push(Diagnostic { line: pos.line, column: pos.column, message: message.into() });
     }
 
     /// Names must be plain identifiers that fit in storage names and avoid GraphQL's `__`.
@@ -45,10 +38,7 @@ impl Checker {
             self.err(pos, format!("{what} name '{name}' is reserved: names may not start with '__'"));
             false
         } else if name.len() > MAX_NAME_LEN {
-            self.err(
-                pos,
-                format!("{what} name '{name}' is too long: at most {MAX_NAME_LEN} characters"),
-            );
+            self.err(pos, format!("{what} name '{name}' is too long: at most {MAX_NAME_LEN} characters"));
             false
         } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             || name.starts_with(|c: char| c.is_ascii_digit())
@@ -66,10 +56,7 @@ impl Checker {
         if !self.check_name(pos, what, name) {
             false
         } else if name.contains("__") {
-            self.err(
-                pos,
-                format!("{what} name '{name}' may not contain '__': storage names use it as a separator"),
-            );
+            self.err(pos, format!("{what} name '{name}' may not contain '__': storage names use it as a separator"));
             false
         } else {
             true
@@ -91,7 +78,8 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
             if let Some(ch) = source
                 .split('\n')
                 .nth(d.line.saturating_sub(1))
-                .and_then(|l| l.chars().filter(|&c| c != '\u{feff}').nth(d.column.saturating_sub(1))) {
+                .and_then(|l| l.chars().filter(|&c| c != '\u{feff}').nth(d.column.saturating_sub(1)))
+            {
                 if !ch.is_ascii() || (ch.is_ascii_control() && !matches!(ch, '\t' | '\r' | '\n')) {
                     d.message = format!(
                         "syntax error: unexpected character {ch:?} (U+{:04X}); names use only ASCII letters, digits and '_'",
@@ -130,10 +118,7 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
             }
             Definition::TypeDefinition(TypeDefinition::Union(u)) => {
                 unions.insert(u.name);
-                c.err(
-                    u.position,
-                    format!("union '{}' cannot be stored: use an object type per member", u.name),
-                );
+                c.err(u.position, format!("union '{}' cannot be stored: use an object type per member", u.name));
                 continue;
             }
             Definition::TypeDefinition(TypeDefinition::Interface(i)) => {
@@ -143,10 +128,7 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
             Definition::TypeDefinition(TypeDefinition::InputObject(i)) => {
                 c.err(
                     i.position,
-                    format!(
-                        "input type '{}' is not allowed: input types are generated from the object types",
-                        i.name
-                    ),
+                    format!("input type '{}' is not allowed: input types are generated from the object types", i.name),
                 );
                 continue;
             }
@@ -169,16 +151,16 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
             Definition::DirectiveDefinition(d) => {
                 c.err(
                     d.position,
-                    format!("directive definition '@{}' is not allowed: only built-in directives are understood", d.name),
+                    format!(
+                        "directive definition '@{}' is not allowed: only built-in directives are understood",
+                        d.name
+                    ),
                 );
                 continue;
             }
         };
         if let Some(first) = seen.get(name) {
-            c.err(
-                pos,
-                format!("duplicate type '{name}' (first defined at {}:{})", first.line, first.column),
-            );
+            c.err(pos, format!("duplicate type '{name}' (first defined at {}:{})", first.line, first.column));
             continue;
         }
         seen.insert(name, pos);
@@ -215,15 +197,32 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
         }
     }
 
-    // Generated names (`XInput`, `XAggs`, ...) must not collide with a declared type.
+    // Generated names (`XInput`, `XAggs`, ...) must not collide with a declared type, nor
+    // with a name generated for another type (`X` + `ScalarFields` is `XScalar` + `Fields`).
+    let mut generated_by: HashMap<String, (&str, &str)> = HashMap::new();
+    for o in &objects {
+        for suffix in GENERATED_SUFFIXES {
+            let generated = format!("{}{}", o.name, suffix);
+            match generated_by.get(generated.as_str()) {
+                Some((other, other_suffix)) => c.err(
+                    o.position,
+                    format!(
+                        "type '{}' and type '{other}' would both generate '{generated}' ('{}' + '{suffix}' and \
+                         '{other}' + '{other_suffix}'); rename one of them",
+                        o.name, o.name
+                    ),
+                ),
+                None => {
+                    generated_by.insert(generated, (o.name, suffix));
+                }
+            }
+        }
+    }
     for o in &objects {
         for suffix in GENERATED_SUFFIXES {
             let generated = format!("{}{}", o.name, suffix);
             if let Some(pos) = seen.get(generated.as_str()) {
-                c.err(
-                    *pos,
-                    format!("type name '{generated}' collides with a name generated for type '{}'", o.name),
-                );
+                c.err(*pos, format!("type name '{generated}' collides with a name generated for type '{}'", o.name));
             }
         }
         // `HypiAggregationType` has a field `x` and `xWith` per type `X`.
@@ -253,7 +252,10 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
                 continue;
             }
             if NOT_ENUM_VALUES.contains(&v.name) {
-                c.err(v.position, format!("enum value '{}.{}' is not allowed: GraphQL reserves true, false and null", e.name, v.name));
+                c.err(
+                    v.position,
+                    format!("enum value '{}.{}' is not allowed: GraphQL reserves true, false and null", e.name, v.name),
+                );
                 continue;
             }
             if values.iter().any(|x| x == v.name) {
@@ -262,11 +264,7 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
             }
             values.push(v.name.to_string());
         }
-        model_enums.push(EnumType {
-            name: e.name.to_string(),
-            values,
-            description: e.description.clone(),
-        });
+        model_enums.push(EnumType { name: e.name.to_string(), values, description: e.description.clone() });
     }
 
     // Pass 3: object types and their fields.
@@ -391,11 +389,7 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
         return Err(c.errors);
     }
     let type_index = types.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-    Ok(Model {
-        types,
-        enums: model_enums,
-        type_index,
-    })
+    Ok(Model { types, enums: model_enums, type_index })
 }
 
 /// A required one-to-one reference (`b: B!`) means a `B` must exist before an `A` can be
@@ -581,9 +575,5 @@ fn syntax_diagnostic(text: &str) -> Diagnostic {
         column = parts.next().and_then(|s| s.parse().ok()).unwrap_or(1);
     }
     let detail: Vec<&str> = text.lines().skip(1).map(str::trim).filter(|l| !l.is_empty()).collect();
-    Diagnostic {
-        line,
-        column,
-        message: format!("syntax error: {}", detail.join("; ")),
-    }
+    Diagnostic { line, column, message: format!("syntax error: {}", detail.join("; ")) }
 }

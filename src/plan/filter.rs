@@ -256,7 +256,7 @@ impl Checker<'_> {
                 let r = self.path(path)?;
                 let scalar = self.comparable(&r, "IN")?;
                 let vals = values.iter().map(|v| self.value(&r, scalar, v)).collect::<ApiResult<Vec<_>>>()?;
-                if vals.iter().any(|v| *v == SqlValue::Null) {
+                if vals.contains(&SqlValue::Null) {
                     return Err(ApiError::validation(format!("{}: null cannot be in an IN set; use NOT EXIST", r.name)));
                 }
                 self.leaf(r, Test::In(vals))?

@@ -4,6 +4,7 @@
 //! Invariants: no I/O, not async; every index in a plan is valid for the model it was built
 //! against.
 
+pub mod aggregate;
 pub mod filter;
 pub mod read;
 pub mod write;

@@ -97,7 +97,7 @@ impl ObjectSelection {
 
     /// Add a column once, however often it is selected.
     pub fn add_column(&mut self, field: usize) {
-        if !self.items.iter().any(|i| *i == Item::Column(field)) {
+        if !self.items.contains(&Item::Column(field)) {
             self.items.push(Item::Column(field));
         }
     }

@@ -12,9 +12,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::parser::types::{
-    ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet,
-};
+use async_graphql::parser::types::{ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet};
 use async_graphql::{Name, Positioned};
 
 use crate::config::Limits;
@@ -171,7 +169,10 @@ pub fn check(doc: &ExecutableDocument, operation_name: Option<&str>, limits: &Li
         c.directives(op.node.directives.len())?;
         let cost = c.set(&op.node.selection_set.node)?;
         if cost.depth > limits.depth {
-            return Err(ApiError::limit(format!("the query is nested {} levels deep; the limit is {}", cost.depth, limits.depth)));
+            return Err(ApiError::limit(format!(
+                "the query is nested {} levels deep; the limit is {}",
+                cost.depth, limits.depth
+            )));
         }
         if cost.fields > limits.expanded_selections {
             return Err(ApiError::limit(format!(
@@ -181,7 +182,10 @@ pub fn check(doc: &ExecutableDocument, operation_name: Option<&str>, limits: &Li
         }
         let roots = c.root_fields(&op.node.selection_set.node, 0);
         if roots > limits.root_fields {
-            return Err(ApiError::limit(format!("the operation has {roots} root fields; the limit is {}", limits.root_fields)));
+            return Err(ApiError::limit(format!(
+                "the operation has {roots} root fields; the limit is {}",
+                limits.root_fields
+            )));
         }
         let selected = match (operation_name, name) {
             (None, _) => true,
@@ -193,7 +197,10 @@ pub fn check(doc: &ExecutableDocument, operation_name: Option<&str>, limits: &Li
         }
     }
     if c.aliases > limits.aliases {
-        return Err(ApiError::limit(format!("the document uses {} aliases; the limit is {}", c.aliases, limits.aliases)));
+        return Err(ApiError::limit(format!(
+            "the document uses {} aliases; the limit is {}",
+            c.aliases, limits.aliases
+        )));
     }
     Ok(chosen.unwrap_or(OperationType::Query))
 }
@@ -201,7 +208,10 @@ pub fn check(doc: &ExecutableDocument, operation_name: Option<&str>, limits: &Li
 impl<'a> Checker<'a> {
     fn directives(&self, n: usize) -> ApiResult<()> {
         if n > self.limits.directives {
-            return Err(ApiError::limit(format!("{n} directives on one node; the limit is {}", self.limits.directives)));
+            return Err(ApiError::limit(format!(
+                "{n} directives on one node; the limit is {}",
+                self.limits.directives
+            )));
         }
         Ok(())
     }

@@ -43,7 +43,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(|| async { "ok" }))
         .fallback(|| async {
-            error_response(StatusCode::NOT_FOUND, ApiError::not_found("no such endpoint; GraphQL is served at /graphql"))
+            error_response(
+                StatusCode::NOT_FOUND,
+                ApiError::not_found("no such endpoint; GraphQL is served at /graphql"),
+            )
         })
         .method_not_allowed_fallback(|| async {
             error_response(
@@ -83,7 +86,11 @@ fn request_ctx(app: &App, headers: &HeaderMap) -> Result<RequestCtx, axum::respo
             _ => given,
         };
         if !constant_time_eq(token.as_bytes(), key.as_bytes()) {
-            let msg = if given.is_empty() { "authentication required: send Authorization: Bearer <key>" } else { "invalid credentials" };
+            let msg = if given.is_empty() {
+                "authentication required: send Authorization: Bearer <key>"
+            } else {
+                "invalid credentials"
+            };
             let mut resp = error_response(StatusCode::UNAUTHORIZED, ApiError::new(ErrorCode::Unauthenticated, msg));
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             return Err(resp);
@@ -221,7 +228,11 @@ struct GetParams {
     variables: Option<String>,
 }
 
-async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>) -> axum::response::Response {
+async fn graphql_get(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
+) -> axum::response::Response {
     let Ok(Query(params)) = params else {
         return error_response(StatusCode::BAD_REQUEST, ApiError::validation("invalid query string"));
     };
@@ -243,7 +254,12 @@ async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, params: Re
         }
         match serde_json::from_str(&vars) {
             Ok(v) => req.variables = async_graphql::Variables::from_json(v),
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, ApiError::validation(format!("variables are not JSON: {e}"))),
+            Err(e) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    ApiError::validation(format!("variables are not JSON: {e}")),
+                )
+            }
         }
     }
     json_response(&BatchResponse::Single(run(&app, req, &ctx, true).await))
@@ -342,7 +358,8 @@ pub struct ServeOptions {
 pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
     let sdl = std::fs::read_to_string(&opts.schema_path)
         .map_err(|source| StartError::Read { path: opts.schema_path.clone(), source })?;
-    let model = crate::model::parse_sdl(&sdl).map_err(|errors| StartError::Sdl { path: opts.schema_path.clone(), errors })?;
+    let model =
+        crate::model::parse_sdl(&sdl).map_err(|errors| StartError::Sdl { path: opts.schema_path.clone(), errors })?;
     // Build the schema once without an engine first: if the model cannot become a valid
     // GraphQL schema, fail before the database is touched (nothing is half-applied).
     crate::graphql::build_schema(&model, None, &opts.limits)?;

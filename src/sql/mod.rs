@@ -7,6 +7,7 @@
 //!
 //! Invariants: no I/O, not async.
 
+pub mod aggregate;
 pub mod ddl;
 pub mod filter;
 pub mod find;

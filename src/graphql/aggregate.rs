@@ -1,0 +1,229 @@
+//! `aggregate { x(where) { ... } xWith(groupBy: ...) { ... } }`: each field under
+//! `aggregate` is one SQL statement computing only the selected functions.
+
+use async_graphql::dynamic::{FieldValue, ResolverContext};
+use async_graphql::parser::types::{Selection, SelectionSet};
+use async_graphql::Value;
+use serde_json::Value as Json;
+
+use super::{Engine, RequestCtx};
+use crate::error::{ApiError, ApiResult};
+use crate::model::Model;
+use crate::plan::aggregate::{agg_target, check_call, group_key, plan_having, AggCall, AggField, AggFn, AggPlan, TimeUnit};
+use crate::plan::filter::{plan_query, FilterPlan};
+use crate::sql::aggregate::AggRenderer;
+use crate::sql::SqlValue;
+
+/// Resolve an argument value of a field in the query text, variables substituted.
+fn arg(ctx: &ResolverContext<'_>, f: &async_graphql::parser::types::Field, name: &str) -> ApiResult<Option<Value>> {
+    match f.get_argument(name) {
+        None => Ok(None),
+        Some(v) => {
+            let v = v.node.clone().into_const_with(|var| {
+                ctx.ctx.query_env.variables.get(&var).cloned().ok_or(ApiError::validation(format!("variable ${var} is not defined")))
+            })?;
+            Ok(if v == Value::Null { None } else { Some(v) })
+        }
+    }
+}
+
+/// The `XAggs` selection → the fields and functions to compute.
+fn plan_fields(ctx: &ResolverContext<'_>, model: &Model, type_idx: usize, set: &SelectionSet) -> ApiResult<Vec<AggField>> {
+    let mut out: Vec<AggField> = Vec::new();
+    walk_fields(ctx, model, type_idx, set, &mut out, 0)?;
+    Ok(out)
+}
+
+fn walk_fields(ctx: &ResolverContext<'_>, model: &Model, type_idx: usize, set: &SelectionSet, out: &mut Vec<AggField>, depth: usize) -> ApiResult<()> {
+    if depth > 32 {
+        return Err(ApiError::limit("fragments nest too deeply"));
+    }
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(f) => {
+                let f = &f.node;
+                let name = f.name.node.as_str();
+                if name == "__typename" {
+                    continue;
+                }
+                let key = f.response_key().node.to_string();
+                let target = agg_target(model, type_idx, name)?;
+                let idx = match out.iter().position(|x| x.key == key) {
+                    Some(i) => i,
+                    None => {
+                        out.push(AggField { key, target, calls: Vec::new(), group_values: false });
+                        out.len() - 1
+                    }
+                };
+                walk_calls(ctx, model, type_idx, name, &f.selection_set.node, &mut out[idx], depth + 1)?;
+            }
+            Selection::InlineFragment(frag) => walk_fields(ctx, model, type_idx, &frag.node.selection_set.node, out, depth + 1)?,
+            Selection::FragmentSpread(s) => {
+                if let Some(frag) = ctx.ctx.query_env.fragments.get(&s.node.fragment_name.node) {
+                    walk_fields(ctx, model, type_idx, &frag.node.selection_set.node, out, depth + 1)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn walk_calls(ctx: &ResolverContext<'_>, model: &Model, type_idx: usize, field: &str, set: &SelectionSet, out: &mut AggField, depth: usize) -> ApiResult<()> {
+    if depth > 32 {
+        return Err(ApiError::limit("fragments nest too deeply"));
+    }
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(f) => {
+                let f = &f.node;
+                let name = f.name.node.as_str();
+                if name == "groupValues" {
+                    out.group_values = true;
+                    continue;
+                }
+                let Some(func) = AggFn::from_name(name) else { continue };
+                let distinct = matches!(arg(ctx, f, "distinct")?, Some(Value::Boolean(true)));
+                check_call(model, type_idx, field, out.target, func, distinct)?;
+                let key = f.response_key().node.to_string();
+                if !out.calls.iter().any(|c| c.key == key) {
+                    out.calls.push(AggCall { key, func, distinct });
+                }
+            }
+            Selection::InlineFragment(frag) => walk_calls(ctx, model, type_idx, field, &frag.node.selection_set.node, out, depth + 1)?,
+            Selection::FragmentSpread(s) => {
+                if let Some(frag) = ctx.ctx.query_env.fragments.get(&s.node.fragment_name.node) {
+                    walk_calls(ctx, model, type_idx, field, &frag.node.selection_set.node, out, depth + 1)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn where_filter(model: &Model, type_idx: usize, text: Option<String>) -> ApiResult<FilterPlan> {
+    let Some(text) = text else { return Ok(FilterPlan::default()) };
+    let plan = plan_query(model, type_idx, &text)?;
+    if !plan.sort.is_empty() {
+        return Err(ApiError::validation("where takes no SORT: groups are ordered by groupBy"));
+    }
+    Ok(plan)
+}
+
+fn opt_string(ctx: &ResolverContext<'_>, name: &str) -> ApiResult<Option<String>> {
+    match ctx.args.get(name).map(|v| v.as_value().clone()) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::validation(format!("argument '{name}' must be a String"))),
+    }
+}
+
+fn opt_int(ctx: &ResolverContext<'_>, name: &str) -> ApiResult<Option<i64>> {
+    match ctx.args.get(name).map(|v| v.as_value().clone()) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| ApiError::validation(format!("argument '{name}' must be an Int"))),
+        Some(_) => Err(ApiError::validation(format!("argument '{name}' must be an Int"))),
+    }
+}
+
+/// A group cursor is the group's 1-based position, as text.
+fn position(cursor: Option<String>, name: &str) -> ApiResult<Option<u64>> {
+    cursor
+        .map(|c| c.trim().parse::<u64>().map_err(|_| ApiError::validation(format!("'{name}': '{c}' is not a group position"))))
+        .transpose()
+}
+
+/// `x(where:)`: the aggregates of all matching objects.
+pub async fn aggregate_all<'a>(ctx: &ResolverContext<'a>, engine: &Engine, req: &RequestCtx, type_idx: usize) -> ApiResult<FieldValue<'a>> {
+    let model = &engine.model;
+    let fields = plan_fields(ctx, model, type_idx, &ctx.ctx.item.node.selection_set.node)?;
+    let plan = AggPlan {
+        type_idx,
+        fields,
+        filter: where_filter(model, type_idx, opt_string(ctx, "where")?)?,
+        group_by: Vec::new(),
+        having: None,
+        include_trashed: false,
+    };
+    let r = AggRenderer { model, app: &engine.app, dialect: engine.store.dialect() };
+    let text = engine.store.fetch_json(&r.select(&plan, &req.instance, None)).await?.unwrap_or_else(|| "{}".into());
+    let doc: Json = serde_json::from_str(&text).map_err(ApiError::internal)?;
+    Ok(FieldValue::owned_any(doc))
+}
+
+/// `xWith(groupBy:, having:, ...)`: one `XAggs` per group, in group order, paged.
+pub async fn aggregate_groups<'a>(ctx: &ResolverContext<'a>, engine: &Engine, req: &RequestCtx, type_idx: usize) -> ApiResult<FieldValue<'a>> {
+    let model = &engine.model;
+    let limits = &engine.limits;
+    let mut group_by = Vec::new();
+    if let Some(Value::List(items)) = ctx.args.get("groupBy").map(|v| v.as_value().clone()) {
+        for item in items {
+            let Value::Object(o) = item else { continue };
+            let name = |k: &str| match o.get(k) {
+                Some(Value::Enum(n)) => Some(n.to_string()),
+                Some(Value::String(s)) => Some(s.clone()),
+                _ => None,
+            };
+            let Some(field) = name("field") else {
+                return Err(ApiError::validation("groupBy: every entry needs a field"));
+            };
+            let desc = name("order").as_deref() == Some("DESC");
+            let granularity = name("dateGranularity").map(|g| TimeUnit::from_name(&g).ok_or_else(|| ApiError::validation(format!("unknown dateGranularity '{g}'")))).transpose()?;
+            group_by.push(group_key(model, type_idx, &field, desc, granularity)?);
+        }
+    }
+    let fields = plan_fields(ctx, model, type_idx, &ctx.ctx.item.node.selection_set.node)?;
+    let having = match opt_string(ctx, "having")? {
+        Some(h) => plan_having(model, type_idx, &h)?,
+        None => None,
+    };
+    let include_trashed = matches!(ctx.args.get("includeTrashed").map(|v| v.as_value().clone()), Some(Value::Boolean(true)));
+    let plan = AggPlan { type_idx, fields, filter: where_filter(model, type_idx, opt_string(ctx, "where")?)?, group_by, having, include_trashed };
+
+    let first = opt_int(ctx, "first")?;
+    let last = opt_int(ctx, "last")?;
+    let page = opt_int(ctx, "page")?.unwrap_or(1);
+    if first.is_some() && last.is_some() {
+        return Err(ApiError::validation("'first' and 'last' cannot be used together"));
+    }
+    if page < 1 || (page > 1 && last.is_some()) {
+        return Err(ApiError::validation("'page' counts from 1 and cannot be used with 'last'"));
+    }
+    if first.is_some_and(|v| v < 0) || last.is_some_and(|v| v < 0) {
+        return Err(ApiError::validation("'first' and 'last' cannot be negative"));
+    }
+    let size = first.or(last).unwrap_or(i64::from(limits.page_default)).min(i64::from(limits.page_max)) as u64;
+    let after = position(opt_string(ctx, "after")?, "after")?.unwrap_or(0);
+    let before = position(opt_string(ctx, "before")?, "before")?;
+    let r = AggRenderer { model, app: &engine.app, dialect: engine.store.dialect() };
+    let (offset, limit) = if last.is_some() {
+        let end = match before {
+            Some(b) => b.saturating_sub(1),
+            None => {
+                let rows = engine.store.fetch_rows(&r.count_groups(&plan, &req.instance)).await?;
+                rows.first().and_then(|r| r.first()).and_then(SqlValue::as_i64).unwrap_or(0).max(0) as u64
+            }
+        };
+        let start = end.saturating_sub(size).max(after);
+        (start, end.saturating_sub(start))
+    } else {
+        let offset = after + (page as u64 - 1) * size;
+        let limit = match before {
+            Some(b) => size.min(b.saturating_sub(1).saturating_sub(offset)),
+            None => size,
+        };
+        (offset, limit)
+    };
+    if limit == 0 {
+        return Ok(FieldValue::list(Vec::<FieldValue>::new()));
+    }
+    let rows = engine.store.fetch_rows(&r.select(&plan, &req.instance, Some((limit, offset)))).await?;
+    let mut docs = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(SqlValue::Text(text)) = row.into_iter().next() else {
+            return Err(ApiError::internal("aggregate row without a document"));
+        };
+        let doc: Json = serde_json::from_str(&text).map_err(ApiError::internal)?;
+        docs.push(FieldValue::owned_any(doc));
+    }
+    Ok(FieldValue::list(docs))
+}

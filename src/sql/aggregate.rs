@@ -1,0 +1,194 @@
+//! Aggregation plans → one statement per aggregate root field: a JSON document per group.
+
+use super::filter::{FilterRenderer, Scope};
+use super::names::*;
+use super::{quote, Dialect, Sql};
+use crate::model::{Model, Scalar};
+use crate::plan::aggregate::{AggFn, AggPlan, AggTarget, GroupKey, Having};
+use crate::plan::filter::Col;
+use crate::plan::read::ref_key;
+
+pub struct AggRenderer<'a> {
+    pub model: &'a Model,
+    pub app: &'a str,
+    pub dialect: Dialect,
+}
+
+impl AggRenderer<'_> {
+    fn col(&self, col: Col) -> String {
+        match col {
+            Col::Field { type_idx, field } => format!("t0.{}", quote(column(&self.model.types[type_idx].fields[field]))),
+            Col::System(name) => format!("t0.{name}"),
+        }
+    }
+
+    fn agg(&self, func: AggFn, target: AggTarget, distinct: bool) -> String {
+        match target {
+            AggTarget::Column(col, _) => {
+                let d = if distinct { "DISTINCT " } else { "" };
+                format!("{}({d}{})", func.sql(), self.col(col))
+            }
+            AggTarget::Values { type_idx, field } => {
+                let ty = &self.model.types[type_idx];
+                format!(
+                    "COALESCE(SUM((SELECT COUNT(*) FROM {} v WHERE v.{COL_INSTANCE} = t0.{COL_INSTANCE} AND v.{VALUE_OWNER} = t0.{COL_ID})), 0)",
+                    quote(&list_table(self.app, ty, &ty.fields[field]))
+                )
+            }
+        }
+    }
+
+    fn key_expr(&self, k: &GroupKey) -> String {
+        let e = self.col(k.column);
+        match k.granularity {
+            Some(unit) => format!("substr({e}, 1, {})", unit.prefix_len()),
+            None => e,
+        }
+    }
+
+    fn key_text(&self, k: &GroupKey) -> String {
+        let e = self.key_expr(k);
+        match (self.dialect, k.scalar) {
+            (Dialect::Sqlite, Scalar::Boolean) => format!("CASE WHEN {e} IS NULL THEN NULL WHEN {e} THEN 'true' ELSE 'false' END"),
+            (Dialect::Sqlite, _) => format!("CAST({e} AS TEXT)"),
+            (Dialect::Postgres, _) => format!("({e})::text"),
+        }
+    }
+
+    fn obj(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "json_object(",
+            Dialect::Postgres => "jsonb_build_object(",
+        }
+    }
+
+    /// The statement: groups in key order, `limit`/`offset` over groups when given.
+    pub fn select(&self, plan: &AggPlan, instance: &str, page: Option<(u64, u64)>) -> Sql {
+        let ty = &self.model.types[plan.type_idx];
+        let mut sql = Sql::new(self.dialect);
+        sql.push("SELECT ").push(self.obj());
+        for (i, f) in plan.fields.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(ref_key(&f.key)).push(", ").push(self.obj());
+            let mut first = true;
+            for c in &f.calls {
+                if !first {
+                    sql.push(", ");
+                }
+                first = false;
+                sql.bind(ref_key(&c.key)).push(", ").push(&self.agg(c.func, f.target, c.distinct));
+            }
+            if f.group_values {
+                if !first {
+                    sql.push(", ");
+                }
+                sql.bind("groupValues").push(", ");
+                sql.push(match self.dialect {
+                    Dialect::Sqlite => "json_array(",
+                    Dialect::Postgres => "jsonb_build_array(",
+                });
+                for (j, k) in plan.group_by.iter().enumerate() {
+                    if j > 0 {
+                        sql.push(", ");
+                    }
+                    sql.push(self.obj()).bind("key").push(", ").bind(k.name.as_str()).push(", ").bind("value");
+                    sql.push(", ").push(&self.key_text(k)).push(")");
+                }
+                sql.push(")");
+            }
+            sql.push(")");
+        }
+        sql.push(")");
+
+        let mut f = FilterRenderer::new(self.model, self.app, self.dialect);
+        let mut scope = Scope::new("t0", plan.type_idx);
+        let mut wh = Sql::new(self.dialect);
+        wh.push(" WHERE t0.").push(COL_INSTANCE).push(" = ").bind(instance);
+        if !plan.include_trashed {
+            wh.push(" AND t0.").push(COL_TRASHED).push(" IS NULL");
+        }
+        if let Some(c) = &plan.filter.cond {
+            wh.push(" AND ");
+            f.cond(&mut wh, &mut scope, c);
+        }
+        sql.push(" FROM ").ident(&object_table(self.app, ty)).push(" t0").push(scope.joins());
+        sql.append(wh);
+        if !plan.group_by.is_empty() {
+            let keys: Vec<String> = plan.group_by.iter().map(|k| self.key_expr(k)).collect();
+            sql.push(" GROUP BY ").push(&keys.join(", "));
+        }
+        if let Some(h) = &plan.having {
+            sql.push(" HAVING ");
+            self.having(&mut sql, h);
+        }
+        if !plan.group_by.is_empty() {
+            let order: Vec<String> = plan
+                .group_by
+                .iter()
+                .map(|k| {
+                    let e = self.key_expr(k);
+                    match (self.dialect, k.desc) {
+                        (Dialect::Sqlite, false) => format!("{e} ASC"),
+                        (Dialect::Sqlite, true) => format!("{e} DESC"),
+                        (Dialect::Postgres, false) => format!("{e} ASC NULLS FIRST"),
+                        (Dialect::Postgres, true) => format!("{e} DESC NULLS LAST"),
+                    }
+                })
+                .collect();
+            sql.push(" ORDER BY ").push(&order.join(", "));
+        }
+        if let Some((limit, offset)) = page {
+            sql.push(" LIMIT ").bind(limit as i64).push(" OFFSET ").bind(offset as i64);
+        }
+        sql
+    }
+
+    /// How many groups there are (for `last` without `before`).
+    pub fn count_groups(&self, plan: &AggPlan, instance: &str) -> Sql {
+        let inner = self.select(&AggPlan { fields: Vec::new(), ..plan.clone() }, instance, None);
+        let mut sql = Sql::new(self.dialect);
+        sql.push("SELECT COUNT(*) FROM (").append(inner).push(") g");
+        sql
+    }
+
+    fn having(&self, sql: &mut Sql, h: &Having) {
+        match h {
+            Having::And(xs) | Having::Or(xs) => {
+                let sep = if matches!(h, Having::And(_)) { " AND " } else { " OR " };
+                sql.push("(");
+                for (i, x) in xs.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(sep);
+                    }
+                    self.having(sql, x);
+                }
+                sql.push(")");
+            }
+            Having::Not(x) => {
+                sql.push("NOT COALESCE(");
+                self.having(sql, x);
+                sql.push(", FALSE)");
+            }
+            Having::Cmp { func, target, op, value } => {
+                sql.push(&self.agg(*func, *target, false)).push(" ").push(op.sql()).push(" ").bind(value.clone());
+            }
+            Having::Range { func, target, lo, lo_inclusive, hi, hi_inclusive } => {
+                let e = self.agg(*func, *target, false);
+                sql.push("(").push(&e).push(if *lo_inclusive { " >= " } else { " > " }).bind(lo.clone());
+                sql.push(" AND ").push(&e).push(if *hi_inclusive { " <= " } else { " < " }).bind(hi.clone()).push(")");
+            }
+            Having::In { func, target, values } => {
+                sql.push(&self.agg(*func, *target, false)).push(" IN (");
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(", ");
+                    }
+                    sql.bind(v.clone());
+                }
+                sql.push(")");
+            }
+        }
+    }
+}
