@@ -48,17 +48,11 @@ async fn bestbook(t: &TestApp, author: &str) -> Value {
 type Change = (String, String, String, String, i64);
 
 async fn changes(t: &TestApp) -> Vec<Change> {
-    sqlx::query_as("SELECT instance_id, type_name, object_id, operation, version FROM arcbase_changes ORDER BY seq")
-        .fetch_all(t.app.engine.store.read_pool())
-        .await
-        .unwrap()
+    t.changes().await
 }
 
 async fn rows(t: &TestApp, ty: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM \"default__{ty}\""))
-        .fetch_one(t.app.engine.store.read_pool())
-        .await
-        .unwrap()
+    t.sql_int(&format!("SELECT COUNT(*) FROM \"default__{ty}\"")).await
 }
 
 /// An author and four books, written in one call.
@@ -280,13 +274,11 @@ async fn via_must_be_a_reference_from_from_to_to() {
 async fn link_and_unlink_of_trashed_objects_are_not_found() {
     let (t, a, b) = setup().await;
     link(&t, "Author", "Book", "booklist", &a, &b[0]).await;
-    sqlx::query(
+    t.sql(
         "UPDATE \"default__Book\" SET hypi_trashed = '2020-01-01T00:00:00.000Z' WHERE hypi_id = ?",
+        vec![arcbase::sql::SqlValue::Text(b[1].clone())],
     )
-    .bind(&b[1])
-    .execute(t.app.engine.store.read_pool())
-    .await
-    .unwrap();
+    .await;
     let err = t
         .err(LINK, args("Author", "Book", "booklist", &a, &b[1]))
         .await;
@@ -333,12 +325,11 @@ async fn each_link_and_unlink_writes_a_change_row() {
 
     // Links also move `updated`.
     let old = "2001-02-03T04:05:06.789Z";
-    sqlx::query("UPDATE \"default__Author\" SET hypi_updated = ? WHERE hypi_id = ?")
-        .bind(old)
-        .bind(&a)
-        .execute(t.app.engine.store.read_pool())
-        .await
-        .unwrap();
+    t.sql(
+        "UPDATE \"default__Author\" SET hypi_updated = ? WHERE hypi_id = ?",
+        vec![arcbase::sql::SqlValue::Text(old.into()), arcbase::sql::SqlValue::Text(a.clone())],
+    )
+    .await;
     link(&t, "Author", "Book", "booklist", &a, &b[2]).await;
     let updated = get(&t, "Author", &a, "hypi { updated }").await["hypi"]["updated"]
         .as_str()

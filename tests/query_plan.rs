@@ -31,7 +31,10 @@ async fn plan(conn: &mut sqlx::SqliteConnection, sql: &Sql) -> String {
 async fn indexed_filters_and_cursor_seeks_do_not_scan() {
     let t = TestApp::new(EXAMPLE).await;
     // 100,000 books, inserted directly (the upsert path is tested elsewhere).
-    let pool = t.app.engine.store.read_pool();
+    let Some(pool) = t.app.engine.store.sqlite_pool() else {
+        eprintln!("query plans are SQLite's: skipped on this backend");
+        return;
+    };
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
          INSERT INTO \"default__Book\" (hypi_instance, hypi_id, hypi_created, hypi_updated, title, price, rating)

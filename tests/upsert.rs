@@ -51,27 +51,14 @@ async fn get(t: &TestApp, ty: &str, id: &str, sel: &str) -> Value {
 
 /// Rows of the object table of `ty` (all instances, trashed included).
 async fn rows(t: &TestApp, ty: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM \"default__{ty}\""))
-        .fetch_one(t.app.engine.store.read_pool())
-        .await
-        .unwrap()
+    t.sql_int(&format!("SELECT COUNT(*) FROM \"default__{ty}\"")).await
 }
 
 type Change = (String, String, String, String, i64);
 
-/// The change feed, read from the SQLite file itself (a separate connection), in order.
+/// The change feed, in order.
 async fn changes(t: &TestApp) -> Vec<Change> {
-    let path = t.dir.path().join("test.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    let rows: Vec<Change> =
-        sqlx::query_as("SELECT instance_id, type_name, object_id, operation, version FROM arcbase_changes ORDER BY seq")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    pool.close().await;
-    rows
+    t.changes().await
 }
 
 fn message(err: &Value) -> &str {
@@ -410,13 +397,11 @@ async fn nested_link_to_a_missing_object_is_not_found() {
     assert_eq!(code(&err), "NOT_FOUND", "{err}");
 
     // A trashed object cannot be linked either: it behaves like a missing one.
-    sqlx::query(
+    t.sql(
         "UPDATE \"default__Book\" SET hypi_trashed = '2020-01-01T00:00:00.000Z' WHERE hypi_id = ?",
+        vec![arcbase::sql::SqlValue::Text(book.clone())],
     )
-    .bind(&book)
-    .execute(t.app.engine.store.read_pool())
-    .await
-    .unwrap();
+    .await;
     let err = upsert_err(
         &t,
         json!({ "Author": [{ "name": "Ann", "booklist": [{ "hypi": { "id": book } }] }] }),
@@ -1085,15 +1070,9 @@ async fn update_moves_updated_and_keeps_created() {
         .remove(0);
     // Put the object in the past, so the update's time is surely later.
     let old = "2001-02-03T04:05:06.789Z";
-    sqlx::query(
-        "UPDATE \"default__Author\" SET hypi_created = ?, hypi_updated = ? WHERE hypi_id = ?",
-    )
-    .bind(old)
-    .bind(old)
-    .bind(&id)
-    .execute(t.app.engine.store.read_pool())
-    .await
-    .unwrap();
+    t.sql(
+        "UPDATE \"default__Author\" SET hypi_created = ?, hypi_updated = ? WHERE hypi_id = ?", vec![arcbase::sql::SqlValue::Text(old.into()), arcbase::sql::SqlValue::Text(old.into()), arcbase::sql::SqlValue::Text(id.clone())])
+    .await;
     let res = upsert_full(
         &t,
         json!({ "Author": [{ "hypi": { "id": id }, "age": 3 }] }),
@@ -1113,15 +1092,9 @@ async fn update_moves_updated_and_keeps_created() {
         .upsert(json!({ "Book": [{ "title": "B" }] }))
         .await
         .remove(0);
-    sqlx::query(
-        "UPDATE \"default__Book\" SET hypi_created = ?, hypi_updated = ? WHERE hypi_id = ?",
-    )
-    .bind(old)
-    .bind(old)
-    .bind(&book)
-    .execute(t.app.engine.store.read_pool())
-    .await
-    .unwrap();
+    t.sql(
+        "UPDATE \"default__Book\" SET hypi_created = ?, hypi_updated = ? WHERE hypi_id = ?", vec![arcbase::sql::SqlValue::Text(old.into()), arcbase::sql::SqlValue::Text(old.into()), arcbase::sql::SqlValue::Text(book.clone())])
+    .await;
     t.upsert(json!({ "Author": [{ "hypi": { "id": id }, "bestbook": { "hypi": { "id": book }, "price": 2.0 } }] })).await;
     let got = get(&t, "Book", &book, "hypi { created updated }").await;
     assert_eq!(got["hypi"]["created"], old);

@@ -26,11 +26,18 @@ pub struct ArcqlError {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// The text is longer than [`MAX_QUERY_BYTES`]: a limit (`LIMIT_EXCEEDED`), not a syntax
+    /// error.
+    pub too_long: bool,
 }
 
 impl std::fmt::Display for ArcqlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ArcQL syntax error at {}:{}: {}", self.line, self.column, self.message)
+        if self.too_long {
+            write!(f, "ArcQL query rejected: {}", self.message)
+        } else {
+            write!(f, "ArcQL syntax error at {}:{}: {}", self.line, self.column, self.message)
+        }
     }
 }
 
@@ -38,7 +45,8 @@ impl std::error::Error for ArcqlError {}
 
 impl From<ArcqlError> for crate::error::ApiError {
     fn from(e: ArcqlError) -> Self {
-        crate::error::ApiError::new(crate::error::ErrorCode::ArcqlSyntax, e.to_string())
+        let code = if e.too_long { crate::error::ErrorCode::LimitExceeded } else { crate::error::ErrorCode::ArcqlSyntax };
+        crate::error::ApiError::new(code, e.to_string())
     }
 }
 
@@ -131,6 +139,16 @@ mod tests {
         assert!(parse(&deep).unwrap_err().message.contains("nest"));
         let deeper = format!("{}a = 1{}", "(".repeat(50_000), ")".repeat(50_000));
         assert!(parse(&deeper).is_err());
-        assert!(parse(&"a = 1 AND ".repeat(2000)).unwrap_err().message.contains("longer"));
+        let long = parse(&"a = 1 AND ".repeat(2000)).unwrap_err();
+        assert!(long.too_long && long.message.contains("longer"), "{long}");
+        let nots = parse(&format!("{}a = 1", "NOT ".repeat(33))).unwrap_err();
+        assert!(nots.message.contains("nest") && !nots.too_long, "{nots}");
+        parse(&format!("{}a = 1", "NOT ".repeat(32))).unwrap();
+        // Many NOTs side by side do not nest.
+        parse(&["NOT a = 1"; 100].join(" AND ")).unwrap();
+        parse(&["NOT (NOT a = 1 OR NOT b = 2)"; 50].join(" OR ")).unwrap();
+        // A field may be called like a keyword.
+        let q = parse("exist IN ('a',) AND NOT exist IN ('b', 'c',) OR NOT EXIST in").unwrap();
+        assert_eq!(print(&q), "(exist IN ('a') AND NOT exist IN ('b', 'c',)) OR NOT EXIST in");
     }
 }

@@ -15,7 +15,7 @@ type Result<T> = std::result::Result<T, ArcqlError>;
 
 fn err(text: &str, pos: usize, message: impl Into<String>) -> ArcqlError {
     let (line, column) = line_col(text, pos);
-    ArcqlError { line, column, message: message.into() }
+    ArcqlError { line, column, message: message.into(), too_long: false }
 }
 
 fn span(p: &Pair<Rule>) -> Span {
@@ -25,7 +25,7 @@ fn span(p: &Pair<Rule>) -> Span {
 /// Parse an ArcQL query. Empty text (or only whitespace) means "everything", like `*`.
 pub fn parse(text: &str) -> Result<Query> {
     if text.len() > MAX_QUERY_BYTES {
-        return Err(err(text, 0, format!("the query is longer than {MAX_QUERY_BYTES} bytes")));
+        return Err(ArcqlError { too_long: true, ..err(text, 0, format!("the query is longer than {MAX_QUERY_BYTES} bytes")) });
     }
     prescan(text)?;
     let mut pairs = Grammar::parse(Rule::query, text).map_err(|e| syntax(text, e))?;
@@ -50,12 +50,19 @@ pub fn parse(text: &str) -> Result<Query> {
     Ok(q)
 }
 
-/// Refuse deep nesting before the recursive-descent grammar sees it.
+/// Refuse deep nesting before the recursive-descent grammar sees it. Both parentheses
+/// (brackets) and `NOT` recurse: `NOT NOT ... a = 1` nests one level per `NOT`. A `NOT` applies
+/// up to the next `AND`/`OR` of its own parenthesis level at most, so the `NOT`s counted for a
+/// level are forgotten there and when the level closes.
 fn prescan(text: &str) -> Result<()> {
-    let mut depth = 0usize;
+    // NOTs pending per open parenthesis level (the outermost level first).
+    let mut nots: Vec<usize> = vec![0];
     let mut quote: Option<char> = None;
     let mut escaped = false;
-    for (i, c) in text.char_indices() {
+    let mut word = String::new();
+    let too_deep = |i: usize| err(text, i, format!("parentheses and NOT nest deeper than {MAX_NESTING} levels"));
+    let depth = |nots: &[usize]| nots.len() - 1 + nots.iter().sum::<usize>();
+    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
         if let Some(q) = quote {
             if escaped {
                 escaped = false;
@@ -66,15 +73,36 @@ fn prescan(text: &str) -> Result<()> {
             }
             continue;
         }
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if !word.is_empty() {
+            if word.eq_ignore_ascii_case("not") {
+                if let Some(n) = nots.last_mut() {
+                    *n += 1;
+                }
+                if depth(&nots) > MAX_NESTING {
+                    return Err(too_deep(i - word.len()));
+                }
+            } else if word.eq_ignore_ascii_case("and") || word.eq_ignore_ascii_case("or") {
+                if let Some(n) = nots.last_mut() {
+                    *n = 0;
+                }
+            }
+            word.clear();
+        }
         match c {
             '\'' | '"' => quote = Some(c),
             '(' | '[' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Err(err(text, i, format!("parentheses nest deeper than {MAX_NESTING} levels")));
+                nots.push(0);
+                if depth(&nots) > MAX_NESTING {
+                    return Err(too_deep(i));
                 }
             }
-            ')' | ']' => depth = depth.saturating_sub(1),
+            ')' | ']' if nots.len() > 1 => {
+                nots.pop();
+            }
             _ => {}
         }
     }
@@ -93,7 +121,7 @@ fn rule_name(r: &Rule) -> &'static str {
         Rule::range | Rule::set | Rule::range_open => "a range or set",
         Rule::range_close => "']' or ')'",
         Rule::condition | Rule::conj | Rule::unary | Rule::primary | Rule::comparison => "a condition",
-        Rule::kw_exist | Rule::exist | Rule::not_exist => "EXIST",
+        Rule::kw_exist | Rule::exist => "EXIST",
         Rule::star => "'*'",
         Rule::EOI => "the end of the query",
         _ => "more input",
@@ -163,13 +191,6 @@ fn unary(text: &str, p: Pair<Rule>) -> Result<Expr> {
             Some(u) => Ok(Expr::Not(Box::new(unary(text, u)?))),
             None => Err(err(text, first.as_span().end(), "expected a condition after NOT")),
         },
-        Rule::not_exist => {
-            let path_pair = first.into_inner().find(|x| x.as_rule() == Rule::path);
-            match path_pair {
-                Some(pp) => Ok(Expr::Not(Box::new(Expr::Exist { path: path(pp) }))),
-                None => Err(err(text, 0, "expected a field name after NOT EXIST")),
-            }
-        }
         Rule::primary => primary(text, first),
         _ => Err(err(text, first.as_span().start(), "expected a condition")),
     }

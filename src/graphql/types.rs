@@ -19,6 +19,9 @@ enum Conv {
     /// SQLite stores Booleans as 0/1.
     Bool,
     Enum,
+    /// Float output is always a float, whatever the database printed (PostgreSQL's jsonb
+    /// prints 3.0 as 3), so both backends answer alike.
+    Float,
 }
 
 fn convert(v: &Json, conv: Conv) -> Value {
@@ -26,6 +29,9 @@ fn convert(v: &Json, conv: Conv) -> Value {
         (_, Json::Null) => Value::Null,
         (Conv::Bool, Json::Number(n)) => Value::Boolean(n.as_i64() != Some(0)),
         (Conv::Enum, Json::String(s)) => Value::Enum(Name::new(s)),
+        (Conv::Float, Json::Number(n)) => {
+            n.as_f64().and_then(async_graphql::Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
+        }
         (_, v) => Value::from_json(v.clone()).unwrap_or(Value::Null),
     }
 }
@@ -42,6 +48,7 @@ fn conv_of(base: &Base) -> Conv {
     match base {
         Base::Scalar(S::Boolean) => Conv::Bool,
         Base::Enum(_) => Conv::Enum,
+        Base::Scalar(S::Float) => Conv::Float,
         _ => Conv::Plain,
     }
 }
@@ -57,10 +64,11 @@ fn scalar_field(name: &str, ty: TypeRef, conv: Conv) -> Field {
 
 /// A scalar keyed by response key (aggregate functions: `c: count, d: count(distinct: true)`).
 fn aliased_scalar_field(name: &str, ty: TypeRef) -> Field {
+    let conv = if ty.type_name() == TypeRef::FLOAT { Conv::Float } else { Conv::Plain };
     Field::new(name, ty, move |ctx| {
         let key = ref_key(ctx.ctx.item.node.response_key().node.as_str());
         let v = ctx.parent_value.downcast_ref::<Json>().and_then(|p| p.get(&key));
-        FieldFuture::Value(v.map(|v| FieldValue::value(convert(v, Conv::Plain))))
+        FieldFuture::Value(v.map(|v| FieldValue::value(convert(v, conv))))
     })
 }
 

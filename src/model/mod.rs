@@ -5,7 +5,12 @@
 //! only this model, so every identifier that reaches SQL has passed the checks in `parse`.
 //!
 //! Invariants: no I/O, not async; type and field names are GraphQL names of at most
-//! [`MAX_NAME_LEN`] characters that do not collide with generated or system names.
+//! [`MAX_NAME_LEN`] characters that do not collide with generated or system names. Because
+//! they also name tables and columns: they contain no `__` (the storage-name separator),
+//! object type names differ in more than letter case, and so do the field names of a type
+//! (SQL identifiers ignore case). Required one-to-one references form no cycle (no object on
+//! it could ever be created, and the generated `XInput` types would be invalid GraphQL), so
+//! every valid model builds a valid GraphQL schema.
 
 mod parse;
 

@@ -7,7 +7,8 @@ use graphql_parser::Pos;
 
 use super::{Base, EnumType, Field, Model, ObjectType, Scalar, GENERATED_SUFFIXES, MAX_NAME_LEN, RESERVED_TYPE_NAMES};
 
-/// One problem found in an SDL document, at a 1-based line and column.
+/// One problem found in an SDL document, at a 1-based line and column (the column counts
+/// characters: a tab is one column, a byte-order mark none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub line: usize,

@@ -1,8 +1,11 @@
 //! HTTP: the axum router, authentication, tenant selection, request limits, the playground
 //! and health. The only module that knows HTTP.
 //!
-//! A GraphQL request goes: body cap (413) → admin key → `hypi-domain` → JSON → batch size →
-//! [`limits::scan`] → parse → [`limits::check`] → (GET: queries only) → async-graphql.
+//! A GraphQL request goes: body cap (413) → admin key → `hypi-domain` → content type (no
+//! CORS-simple types: CSRF) → JSON nesting ([`limits::json_nesting`]) → JSON → batch size and
+//! request shape → [`limits::scan`] → variables nesting → parse → [`limits::check`] → (GET:
+//! queries only) → async-graphql, with a panic turned into an `INTERNAL` error. Every error
+//! response, unknown routes and wrong methods included, is JSON with `extensions.code`.
 
 pub mod limits;
 mod playground;
@@ -160,7 +163,10 @@ async fn graphql_post(
             )
         }
         Err(e) => {
-            return error_response(e.status(), ApiError::validation(format!("cannot read the request body: {e}")))
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ApiError::validation(format!("cannot read the request body: {e}")),
+            )
         }
     };
     let batch = match parse_body(&body, &app.limits) {

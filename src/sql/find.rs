@@ -144,7 +144,7 @@ impl FindRenderer<'_> {
         let ty = &self.model.types[type_idx];
         let mut sql = Sql::new(self.dialect);
         sql.push("UPDATE ").ident(&object_table(self.app, ty)).push(" SET ").push(COL_TRASHED).push(" = ");
-        sql.bind(trashed.map(str::to_string)).push(", ").push(COL_UPDATED).push(" = ").bind(now);
+        sql.value(trashed.map(str::to_string).into()).push(", ").push(COL_UPDATED).push(" = ").bind(now);
         sql.push(&format!(", {COL_VERSION} = {COL_VERSION} + 1 WHERE {COL_INSTANCE} = ")).bind(instance);
         sql.push(&format!(" AND {COL_ID} IN ("));
         bind_list(&mut sql, ids);

@@ -85,6 +85,11 @@ impl Sql {
         self.dialect
     }
 
+    /// A statement from text with `?` placeholders and their values (tests, maintenance).
+    pub fn with_binds(dialect: Dialect, text: &str, binds: Vec<SqlValue>) -> Self {
+        Sql { text: text.to_string(), binds, dialect }
+    }
+
     /// Append SQL text. Only for fixed text and identifiers quoted with [`quote`].
     pub fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
@@ -99,6 +104,17 @@ impl Sql {
         self.binds.push(value.into());
         self.text.push('?');
         self
+    }
+
+    /// Append a value: `NULL` as the keyword (so PostgreSQL never has to guess the type of
+    /// an untyped null parameter), anything else bound.
+    pub fn value(&mut self, value: SqlValue) -> &mut Self {
+        if value == SqlValue::Null {
+            self.text.push_str("NULL");
+            self
+        } else {
+            self.bind(value)
+        }
     }
 
     /// Append another fragment: its text and then its values.

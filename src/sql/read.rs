@@ -10,9 +10,9 @@ use super::{quote, Dialect, Sql};
 use crate::model::{Base, Model, Scalar, Storage};
 use crate::plan::read::{HypiField, Item, ListPage, ObjectSelection};
 
-/// SQLite's default limit on function arguments is 127: documents with more keys are built
+/// SQLite allows 127 function arguments and PostgreSQL 100: documents with more keys are built
 /// from several objects merged together.
-const KEYS_PER_OBJECT: usize = 60;
+const KEYS_PER_OBJECT: usize = 45;
 
 /// Renders reads for one app's tables.
 pub struct ReadRenderer<'a> {

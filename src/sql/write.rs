@@ -39,6 +39,9 @@ impl WriteRenderer<'_> {
     }
 
     /// Insert a new object with `columns` (field index → value; reference columns included).
+    /// Should another writer create the same id first (PostgreSQL, several nodes), the insert
+    /// becomes a partial update of `columns` instead of failing: creating one id concurrently
+    /// leaves exactly one object. The returned version is 1 exactly when a row was inserted.
     pub fn insert(
         &self,
         type_idx: usize,
@@ -56,11 +59,20 @@ impl WriteRenderer<'_> {
             sql.push(", ").ident(column(&ty.fields[*f]));
         }
         sql.push(") VALUES (").bind(instance).push(", ").bind(id).push(", ").bind(now).push(", ").bind(now);
-        sql.push(", ").bind(created_by.map(str::to_string)).push(", 1");
+        sql.push(", ").value(created_by.map(str::to_string).into()).push(", 1");
         for (_, v) in columns {
-            sql.push(", ").bind(v.clone());
+            sql.push(", ").value(v.clone());
         }
-        sql.push(")").push(RETURNING);
+        let table = quote(&self.table(type_idx));
+        sql.push(&format!(
+            ") ON CONFLICT (hypi_instance, hypi_id) DO UPDATE SET hypi_updated = excluded.hypi_updated, \
+             hypi_version = {table}.hypi_version + 1"
+        ));
+        for (f, _) in columns {
+            let c = quote(column(&ty.fields[*f]));
+            sql.push(&format!(", {c} = excluded.{c}"));
+        }
+        sql.push(RETURNING);
         sql
     }
 
@@ -71,7 +83,7 @@ impl WriteRenderer<'_> {
         sql.push("UPDATE ").ident(&self.table(type_idx)).push(" SET hypi_updated = ").bind(now);
         sql.push(", hypi_version = hypi_version + 1");
         for (f, v) in columns {
-            sql.push(", ").ident(column(&ty.fields[*f])).push(" = ").bind(v.clone());
+            sql.push(", ").ident(column(&ty.fields[*f])).push(" = ").value(v.clone());
         }
         sql.push(" WHERE hypi_instance = ").bind(instance).push(" AND hypi_id = ").bind(id);
         sql.push(RETURNING);
@@ -135,7 +147,15 @@ impl WriteRenderer<'_> {
         let mut sql = Sql::new(self.dialect);
         sql.push(&format!("INSERT INTO {table} (hypi_instance, {VALUE_OWNER}, {POS}, {VALUE}) SELECT "));
         sql.bind(instance).push(", ").bind(owner);
-        sql.push(&format!(", COALESCE(MAX({POS}), 0) + 1, ")).bind(value);
+        sql.push(&format!(", COALESCE(MAX({POS}), 0) + 1, "));
+        if value == SqlValue::Null {
+            // Typed, so PostgreSQL does not read an untyped NULL in a SELECT list as text.
+            let scalar = ty.fields[field].value_scalar().unwrap_or(crate::model::Scalar::String);
+            let ty_name = super::ddl::column_type(self.dialect, scalar).split(" COLLATE").next().unwrap_or("TEXT");
+            sql.push(&format!("CAST(NULL AS {ty_name})"));
+        } else {
+            sql.bind(value);
+        }
         sql.push(&format!(" FROM {table} WHERE hypi_instance = ")).bind(instance);
         sql.push(&format!(" AND {VALUE_OWNER} = ")).bind(owner);
         sql

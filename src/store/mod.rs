@@ -11,8 +11,11 @@ pub mod bulk;
 pub mod write;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool, TypeInfo, ValueRef};
 
@@ -23,11 +26,12 @@ use crate::sql::{ddl, names, Dialect, Sql, SqlValue};
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("unsupported database URL '{0}': use sqlite://PATH")]
+    #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     BadUrl(String),
     #[error("database check failed: {0}")]
     Check(String),
-    /// A unique index refused a value; `detail` is the driver's text naming the columns.
+    /// A unique index refused a value; `detail` names the index (PostgreSQL) or its columns
+    /// (SQLite).
     #[error("unique constraint failed: {detail}")]
     Unique { detail: String },
     #[error(transparent)]
@@ -40,40 +44,74 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// Embedded migrations of the system tables: (version, name, SQL).
+/// Embedded migrations of the system tables: (version, name, SQL), per dialect.
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "system", include_str!("../../migrations/sqlite/0001_system.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "system", include_str!("../../migrations/postgres/0001_system.sql"))];
+
+/// The advisory lock that serializes migrations and DDL between nodes sharing a PostgreSQL
+/// database (any constant unlikely to collide with an application's own).
+const DDL_LOCK: i64 = 0x6172_6362_6173_65;
+
+/// Longest time one statement may run (PostgreSQL `statement_timeout`).
+pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres { pool: PgPool },
+}
 
 /// The database behind one arcbase process.
 #[derive(Clone)]
 pub struct Store {
-    read: SqlitePool,
-    write: SqlitePool,
+    backend: Backend,
     /// Statements executed through this store, for tests that prove a read is one statement.
-    statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    statements: Arc<AtomicU64>,
+}
+
+enum TxInner {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
 /// A write transaction; rolled back when dropped without [`WriteTx::commit`].
 pub struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
-    statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    inner: TxInner,
+    statements: Arc<AtomicU64>,
 }
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(self.tx.commit().await?)
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.commit().await?,
+            TxInner::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
     }
 }
 
 pub type Tx = WriteTx;
 
 impl Store {
-    /// Open (creating when missing) the database at `url`, check its settings and run the
-    /// system migrations.
+    /// Open the database at `url` (`sqlite://PATH`, created when missing, or
+    /// `postgres://...`), check its settings and run the system migrations.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        if !url.starts_with("sqlite:") {
+        let backend = if url.starts_with("sqlite:") {
+            Self::open_sqlite(url).await?
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Self::open_postgres(url).await?
+        } else {
             return Err(StoreError::BadUrl(url.to_string()));
-        }
+        };
+        let store = Store { backend, statements: Default::default() };
+        store.check_settings().await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn open_sqlite(url: &str) -> Result<Backend, StoreError> {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -81,65 +119,108 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
             .optimize_on_close(true, None);
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(opts.clone())
-            .await?;
+        let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(2, 16);
-        let read = SqlitePoolOptions::new()
-            .max_connections(readers as u32)
-            .connect_with(opts.read_only(false))
+        let read = SqlitePoolOptions::new().max_connections(readers as u32).connect_with(opts).await?;
+        Ok(Backend::Sqlite { read, write })
+    }
+
+    async fn open_postgres(url: &str) -> Result<Backend, StoreError> {
+        let opts = PgConnectOptions::from_str(url)?
+            .options([("statement_timeout", STATEMENT_TIMEOUT_MS.to_string()), ("TimeZone", "UTC".to_string())]);
+        let size = std::thread::available_parallelism().map_or(8, |n| n.get() * 4).clamp(4, 32);
+        let pool = PgPoolOptions::new()
+            .max_connections(size as u32)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
             .await?;
-        let store = Store { read, write, statements: Default::default() };
-        store.check_settings().await?;
-        store.migrate().await?;
-        Ok(store)
+        Ok(Backend::Postgres { pool })
     }
 
     pub fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
+        match self.backend {
+            Backend::Sqlite { .. } => Dialect::Sqlite,
+            Backend::Postgres { .. } => Dialect::Postgres,
+        }
     }
 
-    /// Durability depends on these settings; refuse to run without them.
+    /// Durability and timeouts depend on these settings; refuse to run without them.
     async fn check_settings(&self) -> Result<(), StoreError> {
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&self.write).await?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Check(format!("journal_mode is {mode}, expected wal")));
-        }
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&self.write).await?;
-        if sync != 2 {
-            return Err(StoreError::Check(format!("synchronous is {sync}, expected 2 (FULL)")));
-        }
-        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&self.write).await?;
-        if fk != 1 {
-            return Err(StoreError::Check("foreign_keys is off".into()));
+        match &self.backend {
+            Backend::Sqlite { write, .. } => {
+                let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(write).await?;
+                if !mode.eq_ignore_ascii_case("wal") {
+                    return Err(StoreError::Check(format!("journal_mode is {mode}, expected wal")));
+                }
+                let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(write).await?;
+                if sync != 2 {
+                    return Err(StoreError::Check(format!("synchronous is {sync}, expected 2 (FULL)")));
+                }
+                let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(write).await?;
+                if fk != 1 {
+                    return Err(StoreError::Check("foreign_keys is off".into()));
+                }
+            }
+            Backend::Postgres { pool } => {
+                let timeout: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(pool).await?;
+                if timeout == "0" {
+                    return Err(StoreError::Check("statement_timeout is not set".into()));
+                }
+            }
         }
         Ok(())
     }
 
+    /// The value of PostgreSQL's `statement_timeout` on a pooled connection (diagnostics).
+    pub async fn statement_timeout(&self) -> Result<Option<String>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite { .. } => Ok(None),
+            Backend::Postgres { pool } => Ok(Some(sqlx::query_scalar("SHOW statement_timeout").fetch_one(pool).await?)),
+        }
+    }
+
+    /// A DDL transaction: SQLite takes the write lock; PostgreSQL takes the cluster-wide DDL
+    /// advisory lock so nodes starting together apply migrations and DDL one at a time.
+    async fn begin_ddl(&self) -> Result<WriteTx, StoreError> {
+        let tx = self.begin_write().await?;
+        let mut tx = tx;
+        if let TxInner::Postgres(t) = &mut tx.inner {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(DDL_LOCK).execute(&mut **t).await?;
+        }
+        Ok(tx)
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS arcbase_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        for (version, name, text) in SQLITE_MIGRATIONS {
-            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM arcbase_migrations WHERE version = ?")
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if done.is_some() {
+        let mut tx = self.begin_ddl().await?;
+        let (migrations, create) = match self.dialect() {
+            Dialect::Sqlite => (
+                SQLITE_MIGRATIONS,
+                "CREATE TABLE IF NOT EXISTS arcbase_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+            ),
+            Dialect::Postgres => (
+                POSTGRES_MIGRATIONS,
+                "CREATE TABLE IF NOT EXISTS arcbase_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+            ),
+        };
+        tx_execute(&mut tx, &Sql::raw(self.dialect(), create)).await?;
+        for (version, name, text) in migrations {
+            let mut check = Sql::new(self.dialect());
+            check.push("SELECT version FROM arcbase_migrations WHERE version = ").bind(*version);
+            if !tx_fetch(&mut tx, &check).await?.is_empty() {
                 continue;
             }
-            sqlx::raw_sql(text).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO arcbase_migrations (version, name, applied_at) VALUES (?, ?, ?)")
-                .bind(version)
-                .bind(name)
-                .bind(crate::plan::write::now())
-                .execute(&mut *tx)
-                .await?;
+            match &mut tx.inner {
+                TxInner::Sqlite(t) => {
+                    sqlx::raw_sql(text).execute(&mut **t).await?;
+                }
+                TxInner::Postgres(t) => {
+                    sqlx::raw_sql(text).execute(&mut **t).await?;
+                }
+            }
+            let mut record = Sql::new(self.dialect());
+            record.push("INSERT INTO arcbase_migrations (version, name, applied_at) VALUES (").bind(*version);
+            record.push(", ").bind(*name).push(", ").bind(crate::plan::write::now()).push(")");
+            tx_execute(&mut tx, &record).await?;
             tracing::info!(version, name, "applied migration");
         }
         tx.commit().await?;
@@ -150,13 +231,21 @@ impl Store {
     /// introduced to tables that already exist. One transaction: all or nothing.
     pub async fn apply_model(&self, app: &str, model: &Model) -> Result<(), StoreError> {
         let dialect = self.dialect();
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_ddl().await?;
         for ty in &model.types {
             let table = names::object_table(app, ty);
-            let existing: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
-                .bind(&table)
-                .fetch_all(&mut *tx)
-                .await?;
+            let mut q = Sql::new(dialect);
+            match dialect {
+                Dialect::Sqlite => q.push("SELECT name FROM pragma_table_info(").bind(table.as_str()).push(")"),
+                Dialect::Postgres => q
+                    .push("SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ")
+                    .bind(table.as_str()),
+            };
+            let existing: Vec<String> = tx_fetch(&mut tx, &q)
+                .await?
+                .into_iter()
+                .filter_map(|r| r.into_iter().next().and_then(|v| v.as_str().map(str::to_string)))
+                .collect();
             if existing.is_empty() {
                 continue;
             }
@@ -164,78 +253,127 @@ impl Store {
                 if matches!(field.storage(), Storage::Column | Storage::RefColumn(_))
                     && !existing.iter().any(|c| c == names::column(field))
                 {
-                    sqlx::query(&ddl::add_column(dialect, &table, field)).execute(&mut *tx).await?;
+                    tx_execute(&mut tx, &Sql::raw(dialect, &ddl::add_column(dialect, &table, field))).await?;
                 }
             }
         }
         for stmt in ddl::create_statements(dialect, app, model) {
-            sqlx::query(&stmt).execute(&mut *tx).await?;
+            tx_execute(&mut tx, &Sql::raw(dialect, &stmt)).await?;
         }
         tx.commit().await?;
         // Refresh the planner's statistics where they are stale, so selective indexed filters
-        // use their index; connections opened later load them.
-        sqlx::query("PRAGMA optimize=0x10002").execute(&self.write).await?;
+        // use their index; connections opened later load them. (PostgreSQL's autovacuum does
+        // this by itself.)
+        if let Backend::Sqlite { write, .. } = &self.backend {
+            sqlx::query("PRAGMA optimize=0x10002").execute(write).await?;
+        }
         Ok(())
     }
 
-    /// Run a read that returns at most one row with one JSON text column.
+    /// Run a read that returns at most one row with one JSON column.
     pub async fn fetch_json(&self, sql: &Sql) -> Result<Option<String>, StoreError> {
-        self.count();
-        let row = bind_all(sqlx::query(&sql.text), &sql.binds).fetch_optional(&self.read).await?;
-        match row {
-            Some(row) => Ok(row.try_get::<Option<String>, _>(0)?),
-            None => Ok(None),
-        }
+        let rows = self.fetch_rows(sql).await?;
+        Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()).and_then(|v| match v {
+            SqlValue::Text(s) => Some(s),
+            _ => None,
+        }))
     }
 
     /// Run a read returning rows of plain values.
     pub async fn fetch_rows(&self, sql: &Sql) -> Result<Vec<Vec<SqlValue>>, StoreError> {
         self.count();
-        let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
-            .fetch_all(&self.read)
-            .await
-            .map_err(classify)?;
-        rows.iter().map(decode_row).collect()
+        match &self.backend {
+            Backend::Sqlite { read, .. } => {
+                let rows = bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch_all(read).await.map_err(classify)?;
+                rows.iter().map(decode_sqlite).collect()
+            }
+            Backend::Postgres { pool } => {
+                let text = sql.driver_text();
+                let rows = bind_pg(sqlx::query(&text), &sql.binds).fetch_all(pool).await.map_err(classify)?;
+                rows.iter().map(decode_pg).collect()
+            }
+        }
     }
 
     /// Instance domain → instance id.
     pub async fn instances(&self) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        let rows: Vec<(String, String)> = sqlx::query_as("SELECT domain, id FROM arcbase_instances")
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows.into_iter().collect())
+        let rows = self.fetch_rows(&Sql::raw(self.dialect(), "SELECT domain, id FROM arcbase_instances")).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let mut it = r.into_iter();
+                match (it.next(), it.next()) {
+                    (Some(SqlValue::Text(d)), Some(SqlValue::Text(i))) => Some((d, i)),
+                    _ => None,
+                }
+            })
+            .collect())
     }
 
-    /// Start a write transaction on the writer connection.
+    /// Start a write transaction (SQLite: the writer connection, `BEGIN IMMEDIATE`).
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         self.count();
-        Ok(WriteTx { tx: self.write.begin_with("BEGIN IMMEDIATE").await?, statements: self.statements.clone() })
+        let inner = match &self.backend {
+            Backend::Sqlite { write, .. } => TxInner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres { pool } => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(WriteTx { inner, statements: self.statements.clone() })
     }
 
     fn count(&self) {
-        self.statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.statements.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// How many statements this store has executed (reads, writes, BEGIN).
+    /// How many statements this store has executed (reads, writes, BEGIN, COMMIT).
     pub fn statement_count(&self) -> u64 {
-        self.statements.load(std::sync::atomic::Ordering::Relaxed)
+        self.statements.load(Ordering::Relaxed)
     }
 
-    /// The read pool, for tests and diagnostics.
-    pub fn read_pool(&self) -> &SqlitePool {
-        &self.read
+    /// The SQLite read pool, for tests and diagnostics; `None` on PostgreSQL.
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.backend {
+            Backend::Sqlite { read, .. } => Some(read),
+            Backend::Postgres { .. } => None,
+        }
     }
 
-    /// Close both pools, checkpointing the WAL.
+    /// Run any statement outside a transaction (tests and maintenance); returns its rows.
+    pub async fn execute(&self, sql: &Sql) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let rows = tx_fetch(&mut tx, sql).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Close the pools (SQLite: checkpointing the WAL).
     pub async fn close(&self) {
-        self.read.close().await;
-        self.write.close().await;
+        match &self.backend {
+            Backend::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Backend::Postgres { pool } => pool.close().await,
+        }
     }
 }
 
-type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-fn bind_all<'q>(mut q: Query<'q>, binds: &'q [SqlValue]) -> Query<'q> {
+fn bind_sqlite<'q>(mut q: SqliteQuery<'q>, binds: &'q [SqlValue]) -> SqliteQuery<'q> {
+    for b in binds {
+        q = match b {
+            SqlValue::Null => q.bind(None::<String>),
+            SqlValue::Bool(v) => q.bind(*v),
+            SqlValue::Int(v) => q.bind(*v),
+            SqlValue::Real(v) => q.bind(*v),
+            SqlValue::Text(v) => q.bind(v.as_str()),
+        };
+    }
+    q
+}
+
+fn bind_pg<'q>(mut q: PgQuery<'q>, binds: &'q [SqlValue]) -> PgQuery<'q> {
     for b in binds {
         q = match b {
             SqlValue::Null => q.bind(None::<String>),
@@ -250,34 +388,49 @@ fn bind_all<'q>(mut q: Query<'q>, binds: &'q [SqlValue]) -> Query<'q> {
 
 /// Execute a statement in `tx`, returning the rows it produced (for `RETURNING`).
 pub async fn tx_fetch(tx: &mut Tx, sql: &Sql) -> Result<Vec<Vec<SqlValue>>, StoreError> {
-    tx.statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
-        .fetch_all(&mut *tx.tx)
-        .await
-        .map_err(classify)?;
-    rows.iter().map(decode_row).collect()
+    tx.statements.fetch_add(1, Ordering::Relaxed);
+    match &mut tx.inner {
+        TxInner::Sqlite(t) => {
+            let rows = bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch_all(&mut **t).await.map_err(classify)?;
+            rows.iter().map(decode_sqlite).collect()
+        }
+        TxInner::Postgres(t) => {
+            let text = sql.driver_text();
+            let rows = bind_pg(sqlx::query(&text), &sql.binds).fetch_all(&mut **t).await.map_err(classify)?;
+            rows.iter().map(decode_pg).collect()
+        }
+    }
 }
 
 /// Execute a statement in `tx`, returning the number of rows it changed.
 pub async fn tx_execute(tx: &mut Tx, sql: &Sql) -> Result<u64, StoreError> {
-    tx.statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let done = bind_all(sqlx::query(&sql.text), &sql.binds)
-        .execute(&mut *tx.tx)
-        .await
-        .map_err(classify)?;
-    Ok(done.rows_affected())
+    tx.statements.fetch_add(1, Ordering::Relaxed);
+    let done = match &mut tx.inner {
+        TxInner::Sqlite(t) => {
+            bind_sqlite(sqlx::query(&sql.text), &sql.binds).execute(&mut **t).await.map_err(classify)?.rows_affected()
+        }
+        TxInner::Postgres(t) => {
+            let text = sql.driver_text();
+            bind_pg(sqlx::query(&text), &sql.binds).execute(&mut **t).await.map_err(classify)?.rows_affected()
+        }
+    };
+    Ok(done)
 }
 
 fn classify(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         if db.is_unique_violation() {
-            return StoreError::Unique { detail: db.message().to_string() };
+            let detail = match db.constraint() {
+                Some(c) => c.to_string(),
+                None => db.message().to_string(),
+            };
+            return StoreError::Unique { detail };
         }
     }
     StoreError::Db(e)
 }
 
-fn decode_row(row: &SqliteRow) -> Result<Vec<SqlValue>, StoreError> {
+fn decode_sqlite(row: &SqliteRow) -> Result<Vec<SqlValue>, StoreError> {
     let mut out = Vec::with_capacity(row.columns().len());
     for i in 0..row.columns().len() {
         let raw = row.try_get_raw(i)?;
@@ -288,6 +441,36 @@ fn decode_row(row: &SqliteRow) -> Result<Vec<SqlValue>, StoreError> {
         let v = match raw.type_info().name() {
             "INTEGER" | "BOOLEAN" => SqlValue::Int(row.try_get(i)?),
             "REAL" => SqlValue::Real(row.try_get(i)?),
+            _ => SqlValue::Text(row.try_get(i)?),
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+fn decode_pg(row: &PgRow) -> Result<Vec<SqlValue>, StoreError> {
+    let mut out = Vec::with_capacity(row.columns().len());
+    for i in 0..row.columns().len() {
+        let raw = row.try_get_raw(i)?;
+        if raw.is_null() {
+            out.push(SqlValue::Null);
+            continue;
+        }
+        let v = match raw.type_info().name() {
+            "INT8" => SqlValue::Int(row.try_get(i)?),
+            "INT4" => SqlValue::Int(i64::from(row.try_get::<i32, _>(i)?)),
+            "INT2" => SqlValue::Int(i64::from(row.try_get::<i16, _>(i)?)),
+            "FLOAT8" => SqlValue::Real(row.try_get(i)?),
+            "FLOAT4" => SqlValue::Real(f64::from(row.try_get::<f32, _>(i)?)),
+            "BOOL" => SqlValue::Bool(row.try_get(i)?),
+            "JSONB" | "JSON" => {
+                // Binary jsonb is a version byte followed by the JSON text.
+                let binary = raw.format() == sqlx::postgres::PgValueFormat::Binary;
+                let bytes = raw.as_bytes().map_err(|e| StoreError::Check(format!("undecodable JSON column: {e}")))?;
+                let text = if binary && raw.type_info().name() == "JSONB" { &bytes[1.min(bytes.len())..] } else { bytes };
+                SqlValue::Text(String::from_utf8_lossy(text).into_owned())
+            }
+            "INT8[]" | "TEXT[]" => return Err(StoreError::Check("array columns are not expected".into())),
             _ => SqlValue::Text(row.try_get(i)?),
         };
         out.push(v);

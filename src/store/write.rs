@@ -134,7 +134,7 @@ fn write_object<'a>(
         };
         let rows = match tx_fetch(tx, &stmt).await {
             Ok(rows) => rows,
-            Err(StoreError::Unique { detail }) => return Err(unique_error(ctx.model, obj, &columns, &detail)),
+            Err(StoreError::Unique { detail }) => return Err(unique_error(ctx.model, ctx.app, obj, &columns, &detail)),
             Err(e) => return Err(e.into()),
         };
         let Some(row) = rows.into_iter().next() else {
@@ -152,7 +152,8 @@ fn write_object<'a>(
             }
         }
         let version = row.get(4).and_then(SqlValue::as_i64).unwrap_or(1);
-        let op = if exists { "update" } else { "insert" };
+        // Version 1 is a fresh row (an insert that met a concurrent insert became an update).
+        let op = if version == 1 { "insert" } else { "update" };
         tx_execute(tx, &r.change(ctx.instance, obj.type_idx, &id, op, version, &ctx.now)).await?;
 
         let text = |i: usize| row.get(i).and_then(SqlValue::as_str).map(str::to_string);
@@ -171,14 +172,16 @@ fn write_object<'a>(
 /// Name the field and value a unique index refused. The driver's message lists the index's
 /// columns (`table.hypi_instance, table.email`); the field is the one of this object that is
 /// among them.
-fn unique_error(model: &Model, obj: &WriteObject, columns: &[(usize, SqlValue)], detail: &str) -> ApiError {
+fn unique_error(model: &Model, app: &str, obj: &WriteObject, columns: &[(usize, SqlValue)], detail: &str) -> ApiError {
     let ty = &model.types[obj.type_idx];
     for (f, v) in columns {
         let field = &ty.fields[*f];
         // The driver lists `table.column` names separated by ", ": match a whole name, so a
         // field `code` is not mistaken for a field `codeName`.
+        // PostgreSQL names the index instead: compare it with the index of this field.
         let col = format!(".{}", names::column(field));
-        let named = detail.split(',').any(|part| part.trim_end().ends_with(&col));
+        let index = names::index_name(&names::object_table(app, ty), &format!("unique_{}", field.name));
+        let named = detail == index || detail.split(',').any(|part| part.trim_end().ends_with(&col));
         if field.unique && named {
             let shown = match v {
                 SqlValue::Text(s) => format!("'{s}'"),

@@ -13,6 +13,14 @@ use tower::ServiceExt;
 use arcbase::config::Limits;
 use arcbase::server::{self, App, ServeOptions};
 
+pub mod pg;
+
+/// The backend the behaviour suite runs on: `ARCBASE_TEST_BACKEND=postgres` runs every test
+/// against a throwaway PostgreSQL cluster; anything else (the default) uses SQLite files.
+pub fn backend_is_postgres() -> bool {
+    std::env::var("ARCBASE_TEST_BACKEND").map(|v| v.eq_ignore_ascii_case("postgres")).unwrap_or(false)
+}
+
 pub const EXAMPLE: &str = include_str!("../../schema/example.graphql");
 
 pub struct TestApp {
@@ -22,18 +30,31 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// A fresh server for `sdl` on a new SQLite file.
+    /// A fresh server for `sdl` on a new database of the test backend.
     pub async fn new(sdl: &str) -> TestApp {
         Self::with(sdl, None, Limits::default()).await
     }
 
     pub async fn with(sdl: &str, admin_key: Option<&str>, limits: Limits) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = if backend_is_postgres() {
+            match pg::cluster() {
+                Ok(c) => pg::fresh_database(c).await,
+                Err(why) => panic!("ARCBASE_TEST_BACKEND=postgres but PostgreSQL is unavailable: {why}"),
+            }
+        } else {
+            format!("sqlite://{}", dir.path().join("test.db").display())
+        };
+        Self::at(sdl, admin_key, limits, dir, &database_url).await
+    }
+
+    /// A server for `sdl` on the database at `database_url`.
+    pub async fn at(sdl: &str, admin_key: Option<&str>, limits: Limits, dir: tempfile::TempDir, database_url: &str) -> TestApp {
         let schema_path = dir.path().join("schema.graphql");
         std::fs::write(&schema_path, sdl).expect("write schema");
         let opts = ServeOptions {
             schema_path: schema_path.to_string_lossy().into_owned(),
-            database_url: format!("sqlite://{}", dir.path().join("test.db").display()),
+            database_url: database_url.to_string(),
             admin_key: admin_key.map(str::to_string),
             limits,
         };
@@ -83,10 +104,35 @@ impl TestApp {
 
     /// Upsert `values` and return the ids in input order.
     pub async fn upsert(&self, values: Value) -> Vec<String> {
-        let data = self
-            .ok("mutation($v: HypiUpsertInputUnion!) { upsert(values: $v) { id } }", json!({ "v": values }))
-            .await;
+        let data =
+            self.ok("mutation($v: HypiUpsertInputUnion!) { upsert(values: $v) { id } }", json!({ "v": values })).await;
         data["upsert"].as_array().expect("list").iter().map(|h| h["id"].as_str().expect("id").to_string()).collect()
+    }
+
+    /// Run SQL written with `?` placeholders against the test database, whatever the
+    /// backend; returns the rows.
+    pub async fn sql(&self, text: &str, binds: Vec<arcbase::sql::SqlValue>) -> Vec<Vec<arcbase::sql::SqlValue>> {
+        let store = &self.app.engine.store;
+        let sql = arcbase::sql::Sql::with_binds(store.dialect(), text, binds);
+        store.execute(&sql).await.expect("test SQL runs")
+    }
+
+    /// `SELECT COUNT(*)`-style single integer.
+    pub async fn sql_int(&self, text: &str) -> i64 {
+        self.sql(text, Vec::new()).await[0][0].as_i64().expect("an integer")
+    }
+
+    /// The change feed in order: (instance, type, id, operation, version).
+    pub async fn changes(&self) -> Vec<(String, String, String, String, i64)> {
+        let rows = self
+            .sql("SELECT instance_id, type_name, object_id, operation, version FROM arcbase_changes ORDER BY seq", Vec::new())
+            .await;
+        rows.into_iter()
+            .map(|r| {
+                let s = |i: usize| r[i].as_str().expect("text").to_string();
+                (s(0), s(1), s(2), s(3), r[4].as_i64().expect("version"))
+            })
+            .collect()
     }
 
     /// Statements the store has executed so far.
