@@ -14,6 +14,7 @@ use arcbase::config::Limits;
 use arcbase::server::{self, App, ServeOptions};
 
 pub mod pg;
+pub mod process;
 
 /// The backend the behaviour suite runs on: `ARCBASE_TEST_BACKEND=postgres` runs every test
 /// against a throwaway PostgreSQL cluster; anything else (the default) uses SQLite files.
