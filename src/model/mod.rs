@@ -12,6 +12,7 @@
 //! it could ever be created, and the generated `XInput` types would be invalid GraphQL), so
 //! every valid model builds a valid GraphQL schema.
 
+pub mod compat;
 mod parse;
 
 pub use parse::{parse_sdl, Diagnostic};
