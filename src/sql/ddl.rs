@@ -107,7 +107,7 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
             if field.unique {
                 indexes.push(format!(
                     "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {})",
-                    quote(&index_name(&table, &format!("unique_{}", field.name))),
+                    quote(&index_name(&table, &format!("unique__{}", field.name))),
                     quote(&table),
                     quote(column(field))
                 ));
@@ -116,7 +116,7 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
                 // Deleting a target clears the references to it; this index makes that cheap.
                 indexes.push(format!(
                     "CREATE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {})",
-                    quote(&index_name(&table, &format!("ref_{}", field.name))),
+                    quote(&index_name(&table, &format!("ref__{}", field.name))),
                     quote(&table),
                     quote(column(field))
                 ));
@@ -135,7 +135,7 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
             // default order and cursor seeks are served by the index without a sort.
             indexes.push(format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {}, {COL_ID})",
-                quote(&index_name(&table, &format!("idx_{}", names.join("_")))),
+                quote(&index_name(&table, &format!("idx__{}", names.join("__")))),
                 quote(&table),
                 cols.join(", ")
             ));

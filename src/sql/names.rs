@@ -37,9 +37,11 @@ pub fn column(field: &Field) -> &str {
     &field.name
 }
 
-/// Index names are derived from the table name and a purpose.
+/// Index names are derived from the table name and a purpose (`unique__email`,
+/// `idx__a__b`). The `ix__` prefix keeps them apart from table names, and since model names
+/// cannot contain `__`, two purposes can never produce the same name.
 pub fn index_name(table: &str, purpose: &str) -> String {
-    shorten(format!("{table}__{purpose}"))
+    shorten(format!("ix__{table}__{purpose}"))
 }
 
 fn shorten(name: String) -> String {

@@ -51,7 +51,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
 
 /// The advisory lock that serializes migrations and DDL between nodes sharing a PostgreSQL
 /// database (any constant unlikely to collide with an application's own).
-const DDL_LOCK: i64 = 0x6172_6362_6173_65;
+const DDL_LOCK: i64 = 0x0061_7263_6261_7365;
 
 /// Longest time one statement may run (PostgreSQL `statement_timeout`).
 pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
@@ -251,7 +251,7 @@ impl Store {
             }
             for field in &ty.fields {
                 if matches!(field.storage(), Storage::Column | Storage::RefColumn(_))
-                    && !existing.iter().any(|c| c == names::column(field))
+                    && !existing.iter().any(|c| c.eq_ignore_ascii_case(names::column(field)))
                 {
                     tx_execute(&mut tx, &Sql::raw(dialect, &ddl::add_column(dialect, &table, field))).await?;
                 }

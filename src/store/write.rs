@@ -180,7 +180,7 @@ fn unique_error(model: &Model, app: &str, obj: &WriteObject, columns: &[(usize, 
         // field `code` is not mistaken for a field `codeName`.
         // PostgreSQL names the index instead: compare it with the index of this field.
         let col = format!(".{}", names::column(field));
-        let index = names::index_name(&names::object_table(app, ty), &format!("unique_{}", field.name));
+        let index = names::index_name(&names::object_table(app, ty), &format!("unique__{}", field.name));
         let named = detail == index || detail.split(',').any(|part| part.trim_end().ends_with(&col));
         if field.unique && named {
             let shown = match v {
