@@ -17,6 +17,7 @@
 //! - [`error`]: the public error codes (`extensions.code`).
 
 pub mod arcql;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod graphql;
@@ -25,3 +26,4 @@ pub mod plan;
 pub mod server;
 pub mod sql;
 pub mod store;
+pub mod tenancy;

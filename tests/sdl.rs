@@ -148,9 +148,15 @@ fn contract_shapes_example() {
     );
     assert_eq!(lines(&sdl, "input HypiInput"), ["id: ID"]);
     assert_eq!(lines(&sdl, "input HypiInputOpt"), ["id: ID"]);
-    assert_eq!(lines(&sdl, "enum HypiMutationType"), ["Author", "Book"]);
-    assert_eq!(lines(&sdl, "input HypiUpsertInputUnion"), ["Author: [AuthorInputOpt!]", "Book: [BookInputOpt!]"]);
-    assert!(sdl.contains("\nunion HypiRootAggregate = Author | Book\n"), "{sdl}");
+    // The built-in Account type of every app comes after the app's own types.
+    assert_eq!(lines(&sdl, "enum HypiMutationType"), ["Author", "Book", "Account"]);
+    assert_eq!(
+        lines(&sdl, "input HypiUpsertInputUnion"),
+        ["Author: [AuthorInputOpt!]", "Book: [BookInputOpt!]", "Account: [AccountInputOpt!]"]
+    );
+    assert!(sdl.contains("\nunion HypiRootAggregate = Author | Book | Account\n"), "{sdl}");
+    assert_eq!(lines(&sdl, "input AccountInput"), ["username: String!", "emails: [String]", "password: String!", "hypi: HypiInput"]);
+    assert_eq!(lines(&sdl, "input AccountInputOpt"), ["username: String", "emails: [String]", "hypi: HypiInputOpt"]);
     assert_eq!(lines(&sdl, "type HypiFilterConnection"), ["edges: [HypiResultEdge!]", "pageInfo: PageInfo!"]);
     assert_eq!(lines(&sdl, "type HypiResultEdge"), ["node: HypiRootAggregate!", "cursor: ID!"]);
     assert_eq!(
@@ -174,6 +180,8 @@ fn contract_shapes_example() {
             format!("authorWith{with_args}"),
             "book(where: String): BookAggs".to_string(),
             format!("bookWith{}", with_args.replace("Author", "Book")),
+            "account(where: String): AccountAggs".to_string(),
+            format!("accountWith{}", with_args.replace("Author", "Account")),
         ]
     );
     assert_eq!(
@@ -290,8 +298,8 @@ fn contract_shapes_cycles() {
     assert_eq!(lines(&sdl, "type GammaAggs")[0], "g: AggOtherScalar");
     assert_eq!(lines(&sdl, "enum GammaNumericFields"), ["g"]);
     assert!(!sdl.contains("PersonNumericFields"));
-    assert_eq!(lines(&sdl, "enum HypiMutationType"), ["Person", "Company", "Alpha", "Beta", "Gamma"]);
-    assert!(sdl.contains("\nunion HypiRootAggregate = Person | Company | Alpha | Beta | Gamma\n"), "{sdl}");
+    assert_eq!(lines(&sdl, "enum HypiMutationType"), ["Person", "Company", "Alpha", "Beta", "Gamma", "Account"]);
+    assert!(sdl.contains("\nunion HypiRootAggregate = Person | Company | Alpha | Beta | Gamma | Account\n"), "{sdl}");
 }
 
 // ---------------------------------------------------------------------------------------------

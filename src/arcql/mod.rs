@@ -45,7 +45,8 @@ impl std::error::Error for ArcqlError {}
 
 impl From<ArcqlError> for crate::error::ApiError {
     fn from(e: ArcqlError) -> Self {
-        let code = if e.too_long { crate::error::ErrorCode::LimitExceeded } else { crate::error::ErrorCode::ArcqlSyntax };
+        let code =
+            if e.too_long { crate::error::ErrorCode::LimitExceeded } else { crate::error::ErrorCode::ArcqlSyntax };
         crate::error::ApiError::new(code, e.to_string())
     }
 }

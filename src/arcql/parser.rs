@@ -25,7 +25,10 @@ fn span(p: &Pair<Rule>) -> Span {
 /// Parse an ArcQL query. Empty text (or only whitespace) means "everything", like `*`.
 pub fn parse(text: &str) -> Result<Query> {
     if text.len() > MAX_QUERY_BYTES {
-        return Err(ArcqlError { too_long: true, ..err(text, 0, format!("the query is longer than {MAX_QUERY_BYTES} bytes")) });
+        return Err(ArcqlError {
+            too_long: true,
+            ..err(text, 0, format!("the query is longer than {MAX_QUERY_BYTES} bytes"))
+        });
     }
     prescan(text)?;
     let mut pairs = Grammar::parse(Rule::query, text).map_err(|e| syntax(text, e))?;
@@ -148,14 +151,8 @@ fn syntax(text: &str, e: pest::error::Error<Rule>) -> ArcqlError {
         }
     };
     let before = text[..pos.min(text.len())].trim_end();
-    let prev: String = before
-        .chars()
-        .rev()
-        .take_while(|c| !c.is_whitespace())
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let prev: String =
+        before.chars().rev().take_while(|c| !c.is_whitespace()).collect::<Vec<_>>().into_iter().rev().collect();
     let message = if prev.is_empty() {
         what
     } else {

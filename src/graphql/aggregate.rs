@@ -9,7 +9,9 @@ use serde_json::Value as Json;
 use super::{Engine, RequestCtx};
 use crate::error::{ApiError, ApiResult};
 use crate::model::Model;
-use crate::plan::aggregate::{agg_target, check_call, group_key, plan_having, AggCall, AggField, AggFn, AggPlan, TimeUnit};
+use crate::plan::aggregate::{
+    agg_target, check_call, group_key, plan_having, AggCall, AggField, AggFn, AggPlan, TimeUnit,
+};
 use crate::plan::filter::{plan_query, FilterPlan};
 use crate::sql::aggregate::AggRenderer;
 use crate::sql::SqlValue;
@@ -20,7 +22,12 @@ fn arg(ctx: &ResolverContext<'_>, f: &async_graphql::parser::types::Field, name:
         None => Ok(None),
         Some(v) => {
             let v = v.node.clone().into_const_with(|var| {
-                ctx.ctx.query_env.variables.get(&var).cloned().ok_or(ApiError::validation(format!("variable ${var} is not defined")))
+                ctx.ctx
+                    .query_env
+                    .variables
+                    .get(&var)
+                    .cloned()
+                    .ok_or(ApiError::validation(format!("variable ${var} is not defined")))
             })?;
             Ok(if v == Value::Null { None } else { Some(v) })
         }
@@ -28,13 +35,25 @@ fn arg(ctx: &ResolverContext<'_>, f: &async_graphql::parser::types::Field, name:
 }
 
 /// The `XAggs` selection → the fields and functions to compute.
-fn plan_fields(ctx: &ResolverContext<'_>, model: &Model, type_idx: usize, set: &SelectionSet) -> ApiResult<Vec<AggField>> {
+fn plan_fields(
+    ctx: &ResolverContext<'_>,
+    model: &Model,
+    type_idx: usize,
+    set: &SelectionSet,
+) -> ApiResult<Vec<AggField>> {
     let mut out: Vec<AggField> = Vec::new();
     walk_fields(ctx, model, type_idx, set, &mut out, 0)?;
     Ok(out)
 }
 
-fn walk_fields(ctx: &ResolverContext<'_>, model: &Model, type_idx: usize, set: &SelectionSet, out: &mut Vec<AggField>, depth: usize) -> ApiResult<()> {
+fn walk_fields(
+    ctx: &ResolverContext<'_>,
+    model: &Model,
+    type_idx: usize,
+    set: &SelectionSet,
+    out: &mut Vec<AggField>,
+    depth: usize,
+) -> ApiResult<()> {
     if depth > 32 {
         return Err(ApiError::limit("fragments nest too deeply"));
     }
@@ -57,7 +76,9 @@ fn walk_fields(ctx: &ResolverContext<'_>, model: &Model, type_idx: usize, set: &
                 };
                 walk_calls(ctx, model, type_idx, name, &f.selection_set.node, &mut out[idx], depth + 1)?;
             }
-            Selection::InlineFragment(frag) => walk_fields(ctx, model, type_idx, &frag.node.selection_set.node, out, depth + 1)?,
+            Selection::InlineFragment(frag) => {
+                walk_fields(ctx, model, type_idx, &frag.node.selection_set.node, out, depth + 1)?
+            }
             Selection::FragmentSpread(s) => {
                 if let Some(frag) = ctx.ctx.query_env.fragments.get(&s.node.fragment_name.node) {
                     walk_fields(ctx, model, type_idx, &frag.node.selection_set.node, out, depth + 1)?;
@@ -68,7 +89,15 @@ fn walk_fields(ctx: &ResolverContext<'_>, model: &Model, type_idx: usize, set: &
     Ok(())
 }
 
-fn walk_calls(ctx: &ResolverContext<'_>, model: &Model, type_idx: usize, field: &str, set: &SelectionSet, out: &mut AggField, depth: usize) -> ApiResult<()> {
+fn walk_calls(
+    ctx: &ResolverContext<'_>,
+    model: &Model,
+    type_idx: usize,
+    field: &str,
+    set: &SelectionSet,
+    out: &mut AggField,
+    depth: usize,
+) -> ApiResult<()> {
     if depth > 32 {
         return Err(ApiError::limit("fragments nest too deeply"));
     }
@@ -89,7 +118,9 @@ fn walk_calls(ctx: &ResolverContext<'_>, model: &Model, type_idx: usize, field: 
                     out.calls.push(AggCall { key, func, distinct });
                 }
             }
-            Selection::InlineFragment(frag) => walk_calls(ctx, model, type_idx, field, &frag.node.selection_set.node, out, depth + 1)?,
+            Selection::InlineFragment(frag) => {
+                walk_calls(ctx, model, type_idx, field, &frag.node.selection_set.node, out, depth + 1)?
+            }
             Selection::FragmentSpread(s) => {
                 if let Some(frag) = ctx.ctx.query_env.fragments.get(&s.node.fragment_name.node) {
                     walk_calls(ctx, model, type_idx, field, &frag.node.selection_set.node, out, depth + 1)?;
@@ -120,20 +151,68 @@ fn opt_string(ctx: &ResolverContext<'_>, name: &str) -> ApiResult<Option<String>
 fn opt_int(ctx: &ResolverContext<'_>, name: &str) -> ApiResult<Option<i64>> {
     match ctx.args.get(name).map(|v| v.as_value().clone()) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| ApiError::validation(format!("argument '{name}' must be an Int"))),
+        Some(Value::Number(n)) => {
+            n.as_i64().map(Some).ok_or_else(|| ApiError::validation(format!("argument '{name}' must be an Int")))
+        }
         Some(_) => Err(ApiError::validation(format!("argument '{name}' must be an Int"))),
     }
 }
 
-/// A group cursor is the group's 1-based position, as text.
+/// A group cursor is the group's 1-based position, as text. A position past the last group is
+/// still a position (paging past the end gives an empty page); `0`, negative numbers and
+/// anything else are errors.
 fn position(cursor: Option<String>, name: &str) -> ApiResult<Option<u64>> {
     cursor
-        .map(|c| c.trim().parse::<u64>().map_err(|_| ApiError::validation(format!("'{name}': '{c}' is not a group position"))))
+        .map(|c| match c.trim().parse::<u64>() {
+            Ok(p) if p >= 1 => Ok(p),
+            _ => Err(ApiError::validation(format!("'{name}': '{c}' is not a group position (1, 2, ...)"))),
+        })
         .transpose()
 }
 
+/// The page of `last: size` ending before the 0-based position `end`, not reaching back to
+/// `after`: `(offset, limit)`.
+fn last_window(end: u64, size: u64, after: u64) -> (u64, u64) {
+    let start = end.saturating_sub(size).max(after);
+    (start, end.saturating_sub(start))
+}
+
+/// How many groups there are.
+async fn count_groups(engine: &Engine, r: &AggRenderer<'_>, plan: &AggPlan, instance: &str) -> ApiResult<u64> {
+    let rows = engine.store.fetch_rows(&r.count_groups(plan, instance)).await?;
+    Ok(rows.first().and_then(|r| r.first()).and_then(SqlValue::as_i64).unwrap_or(0).max(0) as u64)
+}
+
+/// The documents of the groups at 0-based positions `offset..offset + limit`.
+async fn fetch_page(
+    engine: &Engine,
+    r: &AggRenderer<'_>,
+    plan: &AggPlan,
+    instance: &str,
+    offset: u64,
+    limit: u64,
+) -> ApiResult<Vec<Json>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let rows = engine.store.fetch_rows(&r.select(plan, instance, Some((limit, offset)))).await?;
+    let mut docs = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(SqlValue::Text(text)) = row.into_iter().next() else {
+            return Err(ApiError::internal("aggregate row without a document"));
+        };
+        docs.push(serde_json::from_str(&text).map_err(ApiError::internal)?);
+    }
+    Ok(docs)
+}
+
 /// `x(where:)`: the aggregates of all matching objects.
-pub async fn aggregate_all<'a>(ctx: &ResolverContext<'a>, engine: &Engine, req: &RequestCtx, type_idx: usize) -> ApiResult<FieldValue<'a>> {
+pub async fn aggregate_all<'a>(
+    ctx: &ResolverContext<'a>,
+    engine: &Engine,
+    req: &RequestCtx,
+    type_idx: usize,
+) -> ApiResult<FieldValue<'a>> {
     let model = &engine.model;
     let fields = plan_fields(ctx, model, type_idx, &ctx.ctx.item.node.selection_set.node)?;
     let plan = AggPlan {
@@ -151,7 +230,12 @@ pub async fn aggregate_all<'a>(ctx: &ResolverContext<'a>, engine: &Engine, req: 
 }
 
 /// `xWith(groupBy:, having:, ...)`: one `XAggs` per group, in group order, paged.
-pub async fn aggregate_groups<'a>(ctx: &ResolverContext<'a>, engine: &Engine, req: &RequestCtx, type_idx: usize) -> ApiResult<FieldValue<'a>> {
+pub async fn aggregate_groups<'a>(
+    ctx: &ResolverContext<'a>,
+    engine: &Engine,
+    req: &RequestCtx,
+    type_idx: usize,
+) -> ApiResult<FieldValue<'a>> {
     let model = &engine.model;
     let limits = &engine.limits;
     let mut group_by = Vec::new();
@@ -167,7 +251,12 @@ pub async fn aggregate_groups<'a>(ctx: &ResolverContext<'a>, engine: &Engine, re
                 return Err(ApiError::validation("groupBy: every entry needs a field"));
             };
             let desc = name("order").as_deref() == Some("DESC");
-            let granularity = name("dateGranularity").map(|g| TimeUnit::from_name(&g).ok_or_else(|| ApiError::validation(format!("unknown dateGranularity '{g}'")))).transpose()?;
+            let granularity = name("dateGranularity")
+                .map(|g| {
+                    TimeUnit::from_name(&g)
+                        .ok_or_else(|| ApiError::validation(format!("unknown dateGranularity '{g}'")))
+                })
+                .transpose()?;
             group_by.push(group_key(model, type_idx, &field, desc, granularity)?);
         }
     }
@@ -176,17 +265,29 @@ pub async fn aggregate_groups<'a>(ctx: &ResolverContext<'a>, engine: &Engine, re
         Some(h) => plan_having(model, type_idx, &h)?,
         None => None,
     };
-    let include_trashed = matches!(ctx.args.get("includeTrashed").map(|v| v.as_value().clone()), Some(Value::Boolean(true)));
-    let plan = AggPlan { type_idx, fields, filter: where_filter(model, type_idx, opt_string(ctx, "where")?)?, group_by, having, include_trashed };
+    let include_trashed =
+        matches!(ctx.args.get("includeTrashed").map(|v| v.as_value().clone()), Some(Value::Boolean(true)));
+    let plan = AggPlan {
+        type_idx,
+        fields,
+        filter: where_filter(model, type_idx, opt_string(ctx, "where")?)?,
+        group_by,
+        having,
+        include_trashed,
+    };
 
     let first = opt_int(ctx, "first")?;
     let last = opt_int(ctx, "last")?;
-    let page = opt_int(ctx, "page")?.unwrap_or(1);
+    let page = opt_int(ctx, "page")?;
     if first.is_some() && last.is_some() {
         return Err(ApiError::validation("'first' and 'last' cannot be used together"));
     }
-    if page < 1 || (page > 1 && last.is_some()) {
-        return Err(ApiError::validation("'page' counts from 1 and cannot be used with 'last'"));
+    if page.is_some() && last.is_some() {
+        return Err(ApiError::validation("'page' cannot be used with 'last'"));
+    }
+    let page = page.unwrap_or(1);
+    if page < 1 {
+        return Err(ApiError::validation("'page' counts from 1"));
     }
     if first.is_some_and(|v| v < 0) || last.is_some_and(|v| v < 0) {
         return Err(ApiError::validation("'first' and 'last' cannot be negative"));
@@ -195,35 +296,38 @@ pub async fn aggregate_groups<'a>(ctx: &ResolverContext<'a>, engine: &Engine, re
     let after = position(opt_string(ctx, "after")?, "after")?.unwrap_or(0);
     let before = position(opt_string(ctx, "before")?, "before")?;
     let r = AggRenderer { model, app: &engine.app, dialect: engine.store.dialect() };
-    let (offset, limit) = if last.is_some() {
+    let instance = req.instance.as_str();
+    // Positions are 1-based; `offset`/`end` below are 0-based. `before: b` ends the page
+    // before the 0-based position `b - 1`.
+    let docs = if last.is_some() {
         let end = match before {
-            Some(b) => b.saturating_sub(1),
-            None => {
-                let rows = engine.store.fetch_rows(&r.count_groups(&plan, &req.instance)).await?;
-                rows.first().and_then(|r| r.first()).and_then(SqlValue::as_i64).unwrap_or(0).max(0) as u64
-            }
+            Some(b) => b - 1,
+            // By design: the end is not known without counting the groups.
+            None => count_groups(engine, &r, &plan, instance).await?,
         };
-        let start = end.saturating_sub(size).max(after);
-        (start, end.saturating_sub(start))
+        let (offset, limit) = last_window(end, size, after);
+        let docs = fetch_page(engine, &r, &plan, instance, offset, limit).await?;
+        match before {
+            // A short page means `before` lies past the last group: the page must end at the
+            // last group instead (the groups before `before` are all the groups).
+            Some(_) if (docs.len() as u64) < limit => {
+                let groups = if docs.is_empty() {
+                    count_groups(engine, &r, &plan, instance).await?
+                } else {
+                    offset + docs.len() as u64
+                };
+                let (offset, limit) = last_window(groups.min(end), size, after);
+                fetch_page(engine, &r, &plan, instance, offset, limit).await?
+            }
+            _ => docs,
+        }
     } else {
-        let offset = after + (page as u64 - 1) * size;
+        let offset = after.saturating_add((page as u64 - 1).saturating_mul(size));
         let limit = match before {
-            Some(b) => size.min(b.saturating_sub(1).saturating_sub(offset)),
+            Some(b) => size.min((b - 1).saturating_sub(offset)),
             None => size,
         };
-        (offset, limit)
+        fetch_page(engine, &r, &plan, instance, offset, limit).await?
     };
-    if limit == 0 {
-        return Ok(FieldValue::list(Vec::<FieldValue>::new()));
-    }
-    let rows = engine.store.fetch_rows(&r.select(&plan, &req.instance, Some((limit, offset)))).await?;
-    let mut docs = Vec::with_capacity(rows.len());
-    for row in rows {
-        let Some(SqlValue::Text(text)) = row.into_iter().next() else {
-            return Err(ApiError::internal("aggregate row without a document"));
-        };
-        let doc: Json = serde_json::from_str(&text).map_err(ApiError::internal)?;
-        docs.push(FieldValue::owned_any(doc));
-    }
-    Ok(FieldValue::list(docs))
+    Ok(FieldValue::list(docs.into_iter().map(FieldValue::owned_any)))
 }

@@ -134,9 +134,12 @@ pub async fn find(engine: &Engine, req: &RequestCtx, type_idx: usize, sel: &Obje
     let (has_previous, has_next) = if past_end {
         (args.after.as_deref() == Some(LAST) && exists(Vec::new()).await?, args.before.as_deref() == Some(FIRST) && exists(Vec::new()).await?)
     } else if backward {
-        (more, beyond(&before_c, true).await?)
+        // Rows before the page: more of the window, or anything at or before `after`.
+        (more || beyond(&after_c, false).await?, beyond(&before_c, true).await?)
     } else {
-        let prev = if page > 1 { exists(bounds()).await? } else { beyond(&after_c, false).await? };
+        // Rows before the page: anything at or before `after`, or (page > 1) the pages of
+        // the window that the offset skipped.
+        let prev = beyond(&after_c, false).await? || (page > 1 && exists(bounds()).await?);
         (prev, more || beyond(&before_c, true).await?)
     };
 

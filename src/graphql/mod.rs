@@ -7,6 +7,7 @@
 //! Invariant: this module never touches sqlx; it calls `store` with rendered plans.
 
 mod aggregate;
+mod auth;
 mod find;
 mod ops;
 pub mod selection;
@@ -36,6 +37,12 @@ pub struct RequestCtx {
     pub instance: String,
     /// The caller's account id; `None` for admin and anonymous callers.
     pub account: Option<String>,
+    /// Who is asking: decides what the generated SQL lets them see and change.
+    pub viewer: crate::sql::Viewer,
+    /// The instance lets callers without an account register (`createAccount`).
+    pub anonymous_registrations: bool,
+    /// The key that signs session tokens.
+    pub jwt_secret: Arc<[u8]>,
 }
 
 /// Build the executable schema for `model`. With `engine = None` the schema can only be
@@ -45,6 +52,7 @@ pub fn build_schema(model: &Model, engine: Option<Arc<Engine>>, limits: &Limits)
     for ty in types::all_types(model) {
         builder = builder.register(ty);
     }
+    builder = builder.register(auth::access_token_type());
     builder = builder.register(ops::query(model)).register(ops::mutation(model));
     if let Some(engine) = engine {
         builder = builder.data(engine);

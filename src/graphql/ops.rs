@@ -18,13 +18,13 @@ use crate::store::bulk;
 use crate::sql::read::ReadRenderer;
 use crate::store::write::{self as w, LinkArgs, WriteCtx};
 
-fn engine<'a>(ctx: &ResolverContext<'a>) -> ApiResult<&'a Arc<Engine>> {
+pub(super) fn engine<'a>(ctx: &ResolverContext<'a>) -> ApiResult<&'a Arc<Engine>> {
     ctx.ctx
         .data::<Arc<Engine>>()
         .map_err(|_| ApiError::internal("schema has no engine (built for printing only)"))
 }
 
-fn request<'a>(ctx: &ResolverContext<'a>) -> ApiResult<&'a RequestCtx> {
+pub(super) fn request<'a>(ctx: &ResolverContext<'a>) -> ApiResult<&'a RequestCtx> {
     ctx.ctx.data::<RequestCtx>().map_err(|_| ApiError::internal("request has no RequestCtx"))
 }
 
@@ -73,11 +73,19 @@ fn opt_string_arg(ctx: &ResolverContext<'_>, name: &str) -> ApiResult<Option<Str
 }
 
 fn write_ctx<'a>(engine: &'a Engine, req: &'a RequestCtx) -> WriteCtx<'a> {
-    WriteCtx { model: &engine.model, app: &engine.app, instance: &req.instance, caller: req.account.as_deref(), now: now() }
+    WriteCtx {
+        model: &engine.model,
+        app: &engine.app,
+        instance: &req.instance,
+        caller: req.account.as_deref(),
+        viewer: &req.viewer,
+        now: now(),
+    }
 }
 
 pub fn query(model: &Model) -> Object {
     let _ = model;
+    let [login_a, login_b] = super::auth::login_fields();
     Object::new("Query")
         .field(
             Field::new("find", TypeRef::named_nn("HypiFilterConnection"), |ctx| {
@@ -93,6 +101,8 @@ pub fn query(model: &Model) -> Object {
             .argument(InputValue::new("page", TypeRef::named(TypeRef::INT)))
             .description("Objects matching an ArcQL query, paged by cursor."),
         )
+        .field(login_a)
+        .field(login_b)
         .field(
             Field::new("aggregate", TypeRef::named("HypiAggregationType"), |_| {
                 FieldFuture::Value(Some(FieldValue::owned_any(Json::Object(Default::default()))))
@@ -142,6 +152,7 @@ pub fn mutation(model: &Model) -> Object {
             .argument(InputValue::new("arcql", TypeRef::named_nn(TypeRef::STRING)))
             .description("Remove values from a scalar list of matching objects; returns how many objects changed."),
         )
+        .field(super::auth::create_account_field())
         .field(link_field("link", true, "Add `andToID` to the reference `via` of `whereFromID`."))
         .field(link_field("unlink", false, "Remove `andToID` from the reference `via` of `whereFromID`."))
 }
@@ -297,13 +308,7 @@ async fn upsert<'a>(ctx: &ResolverContext<'a>) -> ApiResult<FieldValue<'a>> {
         .get("values")
         .ok_or_else(|| ApiError::validation("argument 'values' is required"))?;
     let objects = plan_upsert(&engine.model, values.as_value(), engine.limits.write_limits())?;
-    let wctx = WriteCtx {
-        model: &engine.model,
-        app: &engine.app,
-        instance: &req.instance,
-        caller: req.account.as_deref(),
-        now: now(),
-    };
+    let wctx = write_ctx(engine, req);
     let records = w::upsert(&engine.store, &wctx, &objects).await?;
     let docs: Vec<FieldValue> = records
         .into_iter()
@@ -339,12 +344,6 @@ async fn link(ctx: &ResolverContext<'_>, add: bool) -> ApiResult<bool> {
     };
     let from_id = string_arg(ctx, "whereFromID")?;
     let to_id = string_arg(ctx, "andToID")?;
-    let wctx = WriteCtx {
-        model,
-        app: &engine.app,
-        instance: &req.instance,
-        caller: req.account.as_deref(),
-        now: now(),
-    };
+    let wctx = write_ctx(engine, req);
     w::link(&engine.store, &wctx, &LinkArgs { from, field, from_id: &from_id, to_id: &to_id }, add).await
 }

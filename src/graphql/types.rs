@@ -171,6 +171,10 @@ fn input_type(model: &Model, ty: &ObjectType, opt: bool) -> InputObject {
         };
         input = input.field(InputValue::new(&f.name, tref));
     }
+    if ty.builtin && !opt {
+        // Only `createAccount` takes a password; `upsert` never writes one.
+        input = input.field(InputValue::new("password", TypeRef::named_nn(TypeRef::STRING)));
+    }
     input.field(InputValue::new("hypi", TypeRef::named(if opt { "HypiInputOpt" } else { "HypiInput" })))
 }
 

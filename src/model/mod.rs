@@ -138,10 +138,77 @@ pub struct ObjectType {
     /// `@indices(sets: ...)`: each set is a list of indexes into `fields`.
     pub indices: Vec<Vec<usize>>,
     pub description: Option<String>,
+    /// `@access(read:, write:)`; OWNER for both by default.
+    pub access: Access,
+    /// The built-in `Account` type (its rows also hold a password hash).
+    pub builtin: bool,
     field_index: HashMap<String, usize>,
 }
 
+/// Who may see (read) or change (write) objects of a type, besides the admin key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Anyone, anonymous callers included.
+    Public,
+    /// Any account of the instance.
+    Authenticated,
+    /// The account that created the object (`hypi.createdBy`).
+    Owner,
+}
+
+impl Level {
+    pub fn from_name(name: &str) -> Option<Level> {
+        Some(match name {
+            "PUBLIC" => Level::Public,
+            "AUTHENTICATED" => Level::Authenticated,
+            "OWNER" => Level::Owner,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    pub read: Level,
+    pub write: Level,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Access { read: Level::Owner, write: Level::Owner }
+    }
+}
+
+/// The name of the built-in account type every app has.
+pub const ACCOUNT: &str = "Account";
+
 impl ObjectType {
+    /// The built-in `Account { username: String! @unique  emails: [String] }`.
+    pub fn account() -> ObjectType {
+        let field = |name: &str, required: bool, list: bool, unique: bool| Field {
+            name: name.to_string(),
+            base: Base::Scalar(Scalar::String),
+            list,
+            required,
+            item_required: false,
+            unique,
+            description: None,
+            line: 0,
+            column: 0,
+        };
+        let fields = vec![field("username", true, false, true), field("emails", false, true, false)];
+        let field_index = fields.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect();
+        ObjectType {
+            name: ACCOUNT.to_string(),
+            fields,
+            indices: Vec::new(),
+            description: Some("An account of the instance: it logs in and owns what it creates.".into()),
+            access: Access::default(),
+            builtin: true,
+            field_index,
+        }
+    }
+
     pub fn field(&self, name: &str) -> Option<(usize, &Field)> {
         self.field_index.get(name).map(|&i| (i, &self.fields[i]))
     }
@@ -163,6 +230,11 @@ pub struct Model {
 }
 
 impl Model {
+    /// The built-in account type's index.
+    pub fn account_type(&self) -> Option<usize> {
+        self.types.iter().position(|t| t.builtin)
+    }
+
     pub fn type_by_name(&self, name: &str) -> Option<(usize, &ObjectType)> {
         self.type_index.get(name).map(|&i| (i, &self.types[i]))
     }

@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 use graphql_parser::schema::{self as ast, Definition, TypeDefinition};
 use graphql_parser::Pos;
 
-use super::{Base, EnumType, Field, Model, ObjectType, Scalar, GENERATED_SUFFIXES, MAX_NAME_LEN, RESERVED_TYPE_NAMES};
+use super::{
+    Access, Base, EnumType, Field, Level, Model, ObjectType, Scalar, GENERATED_SUFFIXES, MAX_NAME_LEN, RESERVED_TYPE_NAMES,
+};
 
 /// One problem found in an SDL document, at a 1-based line and column (the column counts
 /// characters: a tab is one column, a byte-order mark none).
@@ -363,9 +365,11 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
             });
         }
         let mut indices = Vec::new();
+        let mut access = Access::default();
         for d in &o.directives {
             match d.name {
                 "indices" => indices.extend(parse_indices(&mut c, d, o.name, &fields, &field_index)),
+                "access" => access = parse_access(&mut c, d, o.name),
                 other => c.err(d.position, format!("unknown directive '@{other}' on type '{}'", o.name)),
             }
         }
@@ -374,6 +378,8 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
             fields,
             indices,
             description: o.description.clone(),
+            access,
+            builtin: false,
             field_index,
         });
     }
@@ -389,6 +395,8 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
         c.errors.sort_by_key(|d| (d.line, d.column));
         return Err(c.errors);
     }
+    // Every app has the built-in account type, after its own types.
+    types.push(ObjectType::account());
     let type_index = types.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
     Ok(Model { types, enums: model_enums, type_index })
 }
@@ -493,6 +501,28 @@ fn check_no_directives<'a>(c: &mut Checker, directives: &[ast::Directive<'a, &'a
     for d in directives {
         c.err(d.position, format!("unknown directive '@{}' on {on}", d.name));
     }
+}
+
+/// `@access(read: PUBLIC, write: AUTHENTICATED)`; a level left out stays OWNER.
+fn parse_access<'a>(c: &mut Checker, d: &ast::Directive<'a, &'a str>, type_name: &str) -> Access {
+    let mut access = Access::default();
+    for (name, value) in &d.arguments {
+        let level = match value {
+            ast::Value::Enum(v) => Level::from_name(v),
+            ast::Value::String(v) => Level::from_name(v),
+            _ => None,
+        };
+        let Some(level) = level else {
+            c.err(d.position, format!("@access on '{type_name}': {name} must be PUBLIC, AUTHENTICATED or OWNER"));
+            continue;
+        };
+        match *name {
+            "read" => access.read = level,
+            "write" => access.write = level,
+            other => c.err(d.position, format!("@access on '{type_name}' takes read: and write:, not {other}:")),
+        }
+    }
+    access
 }
 
 /// `@indices(sets: [["a", "b"], ["c"]])` → field index sets.

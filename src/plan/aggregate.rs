@@ -44,7 +44,10 @@ impl AggFn {
 pub enum AggTarget {
     Column(Col, Scalar),
     /// A scalar list: only `count` (of all its elements in the group).
-    Values { type_idx: usize, field: usize },
+    Values {
+        type_idx: usize,
+        field: usize,
+    },
 }
 
 /// One selected function: `alias: sum(distinct: true)`.
@@ -144,7 +147,9 @@ pub fn agg_target(model: &Model, type_idx: usize, name: &str) -> ApiResult<AggTa
         return Err(ApiError::new(ErrorCode::UnknownField, format!("unknown field '{}.{name}'", ty.name)));
     };
     match f.storage() {
-        Storage::Column => Ok(AggTarget::Column(Col::Field { type_idx, field: fi }, f.value_scalar().unwrap_or(Scalar::String))),
+        Storage::Column => {
+            Ok(AggTarget::Column(Col::Field { type_idx, field: fi }, f.value_scalar().unwrap_or(Scalar::String)))
+        }
         Storage::ValueTable => Ok(AggTarget::Values { type_idx, field: fi }),
         Storage::RefColumn(_) | Storage::LinkTable(_) => {
             Err(ApiError::validation(format!("'{}.{name}' is a reference and cannot be aggregated", ty.name)))
@@ -152,19 +157,32 @@ pub fn agg_target(model: &Model, type_idx: usize, name: &str) -> ApiResult<AggTa
     }
 }
 
-/// Check that `func` applies to `target`: sums and averages need numbers; min and max need
-/// numbers (the only types whose aggregate type has them); lists only count.
-pub fn check_call(model: &Model, type_idx: usize, name: &str, target: AggTarget, func: AggFn, distinct: bool) -> ApiResult<()> {
+/// Check that `func` applies to `target`, as the field's aggregate type says (contract §2):
+/// `AggInt` (Int) and `AggFloat` (Float) have sum, avg, min and max; `AggOtherScalar` (every
+/// other scalar, Long included) only counts; lists only count, without distinct. `having`
+/// is checked by the same rule, so it can only test results a selection could return.
+pub fn check_call(
+    model: &Model,
+    type_idx: usize,
+    name: &str,
+    target: AggTarget,
+    func: AggFn,
+    distinct: bool,
+) -> ApiResult<()> {
     let ty = &model.types[type_idx].name;
     match target {
-        AggTarget::Values { .. } if func != AggFn::Count || distinct => Err(ApiError::validation(format!(
-            "'{ty}.{name}' is a list: only count (without distinct) is defined"
-        ))),
+        AggTarget::Values { .. } if func != AggFn::Count || distinct => {
+            Err(ApiError::validation(format!("'{ty}.{name}' is a list: only count (without distinct) is defined")))
+        }
         AggTarget::Values { .. } => Ok(()),
         AggTarget::Column(_, s) => {
-            let numeric = matches!(s, Scalar::Int | Scalar::Float | Scalar::Long);
+            let numeric = matches!(s, Scalar::Int | Scalar::Float);
             if func != AggFn::Count && !numeric {
-                Err(ApiError::validation(format!("'{}' is not defined for {} field '{ty}.{name}'", func.sql().to_lowercase(), s.name())))
+                Err(ApiError::validation(format!(
+                    "'{}' is not defined for {} field '{ty}.{name}'",
+                    func.sql().to_lowercase(),
+                    s.name()
+                )))
             } else {
                 Ok(())
             }
@@ -173,17 +191,28 @@ pub fn check_call(model: &Model, type_idx: usize, name: &str, target: AggTarget,
 }
 
 /// A `groupBy` entry: `field` is a name of `XScalarFields`.
-pub fn group_key(model: &Model, type_idx: usize, field: &str, desc: bool, granularity: Option<TimeUnit>) -> ApiResult<GroupKey> {
+pub fn group_key(
+    model: &Model,
+    type_idx: usize,
+    field: &str,
+    desc: bool,
+    granularity: Option<TimeUnit>,
+) -> ApiResult<GroupKey> {
     let ty = &model.types[type_idx];
     let (column, scalar) = match agg_target(model, type_idx, field)? {
         AggTarget::Column(c, s) => (c, s),
-        AggTarget::Values { .. } => return Err(ApiError::validation(format!("cannot group by '{}.{field}': it is a list", ty.name))),
+        AggTarget::Values { .. } => {
+            return Err(ApiError::validation(format!("cannot group by '{}.{field}': it is a list", ty.name)))
+        }
     };
     if matches!(ty.field(field), Some((_, f)) if matches!(f.base, Base::Scalar(Scalar::Json))) {
         return Err(ApiError::validation(format!("cannot group by Json field '{}.{field}'", ty.name)));
     }
     if granularity.is_some() && scalar != Scalar::DateTime {
-        return Err(ApiError::validation(format!("dateGranularity applies only to DateTime fields, not '{}.{field}'", ty.name)));
+        return Err(ApiError::validation(format!(
+            "dateGranularity applies only to DateTime fields, not '{}.{field}'",
+            ty.name
+        )));
     }
     Ok(GroupKey { name: field.to_string(), column, scalar, desc, granularity })
 }
@@ -237,7 +266,10 @@ fn having_expr(model: &Model, type_idx: usize, e: &Expr) -> ApiResult<Having> {
                 Op::Gt => CmpOp::Gt,
                 Op::Ge => CmpOp::Ge,
                 other => {
-                    return Err(ApiError::validation(format!("having: '{}' is not defined for aggregate results", other.text())))
+                    return Err(ApiError::validation(format!(
+                        "having: '{}' is not defined for aggregate results",
+                        other.text()
+                    )))
                 }
             };
             Having::Cmp { func, target, op, value: number(value, &path.dotted())? }

@@ -7,14 +7,14 @@
 //! queries only) → async-graphql, with a panic turned into an `INTERNAL` error. Every error
 //! response, unknown routes and wrong methods included, is JSON with `extensions.code`.
 
+mod admin;
 pub mod limits;
 mod playground;
+pub mod registry;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dynamic::Schema;
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{BatchRequest, BatchResponse, Request, Response, ServerError};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -27,16 +27,20 @@ use serde::Deserialize;
 use crate::config::Limits;
 use crate::error::{ApiError, ErrorCode};
 use crate::graphql::{Engine, RequestCtx};
+use crate::sql::Viewer;
 
-/// Everything the router serves from, built once at start.
+/// Everything the router serves from.
 pub struct App {
-    pub schema: Schema,
+    pub store: crate::store::Store,
+    /// The engine of the `default` instance as it was at start (tests and diagnostics).
     pub engine: Arc<Engine>,
+    /// The instances and the schema each runs; refreshed from the database.
+    pub registry: Arc<registry::Registry>,
     pub limits: Limits,
     /// `ARCBASE_ADMIN_KEY`; `None` is development mode (every request is admin).
     pub admin_key: Option<String>,
-    /// Instance domain → instance id.
-    pub instances: HashMap<String, String>,
+    /// Signs session tokens: `ARCBASE_JWT_SECRET`, or generated once and stored.
+    pub jwt_secret: Arc<[u8]>,
 }
 
 /// The router: `POST/GET /graphql`, `GET /health`.
@@ -45,6 +49,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(|| async { "ok" }))
+        .nest("/admin", admin::router())
         .fallback(|| async {
             error_response(
                 StatusCode::NOT_FOUND,
@@ -62,7 +67,7 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// A response carrying only errors, with `extensions.code`.
-fn error_response(status: StatusCode, e: ApiError) -> axum::response::Response {
+pub(crate) fn error_response(status: StatusCode, e: ApiError) -> axum::response::Response {
     let body = serde_json::json!({
         "data": null,
         "errors": [{ "message": e.message, "extensions": { "code": e.code.as_str() } }]
@@ -78,27 +83,40 @@ fn server_error(e: ApiError) -> ServerError {
     se
 }
 
-/// Authenticate and pick the instance; errors are already HTTP responses.
-#[allow(clippy::result_large_err)]
-fn request_ctx(app: &App, headers: &HeaderMap) -> Result<RequestCtx, axum::response::Response> {
-    if let Some(key) = &app.admin_key {
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").trim();
-        // The auth scheme is case-insensitive (RFC 9110 §11.1); a bare token is accepted too.
-        let token = match given.split_once(' ') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-            _ => given,
-        };
-        if !constant_time_eq(token.as_bytes(), key.as_bytes()) {
-            let msg = if given.is_empty() {
-                "authentication required: send Authorization: Bearer <key>"
-            } else {
-                "invalid credentials"
-            };
-            let mut resp = error_response(StatusCode::UNAUTHORIZED, ApiError::new(ErrorCode::Unauthenticated, msg));
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-            return Err(resp);
-        }
+pub(crate) fn unauthorized(msg: &str) -> axum::response::Response {
+    let mut resp = error_response(StatusCode::UNAUTHORIZED, ApiError::new(ErrorCode::Unauthenticated, msg));
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    resp
+}
+
+/// The credential of a request: `Authorization: <token>` or `Bearer <token>` (the scheme is
+/// case-insensitive, RFC 9110 §11.1).
+fn credential(headers: &HeaderMap) -> &str {
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").trim();
+    match given.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ => given,
     }
+}
+
+/// Is this the admin key (always true in development mode)?
+pub(crate) fn is_admin(app: &App, headers: &HeaderMap) -> bool {
+    match &app.admin_key {
+        None => true,
+        Some(key) => constant_time_eq(credential(headers).as_bytes(), key.as_bytes()),
+    }
+}
+
+/// What a request runs against: its instance's schema and the caller.
+struct Resolved {
+    served: Arc<registry::Served>,
+    ctx: RequestCtx,
+    /// Callers without credentials may use every operation, not only login and registration.
+    anonymous_requests: bool,
+}
+
+/// Pick the instance and authenticate; errors are already HTTP responses.
+async fn resolve(app: &App, headers: &HeaderMap) -> Result<Resolved, axum::response::Response> {
     // A header that is present but not text names no instance: it must not fall back to the
     // default one.
     let domain = match headers.get("hypi-domain").map(|v| v.to_str()) {
@@ -112,13 +130,84 @@ fn request_ctx(app: &App, headers: &HeaderMap) -> Result<RequestCtx, axum::respo
             ))
         }
     };
-    match app.instances.get(domain) {
-        Some(id) => Ok(RequestCtx { instance: id.clone(), account: None }),
-        None => Err(error_response(
+    let snapshot = app.registry.snapshot();
+    let Some(tenant) = snapshot.tenants.get(domain) else {
+        return Err(error_response(
             StatusCode::NOT_FOUND,
             ApiError::new(ErrorCode::UnknownInstance, format!("unknown instance domain '{domain}'")),
-        )),
+        ));
+    };
+    let instance = tenant.row.id.clone();
+    let token = credential(headers);
+    let (viewer, account) = if let Some(key) = app.admin_key.as_deref().filter(|k| constant_time_eq(token.as_bytes(), k.as_bytes())) {
+        let _ = key;
+        (Viewer::Admin, None)
+    } else if !token.is_empty() {
+        let claims = match crate::auth::verify(&app.jwt_secret, token, &instance) {
+            Ok(c) => c,
+            Err(why) => {
+                tracing::info!(%domain, "token refused: {why}");
+                return Err(unauthorized("invalid credentials"));
+            }
+        };
+        let engine = &tenant.served.engine;
+        let Some(account_type) = engine.model.account_type() else {
+            return Err(unauthorized("invalid credentials"));
+        };
+        let r = crate::sql::account::AccountRenderer {
+            model: &engine.model,
+            app: &engine.app,
+            dialect: engine.store.dialect(),
+            account_type,
+        };
+        match engine.store.fetch_rows(&r.exists(&instance, &claims.sub)).await {
+            Ok(rows) if !rows.is_empty() => {}
+            Ok(_) => return Err(unauthorized("invalid credentials")),
+            Err(e) => return Err(error_response(StatusCode::SERVICE_UNAVAILABLE, ApiError::internal(e))),
+        }
+        (Viewer::Account(claims.sub.clone()), Some(claims.sub))
+    } else if app.admin_key.is_none() {
+        (Viewer::Admin, None)
+    } else {
+        (Viewer::Anonymous, None)
+    };
+    Ok(Resolved {
+        served: tenant.served.clone(),
+        ctx: RequestCtx {
+            instance,
+            account,
+            viewer,
+            anonymous_registrations: tenant.row.anonymous_registrations,
+            jwt_secret: app.jwt_secret.clone(),
+        },
+        anonymous_requests: tenant.row.anonymous_requests,
+    })
+}
+
+/// Root fields a caller without credentials may always use: logging in and registering
+/// (which checks the instance's setting itself).
+const OPEN_FIELDS: &[&str] = &["login", "loginByEmail", "createAccount"];
+
+/// Does the operation `op_name` of `doc` use only [`OPEN_FIELDS`]?
+fn only_open_fields(doc: &ExecutableDocument, op_name: Option<&str>) -> bool {
+    let ops: Vec<_> = doc
+        .operations
+        .iter()
+        .filter(|(n, _)| op_name.is_none() || n.map(|n| n.as_str()) == op_name)
+        .map(|(_, op)| op)
+        .collect();
+    fn open(doc: &ExecutableDocument, set: &async_graphql::parser::types::SelectionSet, depth: usize) -> bool {
+        depth < 32
+            && set.items.iter().all(|item| match &item.node {
+                Selection::Field(f) => OPEN_FIELDS.contains(&f.node.name.node.as_str()),
+                Selection::InlineFragment(i) => open(doc, &i.node.selection_set.node, depth + 1),
+                Selection::FragmentSpread(s) => doc
+                    .fragments
+                    .get(&s.node.fragment_name.node)
+                    .is_none_or(|f| open(doc, &f.node.selection_set.node, depth + 1)),
+            })
     }
+    ops.iter().all(|op| open(doc, &op.node.selection_set.node, 0))
 }
 
 /// Content types a browser may send cross-origin without a CORS preflight. A GraphQL POST
@@ -142,7 +231,7 @@ async fn graphql_post(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> axum::response::Response {
-    let ctx = match request_ctx(&app, &headers) {
+    let resolved = match resolve(&app, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -175,16 +264,26 @@ async fn graphql_post(
             return error_response(StatusCode::BAD_REQUEST, e);
         }
     };
+    let mut denied = false;
     let response = match batch {
-        BatchRequest::Single(req) => BatchResponse::Single(run(&app, req, &ctx, false).await),
+        BatchRequest::Single(req) => {
+            let (resp, d) = run(&app, &resolved, req, false).await;
+            denied = d;
+            BatchResponse::Single(resp)
+        }
         BatchRequest::Batch(reqs) => {
             let mut out = Vec::with_capacity(reqs.len());
             for req in reqs {
-                out.push(run(&app, req, &ctx, false).await);
+                let (resp, d) = run(&app, &resolved, req, false).await;
+                denied |= d;
+                out.push(resp);
             }
             BatchResponse::Batch(out)
         }
     };
+    if denied {
+        return unauthorized("authentication required: send Authorization: Bearer <token or admin key>");
+    }
     json_response(&response)
 }
 
@@ -245,7 +344,7 @@ async fn graphql_get(
     let Some(query) = params.query else {
         return Html(playground::page("/graphql")).into_response();
     };
-    let ctx = match request_ctx(&app, &headers) {
+    let resolved = match resolve(&app, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -268,7 +367,11 @@ async fn graphql_get(
             }
         }
     }
-    json_response(&BatchResponse::Single(run(&app, req, &ctx, true).await))
+    let (resp, denied) = run(&app, &resolved, req, true).await;
+    if denied {
+        return unauthorized("authentication required: send Authorization: Bearer <token or admin key>");
+    }
+    json_response(&BatchResponse::Single(resp))
 }
 
 fn json_response(response: &BatchResponse) -> axum::response::Response {
@@ -278,33 +381,35 @@ fn json_response(response: &BatchResponse) -> axum::response::Response {
     }
 }
 
-/// Guard, execute, and give every error an `extensions.code`.
-async fn run(app: &App, mut req: Request, ctx: &RequestCtx, over_get: bool) -> Response {
+/// Guard, execute, and give every error an `extensions.code`. The flag is true when the
+/// request was refused for want of credentials (the caller answers 401).
+async fn run(app: &App, resolved: &Resolved, mut req: Request, over_get: bool) -> (Response, bool) {
+    let fail = |e: ApiError| (Response::from_errors(vec![server_error(e)]), false);
     if let Err(e) = limits::scan(&req.query, &app.limits) {
-        return Response::from_errors(vec![server_error(e)]);
+        return fail(e);
     }
     if let Err(e) = limits::check_variables(&req.variables, &app.limits) {
-        return Response::from_errors(vec![server_error(e)]);
+        return fail(e);
     }
     let op_name = req.operation_name.clone();
-    let op_type = match req.parsed_query() {
-        Ok(doc) => limits::check(doc, op_name.as_deref(), &app.limits),
+    let checked = match req.parsed_query() {
+        Ok(doc) => limits::check(doc, op_name.as_deref(), &app.limits).map(|t| (t, only_open_fields(doc, op_name.as_deref()))),
         Err(e) => Err(ApiError::new(ErrorCode::GraphqlValidation, e.message)),
     };
-    match op_type {
-        Err(e) => return Response::from_errors(vec![server_error(e)]),
-        Ok(OperationType::Query) => {}
+    let open = match checked {
+        Err(e) => return fail(e),
+        Ok((OperationType::Query, open)) => open,
         Ok(_) if over_get => {
-            return Response::from_errors(vec![server_error(ApiError::new(
-                ErrorCode::Forbidden,
-                "mutations are not allowed over GET; use POST",
-            ))])
+            return fail(ApiError::new(ErrorCode::Forbidden, "mutations are not allowed over GET; use POST"));
         }
-        Ok(_) => {}
+        Ok((_, open)) => open,
+    };
+    if resolved.ctx.viewer == Viewer::Anonymous && !resolved.anonymous_requests && !open {
+        return (Response::from_errors(vec![server_error(ApiError::new(ErrorCode::Unauthenticated, "authentication required"))]), true);
     }
     // A panic in a resolver must not drop the connection: it becomes an INTERNAL error
     // (detail and request id in the log), like any other internal failure.
-    let execution = std::panic::AssertUnwindSafe(app.schema.execute(req.data(ctx.clone())));
+    let execution = std::panic::AssertUnwindSafe(resolved.served.schema.execute(req.data(resolved.ctx.clone())));
     let mut resp = match futures_util::FutureExt::catch_unwind(execution).await {
         Ok(resp) => resp,
         Err(panic) => {
@@ -313,7 +418,7 @@ async fn run(app: &App, mut req: Request, ctx: &RequestCtx, over_get: bool) -> R
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a resolver panicked".to_string());
-            return Response::from_errors(vec![server_error(ApiError::internal(format!("panic: {detail}")))]);
+            return fail(ApiError::internal(format!("panic: {detail}")));
         }
     };
     for err in &mut resp.errors {
@@ -329,7 +434,7 @@ async fn run(app: &App, mut req: Request, ctx: &RequestCtx, over_get: bool) -> R
             err.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
         }
     }
-    resp
+    (resp, false)
 }
 
 /// Why the server could not start.
@@ -343,6 +448,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("building the GraphQL schema: {0}")]
     Schema(#[from] async_graphql::dynamic::SchemaError),
+    #[error("{0}")]
+    Tenancy(#[from] crate::tenancy::TenancyError),
 }
 
 /// `FILE:line:column: message`, one per line.
@@ -359,8 +466,9 @@ pub struct ServeOptions {
     pub limits: Limits,
 }
 
-/// Read and validate the schema, open the database, create the app's tables and build the
-/// GraphQL schema: everything `serve` does before it listens.
+/// Read and validate the schema, open the database, publish the schema as the `default`
+/// app's release, serve it on the `default` instance, load every instance: everything
+/// `serve` does before it listens.
 pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
     let sdl = std::fs::read_to_string(&opts.schema_path)
         .map_err(|source| StartError::Read { path: opts.schema_path.clone(), source })?;
@@ -370,10 +478,23 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
     // GraphQL schema, fail before the database is touched (nothing is half-applied).
     crate::graphql::build_schema(&model, None, &opts.limits)?;
     let store = crate::store::Store::open(&opts.database_url).await?;
-    let app_name = "default".to_string();
-    store.apply_model(&app_name, &model).await?;
-    let instances = store.instances().await?;
-    let engine = Arc::new(Engine { model: Arc::new(model), store, app: app_name, limits: opts.limits.clone() });
-    let schema = crate::graphql::build_schema(&engine.model, Some(engine.clone()), &opts.limits)?;
-    Ok(Arc::new(App { schema, engine, limits: opts.limits.clone(), admin_key: opts.admin_key.clone(), instances }))
+    crate::tenancy::serve_default(&store, &sdl).await?;
+    let secret = match std::env::var("ARCBASE_JWT_SECRET").ok().filter(|s| !s.is_empty()) {
+        Some(s) => s,
+        None => store.setting_or_insert("jwt_secret", &crate::auth::random_secret()).await?,
+    };
+    let registry = Arc::new(registry::Registry::load(store.clone(), opts.limits.clone()).await?);
+    registry::Registry::watch(&registry);
+    let engine = match registry.snapshot().tenants.get("default") {
+        Some(t) => t.served.engine.clone(),
+        None => return Err(StartError::Tenancy(crate::tenancy::TenancyError::UnknownInstance("default".into()))),
+    };
+    Ok(Arc::new(App {
+        store,
+        engine,
+        registry,
+        limits: opts.limits.clone(),
+        admin_key: opts.admin_key.clone(),
+        jwt_secret: Arc::from(secret.into_bytes().into_boxed_slice()),
+    }))
 }

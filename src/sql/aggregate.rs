@@ -17,7 +17,9 @@ pub struct AggRenderer<'a> {
 impl AggRenderer<'_> {
     fn col(&self, col: Col) -> String {
         match col {
-            Col::Field { type_idx, field } => format!("t0.{}", quote(column(&self.model.types[type_idx].fields[field]))),
+            Col::Field { type_idx, field } => {
+                format!("t0.{}", quote(column(&self.model.types[type_idx].fields[field])))
+            }
             Col::System(name) => format!("t0.{name}"),
         }
     }
@@ -28,10 +30,12 @@ impl AggRenderer<'_> {
                 let d = if distinct { "DISTINCT " } else { "" };
                 format!("{}({d}{})", func.sql(), self.col(col))
             }
+            // The elements of every object of the group; null elements are ignored, as nulls
+            // are everywhere else.
             AggTarget::Values { type_idx, field } => {
                 let ty = &self.model.types[type_idx];
                 format!(
-                    "COALESCE(SUM((SELECT COUNT(*) FROM {} v WHERE v.{COL_INSTANCE} = t0.{COL_INSTANCE} AND v.{VALUE_OWNER} = t0.{COL_ID})), 0)",
+                    "COALESCE(SUM((SELECT COUNT(v.{VALUE}) FROM {} v WHERE v.{COL_INSTANCE} = t0.{COL_INSTANCE} AND v.{VALUE_OWNER} = t0.{COL_ID})), 0)",
                     quote(&list_table(self.app, ty, &ty.fields[field]))
                 )
             }
@@ -49,7 +53,9 @@ impl AggRenderer<'_> {
     fn key_text(&self, k: &GroupKey) -> String {
         let e = self.key_expr(k);
         match (self.dialect, k.scalar) {
-            (Dialect::Sqlite, Scalar::Boolean) => format!("CASE WHEN {e} IS NULL THEN NULL WHEN {e} THEN 'true' ELSE 'false' END"),
+            (Dialect::Sqlite, Scalar::Boolean) => {
+                format!("CASE WHEN {e} IS NULL THEN NULL WHEN {e} THEN 'true' ELSE 'false' END")
+            }
             (Dialect::Sqlite, _) => format!("CAST({e} AS TEXT)"),
             (Dialect::Postgres, _) => format!("({e})::text"),
         }
@@ -140,7 +146,10 @@ impl AggRenderer<'_> {
             sql.push(" ORDER BY ").push(&order.join(", "));
         }
         if let Some((limit, offset)) = page {
-            sql.push(" LIMIT ").bind(limit as i64).push(" OFFSET ").bind(offset as i64);
+            // Positions come from client cursors: clamp instead of wrapping to a negative
+            // OFFSET (which SQLite reads as 0, i.e. the first page).
+            let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            sql.push(" LIMIT ").bind(clamp(limit)).push(" OFFSET ").bind(clamp(offset));
         }
         sql
     }

@@ -59,6 +59,10 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
             format!("{COL_CREATED_BY} {text}"),
             format!("{COL_VERSION} {int} NOT NULL DEFAULT 1"),
         ];
+        if ty.builtin {
+            // The account's argon2 password hash: never selected by a generated read.
+            cols.push(format!("{COL_PASSWORD} {text}"));
+        }
         for field in &ty.fields {
             match field.storage() {
                 Storage::Column | Storage::RefColumn(_) => cols.push(column_def(dialect, field)),

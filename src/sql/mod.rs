@@ -7,6 +7,7 @@
 //!
 //! Invariants: no I/O, not async.
 
+pub mod account;
 pub mod aggregate;
 pub mod ddl;
 pub mod filter;
@@ -57,6 +58,49 @@ impl SqlValue {
         match self {
             SqlValue::Int(i) => Some(*i),
             _ => None,
+        }
+    }
+}
+
+/// Who is asking. Every generated statement limits the rows it reads or changes to those the
+/// viewer may see or change (`@access` of the type), so an object the caller may not see
+/// behaves exactly like a missing one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Viewer {
+    /// The admin key (or development mode): everything.
+    #[default]
+    Admin,
+    /// An account of the instance.
+    Account(String),
+    /// No credentials, on an instance that allows anonymous requests.
+    Anonymous,
+}
+
+impl Viewer {
+    /// Append ` AND <condition>` limiting `alias` (a row of type `type_idx`) to what the
+    /// viewer may read (`write = false`) or change; nothing when everything is allowed.
+    pub fn restrict(&self, sql: &mut Sql, model: &crate::model::Model, type_idx: usize, alias: &str, write: bool) {
+        use crate::model::Level;
+        let access = model.types[type_idx].access;
+        let level = if write { access.write } else { access.read };
+        match (self, level) {
+            (Viewer::Admin, _) | (_, Level::Public) | (Viewer::Account(_), Level::Authenticated) => {}
+            (Viewer::Anonymous, _) => {
+                sql.push(" AND FALSE");
+            }
+            (Viewer::Account(id), Level::Owner) => {
+                sql.push(" AND ").push(alias).push(".").push(names::COL_CREATED_BY).push(" = ").bind(id.as_str());
+            }
+        }
+    }
+
+    /// May this viewer create objects of `type_idx`?
+    pub fn may_create(&self, model: &crate::model::Model, type_idx: usize) -> bool {
+        use crate::model::Level;
+        match (self, model.types[type_idx].access.write) {
+            (Viewer::Admin, _) | (_, Level::Public) => true,
+            (Viewer::Account(_), _) => true,
+            (Viewer::Anonymous, _) => false,
         }
     }
 }

@@ -14,6 +14,8 @@ pub const COL_UPDATED: &str = "hypi_updated";
 pub const COL_TRASHED: &str = "hypi_trashed";
 pub const COL_CREATED_BY: &str = "hypi_created_by";
 pub const COL_VERSION: &str = "hypi_version";
+/// The password hash column of the built-in account type.
+pub const COL_PASSWORD: &str = "hypi_password";
 
 /// Columns of link tables (list references) and value tables (scalar lists).
 pub const LINK_SRC: &str = "src";

@@ -71,7 +71,10 @@ pub async fn delete(store: &Store, ctx: &WriteCtx<'_>, type_idx: usize, filter: 
                         .into_iter()
                         .filter_map(|row| row.into_iter().next().and_then(|v| v.as_str().map(str::to_string)))
                         .collect();
-                    if sources.is_empty() {
+                    // A source deleted in this same call takes its outgoing links with it
+                    // (contract: only a list of *another* object blocks the delete).
+                    let survivors: Vec<String> = sources.into_iter().filter(|s| from != type_idx || !ids.contains(s)).collect();
+                    if survivors.is_empty() {
                         continue;
                     }
                     if !clear_array_references {
@@ -79,16 +82,13 @@ pub async fn delete(store: &Store, ctx: &WriteCtx<'_>, type_idx: usize, filter: 
                             ErrorCode::Conflict,
                             format!(
                                 "cannot delete: {}.{} of {} '{}' still references it; unlink it first or pass clearArrayReferences: true",
-                                ty.name, field.name, ty.name, sources[0]
+                                ty.name, field.name, ty.name, survivors[0]
                             ),
                         ));
                     }
                     tx_execute(&mut tx, &r.unlink_targets(from, fi, ctx.instance, &ids)).await?;
-                    let survivors: Vec<String> = sources.into_iter().filter(|s| from != type_idx || !ids.contains(s)).collect();
-                    if !survivors.is_empty() {
-                        let rows = id_versions(tx_fetch(&mut tx, &r.touch(from, ctx.instance, &survivors, &ctx.now)).await?);
-                        record(&mut tx, &r, ctx, from, &rows, "unlink").await?;
-                    }
+                    let rows = id_versions(tx_fetch(&mut tx, &r.touch(from, ctx.instance, &survivors, &ctx.now)).await?);
+                    record(&mut tx, &r, ctx, from, &rows, "unlink").await?;
                 }
                 Storage::RefColumn(t) if t == type_idx => {
                     let rows = id_versions(tx_fetch(&mut tx, &r.clear_refs(from, fi, ctx.instance, &ids, &ctx.now)).await?);

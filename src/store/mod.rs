@@ -8,6 +8,7 @@
 //! in the pool instead of failing.
 
 pub mod bulk;
+pub mod tenancy;
 pub mod write;
 
 use std::str::FromStr;
@@ -45,9 +46,14 @@ impl From<StoreError> for ApiError {
 }
 
 /// Embedded migrations of the system tables: (version, name, SQL), per dialect.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "system", include_str!("../../migrations/sqlite/0001_system.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "system", include_str!("../../migrations/postgres/0001_system.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "system", include_str!("../../migrations/sqlite/0001_system.sql")),
+    (2, "tenancy", include_str!("../../migrations/sqlite/0002_tenancy.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "system", include_str!("../../migrations/postgres/0001_system.sql")),
+    (2, "tenancy", include_str!("../../migrations/postgres/0002_tenancy.sql")),
+];
 
 /// The advisory lock that serializes migrations and DDL between nodes sharing a PostgreSQL
 /// database (any constant unlikely to collide with an application's own).
@@ -181,7 +187,7 @@ impl Store {
 
     /// A DDL transaction: SQLite takes the write lock; PostgreSQL takes the cluster-wide DDL
     /// advisory lock so nodes starting together apply migrations and DDL one at a time.
-    async fn begin_ddl(&self) -> Result<WriteTx, StoreError> {
+    pub(crate) async fn begin_ddl(&self) -> Result<WriteTx, StoreError> {
         let tx = self.begin_write().await?;
         let mut tx = tx;
         if let TxInner::Postgres(t) = &mut tx.inner {

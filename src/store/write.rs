@@ -17,6 +17,8 @@ pub struct WriteCtx<'a> {
     pub instance: &'a str,
     /// The account id of the caller (`hypi.createdBy`); `None` for admin and anonymous.
     pub caller: Option<&'a str>,
+    /// What the caller may see and change.
+    pub viewer: &'a crate::sql::Viewer,
     /// One timestamp for the whole call.
     pub now: String,
 }
@@ -63,6 +65,21 @@ pub async fn upsert(store: &Store, ctx: &WriteCtx<'_>, objects: &[WriteObject]) 
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// Create an account (a new object of the built-in type, owned by itself) with its password
+/// hash, in one transaction.
+pub async fn create_account(store: &Store, ctx: &WriteCtx<'_>, obj: &WriteObject, password_hash: &str) -> ApiResult<HypiRecord> {
+    let Some(account_type) = ctx.model.account_type() else {
+        return Err(ApiError::internal("the model has no account type"));
+    };
+    let mut tx = store.begin_write().await?;
+    let r = ctx.renderer(store);
+    let record = write_object(&mut tx, ctx, &r, obj, false).await?;
+    let a = crate::sql::account::AccountRenderer { model: ctx.model, app: ctx.app, dialect: store.dialect(), account_type };
+    tx_execute(&mut tx, &a.set_password(ctx.instance, &record.id, password_hash)).await?;
+    tx.commit().await?;
+    Ok(record)
 }
 
 fn write_object<'a>(

@@ -1,0 +1,117 @@
+//! The instances this node serves and the schema each runs, rebuilt from the database when
+//! the registry changes (a release published, an instance created or upgraded, by this node
+//! or any other) and swapped atomically: a request uses one consistent snapshot.
+//!
+//! Every release's GraphQL schema is built once and shared by the instances that run it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use async_graphql::dynamic::Schema;
+
+use crate::config::Limits;
+use crate::graphql::{build_schema, Engine};
+use crate::store::tenancy::InstanceRow;
+use crate::store::Store;
+use crate::tenancy::{release_model, TenancyError};
+
+/// How often a node looks for registry changes made elsewhere (the contract: within 2 s).
+pub const POLL: Duration = Duration::from_millis(500);
+
+/// One release, ready to serve.
+pub struct Served {
+    pub engine: Arc<Engine>,
+    pub schema: Schema,
+}
+
+/// One instance and what it runs.
+pub struct Tenant {
+    pub row: InstanceRow,
+    pub served: Arc<Served>,
+}
+
+/// A snapshot of the registry.
+#[derive(Default)]
+pub struct Snapshot {
+    pub version: i64,
+    pub tenants: HashMap<String, Tenant>,
+    built: HashMap<(String, String), Arc<Served>>,
+}
+
+pub struct Registry {
+    current: RwLock<Arc<Snapshot>>,
+    store: Store,
+    limits: Limits,
+}
+
+impl Registry {
+    pub async fn load(store: Store, limits: Limits) -> Result<Registry, TenancyError> {
+        let r = Registry { current: RwLock::new(Arc::new(Snapshot { version: -1, ..Snapshot::default() })), store, limits };
+        r.refresh().await?;
+        Ok(r)
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reload when the registry version moved; schemas of releases already built are reused.
+    pub async fn refresh(&self) -> Result<(), TenancyError> {
+        let version = self.store.registry_version().await?;
+        let old = self.snapshot();
+        if version == old.version {
+            return Ok(());
+        }
+        let mut built = old.built.clone();
+        let mut tenants = HashMap::new();
+        for row in self.store.instance_rows().await? {
+            let Some(release) = row.release.clone() else { continue };
+            let key = (row.app.clone(), release.clone());
+            let served = match built.get(&key) {
+                Some(s) => s.clone(),
+                None => {
+                    let Some(r) = self.store.release(&row.app, &release).await? else { continue };
+                    let model = release_model(&r)?;
+                    let engine = Arc::new(Engine {
+                        model: Arc::new(model),
+                        store: self.store.clone(),
+                        app: row.app.clone(),
+                        limits: self.limits.clone(),
+                    });
+                    let schema = build_schema(&engine.model, Some(engine.clone()), &self.limits).map_err(|e| {
+                        TenancyError::Corrupt { app: row.app.clone(), name: release.clone(), why: e.to_string() }
+                    })?;
+                    let s = Arc::new(Served { engine, schema });
+                    built.insert(key, s.clone());
+                    s
+                }
+            };
+            tenants.insert(row.domain.clone(), Tenant { row, served });
+        }
+        let next = Arc::new(Snapshot { version, tenants, built });
+        match self.current.write() {
+            Ok(mut g) => *g = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        Ok(())
+    }
+
+    /// Poll for changes until the registry is dropped.
+    pub fn watch(this: &Arc<Registry>) {
+        let weak: Weak<Registry> = Arc::downgrade(this);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(POLL).await;
+                let Some(r) = weak.upgrade() else { break };
+                if let Err(e) = r.refresh().await {
+                    tracing::warn!("registry refresh failed: {e}");
+                }
+            }
+        });
+    }
+}
