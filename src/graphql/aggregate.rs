@@ -131,9 +131,12 @@ fn walk_calls(
     Ok(())
 }
 
-fn where_filter(model: &Model, type_idx: usize, text: Option<String>) -> ApiResult<FilterPlan> {
-    let Some(text) = text else { return Ok(FilterPlan::default()) };
-    let plan = plan_query(model, type_idx, &text)?;
+fn where_filter(model: &Model, type_idx: usize, text: Option<String>, req: &RequestCtx) -> ApiResult<FilterPlan> {
+    let mut plan = match text {
+        Some(text) => plan_query(model, type_idx, &text)?,
+        None => FilterPlan::default(),
+    };
+    plan.visibility = crate::plan::filter::Visibility { viewer: req.viewer.clone(), write: false };
     if !plan.sort.is_empty() {
         return Err(ApiError::validation("where takes no SORT: groups are ordered by groupBy"));
     }
@@ -218,7 +221,7 @@ pub async fn aggregate_all<'a>(
     let plan = AggPlan {
         type_idx,
         fields,
-        filter: where_filter(model, type_idx, opt_string(ctx, "where")?)?,
+        filter: where_filter(model, type_idx, opt_string(ctx, "where")?, req)?,
         group_by: Vec::new(),
         having: None,
         include_trashed: false,
@@ -270,7 +273,7 @@ pub async fn aggregate_groups<'a>(
     let plan = AggPlan {
         type_idx,
         fields,
-        filter: where_filter(model, type_idx, opt_string(ctx, "where")?)?,
+        filter: where_filter(model, type_idx, opt_string(ctx, "where")?, req)?,
         group_by,
         having,
         include_trashed,

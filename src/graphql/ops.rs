@@ -12,7 +12,7 @@ use super::selection::{sets_at, Planner, ROOT_UNION};
 use super::{Engine, RequestCtx};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Model, Storage};
-use crate::plan::filter::plan_query;
+use crate::plan::filter::{plan_query, Visibility};
 use crate::plan::write::{now, plan_upsert, scalar_from_text};
 use crate::store::bulk;
 use crate::sql::read::ReadRenderer;
@@ -207,7 +207,8 @@ async fn find<'a>(ctx: &ResolverContext<'a>) -> ApiResult<FieldValue<'a>> {
     let req = request(ctx)?;
     let model = &engine.model;
     let type_idx = type_arg(ctx, model, "type")?;
-    let filter = plan_query(model, type_idx, &string_arg(ctx, "arcql")?)?;
+    let mut filter = plan_query(model, type_idx, &string_arg(ctx, "arcql")?)?;
+    filter.visibility = Visibility { viewer: req.viewer.clone(), write: false };
     let root = &ctx.ctx.item.node.selection_set.node;
     let mut node_sets = Vec::new();
     sets_at(ctx.ctx, root, &["edges", "node"], &mut node_sets);
@@ -237,7 +238,8 @@ async fn bulk(ctx: &ResolverContext<'_>, op: &str) -> ApiResult<u64> {
     let req = request(ctx)?;
     let model = &engine.model;
     let type_idx = type_arg(ctx, model, "type")?;
-    let filter = plan_query(model, type_idx, &string_arg(ctx, "arcql")?)?;
+    let mut filter = plan_query(model, type_idx, &string_arg(ctx, "arcql")?)?;
+    filter.visibility = Visibility { viewer: req.viewer.clone(), write: true };
     let wctx = write_ctx(engine, req);
     let limit = engine.limits.objects_per_call;
     match op {
@@ -278,7 +280,8 @@ async fn delete_scalars(ctx: &ResolverContext<'_>) -> ApiResult<u64> {
     if values.is_empty() {
         return Ok(0);
     }
-    let filter = plan_query(model, type_idx, &string_arg(ctx, "arcql")?)?;
+    let mut filter = plan_query(model, type_idx, &string_arg(ctx, "arcql")?)?;
+    filter.visibility = Visibility { viewer: req.viewer.clone(), write: true };
     let wctx = write_ctx(engine, req);
     bulk::delete_scalars(&engine.store, &wctx, type_idx, fi, values, filter, engine.limits.objects_per_call).await
 }
@@ -291,7 +294,7 @@ async fn get<'a>(ctx: &ResolverContext<'a>) -> ApiResult<Option<FieldValue<'a>>>
     let id = string_arg(ctx, "id")?;
     let planner = Planner { ctx: ctx.ctx, model, limits: &engine.limits };
     let sel = planner.plan(type_idx, &ctx.ctx.item.node.selection_set.node)?;
-    let renderer = ReadRenderer { model, app: &engine.app, dialect: engine.store.dialect() };
+    let renderer = ReadRenderer { model, app: &engine.app, dialect: engine.store.dialect(), viewer: &req.viewer };
     let sql = renderer.get_by_id(&sel, &req.instance, &id, bool_arg(ctx, "includeTrashed"));
     let Some(text) = engine.store.fetch_json(&sql).await? else {
         return Ok(None);

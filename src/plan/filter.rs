@@ -106,6 +106,17 @@ pub struct SortPlan {
 pub struct FilterPlan {
     pub cond: Option<Cond>,
     pub sort: Vec<SortPlan>,
+    /// Whose query it is, and whether the rows are to be changed: the generated SQL keeps
+    /// only rows this viewer may read (or write).
+    pub visibility: Visibility,
+}
+
+/// The viewer of a statement and the access it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Visibility {
+    pub viewer: crate::sql::Viewer,
+    /// The rows are to be changed (trash, delete, ...): the type's write level applies.
+    pub write: bool,
 }
 
 /// Parse and type-check `text` against `type_idx`.
@@ -137,7 +148,7 @@ pub fn plan(model: &Model, type_idx: usize, q: &Query) -> ApiResult<FilterPlan> 
         };
         sort.push(SortPlan { hops, column, desc: key.desc });
     }
-    Ok(FilterPlan { cond, sort })
+    Ok(FilterPlan { cond, sort, visibility: Visibility::default() })
 }
 
 struct Checker<'a> {

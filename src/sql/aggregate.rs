@@ -42,6 +42,31 @@ impl AggRenderer<'_> {
         }
     }
 
+    /// An aggregate as a value of the group's JSON document. SQLite prints a REAL in JSON with
+    /// only 15 significant digits, so a Float result (`avg`; `sum`, `min`, `max` of a Float
+    /// field) is printed with the fewest digits (15, 16 or 17) that read back as the same
+    /// double, as the object readers print stored Floats: `max` is then exactly a stored
+    /// value, and the largest doubles stay in range. (SQLite computes an aggregate that occurs
+    /// several times in a statement once.)
+    fn result(&self, func: AggFn, target: AggTarget, distinct: bool) -> String {
+        let e = self.agg(func, target, distinct);
+        let float = match (func, target) {
+            (AggFn::Avg, _) => true,
+            (AggFn::Sum | AggFn::Min | AggFn::Max, AggTarget::Column(_, s)) => s == Scalar::Float,
+            _ => false,
+        };
+        if self.dialect != Dialect::Sqlite || !float {
+            return e;
+        }
+        let mut out = format!("CASE WHEN {e} IS NULL THEN NULL");
+        for digits in [15, 16] {
+            let text = format!("printf('%!.{digits}g', {e})");
+            out.push_str(&format!(" WHEN CAST({text} AS REAL) = {e} THEN json({text})"));
+        }
+        out.push_str(&format!(" ELSE json(printf('%!.17g', {e})) END"));
+        out
+    }
+
     fn key_expr(&self, k: &GroupKey) -> String {
         let e = self.col(k.column);
         match k.granularity {
@@ -84,7 +109,7 @@ impl AggRenderer<'_> {
                     sql.push(", ");
                 }
                 first = false;
-                sql.bind(ref_key(&c.key)).push(", ").push(&self.agg(c.func, f.target, c.distinct));
+                sql.bind(ref_key(&c.key)).push(", ").push(&self.result(c.func, f.target, c.distinct));
             }
             if f.group_values {
                 if !first {
@@ -108,18 +133,19 @@ impl AggRenderer<'_> {
         }
         sql.push(")");
 
-        let mut f = FilterRenderer::new(self.model, self.app, self.dialect);
+        let mut f = FilterRenderer::new(self.model, self.app, self.dialect).with_viewer(&plan.filter.visibility.viewer);
         let mut scope = Scope::new("t0", plan.type_idx);
         let mut wh = Sql::new(self.dialect);
         wh.push(" WHERE t0.").push(COL_INSTANCE).push(" = ").bind(instance);
         if !plan.include_trashed {
             wh.push(" AND t0.").push(COL_TRASHED).push(" IS NULL");
         }
+        f.restrict(&mut wh, plan.type_idx, "t0", false);
         if let Some(c) = &plan.filter.cond {
             wh.push(" AND ");
             f.cond(&mut wh, &mut scope, c);
         }
-        sql.push(" FROM ").ident(&object_table(self.app, ty)).push(" t0").push(scope.joins());
+        sql.push(" FROM ").ident(&object_table(self.app, ty)).push(" t0").append(scope.joins());
         sql.append(wh);
         if !plan.group_by.is_empty() {
             let keys: Vec<String> = plan.group_by.iter().map(|k| self.key_expr(k)).collect();

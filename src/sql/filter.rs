@@ -6,7 +6,7 @@
 //! missing matches `NOT a = 'x'`. Every value is bound.
 
 use super::names::*;
-use super::{quote, Dialect, Sql, SqlValue};
+use super::{quote, Dialect, Sql, SqlValue, Viewer};
 use crate::model::Model;
 use crate::plan::filter::{is_separator, Col, Cond, Hop, Leaf, SortPlan, Target, Test};
 
@@ -18,17 +18,18 @@ pub struct Scope {
     pub alias: String,
     pub type_idx: usize,
     joins: Vec<(Vec<Hop>, String)>,
-    join_text: String,
+    join_sql: Option<Sql>,
 }
 
 impl Scope {
     pub fn new(alias: &str, type_idx: usize) -> Self {
-        Scope { alias: alias.to_string(), type_idx, joins: Vec::new(), join_text: String::new() }
+        Scope { alias: alias.to_string(), type_idx, joins: Vec::new(), join_sql: None }
     }
 
-    /// The `LEFT JOIN ...` text this scope needs after its `FROM` item (no bound values).
-    pub fn joins(&self) -> &str {
-        &self.join_text
+    /// The `LEFT JOIN ...` this scope needs after its `FROM` item (with the viewer's bound
+    /// values): append it before the scope's `WHERE`.
+    pub fn joins(&self) -> Sql {
+        self.join_sql.clone().unwrap_or_else(|| Sql::new(Dialect::Sqlite))
     }
 }
 
@@ -39,6 +40,8 @@ pub struct FilterRenderer<'a> {
     /// Prefix of every alias this renderer makes, unique per renderer within a statement.
     tag: String,
     next: usize,
+    /// Objects reached through references and lists are limited to what this viewer may read.
+    viewer: Viewer,
 }
 
 impl<'a> FilterRenderer<'a> {
@@ -48,7 +51,18 @@ impl<'a> FilterRenderer<'a> {
 
     /// A renderer whose aliases start with `tag` (for several filters in one statement).
     pub fn tagged(model: &'a Model, app: &'a str, dialect: Dialect, tag: &str) -> Self {
-        FilterRenderer { model, app, dialect, tag: tag.to_string(), next: 0 }
+        FilterRenderer { model, app, dialect, tag: tag.to_string(), next: 0, viewer: Viewer::Admin }
+    }
+
+    /// Limit referenced objects to what `viewer` may read.
+    pub fn with_viewer(mut self, viewer: &Viewer) -> Self {
+        self.viewer = viewer.clone();
+        self
+    }
+
+    /// ` AND <row visible to the viewer>` for `alias` of type `type_idx`.
+    pub fn restrict(&self, sql: &mut Sql, type_idx: usize, alias: &str, write: bool) {
+        self.viewer.restrict(sql, self.model, type_idx, alias, write);
     }
 
     fn fresh(&mut self, prefix: &str) -> String {
@@ -68,10 +82,13 @@ impl<'a> FilterRenderer<'a> {
             let Hop::Ref { from, field, to } = hops[i] else { continue };
             let j = self.fresh("j");
             let col = quote(column(&self.model.types[from].fields[field]));
-            scope.join_text.push_str(&format!(
+            let dialect = self.dialect;
+            let js = scope.join_sql.get_or_insert_with(|| Sql::new(dialect));
+            js.push(&format!(
                 " LEFT JOIN {} {j} ON {j}.{COL_INSTANCE} = {alias}.{COL_INSTANCE} AND {j}.{COL_ID} = {alias}.{col} AND {j}.{COL_TRASHED} IS NULL",
                 quote(&object_table(self.app, &self.model.types[to]))
             ));
+            self.viewer.restrict(js, self.model, to, &j, false);
             scope.joins.push((key, j.clone()));
             alias = j;
         }
@@ -147,13 +164,16 @@ impl<'a> FilterRenderer<'a> {
             let mut rest = Sql::new(self.dialect);
             self.leaf(&mut rest, &mut inner, leaf, from + refs + 1);
             sql.push(&format!(
-                "EXISTS (SELECT 1 FROM {} {l} JOIN {} {x} ON {x}.{COL_INSTANCE} = {l}.{COL_INSTANCE} AND {x}.{COL_ID} = {l}.{LINK_DST}{} \
-                 WHERE {l}.{COL_INSTANCE} = {alias}.{COL_INSTANCE} AND {l}.{LINK_SRC} = {alias}.{COL_ID} AND {x}.{COL_TRASHED} IS NULL AND ",
+                "EXISTS (SELECT 1 FROM {} {l} JOIN {} {x} ON {x}.{COL_INSTANCE} = {l}.{COL_INSTANCE} AND {x}.{COL_ID} = {l}.{LINK_DST}",
                 quote(&list_table(self.app, &self.model.types[ft], &self.model.types[ft].fields[field])),
                 quote(&object_table(self.app, &self.model.types[to])),
-                inner.join_text,
             ));
-            sql.append(rest).push(")");
+            sql.append(inner.joins());
+            sql.push(&format!(
+                " WHERE {l}.{COL_INSTANCE} = {alias}.{COL_INSTANCE} AND {l}.{LINK_SRC} = {alias}.{COL_ID} AND {x}.{COL_TRASHED} IS NULL"
+            ));
+            self.restrict(sql, to, &x, false);
+            sql.push(" AND ").append(rest).push(")");
             return;
         }
         match leaf.target {
@@ -179,10 +199,12 @@ impl<'a> FilterRenderer<'a> {
                 let x = self.fresh("x");
                 sql.push(&format!(
                     "EXISTS (SELECT 1 FROM {} {l} JOIN {} {x} ON {x}.{COL_INSTANCE} = {l}.{COL_INSTANCE} AND {x}.{COL_ID} = {l}.{LINK_DST} \
-                     WHERE {l}.{COL_INSTANCE} = {alias}.{COL_INSTANCE} AND {l}.{LINK_SRC} = {alias}.{COL_ID} AND {x}.{COL_TRASHED} IS NULL)",
+                     WHERE {l}.{COL_INSTANCE} = {alias}.{COL_INSTANCE} AND {l}.{LINK_SRC} = {alias}.{COL_ID} AND {x}.{COL_TRASHED} IS NULL",
                     quote(&list_table(self.app, &self.model.types[ft], &self.model.types[ft].fields[field])),
                     quote(&object_table(self.app, &self.model.types[to])),
                 ));
+                self.restrict(sql, to, &x, false);
+                sql.push(")");
             }
         }
     }

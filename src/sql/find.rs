@@ -67,14 +67,15 @@ impl FindRenderer<'_> {
     /// `SELECT <output> FROM T t0 <joins> WHERE <instance, trashed, filter, seek> ORDER BY ... LIMIT`.
     pub fn select(&self, s: &Select<'_>, output: Output<'_>) -> Sql {
         let ty = &self.model.types[s.type_idx];
-        let mut f = FilterRenderer::new(self.model, self.app, self.dialect);
+        let vis = &s.filter.visibility;
+        let mut f = FilterRenderer::new(self.model, self.app, self.dialect).with_viewer(&vis.viewer);
         let mut scope = Scope::new("t0", s.type_idx);
 
         let mut head = Sql::new(self.dialect);
         head.push("SELECT ");
         match output {
             Output::Documents(sel) => {
-                let r = ReadRenderer { model: self.model, app: self.app, dialect: self.dialect };
+                let r = ReadRenderer { model: self.model, app: self.app, dialect: self.dialect, viewer: &vis.viewer };
                 let mut n = 0;
                 r.document(&mut head, sel, "t0", &mut n);
                 head.push(", t0.").push(COL_ID);
@@ -93,6 +94,7 @@ impl FindRenderer<'_> {
             Trashed::Only => wh.push(" AND t0.").push(COL_TRASHED).push(" IS NOT NULL"),
             Trashed::Include => &mut wh,
         };
+        f.restrict(&mut wh, s.type_idx, "t0", vis.write);
         if let Some(c) = &s.filter.cond {
             wh.push(" AND ");
             f.cond(&mut wh, &mut scope, c);
@@ -105,7 +107,7 @@ impl FindRenderer<'_> {
         let order = if matches!(output, Output::Exists) { String::new() } else { f.order_by(&mut scope, &s.filter.sort, s.reverse) };
 
         let mut sql = head;
-        sql.push(" FROM ").ident(&object_table(self.app, ty)).push(" t0").push(scope.joins());
+        sql.push(" FROM ").ident(&object_table(self.app, ty)).push(" t0").append(scope.joins());
         sql.append(wh);
         if !order.is_empty() {
             sql.push(" ORDER BY ").push(&order);
@@ -122,7 +124,7 @@ impl FindRenderer<'_> {
     /// The sort-key values and id of the cursor row `id`, if it exists and is visible.
     pub fn cursor(&self, type_idx: usize, filter: &FilterPlan, instance: &str, id: &str, include_trashed: bool) -> Sql {
         let ty = &self.model.types[type_idx];
-        let mut f = FilterRenderer::new(self.model, self.app, self.dialect);
+        let mut f = FilterRenderer::new(self.model, self.app, self.dialect).with_viewer(&filter.visibility.viewer);
         let mut scope = Scope::new("t0", type_idx);
         let exprs = f.sort_exprs(&mut scope, &filter.sort);
         let mut sql = Sql::new(self.dialect);
@@ -130,12 +132,13 @@ impl FindRenderer<'_> {
         for (e, _) in &exprs {
             sql.push(e).push(", ");
         }
-        sql.push("t0.").push(COL_ID).push(" FROM ").ident(&object_table(self.app, ty)).push(" t0").push(scope.joins());
+        sql.push("t0.").push(COL_ID).push(" FROM ").ident(&object_table(self.app, ty)).push(" t0").append(scope.joins());
         sql.push(" WHERE t0.").push(COL_INSTANCE).push(" = ").bind(instance);
         sql.push(" AND t0.").push(COL_ID).push(" = ").bind(id);
         if !include_trashed {
             sql.push(" AND t0.").push(COL_TRASHED).push(" IS NULL");
         }
+        f.restrict(&mut sql, type_idx, "t0", filter.visibility.write);
         sql
     }
 

@@ -6,7 +6,7 @@
 
 use super::names::*;
 use super::filter::{FilterRenderer, Scope};
-use super::{quote, Dialect, Sql};
+use super::{quote, Dialect, Sql, Viewer};
 use crate::model::{Base, Model, Scalar, Storage};
 use crate::plan::read::{HypiField, Item, ListPage, ObjectSelection};
 
@@ -19,6 +19,8 @@ pub struct ReadRenderer<'a> {
     pub model: &'a Model,
     pub app: &'a str,
     pub dialect: Dialect,
+    /// Every object read, nested ones included, is limited to what this viewer may read.
+    pub viewer: &'a Viewer,
 }
 
 impl ReadRenderer<'_> {
@@ -35,6 +37,7 @@ impl ReadRenderer<'_> {
         if !include_trashed {
             sql.push(" AND t0.").push(COL_TRASHED).push(" IS NULL");
         }
+        self.viewer.restrict(&mut sql, self.model, sel.type_idx, "t0", false);
         sql
     }
 
@@ -125,6 +128,7 @@ impl ReadRenderer<'_> {
                         "{t}.{COL_INSTANCE} = {alias}.{COL_INSTANCE} AND {t}.{COL_ID} = {alias}.{} AND {t}.{COL_TRASHED} IS NULL",
                         quote(column(f))
                     ));
+                    self.viewer.restrict(sql, self.model, target, &t, false);
                     sql.push(")").push(self.json_wrap_close());
                 }
                 Item::RefList { field, key, page, sub } => {
@@ -137,22 +141,27 @@ impl ReadRenderer<'_> {
                     Self::key(sql, &crate::plan::read::ref_key(key), as_path);
                     sql.push(", ");
                     self.list_open(sql, true);
-                    // Elements as (j = document, p = position in the list's order, id); the
-                    // position is the link order, or the row number under the list's SORT.
-                    // Cursors are found by id among the same rows: `p > p(after)`.
-                    let mut fr = FilterRenderer::tagged(self.model, self.app, self.dialect, &format!("f{n}_"));
+                    // Elements as (j = document, p = position in the list's order, id, m = the
+                    // list's arcql matches); the position is the link order, or the row number
+                    // under the list's SORT, over every visible element, so a cursor is found
+                    // by id even when it does not match the filter: `p > p(after) AND m = 1`.
+                    let mut fr = FilterRenderer::tagged(self.model, self.app, self.dialect, &format!("f{n}_"))
+                        .with_viewer(self.viewer);
                     let mut scope = Scope::new(&t, target);
-                    let mut wh = Sql::new(self.dialect);
+                    let mut matches = Sql::new(self.dialect);
                     if let Some(c) = &page.filter.cond {
-                        wh.push(" AND ");
-                        fr.cond(&mut wh, &mut scope, c);
+                        matches.push(", CASE WHEN ");
+                        fr.cond(&mut matches, &mut scope, c);
+                        matches.push(" THEN 1 ELSE 0 END AS m");
+                    } else {
+                        matches.push(", 1 AS m");
                     }
                     let pexpr = if page.filter.sort.is_empty() {
                         format!("{l}.{POS}")
                     } else {
                         format!("ROW_NUMBER() OVER (ORDER BY {})", fr.order_by(&mut scope, &page.filter.sort, false))
                     };
-                    sql.push("(SELECT j, p FROM (SELECT j, p");
+                    sql.push("(SELECT j, p FROM (SELECT j, p, m");
                     for (name, cursor) in [("ca", &page.after), ("cb", &page.before)] {
                         if let Some(id) = cursor {
                             sql.push(", MAX(CASE WHEN id = ").bind(id.as_str()).push(&format!(" THEN p END) OVER () AS {name}"));
@@ -160,16 +169,17 @@ impl ReadRenderer<'_> {
                     }
                     sql.push(" FROM (SELECT ");
                     self.document(sql, sub, &t, n);
-                    sql.push(&format!(" AS j, {pexpr} AS p, {t}.{COL_ID} AS id FROM ")).ident(&link).push(" ").push(&l);
+                    sql.push(&format!(" AS j, {pexpr} AS p, {t}.{COL_ID} AS id")).append(matches);
+                    sql.push(" FROM ").ident(&link).push(" ").push(&l);
                     sql.push(" JOIN ").ident(&object_table(self.app, &self.model.types[target]));
+                    sql.push(&format!(" {t} ON {t}.{COL_INSTANCE} = {l}.{COL_INSTANCE} AND {t}.{COL_ID} = {l}.{LINK_DST}"));
+                    sql.append(scope.joins());
                     sql.push(&format!(
-                        " {t} ON {t}.{COL_INSTANCE} = {l}.{COL_INSTANCE} AND {t}.{COL_ID} = {l}.{LINK_DST}{} \
-                         WHERE {l}.{COL_INSTANCE} = {alias}.{COL_INSTANCE} AND {l}.{LINK_SRC} = {alias}.{COL_ID} \
-                         AND {t}.{COL_TRASHED} IS NULL",
-                        scope.joins()
+                        " WHERE {l}.{COL_INSTANCE} = {alias}.{COL_INSTANCE} AND {l}.{LINK_SRC} = {alias}.{COL_ID} \
+                         AND {t}.{COL_TRASHED} IS NULL"
                     ));
-                    sql.append(wh);
-                    sql.push(") w0) w1 WHERE TRUE");
+                    self.viewer.restrict(sql, self.model, target, &t, false);
+                    sql.push(") w0) w1 WHERE m = 1");
                     if page.after.is_some() {
                         sql.push(" AND p > ca");
                     }

@@ -23,6 +23,8 @@ pub struct WriteRenderer<'a> {
     pub model: &'a Model,
     pub app: &'a str,
     pub dialect: Dialect,
+    /// Existing objects are found and changed only where this viewer may.
+    pub viewer: &'a super::Viewer,
 }
 
 impl WriteRenderer<'_> {
@@ -31,10 +33,13 @@ impl WriteRenderer<'_> {
     }
 
     /// Does the object exist in this instance? Its `hypi_trashed` tells whether it is trashed.
-    pub fn exists(&self, type_idx: usize, instance: &str, id: &str) -> Sql {
+    /// Only objects the viewer may read (or, with `write`, change) are found.
+    pub fn exists(&self, type_idx: usize, instance: &str, id: &str, write: bool) -> Sql {
         let mut sql = Sql::new(self.dialect);
-        sql.push("SELECT hypi_trashed FROM ").ident(&self.table(type_idx));
+        let table = self.table(type_idx);
+        sql.push("SELECT hypi_trashed FROM ").ident(&table);
         sql.push(" WHERE hypi_instance = ").bind(instance).push(" AND hypi_id = ").bind(id);
+        self.viewer.restrict(&mut sql, self.model, type_idx, &quote(&table), write);
         sql
     }
 
@@ -72,6 +77,10 @@ impl WriteRenderer<'_> {
             let c = quote(column(&ty.fields[*f]));
             sql.push(&format!(", {c} = excluded.{c}"));
         }
+        // An object with this id that the viewer may not change stays as it is: no row comes
+        // back, and the caller reports the id as unavailable.
+        sql.push(" WHERE TRUE");
+        self.viewer.restrict(&mut sql, self.model, type_idx, &table, true);
         sql.push(RETURNING);
         sql
     }
@@ -86,6 +95,7 @@ impl WriteRenderer<'_> {
             sql.push(", ").ident(column(&ty.fields[*f])).push(" = ").value(v.clone());
         }
         sql.push(" WHERE hypi_instance = ").bind(instance).push(" AND hypi_id = ").bind(id);
+        self.viewer.restrict(&mut sql, self.model, type_idx, &quote(&self.table(type_idx)), true);
         sql.push(RETURNING);
         sql
     }

@@ -124,7 +124,7 @@ pub async fn delete_scalars(
         Some(c) => Cond::And(vec![c, holds]),
         None => holds,
     };
-    let filter = FilterPlan { cond: Some(cond), sort: filter.sort };
+    let filter = FilterPlan { cond: Some(cond), sort: filter.sort, visibility: filter.visibility };
     let mut tx = store.begin_write().await?;
     let ids = matching_ids(&mut tx, &r, ctx, type_idx, &filter, Trashed::Hide, limit).await?;
     if ids.is_empty() {

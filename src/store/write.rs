@@ -25,7 +25,7 @@ pub struct WriteCtx<'a> {
 
 impl WriteCtx<'_> {
     fn renderer(&self, store: &Store) -> WriteRenderer<'_> {
-        WriteRenderer { model: self.model, app: self.app, dialect: store.dialect() }
+        WriteRenderer { model: self.model, app: self.app, dialect: store.dialect(), viewer: self.viewer }
     }
 }
 
@@ -93,7 +93,10 @@ fn write_object<'a>(
         let ty = &ctx.model.types[obj.type_idx];
         let (id, exists, visible) = match &obj.id {
             Some(id) => {
-                let found = tx_fetch(tx, &r.exists(obj.type_idx, ctx.instance, id)).await?;
+                // A nested object that only names an id is linked, so it must be readable;
+                // one that is written to must be writable.
+                let write = !(nested && obj.is_link_only());
+                let found = tx_fetch(tx, &r.exists(obj.type_idx, ctx.instance, id, write)).await?;
                 let visible = found.first().is_some_and(|row| row.first() == Some(&SqlValue::Null));
                 (id.clone(), !found.is_empty(), visible)
             }
@@ -147,6 +150,12 @@ fn write_object<'a>(
                     )));
                 }
             }
+            if !ctx.viewer.may_create(ctx.model, obj.type_idx) {
+                return Err(ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    format!("{}: creating a {} needs an account", obj.location, ty.name),
+                ));
+            }
             r.insert(obj.type_idx, ctx.instance, &id, &ctx.now, ctx.caller, &columns)
         };
         let rows = match tx_fetch(tx, &stmt).await {
@@ -155,7 +164,11 @@ fn write_object<'a>(
             Err(e) => return Err(e.into()),
         };
         let Some(row) = rows.into_iter().next() else {
-            return Err(ApiError::internal(format!("no row returned writing {} '{id}'", ty.name)));
+            // The id belongs to an object this caller may not change (or see).
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("{}: hypi.id '{id}' is not available for a new {}", obj.location, ty.name),
+            ));
         };
 
         for (f, ids) in &links {
@@ -235,7 +248,8 @@ pub async fn link(store: &Store, ctx: &WriteCtx<'_>, args: &LinkArgs<'_>, add: b
     let r = ctx.renderer(store);
     let mut tx = store.begin_write().await?;
     for (type_idx, id) in [(args.from, args.from_id), (target, args.to_id)] {
-        let found = tx_fetch(&mut tx, &r.exists(type_idx, ctx.instance, id)).await?;
+        // The object whose reference changes must be writable; its target only readable.
+        let found = tx_fetch(&mut tx, &r.exists(type_idx, ctx.instance, id, type_idx == args.from && id == args.from_id)).await?;
         let visible = found.first().is_some_and(|row| row.first() == Some(&SqlValue::Null));
         if !visible {
             return Err(ApiError::not_found(format!("{} '{id}' does not exist", ctx.model.types[type_idx].name)));
