@@ -38,6 +38,67 @@ enum Command {
         #[arg(long, env = "ARCBASE_SHUTDOWN_GRACE", default_value_t = 10)]
         shutdown_grace: u64,
     },
+    /// Publish and list the releases of an app.
+    Release {
+        #[command(subcommand)]
+        command: ReleaseCommand,
+        /// Where the data lives.
+        #[arg(long, global = true, env = "ARCBASE_DATABASE_URL", default_value = "sqlite://arcbase.db")]
+        database: String,
+    },
+    /// Create, upgrade and list instances (tenants).
+    Instance {
+        #[command(subcommand)]
+        command: InstanceCommand,
+        /// Where the data lives.
+        #[arg(long, global = true, env = "ARCBASE_DATABASE_URL", default_value = "sqlite://arcbase.db")]
+        database: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReleaseCommand {
+    /// Publish FILE as release NAME of APP (it may only add to the app's newest release).
+    Publish {
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        name: String,
+        file: String,
+    },
+    /// List the releases of APP.
+    List {
+        #[arg(long)]
+        app: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum InstanceCommand {
+    /// Create instance DOMAIN running RELEASE of APP.
+    Create {
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        release: String,
+        /// Callers without an account may use the API (as PUBLIC).
+        #[arg(long)]
+        allow_anonymous_requests: bool,
+        /// Callers without an account may register (createAccount).
+        #[arg(long)]
+        allow_anonymous_registrations: bool,
+    },
+    /// Move instance DOMAIN to a newer RELEASE of its app (tables migrate in place).
+    Upgrade {
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        release: String,
+    },
+    /// List instances.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -74,7 +135,85 @@ fn main() -> ExitCode {
                 ServeOptions { schema_path: schema, database_url: database, admin_key, limits: Limits::default() };
             runtime.block_on(serve(opts, listen, std::time::Duration::from_secs(shutdown_grace)))
         }
+        Command::Release { command, database } => registry_command(&database, Registry::Release(command)),
+        Command::Instance { command, database } => registry_command(&database, Registry::Instance(command)),
     }
+}
+
+enum Registry {
+    Release(ReleaseCommand),
+    Instance(InstanceCommand),
+}
+
+/// `release ...` and `instance ...`: run against the database, print JSON, exit 2 on refusal.
+fn registry_command(database: &str, command: Registry) -> ExitCode {
+    use arcbase::tenancy;
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let store = match arcbase::store::Store::open(database).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: database: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let result: Result<serde_json::Value, tenancy::TenancyError> = match command {
+            Registry::Release(ReleaseCommand::Publish { app, name, file }) => match std::fs::read_to_string(&file) {
+                Ok(sdl) => tenancy::publish(&store, &app, &name, &sdl)
+                    .await
+                    .map(|p| serde_json::json!({ "app": app, "name": name, "created": p == tenancy::Published::Created })),
+                Err(e) => {
+                    eprintln!("{file}: cannot read: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            Registry::Release(ReleaseCommand::List { app }) => {
+                store.releases(Some(&app)).await.map(|r| serde_json::json!({ "releases": r })).map_err(Into::into)
+            }
+            Registry::Instance(InstanceCommand::Create {
+                domain,
+                app,
+                release,
+                allow_anonymous_requests,
+                allow_anonymous_registrations,
+            }) => {
+                let settings = tenancy::InstanceSettings {
+                    anonymous_requests: allow_anonymous_requests,
+                    anonymous_registrations: allow_anonymous_registrations,
+                };
+                tenancy::create_instance(&store, &domain, &app, &release, settings)
+                    .await
+                    .map(|i| serde_json::json!({ "instance": i }))
+            }
+            Registry::Instance(InstanceCommand::Upgrade { domain, release }) => {
+                tenancy::upgrade_instance(&store, &domain, &release).await.map(|i| serde_json::json!({ "instance": i }))
+            }
+            Registry::Instance(InstanceCommand::List) => {
+                store.instance_rows().await.map(|i| serde_json::json!({ "instances": i })).map_err(Into::into)
+            }
+        };
+        store.close().await;
+        match result {
+            Ok(v) => {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Err(e) if e.is_client_error() => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn init_tracing() {
