@@ -32,7 +32,9 @@ pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let dummy = DUMMY.get_or_init(|| hash_password("not a password of anyone").unwrap_or_default());
     let hash = stored.unwrap_or(dummy);
-    let ok = PasswordHash::new(hash).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false);
+    let ok = PasswordHash::new(hash)
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false);
     ok && stored.is_some()
 }
 
@@ -61,8 +63,14 @@ fn now_secs() -> i64 {
 /// seconds).
 pub fn issue(secret: &[u8], account: &str, instance: &str) -> Result<(String, i64), String> {
     let now = now_secs();
-    let claims =
-        Claims { sub: account.into(), ins: instance.into(), aud: AUDIENCE.into(), iat: now, nbf: now, exp: now + SESSION_SECS };
+    let claims = Claims {
+        sub: account.into(),
+        ins: instance.into(),
+        aud: AUDIENCE.into(),
+        iat: now,
+        nbf: now,
+        exp: now + SESSION_SECS,
+    };
     let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
         .map_err(|e| e.to_string())?;
     Ok((token, claims.exp))
@@ -75,7 +83,8 @@ pub fn verify(secret: &[u8], token: &str, instance: &str) -> Result<Claims, Stri
     v.validate_nbf = true;
     v.set_audience(&[AUDIENCE]);
     v.set_required_spec_claims(&["exp", "nbf", "sub", "aud"]);
-    let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &v).map_err(|e| e.to_string())?;
+    let data =
+        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &v).map_err(|e| e.to_string())?;
     if data.claims.ins != instance {
         return Err("the token belongs to another instance".into());
     }
@@ -106,14 +115,18 @@ mod tests {
         let none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
         parts[0] = none_header;
         assert!(verify(b"k1", &format!("{}.{}.", parts[0], parts[1]), "inst").is_err(), "alg none");
-        let expired = Claims { sub: "a".into(), ins: "inst".into(), aud: AUDIENCE.into(), iat: 0, nbf: 0, exp: now_secs() - 120 };
-        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(b"k1")).unwrap();
+        let expired =
+            Claims { sub: "a".into(), ins: "inst".into(), aud: AUDIENCE.into(), iat: 0, nbf: 0, exp: now_secs() - 120 };
+        let t =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(b"k1")).unwrap();
         assert!(verify(b"k1", &t, "inst").is_err(), "expired beyond leeway");
         let future = Claims { nbf: now_secs() + 600, exp: now_secs() + 1200, ..expired.clone() };
-        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &future, &EncodingKey::from_secret(b"k1")).unwrap();
+        let t =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &future, &EncodingKey::from_secret(b"k1")).unwrap();
         assert!(verify(b"k1", &t, "inst").is_err(), "not yet valid");
         let wrong_aud = Claims { aud: "someone-else".into(), exp: now_secs() + 100, ..expired };
-        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &wrong_aud, &EncodingKey::from_secret(b"k1")).unwrap();
+        let t =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &wrong_aud, &EncodingKey::from_secret(b"k1")).unwrap();
         assert!(verify(b"k1", &t, "inst").is_err(), "wrong audience");
     }
 }

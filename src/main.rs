@@ -165,9 +165,9 @@ fn registry_command(database: &str, command: Registry) -> ExitCode {
         };
         let result: Result<serde_json::Value, tenancy::TenancyError> = match command {
             Registry::Release(ReleaseCommand::Publish { app, name, file }) => match std::fs::read_to_string(&file) {
-                Ok(sdl) => tenancy::publish(&store, &app, &name, &sdl)
-                    .await
-                    .map(|p| serde_json::json!({ "app": app, "name": name, "created": p == tenancy::Published::Created })),
+                Ok(sdl) => tenancy::publish(&store, &app, &name, &sdl).await.map(
+                    |p| serde_json::json!({ "app": app, "name": name, "created": p == tenancy::Published::Created }),
+                ),
                 Err(e) => {
                     eprintln!("{file}: cannot read: {e}");
                     return ExitCode::from(2);

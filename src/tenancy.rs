@@ -96,7 +96,12 @@ pub async fn publish(store: &Store, app: &str, name: &str, sdl: &str) -> Result<
     if let Some(previous) = store.latest_release(app).await? {
         let changes = breaking_changes(&release_model(&previous)?, &model);
         if !changes.is_empty() {
-            return Err(TenancyError::Breaking { app: app.into(), name: name.into(), previous: previous.name, changes });
+            return Err(TenancyError::Breaking {
+                app: app.into(),
+                name: name.into(),
+                previous: previous.name,
+                changes,
+            });
         }
     }
     store.apply_model(app, &model).await?;
@@ -118,7 +123,13 @@ pub struct InstanceSettings {
 }
 
 /// Create instance `domain` running `app`/`release`. The instance id is its domain.
-pub async fn create_instance(store: &Store, domain: &str, app: &str, release: &str, settings: InstanceSettings) -> Result<InstanceRow, TenancyError> {
+pub async fn create_instance(
+    store: &Store,
+    domain: &str,
+    app: &str,
+    release: &str,
+    settings: InstanceSettings,
+) -> Result<InstanceRow, TenancyError> {
     check_name("domain", domain)?;
     let Some(r) = store.release(app, release).await? else {
         return Err(TenancyError::UnknownRelease { app: app.into(), name: release.into() });
@@ -153,7 +164,12 @@ pub async fn upgrade_instance(store: &Store, domain: &str, release: &str) -> Res
         if let Some(cur) = store.release(&inst.app, current).await? {
             let changes = breaking_changes(&release_model(&cur)?, &target_model);
             if !changes.is_empty() {
-                return Err(TenancyError::Breaking { app: inst.app.clone(), name: release.into(), previous: cur.name, changes });
+                return Err(TenancyError::Breaking {
+                    app: inst.app.clone(),
+                    name: release.into(),
+                    previous: cur.name,
+                    changes,
+                });
             }
         }
     }

@@ -37,7 +37,9 @@ fn two_nodes_share_one_database() {
     let (a, b) = two_nodes(&url, &schema);
 
     // A write through one node is read through the other.
-    let (status, body) = a.post(&json!({"query": "mutation { upsert(values: {Counter: [{hypi: {id: \"c\"}, name: \"x\", f0: 0}]}) { id } }"}));
+    let (status, body) = a.post(
+        &json!({"query": "mutation { upsert(values: {Counter: [{hypi: {id: \"c\"}, name: \"x\", f0: 0}]}) { id } }"}),
+    );
     assert_eq!(status, 200, "{body}");
     assert!(body.get("errors").is_none(), "{body}");
     let (_, body) = b.post(&json!({"query": "{ get(type: Counter, id: \"c\") { ... on Counter { name f0 } } }"}));
@@ -50,7 +52,9 @@ fn two_nodes_share_one_database() {
             let addr = if i % 2 == 0 { a.addr.clone() } else { b.addr.clone() };
             std::thread::spawn(move || {
                 for n in 1..=rounds {
-                    let q = format!("mutation {{ upsert(values: {{Counter: [{{hypi: {{id: \"c\"}}, f{i}: {n}}}]}}) {{ id }} }}");
+                    let q = format!(
+                        "mutation {{ upsert(values: {{Counter: [{{hypi: {{id: \"c\"}}, f{i}: {n}}}]}}) {{ id }} }}"
+                    );
                     let (status, body) = common::process::post(&addr, &json!({ "query": q }));
                     assert_eq!(status, 200, "{body}");
                     assert!(body.get("errors").is_none(), "{body}");
@@ -61,7 +65,9 @@ fn two_nodes_share_one_database() {
     for h in handles {
         h.join().unwrap();
     }
-    let (_, body) = a.post(&json!({"query": "{ get(type: Counter, id: \"c\") { ... on Counter { name f0 f1 f2 f3 f4 f5 f6 f7 } } }"}));
+    let (_, body) = a.post(
+        &json!({"query": "{ get(type: Counter, id: \"c\") { ... on Counter { name f0 f1 f2 f3 f4 f5 f6 f7 } } }"}),
+    );
     let got = &body["data"]["get"];
     assert_eq!(got["name"], "x");
     for i in 0..8 {
@@ -98,6 +104,11 @@ async fn statement_timeout_is_applied() {
     let t = TestApp::at(EXAMPLE, None, arcbase::config::Limits::default(), tempfile::tempdir().unwrap(), &url).await;
     assert_eq!(t.app.engine.store.statement_timeout().await.unwrap().as_deref(), Some("5s"));
     // A statement over the limit is cancelled, and reported as an internal error, not a hang.
-    let err = t.app.engine.store.fetch_rows(&arcbase::sql::Sql::raw(arcbase::sql::Dialect::Postgres, "SELECT pg_sleep(6)")).await;
+    let err = t
+        .app
+        .engine
+        .store
+        .fetch_rows(&arcbase::sql::Sql::raw(arcbase::sql::Dialect::Postgres, "SELECT pg_sleep(6)"))
+        .await;
     assert!(err.is_err(), "pg_sleep(6) must hit the 5 s statement timeout");
 }

@@ -86,6 +86,7 @@ async fn indexed_filters_and_cursor_seeks_do_not_scan() {
             serde_json::json!({}),
         )
         .await;
-    let ids: Vec<&str> = data["find"]["edges"].as_array().unwrap().iter().map(|e| e["cursor"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        data["find"]["edges"].as_array().unwrap().iter().map(|e| e["cursor"].as_str().unwrap()).collect();
     assert_eq!(ids, ["00090001", "00090002", "00090003"]);
 }

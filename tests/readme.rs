@@ -39,10 +39,12 @@ async fn readme_examples_run_as_printed() {
     assert_eq!(got["tags"], json!(["space opera", "hugo", "trilogy"]));
     let titles: Vec<&str> = got["booklist"].as_array().unwrap().iter().map(|b| b["title"].as_str().unwrap()).collect();
     assert_eq!(titles, ["Ancillary Sword", "Ancillary Mercy", "Ancillary Justice"]);
-    let page1: Vec<&str> = results[3]["find"]["edges"].as_array().unwrap().iter().map(|e| e["cursor"].as_str().unwrap()).collect();
+    let page1: Vec<&str> =
+        results[3]["find"]["edges"].as_array().unwrap().iter().map(|e| e["cursor"].as_str().unwrap()).collect();
     assert_eq!(page1, ["mercy", "sword"]);
     assert_eq!(results[3]["find"]["pageInfo"]["hasNextPage"], true);
-    let page2: Vec<&str> = results[4]["find"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["title"].as_str().unwrap()).collect();
+    let page2: Vec<&str> =
+        results[4]["find"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["title"].as_str().unwrap()).collect();
     assert_eq!(page2, ["Ancillary Justice"]);
     assert_eq!(results[4]["find"]["pageInfo"]["hasPreviousPage"], true);
     assert_eq!(results[5]["find"]["edges"][0]["node"]["name"], "Ann Leckie");

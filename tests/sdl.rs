@@ -155,7 +155,10 @@ fn contract_shapes_example() {
         ["Author: [AuthorInputOpt!]", "Book: [BookInputOpt!]", "Account: [AccountInputOpt!]"]
     );
     assert!(sdl.contains("\nunion HypiRootAggregate = Author | Book | Account\n"), "{sdl}");
-    assert_eq!(lines(&sdl, "input AccountInput"), ["username: String!", "emails: [String]", "password: String!", "hypi: HypiInput"]);
+    assert_eq!(
+        lines(&sdl, "input AccountInput"),
+        ["username: String!", "emails: [String]", "password: String!", "hypi: HypiInput"]
+    );
     assert_eq!(lines(&sdl, "input AccountInputOpt"), ["username: String", "emails: [String]", "hypi: HypiInputOpt"]);
     assert_eq!(lines(&sdl, "type HypiFilterConnection"), ["edges: [HypiResultEdge!]", "pageInfo: PageInfo!"]);
     assert_eq!(lines(&sdl, "type HypiResultEdge"), ["node: HypiRootAggregate!", "cursor: ID!"]);

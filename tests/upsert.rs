@@ -32,10 +32,7 @@ enum Kind { A B }
 "#;
 
 async fn upsert_full(t: &TestApp, values: Value) -> Vec<Value> {
-    t.ok(UPSERT, json!({ "v": values })).await["upsert"]
-        .as_array()
-        .unwrap()
-        .clone()
+    t.ok(UPSERT, json!({ "v": values })).await["upsert"].as_array().unwrap().clone()
 }
 
 async fn upsert_err(t: &TestApp, values: Value) -> Value {
@@ -44,8 +41,7 @@ async fn upsert_err(t: &TestApp, values: Value) -> Value {
 
 /// `get(type: ty, id: id) { ... on ty { sel } }`.
 async fn get(t: &TestApp, ty: &str, id: &str, sel: &str) -> Value {
-    let q =
-        format!("query($id: String!) {{ get(type: {ty}, id: $id) {{ ... on {ty} {{ {sel} }} }} }}");
+    let q = format!("query($id: String!) {{ get(type: {ty}, id: $id) {{ ... on {ty} {{ {sel} }} }} }}");
     t.ok(&q, json!({ "id": id })).await["get"].clone()
 }
 
@@ -67,9 +63,7 @@ fn message(err: &Value) -> &str {
 
 fn is_ulid(id: &str) -> bool {
     const CROCKFORD: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    id.len() == 26
-        && id.chars().all(|c| CROCKFORD.contains(c))
-        && ulid::Ulid::from_string(id).is_ok()
+    id.len() == 26 && id.chars().all(|c| CROCKFORD.contains(c)) && ulid::Ulid::from_string(id).is_ok()
 }
 
 fn is_datetime(v: &Value) -> bool {
@@ -87,11 +81,7 @@ fn is_datetime(v: &Value) -> bool {
 }
 
 fn titles(list: &Value) -> Vec<String> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["title"].as_str().unwrap().to_string())
-        .collect()
+    list.as_array().unwrap().iter().map(|b| b["title"].as_str().unwrap().to_string()).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -100,18 +90,14 @@ fn titles(list: &Value) -> Vec<String> {
 #[tokio::test]
 async fn insert_without_id_gets_a_ulid() {
     let t = TestApp::new(EXAMPLE).await;
-    let ids = t
-        .upsert(json!({ "Author": [{ "name": "Ann" }, { "name": "Bob" }] }))
-        .await;
+    let ids = t.upsert(json!({ "Author": [{ "name": "Ann" }, { "name": "Bob" }] })).await;
     assert_eq!(ids.len(), 2);
     for id in &ids {
         assert!(is_ulid(id), "not a ULID: {id}");
     }
     assert_ne!(ids[0], ids[1]);
     // Ids made in one call sort in creation order, even within one millisecond.
-    let many: Vec<Value> = (0..25)
-        .map(|i| json!({ "name": format!("n{i}") }))
-        .collect();
+    let many: Vec<Value> = (0..25).map(|i| json!({ "name": format!("n{i}") })).collect();
     let many = t.upsert(json!({ "Author": many })).await;
     assert!(many.windows(2).all(|w| w[0] < w[1]), "{many:?}");
     assert!(ids[1] < many[0]);
@@ -119,18 +105,13 @@ async fn insert_without_id_gets_a_ulid() {
         get(&t, "Author", &ids[0], "name hypi { id }").await,
         json!({ "name": "Ann", "hypi": { "id": ids[0] } })
     );
-    assert_eq!(
-        get(&t, "Author", &ids[1], "name").await,
-        json!({ "name": "Bob" })
-    );
+    assert_eq!(get(&t, "Author", &ids[1], "name").await, json!({ "name": "Bob" }));
 }
 
 #[tokio::test]
 async fn insert_with_client_id_uses_it() {
     let t = TestApp::new(EXAMPLE).await;
-    let ids = t
-        .upsert(json!({ "Author": [{ "hypi": { "id": "author-1" }, "name": "Ann" }] }))
-        .await;
+    let ids = t.upsert(json!({ "Author": [{ "hypi": { "id": "author-1" }, "name": "Ann" }] })).await;
     assert_eq!(ids, vec!["author-1"]);
     assert_eq!(
         get(&t, "Author", "author-1", "name hypi { id }").await,
@@ -142,23 +123,11 @@ async fn insert_with_client_id_uses_it() {
 #[tokio::test]
 async fn upsert_with_existing_id_updates() {
     let t = TestApp::new(EXAMPLE).await;
-    let id = t
-        .upsert(json!({ "Author": [{ "name": "Ann", "age": 40 }] }))
-        .await
-        .remove(0);
-    let again = t
-        .upsert(json!({ "Author": [{ "hypi": { "id": id }, "name": "Anna", "age": 41 }] }))
-        .await;
+    let id = t.upsert(json!({ "Author": [{ "name": "Ann", "age": 40 }] })).await.remove(0);
+    let again = t.upsert(json!({ "Author": [{ "hypi": { "id": id }, "name": "Anna", "age": 41 }] })).await;
     assert_eq!(again, vec![id.clone()]);
-    assert_eq!(
-        get(&t, "Author", &id, "name age").await,
-        json!({ "name": "Anna", "age": 41 })
-    );
-    assert_eq!(
-        rows(&t, "Author").await,
-        1,
-        "an update must not insert a second row"
-    );
+    assert_eq!(get(&t, "Author", &id, "name age").await, json!({ "name": "Anna", "age": 41 }));
+    assert_eq!(rows(&t, "Author").await, 1, "an update must not insert a second row");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -174,15 +143,8 @@ async fn partial_update_keeps_omitted_fields() {
         }] }))
         .await
         .remove(0);
-    t.upsert(json!({ "Author": [{ "hypi": { "id": id }, "age": 41 }] }))
-        .await;
-    let a = get(
-        &t,
-        "Author",
-        &id,
-        "name age tags bestbook { title } booklist { title }",
-    )
-    .await;
+    t.upsert(json!({ "Author": [{ "hypi": { "id": id }, "age": 41 }] })).await;
+    let a = get(&t, "Author", &id, "name age tags bestbook { title } booklist { title }").await;
     assert_eq!(
         a,
         json!({ "name": "Ann", "age": 41, "tags": ["x"], "bestbook": { "title": "Best" }, "booklist": [{ "title": "L1" }] })
@@ -192,36 +154,25 @@ async fn partial_update_keeps_omitted_fields() {
 #[tokio::test]
 async fn null_clears_a_field() {
     let t = TestApp::new(EXAMPLE).await;
-    let id = t
-        .upsert(
-            json!({ "Author": [{ "name": "Ann", "age": 40, "bestbook": { "title": "Best" } }] }),
-        )
-        .await
-        .remove(0);
+    let id =
+        t.upsert(json!({ "Author": [{ "name": "Ann", "age": 40, "bestbook": { "title": "Best" } }] })).await.remove(0);
     let book = get(&t, "Author", &id, "bestbook { hypi { id } }").await["bestbook"]["hypi"]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    t.upsert(json!({ "Author": [{ "hypi": { "id": id }, "age": null, "bestbook": null }] }))
-        .await;
+    t.upsert(json!({ "Author": [{ "hypi": { "id": id }, "age": null, "bestbook": null }] })).await;
     assert_eq!(
         get(&t, "Author", &id, "name age bestbook { title }").await,
         json!({ "name": "Ann", "age": null, "bestbook": null })
     );
     // Clearing a reference does not delete its target.
-    assert_eq!(
-        get(&t, "Book", &book, "title").await,
-        json!({ "title": "Best" })
-    );
+    assert_eq!(get(&t, "Book", &book, "title").await, json!({ "title": "Best" }));
 }
 
 #[tokio::test]
 async fn null_on_a_required_field_is_an_error_and_changes_nothing() {
     let t = TestApp::new(EXAMPLE).await;
-    let id = t
-        .upsert(json!({ "Author": [{ "name": "Ann", "age": 40 }] }))
-        .await
-        .remove(0);
+    let id = t.upsert(json!({ "Author": [{ "name": "Ann", "age": 40 }] })).await.remove(0);
     let before = changes(&t).await;
     let err = upsert_err(
         &t,
@@ -231,10 +182,7 @@ async fn null_on_a_required_field_is_an_error_and_changes_nothing() {
     assert_eq!(code(&err), "VALIDATION", "{err}");
     assert!(message(&err).contains("Author.name"), "{err}");
     assert!(message(&err).contains("values.Author[1]"), "{err}");
-    assert_eq!(
-        get(&t, "Author", &id, "name age").await,
-        json!({ "name": "Ann", "age": 40 })
-    );
+    assert_eq!(get(&t, "Author", &id, "name age").await, json!({ "name": "Ann", "age": 40 }));
     assert_eq!(changes(&t).await, before);
 }
 
@@ -247,24 +195,15 @@ async fn insert_requires_every_non_null_field() {
     assert!(message(&err).contains("values.Author[0]"), "{err}");
 
     // A nested new object is checked too, and named by its place in the input.
-    let err = upsert_err(
-        &t,
-        json!({ "Author": [{ "name": "Ann", "booklist": [{ "title": "ok" }, { "price": 1.5 }] }] }),
-    )
-    .await;
+    let err =
+        upsert_err(&t, json!({ "Author": [{ "name": "Ann", "booklist": [{ "title": "ok" }, { "price": 1.5 }] }] }))
+            .await;
     assert_eq!(code(&err), "VALIDATION", "{err}");
     assert!(message(&err).contains("Book.title"), "{err}");
-    assert!(
-        message(&err).contains("values.Author[0].booklist[1]"),
-        "{err}"
-    );
+    assert!(message(&err).contains("values.Author[0].booklist[1]"), "{err}");
 
     // An update with a client id that does not exist is an insert: required fields apply.
-    let err = upsert_err(
-        &t,
-        json!({ "Author": [{ "hypi": { "id": "nobody" }, "age": 3 }] }),
-    )
-    .await;
+    let err = upsert_err(&t, json!({ "Author": [{ "hypi": { "id": "nobody" }, "age": 3 }] })).await;
     assert!(message(&err).contains("Author.name"), "{err}");
 
     assert_eq!(rows(&t, "Author").await, 0);
@@ -275,7 +214,12 @@ async fn insert_requires_every_non_null_field() {
 async fn a_single_object_counts_as_a_list_of_one() {
     let t = TestApp::new(EXAMPLE).await;
     // GraphQL coerces a single input value to a list of one.
-    let data = t.ok(r#"mutation { upsert(values: { Author: { name: "Solo", booklist: { title: "B" } } }) { id impl } }"#, json!({})).await;
+    let data = t
+        .ok(
+            r#"mutation { upsert(values: { Author: { name: "Solo", booklist: { title: "B" } } }) { id impl } }"#,
+            json!({}),
+        )
+        .await;
     let id = data["upsert"][0]["id"].as_str().unwrap();
     assert_eq!(data["upsert"].as_array().unwrap().len(), 1);
     assert_eq!(
@@ -283,10 +227,7 @@ async fn a_single_object_counts_as_a_list_of_one() {
         json!({ "name": "Solo", "booklist": [{ "title": "B" }] })
     );
     let ids = t.upsert(json!({ "Book": { "title": "C" } })).await;
-    assert_eq!(
-        get(&t, "Book", &ids[0], "title").await,
-        json!({ "title": "C" })
-    );
+    assert_eq!(get(&t, "Book", &ids[0], "title").await, json!({ "title": "C" }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,13 +244,7 @@ async fn nested_object_without_id_is_created_and_linked() {
         }] }))
         .await
         .remove(0);
-    let a = get(
-        &t,
-        "Author",
-        &id,
-        "bestbook { title price hypi { id } } booklist { title hypi { id } }",
-    )
-    .await;
+    let a = get(&t, "Author", &id, "bestbook { title price hypi { id } } booklist { title hypi { id } }").await;
     assert_eq!(a["bestbook"]["title"], "Best");
     assert_eq!(a["bestbook"]["price"], 9.5);
     assert_eq!(titles(&a["booklist"]), ["L1", "L2", "L3"]);
@@ -317,10 +252,7 @@ async fn nested_object_without_id_is_created_and_linked() {
     // The nested objects are real objects of their own.
     let best = a["bestbook"]["hypi"]["id"].as_str().unwrap();
     assert!(is_ulid(best));
-    assert_eq!(
-        get(&t, "Book", best, "title").await,
-        json!({ "title": "Best" })
-    );
+    assert_eq!(get(&t, "Book", best, "title").await, json!({ "title": "Best" }));
     let l2 = a["booklist"][1]["hypi"]["id"].as_str().unwrap();
     assert_eq!(get(&t, "Book", l2, "title").await, json!({ "title": "L2" }));
 }
@@ -328,9 +260,7 @@ async fn nested_object_without_id_is_created_and_linked() {
 #[tokio::test]
 async fn nested_object_with_only_an_id_links_the_existing_object() {
     let t = TestApp::new(EXAMPLE).await;
-    let books = t
-        .upsert(json!({ "Book": [{ "title": "B1", "price": 1.0 }, { "title": "B2" }] }))
-        .await;
+    let books = t.upsert(json!({ "Book": [{ "title": "B1", "price": 1.0 }, { "title": "B2" }] })).await;
     let id = t
         .upsert(json!({ "Author": [{
             "name": "Ann",
@@ -339,17 +269,8 @@ async fn nested_object_with_only_an_id_links_the_existing_object() {
         }] }))
         .await
         .remove(0);
-    let a = get(
-        &t,
-        "Author",
-        &id,
-        "bestbook { title price hypi { id } } booklist { title hypi { id } }",
-    )
-    .await;
-    assert_eq!(
-        a["bestbook"],
-        json!({ "title": "B1", "price": 1.0, "hypi": { "id": books[0] } })
-    );
+    let a = get(&t, "Author", &id, "bestbook { title price hypi { id } } booklist { title hypi { id } }").await;
+    assert_eq!(a["bestbook"], json!({ "title": "B1", "price": 1.0, "hypi": { "id": books[0] } }));
     assert_eq!(
         a["booklist"],
         json!([{ "title": "B2", "hypi": { "id": books[1] } }, { "title": "B1", "hypi": { "id": books[0] } }])
@@ -360,15 +281,10 @@ async fn nested_object_with_only_an_id_links_the_existing_object() {
 #[tokio::test]
 async fn nested_link_to_a_missing_object_is_not_found() {
     let t = TestApp::new(EXAMPLE).await;
-    let book = t
-        .upsert(json!({ "Book": [{ "title": "B1" }] }))
-        .await
-        .remove(0);
-    let err = upsert_err(
-        &t,
-        json!({ "Author": [{ "name": "Ann", "bestbook": { "hypi": { "id": "no-such-book" } } }] }),
-    )
-    .await;
+    let book = t.upsert(json!({ "Book": [{ "title": "B1" }] })).await.remove(0);
+    let err =
+        upsert_err(&t, json!({ "Author": [{ "name": "Ann", "bestbook": { "hypi": { "id": "no-such-book" } } }] }))
+            .await;
     assert_eq!(code(&err), "NOT_FOUND", "{err}");
     assert!(message(&err).contains("no-such-book"), "{err}");
     assert!(message(&err).contains("values.Author[0].bestbook"), "{err}");
@@ -379,21 +295,11 @@ async fn nested_link_to_a_missing_object_is_not_found() {
     )
     .await;
     assert_eq!(code(&err), "NOT_FOUND", "{err}");
-    assert!(
-        message(&err).contains("values.Author[0].booklist[1]"),
-        "{err}"
-    );
+    assert!(message(&err).contains("values.Author[0].booklist[1]"), "{err}");
 
     // An id of an object of another type is not a Book.
-    let author = t
-        .upsert(json!({ "Author": [{ "name": "Zed" }] }))
-        .await
-        .remove(0);
-    let err = upsert_err(
-        &t,
-        json!({ "Author": [{ "name": "Ann", "bestbook": { "hypi": { "id": author } } }] }),
-    )
-    .await;
+    let author = t.upsert(json!({ "Author": [{ "name": "Zed" }] })).await.remove(0);
+    let err = upsert_err(&t, json!({ "Author": [{ "name": "Ann", "bestbook": { "hypi": { "id": author } } }] })).await;
     assert_eq!(code(&err), "NOT_FOUND", "{err}");
 
     // A trashed object cannot be linked either: it behaves like a missing one.
@@ -402,11 +308,7 @@ async fn nested_link_to_a_missing_object_is_not_found() {
         vec![arcbase::sql::SqlValue::Text(book.clone())],
     )
     .await;
-    let err = upsert_err(
-        &t,
-        json!({ "Author": [{ "name": "Ann", "booklist": [{ "hypi": { "id": book } }] }] }),
-    )
-    .await;
+    let err = upsert_err(&t, json!({ "Author": [{ "name": "Ann", "booklist": [{ "hypi": { "id": book } }] }] })).await;
     assert_eq!(code(&err), "NOT_FOUND", "{err}");
 
     assert_eq!(rows(&t, "Author").await, 1);
@@ -416,9 +318,7 @@ async fn nested_link_to_a_missing_object_is_not_found() {
 #[tokio::test]
 async fn nested_object_with_id_and_fields_is_updated_and_linked() {
     let t = TestApp::new(EXAMPLE).await;
-    let books = t
-        .upsert(json!({ "Book": [{ "title": "B1", "pages": 10 }, { "title": "B2", "pages": 20 }] }))
-        .await;
+    let books = t.upsert(json!({ "Book": [{ "title": "B1", "pages": 10 }, { "title": "B2", "pages": 20 }] })).await;
     let id = t
         .upsert(json!({ "Author": [{
             "name": "Ann",
@@ -427,25 +327,10 @@ async fn nested_object_with_id_and_fields_is_updated_and_linked() {
         }] }))
         .await
         .remove(0);
-    let a = get(
-        &t,
-        "Author",
-        &id,
-        "bestbook { title price pages } booklist { title pages }",
-    )
-    .await;
-    assert_eq!(
-        a["bestbook"],
-        json!({ "title": "B1", "price": 9.5, "pages": 10 })
-    );
-    assert_eq!(
-        a["booklist"],
-        json!([{ "title": "B2 revised", "pages": 20 }])
-    );
-    assert_eq!(
-        get(&t, "Book", &books[1], "title").await,
-        json!({ "title": "B2 revised" })
-    );
+    let a = get(&t, "Author", &id, "bestbook { title price pages } booklist { title pages }").await;
+    assert_eq!(a["bestbook"], json!({ "title": "B1", "price": 9.5, "pages": 10 }));
+    assert_eq!(a["booklist"], json!([{ "title": "B2 revised", "pages": 20 }]));
+    assert_eq!(get(&t, "Book", &books[1], "title").await, json!({ "title": "B2 revised" }));
     assert_eq!(rows(&t, "Book").await, 2);
 }
 
@@ -455,16 +340,11 @@ async fn nested_object_with_id_and_fields_is_updated_and_linked() {
 #[tokio::test]
 async fn list_references_append_without_duplicates_in_order() {
     let t = TestApp::new(EXAMPLE).await;
-    let b = t.upsert(json!({ "Book": [{ "title": "B0" }, { "title": "B1" }, { "title": "B2" }, { "title": "B3" }] })).await;
+    let b =
+        t.upsert(json!({ "Book": [{ "title": "B0" }, { "title": "B1" }, { "title": "B2" }, { "title": "B3" }] })).await;
     let link = |i: usize| json!({ "hypi": { "id": b[i] } });
-    let id = t
-        .upsert(json!({ "Author": [{ "name": "Ann", "booklist": [link(0), link(1)] }] }))
-        .await
-        .remove(0);
-    t.upsert(
-        json!({ "Author": [{ "hypi": { "id": id }, "booklist": [link(1), link(2), link(0)] }] }),
-    )
-    .await;
+    let id = t.upsert(json!({ "Author": [{ "name": "Ann", "booklist": [link(0), link(1)] }] })).await.remove(0);
+    t.upsert(json!({ "Author": [{ "hypi": { "id": id }, "booklist": [link(1), link(2), link(0)] }] })).await;
     let a = get(&t, "Author", &id, "booklist { title }").await;
     assert_eq!(titles(&a["booklist"]), ["B0", "B1", "B2"]);
 
@@ -477,40 +357,27 @@ async fn list_references_append_without_duplicates_in_order() {
 #[tokio::test]
 async fn scalar_lists_append_in_order() {
     let t = TestApp::new(EXAMPLE).await;
-    let id = t
-        .upsert(json!({ "Author": [{ "name": "Ann", "tags": ["b", "a"] }] }))
-        .await
-        .remove(0);
-    t.upsert(json!({ "Author": [{ "hypi": { "id": id }, "tags": ["c", "a"] }] }))
-        .await;
-    assert_eq!(
-        get(&t, "Author", &id, "tags").await,
-        json!({ "tags": ["b", "a", "c", "a"] })
-    );
+    let id = t.upsert(json!({ "Author": [{ "name": "Ann", "tags": ["b", "a"] }] })).await.remove(0);
+    t.upsert(json!({ "Author": [{ "hypi": { "id": id }, "tags": ["c", "a"] }] })).await;
+    assert_eq!(get(&t, "Author", &id, "tags").await, json!({ "tags": ["b", "a", "c", "a"] }));
 
     let t2 = TestApp::new(THING).await;
-    let id = t2
-        .upsert(
-            json!({ "Thing": [{ "nums": [3, 1, 2], "stamps": ["2020-07-09T10:00:00+02:00"] }] }),
-        )
-        .await
-        .remove(0);
-    t2.upsert(json!({ "Thing": [{ "hypi": { "id": id }, "nums": [0], "flags": [true, false], "kinds": ["B", "A"] }] })).await;
-    t2.upsert(json!({ "Thing": [{ "hypi": { "id": id }, "flags": [false], "blobs": [{ "k": null }, [1], "s", null] }] })).await;
+    let id =
+        t2.upsert(json!({ "Thing": [{ "nums": [3, 1, 2], "stamps": ["2020-07-09T10:00:00+02:00"] }] })).await.remove(0);
+    t2.upsert(json!({ "Thing": [{ "hypi": { "id": id }, "nums": [0], "flags": [true, false], "kinds": ["B", "A"] }] }))
+        .await;
+    t2.upsert(
+        json!({ "Thing": [{ "hypi": { "id": id }, "flags": [false], "blobs": [{ "k": null }, [1], "s", null] }] }),
+    )
+    .await;
     assert_eq!(
         get(&t2, "Thing", &id, "nums stamps flags kinds blobs").await,
         json!({ "nums": [3, 1, 2, 0], "stamps": ["2020-07-09T08:00:00.000Z"], "flags": [true, false, false],
                 "kinds": ["B", "A"], "blobs": [{ "k": null }, [1], "s", null] })
     );
     // Paging a scalar list.
-    assert_eq!(
-        get(&t2, "Thing", &id, "nums(last: 2)").await,
-        json!({ "nums": [2, 0] })
-    );
-    assert_eq!(
-        get(&t2, "Thing", &id, "nums(first: 1)").await,
-        json!({ "nums": [3] })
-    );
+    assert_eq!(get(&t2, "Thing", &id, "nums(last: 2)").await, json!({ "nums": [2, 0] }));
+    assert_eq!(get(&t2, "Thing", &id, "nums(first: 1)").await, json!({ "nums": [3] }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -519,14 +386,8 @@ async fn scalar_lists_append_in_order() {
 #[tokio::test]
 async fn results_are_in_input_order() {
     let t = TestApp::new(EXAMPLE).await;
-    let old_book = t
-        .upsert(json!({ "Book": [{ "title": "old" }] }))
-        .await
-        .remove(0);
-    let old_author = t
-        .upsert(json!({ "Author": [{ "name": "Old" }] }))
-        .await
-        .remove(0);
+    let old_book = t.upsert(json!({ "Book": [{ "title": "old" }] })).await.remove(0);
+    let old_author = t.upsert(json!({ "Author": [{ "name": "Old" }] })).await.remove(0);
     // Book is written before Author in the input although Author comes first in the schema
     // and in alphabetical order; the literal keeps the client's order.
     let q = format!(
@@ -535,35 +396,17 @@ async fn results_are_in_input_order() {
             Author: [{{ hypi: {{ id: "{old_author}" }}, age: 7 }}, {{ name: "New" }}]
         }}) {{ id impl }} }}"#
     );
-    let res = t.ok(&q, json!({})).await["upsert"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let res = t.ok(&q, json!({})).await["upsert"].as_array().unwrap().clone();
     let impls: Vec<&str> = res.iter().map(|r| r["impl"].as_str().unwrap()).collect();
     assert_eq!(impls, ["Book", "Book", "Book", "Author", "Author"]);
     let ids: Vec<&str> = res.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(ids[1], old_book);
     assert_eq!(ids[3], old_author);
-    assert_eq!(
-        get(&t, "Book", ids[0], "title").await,
-        json!({ "title": "new1" })
-    );
-    assert_eq!(
-        get(&t, "Book", ids[1], "title").await,
-        json!({ "title": "old2" })
-    );
-    assert_eq!(
-        get(&t, "Book", ids[2], "title").await,
-        json!({ "title": "new3" })
-    );
-    assert_eq!(
-        get(&t, "Author", ids[3], "name age").await,
-        json!({ "name": "Old", "age": 7 })
-    );
-    assert_eq!(
-        get(&t, "Author", ids[4], "name").await,
-        json!({ "name": "New" })
-    );
+    assert_eq!(get(&t, "Book", ids[0], "title").await, json!({ "title": "new1" }));
+    assert_eq!(get(&t, "Book", ids[1], "title").await, json!({ "title": "old2" }));
+    assert_eq!(get(&t, "Book", ids[2], "title").await, json!({ "title": "new3" }));
+    assert_eq!(get(&t, "Author", ids[3], "name age").await, json!({ "name": "Old", "age": 7 }));
+    assert_eq!(get(&t, "Author", ids[4], "name").await, json!({ "name": "New" }));
     // Inserted ids sort in creation order (ULIDs), so new1 < new3 < New.
     assert!(ids[0] < ids[2] && ids[2] < ids[4], "{ids:?}");
 }
@@ -582,25 +425,14 @@ async fn results_are_in_input_order_with_variables() {
         .unwrap();
     let (status, resp) = t.send(req).await;
     assert_eq!(status, 200, "{resp}");
-    assert_eq!(
-        resp["data"]["upsert"],
-        json!([{ "impl": "Book" }, { "impl": "Author" }]),
-        "{resp}"
-    );
+    assert_eq!(resp["data"]["upsert"], json!([{ "impl": "Book" }, { "impl": "Author" }]), "{resp}");
 }
 
 #[tokio::test]
 async fn a_failing_object_rolls_back_the_whole_call() {
     let t = TestApp::new(EXAMPLE).await;
-    let existing = t
-        .upsert(json!({ "Author": [{ "name": "Ann", "age": 40 }] }))
-        .await
-        .remove(0);
-    let (authors, books, feed) = (
-        rows(&t, "Author").await,
-        rows(&t, "Book").await,
-        changes(&t).await,
-    );
+    let existing = t.upsert(json!({ "Author": [{ "name": "Ann", "age": 40 }] })).await.remove(0);
+    let (authors, books, feed) = (rows(&t, "Author").await, rows(&t, "Book").await, changes(&t).await);
 
     // The third object repeats a unique name: only the database can tell.
     let err = upsert_err(
@@ -620,11 +452,7 @@ async fn a_failing_object_rolls_back_the_whole_call() {
     );
     assert_eq!(rows(&t, "Author").await, authors);
     assert_eq!(rows(&t, "Book").await, books);
-    assert_eq!(
-        changes(&t).await,
-        feed,
-        "a rolled-back upsert leaves no change row"
-    );
+    assert_eq!(changes(&t).await, feed, "a rolled-back upsert leaves no change row");
 
     // The third object lacks a required field: found only when it is about to be inserted.
     let err = upsert_err(
@@ -640,38 +468,26 @@ async fn a_failing_object_rolls_back_the_whole_call() {
     assert!(message(&err).contains("values.Author[2]"), "{err}");
     assert!(message(&err).contains("Author.name"), "{err}");
     assert_eq!(get(&t, "Author", "client-id", "name").await, Value::Null);
-    assert_eq!(
-        get(&t, "Author", &existing, "age").await,
-        json!({ "age": 40 })
-    );
+    assert_eq!(get(&t, "Author", &existing, "age").await, json!({ "age": 40 }));
     assert_eq!(rows(&t, "Author").await, authors);
     assert_eq!(changes(&t).await, feed);
 
     // After the failures the same store still writes normally.
-    t.upsert(json!({ "Author": [{ "hypi": { "id": "client-id" }, "name": "Cid" }] }))
-        .await;
+    t.upsert(json!({ "Author": [{ "hypi": { "id": "client-id" }, "name": "Cid" }] })).await;
     assert_eq!(rows(&t, "Author").await, authors + 1);
 }
 
 #[tokio::test]
 async fn at_most_25_top_level_objects_per_call() {
     let t = TestApp::new(EXAMPLE).await;
-    let authors: Vec<Value> = (0..26)
-        .map(|i| json!({ "name": format!("a{i}") }))
-        .collect();
+    let authors: Vec<Value> = (0..26).map(|i| json!({ "name": format!("a{i}") })).collect();
     let err = upsert_err(&t, json!({ "Author": authors })).await;
     assert_eq!(code(&err), "LIMIT_EXCEEDED", "{err}");
     assert_eq!(rows(&t, "Author").await, 0);
 
     // The cap counts every type together.
-    let books: Vec<Value> = (0..13)
-        .map(|i| json!({ "title": format!("b{i}") }))
-        .collect();
-    let err = upsert_err(
-        &t,
-        json!({ "Author": authors[..13].to_vec(), "Book": books }),
-    )
-    .await;
+    let books: Vec<Value> = (0..13).map(|i| json!({ "title": format!("b{i}") })).collect();
+    let err = upsert_err(&t, json!({ "Author": authors[..13].to_vec(), "Book": books })).await;
     assert_eq!(code(&err), "LIMIT_EXCEEDED", "{err}");
     assert_eq!(rows(&t, "Author").await, 0);
     assert_eq!(rows(&t, "Book").await, 0);
@@ -680,10 +496,7 @@ async fn at_most_25_top_level_objects_per_call() {
     let ids = t.upsert(json!({ "Author": authors[..25].to_vec() })).await;
     assert_eq!(ids.len(), 25);
     assert_eq!(rows(&t, "Author").await, 25);
-    assert_eq!(
-        get(&t, "Author", &ids[24], "name").await,
-        json!({ "name": "a24" })
-    );
+    assert_eq!(get(&t, "Author", &ids[24], "name").await, json!({ "name": "a24" }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -692,40 +505,26 @@ async fn at_most_25_top_level_objects_per_call() {
 #[tokio::test]
 async fn unique_violation_names_field_and_value() {
     let t = TestApp::new(EXAMPLE).await;
-    let ann = t
-        .upsert(json!({ "Author": [{ "name": "Ann" }, { "name": "Bob" }] }))
-        .await;
+    let ann = t.upsert(json!({ "Author": [{ "name": "Ann" }, { "name": "Bob" }] })).await;
     let err = upsert_err(&t, json!({ "Author": [{ "name": "Ann" }] })).await;
     assert_eq!(code(&err), "UNIQUE_VIOLATION", "{err}");
     assert!(message(&err).contains("Author.name"), "{err}");
     assert!(message(&err).contains("Ann"), "{err}");
 
     // Renaming onto a used value is refused too.
-    let err = upsert_err(
-        &t,
-        json!({ "Author": [{ "hypi": { "id": ann[1] }, "name": "Ann" }] }),
-    )
-    .await;
+    let err = upsert_err(&t, json!({ "Author": [{ "hypi": { "id": ann[1] }, "name": "Ann" }] })).await;
     assert_eq!(code(&err), "UNIQUE_VIOLATION", "{err}");
     assert!(message(&err).contains("Author.name"), "{err}");
-    assert_eq!(
-        get(&t, "Author", &ann[1], "name").await,
-        json!({ "name": "Bob" })
-    );
+    assert_eq!(get(&t, "Author", &ann[1], "name").await, json!({ "name": "Bob" }));
 
     // Re-saving an object with its own value is not a violation.
-    t.upsert(json!({ "Author": [{ "hypi": { "id": ann[0] }, "name": "Ann" }] }))
-        .await;
+    t.upsert(json!({ "Author": [{ "hypi": { "id": ann[0] }, "name": "Ann" }] })).await;
 }
 
 #[tokio::test]
 async fn unique_violation_within_one_call() {
     let t = TestApp::new(EXAMPLE).await;
-    let err = upsert_err(
-        &t,
-        json!({ "Author": [{ "name": "Cy" }, { "name": "Dee" }, { "name": "Cy" }] }),
-    )
-    .await;
+    let err = upsert_err(&t, json!({ "Author": [{ "name": "Cy" }, { "name": "Dee" }, { "name": "Cy" }] })).await;
     assert_eq!(code(&err), "UNIQUE_VIOLATION", "{err}");
     assert!(message(&err).contains("Author.name"), "{err}");
     assert!(message(&err).contains("'Cy'"), "{err}");
@@ -733,11 +532,7 @@ async fn unique_violation_within_one_call() {
     assert_eq!(rows(&t, "Author").await, 0);
 
     let t = TestApp::new(THING).await;
-    let err = upsert_err(
-        &t,
-        json!({ "Thing": [{ "code": "x1", "n": 1 }, { "code": "x1", "n": 2 }] }),
-    )
-    .await;
+    let err = upsert_err(&t, json!({ "Thing": [{ "code": "x1", "n": 1 }, { "code": "x1", "n": 2 }] })).await;
     assert_eq!(code(&err), "UNIQUE_VIOLATION", "{err}");
     assert!(message(&err).contains("Thing.code"), "{err}");
     assert!(message(&err).contains("x1"), "{err}");
@@ -746,8 +541,7 @@ async fn unique_violation_within_one_call() {
     t.upsert(json!({ "Thing": [{ "n": 1 }, { "n": 2 }] })).await;
 
     // The error names the field whose index refused, not one whose name is a prefix of it.
-    t.upsert(json!({ "Thing": [{ "code": "a", "codeName": "x" }] }))
-        .await;
+    t.upsert(json!({ "Thing": [{ "code": "a", "codeName": "x" }] })).await;
     let err = upsert_err(&t, json!({ "Thing": [{ "code": "b", "codeName": "x" }] })).await;
     assert_eq!(code(&err), "UNIQUE_VIOLATION", "{err}");
     assert!(message(&err).contains("Thing.codeName"), "{err}");
@@ -768,25 +562,14 @@ fn names_field(msg: &str, qualified: &str) -> bool {
 async fn thing_err(t: &TestApp, value: Value, field: &str) {
     let err = upsert_err(t, json!({ "Thing": [value.clone()] })).await;
     assert!(names_field(message(&err), field), "{value}: {err}");
-    assert!(
-        ["VALIDATION", "GRAPHQL_VALIDATION"].contains(&code(&err)),
-        "{value}: {err}"
-    );
+    assert!(["VALIDATION", "GRAPHQL_VALIDATION"].contains(&code(&err)), "{value}: {err}");
     let mut literal = value.to_string();
     for key in ["n", "when", "kind", "flag", "ratio", "label", "big", "nums"] {
         literal = literal.replace(&format!("\"{key}\":"), &format!("{key}:"));
     }
-    let body = t
-        .gql(
-            &format!("mutation {{ upsert(values: {{ Thing: [{literal}] }}) {{ id }} }}"),
-            json!({}),
-        )
-        .await;
+    let body = t.gql(&format!("mutation {{ upsert(values: {{ Thing: [{literal}] }}) {{ id }} }}"), json!({})).await;
     let err = &body["errors"][0];
-    assert!(
-        names_field(message(err), field),
-        "literal {literal}: {body}"
-    );
+    assert!(names_field(message(err), field), "literal {literal}: {body}");
 }
 
 #[tokio::test]
@@ -804,12 +587,7 @@ async fn wrong_values_are_errors_naming_the_field() {
     thing_err(&t, json!({ "label": 5 }), "Thing.label").await;
     thing_err(&t, json!({ "big": "12x" }), "Thing.big").await;
     thing_err(&t, json!({ "big": 1.5 }), "Thing.big").await;
-    thing_err(
-        &t,
-        json!({ "big": 9_223_372_036_854_775_808_u64 }),
-        "Thing.big",
-    )
-    .await;
+    thing_err(&t, json!({ "big": 9_223_372_036_854_775_808_u64 }), "Thing.big").await;
     thing_err(&t, json!({ "nums": [1, "two"] }), "Thing.nums").await;
     assert_eq!(rows(&t, "Thing").await, 0);
 }
@@ -817,59 +595,31 @@ async fn wrong_values_are_errors_naming_the_field() {
 #[tokio::test]
 async fn unknown_enum_value_is_an_error_naming_the_field() {
     let t = TestApp::new(EXAMPLE).await;
-    let err = upsert_err(
-        &t,
-        json!({ "Book": [{ "title": "x", "rating": "MEDIOCRE" }] }),
-    )
-    .await;
+    let err = upsert_err(&t, json!({ "Book": [{ "title": "x", "rating": "MEDIOCRE" }] })).await;
     assert!(names_field(message(&err), "Book.rating"), "{err}");
     assert!(message(&err).contains("MEDIOCRE"), "{err}");
-    let body = t
-        .gql(
-            r#"mutation { upsert(values: { Book: [{ title: "x", rating: MEDIOCRE }] }) { id } }"#,
-            json!({}),
-        )
-        .await;
-    assert!(
-        names_field(message(&body["errors"][0]), "Book.rating"),
-        "{body}"
-    );
+    let body =
+        t.gql(r#"mutation { upsert(values: { Book: [{ title: "x", rating: MEDIOCRE }] }) { id } }"#, json!({})).await;
+    assert!(names_field(message(&body["errors"][0]), "Book.rating"), "{body}");
     assert!(message(&body["errors"][0]).contains("MEDIOCRE"), "{body}");
     let t2 = TestApp::new(THING).await;
     thing_err(&t2, json!({ "kind": "C" }), "Thing.kind").await;
     assert_eq!(rows(&t, "Book").await, 0);
 
-    let id = t
-        .upsert(json!({ "Book": [{ "title": "x", "rating": "GOOD" }] }))
-        .await
-        .remove(0);
-    assert_eq!(
-        get(&t, "Book", &id, "rating").await,
-        json!({ "rating": "GOOD" })
-    );
+    let id = t.upsert(json!({ "Book": [{ "title": "x", "rating": "GOOD" }] })).await.remove(0);
+    assert_eq!(get(&t, "Book", &id, "rating").await, json!({ "rating": "GOOD" }));
 }
 
 #[tokio::test]
 async fn long_accepts_64_bit_values() {
     let t = TestApp::new(THING).await;
     for big in [i64::MAX, i64::MIN, 9_007_199_254_740_993, 2_147_483_648] {
-        let id = t
-            .upsert(json!({ "Thing": [{ "big": big }] }))
-            .await
-            .remove(0);
+        let id = t.upsert(json!({ "Thing": [{ "big": big }] })).await.remove(0);
         assert_eq!(get(&t, "Thing", &id, "big").await, json!({ "big": big }));
     }
-    let body = t
-        .ok(
-            "mutation { upsert(values: { Thing: [{ big: 9223372036854775807 }] }) { id } }",
-            json!({}),
-        )
-        .await;
+    let body = t.ok("mutation { upsert(values: { Thing: [{ big: 9223372036854775807 }] }) { id } }", json!({})).await;
     let id = body["upsert"][0]["id"].as_str().unwrap();
-    assert_eq!(
-        get(&t, "Thing", id, "big").await,
-        json!({ "big": i64::MAX })
-    );
+    assert_eq!(get(&t, "Thing", id, "big").await, json!({ "big": i64::MAX }));
 }
 
 #[tokio::test]
@@ -884,24 +634,14 @@ async fn json_values_come_back_intact() {
         json!([]),
     ];
     for v in values {
-        let id = t
-            .upsert(json!({ "Thing": [{ "data": v }] }))
-            .await
-            .remove(0);
+        let id = t.upsert(json!({ "Thing": [{ "data": v }] })).await.remove(0);
         assert_eq!(get(&t, "Thing", &id, "data").await, json!({ "data": v }));
     }
     // An object literal in the document.
-    let body = t
-        .ok(
-            r#"mutation { upsert(values: { Thing: [{ data: { k: [1, 2], s: "v" } }] }) { id } }"#,
-            json!({}),
-        )
-        .await;
+    let body =
+        t.ok(r#"mutation { upsert(values: { Thing: [{ data: { k: [1, 2], s: "v" } }] }) { id } }"#, json!({})).await;
     let id = body["upsert"][0]["id"].as_str().unwrap();
-    assert_eq!(
-        get(&t, "Thing", id, "data").await,
-        json!({ "data": { "k": [1, 2], "s": "v" } })
-    );
+    assert_eq!(get(&t, "Thing", id, "data").await, json!({ "data": { "k": [1, 2], "s": "v" } }));
 }
 
 #[tokio::test]
@@ -914,15 +654,8 @@ async fn datetime_is_stored_utc_and_printed_with_milliseconds() {
         ("2020-07-09", "2020-07-09T00:00:00.000Z"),
     ];
     for (given, stored) in cases {
-        let id = t
-            .upsert(json!({ "Thing": [{ "when": given }] }))
-            .await
-            .remove(0);
-        assert_eq!(
-            get(&t, "Thing", &id, "when").await,
-            json!({ "when": stored }),
-            "{given}"
-        );
+        let id = t.upsert(json!({ "Thing": [{ "when": given }] })).await.remove(0);
+        assert_eq!(get(&t, "Thing", &id, "when").await, json!({ "when": stored }), "{given}");
     }
 }
 
@@ -937,55 +670,23 @@ async fn booleans_and_floats_round_trip() {
             { "ratio": 1.7976931348623157e308 }
         ] }))
         .await;
-    assert_eq!(
-        get(&t, "Thing", &ids[0], "flag ratio").await,
-        json!({ "flag": true, "ratio": 0.1 })
-    );
-    assert_eq!(
-        get(&t, "Thing", &ids[1], "flag ratio").await,
-        json!({ "flag": false, "ratio": -2.5e-7 })
-    );
-    assert_eq!(
-        get(&t, "Thing", &ids[2], "flag ratio").await,
-        json!({ "flag": null, "ratio": 3.0 })
-    );
-    assert_eq!(
-        get(&t, "Thing", &ids[3], "ratio").await,
-        json!({ "ratio": 1.7976931348623157e308 })
-    );
+    assert_eq!(get(&t, "Thing", &ids[0], "flag ratio").await, json!({ "flag": true, "ratio": 0.1 }));
+    assert_eq!(get(&t, "Thing", &ids[1], "flag ratio").await, json!({ "flag": false, "ratio": -2.5e-7 }));
+    assert_eq!(get(&t, "Thing", &ids[2], "flag ratio").await, json!({ "flag": null, "ratio": 3.0 }));
+    assert_eq!(get(&t, "Thing", &ids[3], "ratio").await, json!({ "ratio": 1.7976931348623157e308 }));
     // Every double comes back exactly, also in a scalar list.
-    let exact = [
-        1.2345678901234567,
-        0.30000000000000004,
-        123456789012345680.0,
-        5e-324,
-        -0.0,
-        1e300,
-    ];
-    let id = t
-        .upsert(json!({ "Thing": [{ "ratio": exact[0], "ratios": exact }] }))
-        .await
-        .remove(0);
+    let exact = [1.2345678901234567, 0.30000000000000004, 123456789012345680.0, 5e-324, -0.0, 1e300];
+    let id = t.upsert(json!({ "Thing": [{ "ratio": exact[0], "ratios": exact }] })).await.remove(0);
     let got = get(&t, "Thing", &id, "ratio ratios").await;
     assert_eq!(got["ratio"].as_f64(), Some(exact[0]), "{got}");
-    let ratios: Vec<f64> = got["ratios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let ratios: Vec<f64> = got["ratios"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert_eq!(ratios, exact, "{got}");
     // Booleans in the example schema.
     let e = TestApp::new(EXAMPLE).await;
-    let b = e.upsert(json!({ "Book": [{ "title": "t", "available": false }, { "title": "u", "available": true }] })).await;
-    assert_eq!(
-        get(&e, "Book", &b[0], "available").await,
-        json!({ "available": false })
-    );
-    assert_eq!(
-        get(&e, "Book", &b[1], "available").await,
-        json!({ "available": true })
-    );
+    let b =
+        e.upsert(json!({ "Book": [{ "title": "t", "available": false }, { "title": "u", "available": true }] })).await;
+    assert_eq!(get(&e, "Book", &b[0], "available").await, json!({ "available": false }));
+    assert_eq!(get(&e, "Book", &b[1], "available").await, json!({ "available": true }));
 }
 
 /// Any double survives the trip. The SQL side prints the digits that read back exactly (see
@@ -1007,17 +708,9 @@ async fn floats_of_every_magnitude_round_trip_exactly() {
             many.push(x);
         }
     }
-    let id = t
-        .upsert(json!({ "Thing": [{ "ratios": many }] }))
-        .await
-        .remove(0);
+    let id = t.upsert(json!({ "Thing": [{ "ratios": many }] })).await.remove(0);
     let got = get(&t, "Thing", &id, "ratios(first: 100)").await;
-    let back: Vec<f64> = got["ratios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let back: Vec<f64> = got["ratios"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert_eq!(back, many);
 }
 
@@ -1027,11 +720,7 @@ async fn floats_of_every_magnitude_round_trip_exactly() {
 #[tokio::test]
 async fn hypi_fields_are_set_by_the_system() {
     let t = TestApp::new(EXAMPLE).await;
-    let res = upsert_full(
-        &t,
-        json!({ "Author": [{ "name": "Ann" }], "Book": [{ "title": "B" }] }),
-    )
-    .await;
+    let res = upsert_full(&t, json!({ "Author": [{ "name": "Ann" }], "Book": [{ "title": "B" }] })).await;
     let (a, b) = (&res[0], &res[1]);
     assert_eq!(a["impl"], "Author");
     assert_eq!(b["impl"], "Book");
@@ -1039,21 +728,11 @@ async fn hypi_fields_are_set_by_the_system() {
         assert!(is_datetime(&r["created"]), "{r}");
         assert_eq!(r["created"], r["updated"], "{r}");
         assert_eq!(r["instanceId"], "default");
-        assert_eq!(
-            r["createdBy"],
-            Value::Null,
-            "dev mode acts as admin: no account"
-        );
+        assert_eq!(r["createdBy"], Value::Null, "dev mode acts as admin: no account");
         assert_eq!(r["trashed"], Value::Null);
     }
     let id = a["id"].as_str().unwrap();
-    let got = get(
-        &t,
-        "Author",
-        id,
-        "hypi { id impl created updated trashed createdBy instanceId }",
-    )
-    .await;
+    let got = get(&t, "Author", id, "hypi { id impl created updated trashed createdBy instanceId }").await;
     assert_eq!(
         got["hypi"],
         json!({ "id": id, "impl": "Author", "created": a["created"], "updated": a["updated"],
@@ -1064,38 +743,38 @@ async fn hypi_fields_are_set_by_the_system() {
 #[tokio::test]
 async fn update_moves_updated_and_keeps_created() {
     let t = TestApp::new(EXAMPLE).await;
-    let id = t
-        .upsert(json!({ "Author": [{ "name": "Ann" }] }))
-        .await
-        .remove(0);
+    let id = t.upsert(json!({ "Author": [{ "name": "Ann" }] })).await.remove(0);
     // Put the object in the past, so the update's time is surely later.
     let old = "2001-02-03T04:05:06.789Z";
     t.sql(
-        "UPDATE \"default__Author\" SET hypi_created = ?, hypi_updated = ? WHERE hypi_id = ?", vec![arcbase::sql::SqlValue::Text(old.into()), arcbase::sql::SqlValue::Text(old.into()), arcbase::sql::SqlValue::Text(id.clone())])
-    .await;
-    let res = upsert_full(
-        &t,
-        json!({ "Author": [{ "hypi": { "id": id }, "age": 3 }] }),
+        "UPDATE \"default__Author\" SET hypi_created = ?, hypi_updated = ? WHERE hypi_id = ?",
+        vec![
+            arcbase::sql::SqlValue::Text(old.into()),
+            arcbase::sql::SqlValue::Text(old.into()),
+            arcbase::sql::SqlValue::Text(id.clone()),
+        ],
     )
     .await;
+    let res = upsert_full(&t, json!({ "Author": [{ "hypi": { "id": id }, "age": 3 }] })).await;
     assert_eq!(res[0]["created"], old);
     assert!(is_datetime(&res[0]["updated"]));
     assert!(res[0]["updated"].as_str().unwrap() > old, "{}", res[0]);
     let got = get(&t, "Author", &id, "hypi { created updated }").await;
-    assert_eq!(
-        got["hypi"],
-        json!({ "created": old, "updated": res[0]["updated"] })
-    );
+    assert_eq!(got["hypi"], json!({ "created": old, "updated": res[0]["updated"] }));
 
     // A nested update moves the nested object's `updated` too.
-    let book = t
-        .upsert(json!({ "Book": [{ "title": "B" }] }))
-        .await
-        .remove(0);
+    let book = t.upsert(json!({ "Book": [{ "title": "B" }] })).await.remove(0);
     t.sql(
-        "UPDATE \"default__Book\" SET hypi_created = ?, hypi_updated = ? WHERE hypi_id = ?", vec![arcbase::sql::SqlValue::Text(old.into()), arcbase::sql::SqlValue::Text(old.into()), arcbase::sql::SqlValue::Text(book.clone())])
+        "UPDATE \"default__Book\" SET hypi_created = ?, hypi_updated = ? WHERE hypi_id = ?",
+        vec![
+            arcbase::sql::SqlValue::Text(old.into()),
+            arcbase::sql::SqlValue::Text(old.into()),
+            arcbase::sql::SqlValue::Text(book.clone()),
+        ],
+    )
     .await;
-    t.upsert(json!({ "Author": [{ "hypi": { "id": id }, "bestbook": { "hypi": { "id": book }, "price": 2.0 } }] })).await;
+    t.upsert(json!({ "Author": [{ "hypi": { "id": id }, "bestbook": { "hypi": { "id": book }, "price": 2.0 } }] }))
+        .await;
     let got = get(&t, "Book", &book, "hypi { created updated }").await;
     assert_eq!(got["hypi"]["created"], old);
     assert!(got["hypi"]["updated"].as_str().unwrap() > old, "{got}");
@@ -1107,20 +786,8 @@ async fn update_moves_updated_and_keeps_created() {
 #[tokio::test]
 async fn every_written_object_appends_a_change_row() {
     let t = TestApp::new(EXAMPLE).await;
-    let linked = t
-        .upsert(json!({ "Book": [{ "title": "linked" }] }))
-        .await
-        .remove(0);
-    assert_eq!(
-        changes(&t).await,
-        vec![(
-            "default".into(),
-            "Book".into(),
-            linked.clone(),
-            "insert".into(),
-            1
-        )]
-    );
+    let linked = t.upsert(json!({ "Book": [{ "title": "linked" }] })).await.remove(0);
+    assert_eq!(changes(&t).await, vec![("default".into(), "Book".into(), linked.clone(), "insert".into(), 1)]);
 
     let res = upsert_full(
         &t,
@@ -1128,8 +795,7 @@ async fn every_written_object_appends_a_change_row() {
     )
     .await;
     let author = res[0]["id"].as_str().unwrap().to_string();
-    let best = get(&t, "Author", &author, "bestbook { hypi { id } }").await["bestbook"]["hypi"]
-        ["id"]
+    let best = get(&t, "Author", &author, "bestbook { hypi { id } }").await["bestbook"]["hypi"]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -1138,74 +804,25 @@ async fn every_written_object_appends_a_change_row() {
     assert_eq!(
         feed[1..],
         [
-            (
-                "default".to_string(),
-                "Book".to_string(),
-                best.clone(),
-                "insert".to_string(),
-                1
-            ),
-            (
-                "default".to_string(),
-                "Author".to_string(),
-                author.clone(),
-                "insert".to_string(),
-                1
-            ),
+            ("default".to_string(), "Book".to_string(), best.clone(), "insert".to_string(), 1),
+            ("default".to_string(), "Author".to_string(), author.clone(), "insert".to_string(), 1),
         ]
     );
 
-    t.upsert(json!({ "Author": [{ "hypi": { "id": author }, "age": 5 }] }))
-        .await;
-    t.upsert(json!({ "Author": [{ "hypi": { "id": author }, "age": 6 }] }))
-        .await;
+    t.upsert(json!({ "Author": [{ "hypi": { "id": author }, "age": 5 }] })).await;
+    t.upsert(json!({ "Author": [{ "hypi": { "id": author }, "age": 6 }] })).await;
     let feed = changes(&t).await;
     assert_eq!(feed.len(), 5);
-    assert_eq!(
-        feed[3],
-        (
-            "default".into(),
-            "Author".into(),
-            author.clone(),
-            "update".into(),
-            2
-        )
-    );
-    assert_eq!(
-        feed[4],
-        (
-            "default".into(),
-            "Author".into(),
-            author.clone(),
-            "update".into(),
-            3
-        )
-    );
+    assert_eq!(feed[3], ("default".into(), "Author".into(), author.clone(), "update".into(), 2));
+    assert_eq!(feed[4], ("default".into(), "Author".into(), author.clone(), "update".into(), 3));
 
     // A nested object with id and fields is updated: its own update row, then the parent's.
-    t.upsert(json!({ "Author": [{ "hypi": { "id": author }, "bestbook": { "hypi": { "id": best }, "price": 3.0 } }] })).await;
+    t.upsert(json!({ "Author": [{ "hypi": { "id": author }, "bestbook": { "hypi": { "id": best }, "price": 3.0 } }] }))
+        .await;
     let feed = changes(&t).await;
     assert_eq!(feed.len(), 7);
-    assert_eq!(
-        feed[5],
-        (
-            "default".into(),
-            "Book".into(),
-            best.clone(),
-            "update".into(),
-            2
-        )
-    );
-    assert_eq!(
-        feed[6],
-        (
-            "default".into(),
-            "Author".into(),
-            author.clone(),
-            "update".into(),
-            4
-        )
-    );
+    assert_eq!(feed[5], ("default".into(), "Book".into(), best.clone(), "update".into(), 2));
+    assert_eq!(feed[6], ("default".into(), "Author".into(), author.clone(), "update".into(), 4));
 
     // A failed call adds nothing, although its first object was written before the failure.
     let err = upsert_err(&t, json!({ "Book": [{ "title": "ok" }, { "price": 1.0 }] })).await;
@@ -1219,20 +836,17 @@ async fn every_written_object_appends_a_change_row() {
 #[tokio::test]
 async fn get_returns_null_for_unknown_ids_and_other_types() {
     let t = TestApp::new(EXAMPLE).await;
-    let author = t
-        .upsert(json!({ "Author": [{ "name": "Ann" }] }))
-        .await
-        .remove(0);
+    let author = t.upsert(json!({ "Author": [{ "name": "Ann" }] })).await.remove(0);
     assert_eq!(get(&t, "Author", "no-such-id", "name").await, Value::Null);
     assert_eq!(get(&t, "Book", &author, "title").await, Value::Null);
     let data = t
-        .ok("query($id: String!) { get(type: Book, id: $id) { ... on Author { name } ... on Book { title } } }", json!({ "id": author }))
+        .ok(
+            "query($id: String!) { get(type: Book, id: $id) { ... on Author { name } ... on Book { title } } }",
+            json!({ "id": author }),
+        )
         .await;
     assert_eq!(data["get"], Value::Null);
-    assert_eq!(
-        get(&t, "Author", &author, "name").await,
-        json!({ "name": "Ann" })
-    );
+    assert_eq!(get(&t, "Author", &author, "name").await, json!({ "name": "Ann" }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1251,24 +865,12 @@ async fn self_references_read_three_levels_deep() {
         }] }))
         .await
         .remove(0);
-    let got = get(
-        &t,
-        "Person",
-        &p1,
-        "name friend { name friend { name friend { name friend { name } } } }",
-    )
-    .await;
+    let got = get(&t, "Person", &p1, "name friend { name friend { name friend { name friend { name } } } }").await;
     assert_eq!(
         got,
         json!({ "name": "p1", "friend": { "name": "p2", "friend": { "name": "p3", "friend": { "name": "p4", "friend": null } } } })
     );
-    let got = get(
-        &t,
-        "Person",
-        &p1,
-        "friends { name friends { name friends { name } } }",
-    )
-    .await;
+    let got = get(&t, "Person", &p1, "friends { name friends { name friends { name } } }").await;
     assert_eq!(
         got,
         json!({ "friends": [
@@ -1287,10 +889,7 @@ async fn self_references_read_three_levels_deep() {
         "name friend { name friend { name friend { name } } } friends { name friends { name } }",
     )
     .await;
-    assert_eq!(
-        got["friend"],
-        json!({ "name": "p1", "friend": { "name": "p1", "friend": { "name": "p1" } } })
-    );
+    assert_eq!(got["friend"], json!({ "name": "p1", "friend": { "name": "p1", "friend": { "name": "p1" } } }));
     assert_eq!(got["friends"].as_array().unwrap().len(), 3);
     assert_eq!(got["friends"][2]["name"], "p1");
     assert_eq!(got["friends"][2]["friends"][2]["name"], "p1");
@@ -1299,23 +898,10 @@ async fn self_references_read_three_levels_deep() {
 #[tokio::test]
 async fn reference_cycles_between_types() {
     let t = TestApp::new("type A { name: String  b: B }\ntype B { name: String  a: A }").await;
-    let a = t
-        .upsert(json!({ "A": [{ "name": "a", "b": { "name": "b" } }] }))
-        .await
-        .remove(0);
-    let b = get(&t, "A", &a, "b { hypi { id } }").await["b"]["hypi"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    t.upsert(json!({ "B": [{ "hypi": { "id": b }, "a": { "hypi": { "id": a } } }] }))
-        .await;
-    let got = get(
-        &t,
-        "A",
-        &a,
-        "name b { name a { name b { name a { hypi { id } } } } }",
-    )
-    .await;
+    let a = t.upsert(json!({ "A": [{ "name": "a", "b": { "name": "b" } }] })).await.remove(0);
+    let b = get(&t, "A", &a, "b { hypi { id } }").await["b"]["hypi"]["id"].as_str().unwrap().to_string();
+    t.upsert(json!({ "B": [{ "hypi": { "id": b }, "a": { "hypi": { "id": a } } }] })).await;
+    let got = get(&t, "A", &a, "name b { name a { name b { name a { hypi { id } } } } }").await;
     assert_eq!(
         got,
         json!({ "name": "a", "b": { "name": "b", "a": { "name": "a", "b": { "name": "b", "a": { "hypi": { "id": a } } } } } })

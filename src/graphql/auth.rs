@@ -35,13 +35,17 @@ pub fn access_token_type() -> Object {
 
 pub fn login_fields() -> [Field; 2] {
     let by_name = Field::new("login", TypeRef::named("AccessToken"), |ctx| {
-        FieldFuture::new(async move { login(&ctx, false).await.map(|j| Some(FieldValue::owned_any(j))).map_err(ApiError::into_gql) })
+        FieldFuture::new(async move {
+            login(&ctx, false).await.map(|j| Some(FieldValue::owned_any(j))).map_err(ApiError::into_gql)
+        })
     })
     .argument(InputValue::new("username", TypeRef::named_nn(TypeRef::STRING)))
     .argument(InputValue::new("password", TypeRef::named_nn(TypeRef::STRING)))
     .description("A session token for an account of this instance.");
     let by_email = Field::new("loginByEmail", TypeRef::named("AccessToken"), |ctx| {
-        FieldFuture::new(async move { login(&ctx, true).await.map(|j| Some(FieldValue::owned_any(j))).map_err(ApiError::into_gql) })
+        FieldFuture::new(async move {
+            login(&ctx, true).await.map(|j| Some(FieldValue::owned_any(j))).map_err(ApiError::into_gql)
+        })
     })
     .argument(InputValue::new("email", TypeRef::named_nn(TypeRef::STRING)))
     .argument(InputValue::new("password", TypeRef::named_nn(TypeRef::STRING)))
@@ -79,7 +83,10 @@ async fn login(ctx: &ResolverContext<'_>, by_email: bool) -> ApiResult<Json> {
     let rows = engine.store.fetch_rows(&sql).await?;
     // Exactly one account, or the login fails like a wrong password would.
     let found = if rows.len() == 1 {
-        rows[0].first().and_then(SqlValue::as_str).map(|id| (id.to_string(), rows[0].get(1).and_then(SqlValue::as_str).map(str::to_string)))
+        rows[0]
+            .first()
+            .and_then(SqlValue::as_str)
+            .map(|id| (id.to_string(), rows[0].get(1).and_then(SqlValue::as_str).map(str::to_string)))
     } else {
         None
     };
@@ -100,7 +107,10 @@ async fn create_account(ctx: &ResolverContext<'_>) -> ApiResult<Json> {
     let engine = engine(ctx)?;
     let req = request(ctx)?;
     if req.viewer != Viewer::Admin && !req.anonymous_registrations {
-        return Err(ApiError::new(ErrorCode::Unauthenticated, "this instance does not accept registrations; ask its admin"));
+        return Err(ApiError::new(
+            ErrorCode::Unauthenticated,
+            "this instance does not accept registrations; ask its admin",
+        ));
     }
     let Some(Value::Object(mut value)) = ctx.args.get("value").map(|v| v.as_value().clone()) else {
         return Err(ApiError::validation("value must be an AccountInput"));
@@ -110,14 +120,18 @@ async fn create_account(ctx: &ResolverContext<'_>) -> ApiResult<Json> {
         _ => return Err(ApiError::validation("Account.password is required")),
     };
     if password.chars().count() < auth::MIN_PASSWORD {
-        return Err(ApiError::validation(format!("Account.password must have at least {} characters", auth::MIN_PASSWORD)));
+        return Err(ApiError::validation(format!(
+            "Account.password must have at least {} characters",
+            auth::MIN_PASSWORD
+        )));
     }
     if password.len() > 1024 {
         return Err(ApiError::validation("Account.password is longer than 1024 bytes"));
     }
     // The account owns itself: its id is chosen here so `createdBy` can be set to it.
     let id = ulid::Ulid::new().to_string();
-    value.insert(Name::new("hypi"), Value::Object([(Name::new("id"), Value::String(id.clone()))].into_iter().collect()));
+    value
+        .insert(Name::new("hypi"), Value::Object([(Name::new("id"), Value::String(id.clone()))].into_iter().collect()));
     let values = Value::Object([(Name::new(ACCOUNT), Value::List(vec![Value::Object(value)]))].into_iter().collect());
     let mut objects = plan_upsert(&engine.model, &values, engine.limits.write_limits())?;
     let Some(obj) = objects.pop() else {

@@ -36,7 +36,14 @@ struct Cursor {
     id: String,
 }
 
-pub async fn find(engine: &Engine, req: &RequestCtx, type_idx: usize, sel: &ObjectSelection, filter: &FilterPlan, args: &FindArgs) -> ApiResult<Json> {
+pub async fn find(
+    engine: &Engine,
+    req: &RequestCtx,
+    type_idx: usize,
+    sel: &ObjectSelection,
+    filter: &FilterPlan,
+    args: &FindArgs,
+) -> ApiResult<Json> {
     let limits = &engine.limits;
     if args.first.is_some() && args.last.is_some() {
         return Err(ApiError::validation("'first' and 'last' cannot be used together"));
@@ -53,7 +60,8 @@ pub async fn find(engine: &Engine, req: &RequestCtx, type_idx: usize, sel: &Obje
     if page < 1 {
         return Err(ApiError::validation("'page' counts from 1"));
     }
-    let size = args.first.or(args.last).unwrap_or(i64::from(limits.page_default)).min(i64::from(limits.page_max)) as u64;
+    let size =
+        args.first.or(args.last).unwrap_or(i64::from(limits.page_default)).min(i64::from(limits.page_max)) as u64;
     let backward = args.last.is_some();
     let trashed = if args.include_trashed { Trashed::Include } else { Trashed::Hide };
     let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
@@ -113,7 +121,16 @@ pub async fn find(engine: &Engine, req: &RequestCtx, type_idx: usize, sel: &Obje
         }
     }
     let exists = |seeks: Vec<Seek<'_>>| {
-        let select = Select { type_idx, filter, instance: &req.instance, trashed, seeks, reverse: false, limit: Some(1), offset: 0 };
+        let select = Select {
+            type_idx,
+            filter,
+            instance: &req.instance,
+            trashed,
+            seeks,
+            reverse: false,
+            limit: Some(1),
+            offset: 0,
+        };
         let sql = r.select(&select, Output::Exists);
         let store = &engine.store;
         async move { Ok::<bool, ApiError>(!store.fetch_rows(&sql).await?.is_empty()) }
@@ -132,7 +149,10 @@ pub async fn find(engine: &Engine, req: &RequestCtx, type_idx: usize, sel: &Obje
         }
     };
     let (has_previous, has_next) = if past_end {
-        (args.after.as_deref() == Some(LAST) && exists(Vec::new()).await?, args.before.as_deref() == Some(FIRST) && exists(Vec::new()).await?)
+        (
+            args.after.as_deref() == Some(LAST) && exists(Vec::new()).await?,
+            args.before.as_deref() == Some(FIRST) && exists(Vec::new()).await?,
+        )
     } else if backward {
         // Rows before the page: more of the window, or anything at or before `after`.
         (more || beyond(&after_c, false).await?, beyond(&before_c, true).await?)
@@ -171,14 +191,18 @@ pub async fn find(engine: &Engine, req: &RequestCtx, type_idx: usize, sel: &Obje
     });
     if args.want_next_offsets {
         let list = match (has_next, ids.last()) {
-            (true, Some(last)) => offsets(engine, &r, req, type_idx, filter, trashed, last, size, false, &lookup).await?,
+            (true, Some(last)) => {
+                offsets(engine, &r, req, type_idx, filter, trashed, last, size, false, &lookup).await?
+            }
             _ => Vec::new(),
         };
         page_info["nextOffsets"] = json!(list);
     }
     if args.want_previous_offsets {
         let list = match (has_previous, ids.first()) {
-            (true, Some(first)) => offsets(engine, &r, req, type_idx, filter, trashed, first, size, true, &lookup).await?,
+            (true, Some(first)) => {
+                offsets(engine, &r, req, type_idx, filter, trashed, first, size, true, &lookup).await?
+            }
             _ => Vec::new(),
         };
         page_info["previousOffsets"] = json!(list);

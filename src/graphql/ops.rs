@@ -14,14 +14,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::{Model, Storage};
 use crate::plan::filter::{plan_query, Visibility};
 use crate::plan::write::{now, plan_upsert, scalar_from_text};
-use crate::store::bulk;
 use crate::sql::read::ReadRenderer;
+use crate::store::bulk;
 use crate::store::write::{self as w, LinkArgs, WriteCtx};
 
 pub(super) fn engine<'a>(ctx: &ResolverContext<'a>) -> ApiResult<&'a Arc<Engine>> {
-    ctx.ctx
-        .data::<Arc<Engine>>()
-        .map_err(|_| ApiError::internal("schema has no engine (built for printing only)"))
+    ctx.ctx.data::<Arc<Engine>>().map_err(|_| ApiError::internal("schema has no engine (built for printing only)"))
 }
 
 pub(super) fn request<'a>(ctx: &ResolverContext<'a>) -> ApiResult<&'a RequestCtx> {
@@ -30,10 +28,7 @@ pub(super) fn request<'a>(ctx: &ResolverContext<'a>) -> ApiResult<&'a RequestCtx
 
 /// An argument of type `HypiMutationType` (an enum of the model's type names).
 fn type_arg(ctx: &ResolverContext<'_>, model: &Model, name: &str) -> ApiResult<usize> {
-    let v = ctx
-        .args
-        .get(name)
-        .ok_or_else(|| ApiError::validation(format!("argument '{name}' is required")))?;
+    let v = ctx.args.get(name).ok_or_else(|| ApiError::validation(format!("argument '{name}' is required")))?;
     let type_name = match v.as_value() {
         Value::Enum(n) => n.as_str().to_string(),
         Value::String(s) => s.clone(),
@@ -59,7 +54,9 @@ fn bool_arg(ctx: &ResolverContext<'_>, name: &str) -> bool {
 fn int_arg(ctx: &ResolverContext<'_>, name: &str) -> ApiResult<Option<i64>> {
     match ctx.args.get(name).map(|v| v.as_value().clone()) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| ApiError::validation(format!("argument '{name}' must be an Int"))),
+        Some(Value::Number(n)) => {
+            n.as_i64().map(Some).ok_or_else(|| ApiError::validation(format!("argument '{name}' must be an Int")))
+        }
         Some(_) => Err(ApiError::validation(format!("argument '{name}' must be an Int"))),
     }
 }
@@ -110,19 +107,23 @@ pub fn query(model: &Model) -> Object {
             .description("Counts, sums, averages, minima and maxima, optionally grouped."),
         )
         .field(
-        Field::new("get", TypeRef::named(ROOT_UNION), |ctx| FieldFuture::new(async move { get(&ctx).await.map_err(ApiError::into_gql) }))
+            Field::new("get", TypeRef::named(ROOT_UNION), |ctx| {
+                FieldFuture::new(async move { get(&ctx).await.map_err(ApiError::into_gql) })
+            })
             .argument(InputValue::new("type", TypeRef::named_nn("HypiMutationType")))
             .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::STRING)))
             .argument(InputValue::new("includeTrashed", TypeRef::named(TypeRef::BOOLEAN)).default_value(false))
             .description("One object by id, or null when it does not exist, is trashed, or is not visible."),
-    )
+        )
 }
 
 pub fn mutation(model: &Model) -> Object {
     let _ = model;
     let link_field = |name: &'static str, add: bool, doc: &'static str| {
         Field::new(name, TypeRef::named_nn(TypeRef::BOOLEAN), move |ctx| {
-            FieldFuture::new(async move { link(&ctx, add).await.map(|b| Some(FieldValue::value(b))).map_err(ApiError::into_gql) })
+            FieldFuture::new(async move {
+                link(&ctx, add).await.map(|b| Some(FieldValue::value(b))).map_err(ApiError::into_gql)
+            })
         })
         .argument(InputValue::new("from", TypeRef::named_nn("HypiMutationType")))
         .argument(InputValue::new("to", TypeRef::named_nn("HypiMutationType")))
@@ -144,7 +145,9 @@ pub fn mutation(model: &Model) -> Object {
         .field(bulk_field("delete", "Delete matching objects permanently; returns how many.", true))
         .field(
             Field::new("deleteScalars", TypeRef::named_nn(TypeRef::INT), |ctx| {
-                FieldFuture::new(async move { delete_scalars(&ctx).await.map(|n| Some(FieldValue::value(n as i64))).map_err(ApiError::into_gql) })
+                FieldFuture::new(async move {
+                    delete_scalars(&ctx).await.map(|n| Some(FieldValue::value(n as i64))).map_err(ApiError::into_gql)
+                })
             })
             .argument(InputValue::new("type", TypeRef::named_nn("HypiMutationType")))
             .argument(InputValue::new("field", TypeRef::named_nn(TypeRef::STRING)))
@@ -191,7 +194,9 @@ pub fn aggregate_field(name: &str, type_idx: usize, type_name: &str, grouped: bo
 
 fn bulk_field(name: &'static str, doc: &'static str, clear: bool) -> Field {
     let mut f = Field::new(name, TypeRef::named_nn(TypeRef::INT), move |ctx| {
-        FieldFuture::new(async move { bulk(&ctx, name).await.map(|n| Some(FieldValue::value(n as i64))).map_err(ApiError::into_gql) })
+        FieldFuture::new(async move {
+            bulk(&ctx, name).await.map(|n| Some(FieldValue::value(n as i64))).map_err(ApiError::into_gql)
+        })
     })
     .argument(InputValue::new("type", TypeRef::named_nn("HypiMutationType")))
     .argument(InputValue::new("arcql", TypeRef::named_nn(TypeRef::STRING)))
@@ -257,7 +262,10 @@ async fn delete_scalars(ctx: &ResolverContext<'_>) -> ApiResult<u64> {
     let ty = &model.types[type_idx];
     let field_name = string_arg(ctx, "field")?;
     let Some((fi, field)) = ty.field(&field_name) else {
-        return Err(ApiError::new(crate::error::ErrorCode::UnknownField, format!("unknown field '{}.{field_name}'", ty.name)));
+        return Err(ApiError::new(
+            crate::error::ErrorCode::UnknownField,
+            format!("unknown field '{}.{field_name}'", ty.name),
+        ));
     };
     if field.storage() != Storage::ValueTable {
         return Err(ApiError::validation(format!("{}.{field_name} is not a scalar list", ty.name)));
@@ -306,17 +314,12 @@ async fn get<'a>(ctx: &ResolverContext<'a>) -> ApiResult<Option<FieldValue<'a>>>
 async fn upsert<'a>(ctx: &ResolverContext<'a>) -> ApiResult<FieldValue<'a>> {
     let engine = engine(ctx)?;
     let req = request(ctx)?;
-    let values = ctx
-        .args
-        .get("values")
-        .ok_or_else(|| ApiError::validation("argument 'values' is required"))?;
+    let values = ctx.args.get("values").ok_or_else(|| ApiError::validation("argument 'values' is required"))?;
     let objects = plan_upsert(&engine.model, values.as_value(), engine.limits.write_limits())?;
     let wctx = write_ctx(engine, req);
     let records = w::upsert(&engine.store, &wctx, &objects).await?;
-    let docs: Vec<FieldValue> = records
-        .into_iter()
-        .map(|r| FieldValue::owned_any(serde_json::to_value(r).unwrap_or(Json::Null)))
-        .collect();
+    let docs: Vec<FieldValue> =
+        records.into_iter().map(|r| FieldValue::owned_any(serde_json::to_value(r).unwrap_or(Json::Null))).collect();
     Ok(FieldValue::list(docs))
 }
 

@@ -62,7 +62,11 @@ impl Planner<'_> {
                         Storage::Column => sel.add_column(fi),
                         Storage::RefColumn(target) => {
                             if sel.keyed_mut(key).is_none() {
-                                sel.items.push(Item::Ref { field: fi, key: key.to_string(), sub: ObjectSelection::new(target) });
+                                sel.items.push(Item::Ref {
+                                    field: fi,
+                                    key: key.to_string(),
+                                    sub: ObjectSelection::new(target),
+                                });
                             }
                             if let Some(Item::Ref { sub, .. }) = sel.keyed_mut(key) {
                                 self.walk(sub, &f.selection_set.node, fragment_depth)?;
@@ -97,7 +101,9 @@ impl Planner<'_> {
                     }
                 }
                 Selection::FragmentSpread(spread) => {
-                    let Some(frag) = self.ctx.query_env.fragments.get(&spread.node.fragment_name.node) else { continue };
+                    let Some(frag) = self.ctx.query_env.fragments.get(&spread.node.fragment_name.node) else {
+                        continue;
+                    };
                     if self.applies(sel.type_idx, Some(&frag.node.type_condition.node.on.node)) {
                         self.walk(sel, &frag.node.selection_set.node, fragment_depth + 1)?;
                     }
@@ -132,20 +138,25 @@ impl Planner<'_> {
 
     /// The paging arguments of a list field.
     /// `elements` is the element type of a list reference; `None` for a scalar list.
-    fn list_page(&self, f: &async_graphql::parser::types::Field, elements: Option<usize>, qualified: &str) -> ApiResult<ListPage> {
+    fn list_page(
+        &self,
+        f: &async_graphql::parser::types::Field,
+        elements: Option<usize>,
+        qualified: &str,
+    ) -> ApiResult<ListPage> {
         let cursors = elements.is_some();
         let arg = |name: &str| -> ApiResult<Option<Value>> {
             match f.get_argument(name) {
                 None => Ok(None),
                 Some(v) => {
-                    let v = v
-                        .node
-                        .clone()
-                        .into_const_with(|var| {
-                            self.ctx.query_env.variables.get(&var).cloned().ok_or(ApiError::validation(format!(
-                                "variable ${var} is not defined"
-                            )))
-                        })?;
+                    let v = v.node.clone().into_const_with(|var| {
+                        self.ctx
+                            .query_env
+                            .variables
+                            .get(&var)
+                            .cloned()
+                            .ok_or(ApiError::validation(format!("variable ${var} is not defined")))
+                    })?;
                     Ok(if v == Value::Null { None } else { Some(v) })
                 }
             }
@@ -202,7 +213,13 @@ impl Planner<'_> {
 /// The selection sets found under the field path `path` (through fragments of any type
 /// condition: the connection types are not unions).
 pub fn sets_at<'a>(ctx: &'a Context<'a>, set: &'a SelectionSet, path: &[&str], out: &mut Vec<&'a SelectionSet>) {
-    fn walk<'a>(ctx: &'a Context<'a>, set: &'a SelectionSet, path: &[&str], out: &mut Vec<&'a SelectionSet>, depth: usize) {
+    fn walk<'a>(
+        ctx: &'a Context<'a>,
+        set: &'a SelectionSet,
+        path: &[&str],
+        out: &mut Vec<&'a SelectionSet>,
+        depth: usize,
+    ) {
         if depth > 64 {
             return;
         }
@@ -212,7 +229,9 @@ pub fn sets_at<'a>(ctx: &'a Context<'a>, set: &'a SelectionSet, path: &[&str], o
         };
         for item in &set.items {
             match &item.node {
-                Selection::Field(f) if f.node.name.node.as_str() == *head => walk(ctx, &f.node.selection_set.node, rest, out, depth + 1),
+                Selection::Field(f) if f.node.name.node.as_str() == *head => {
+                    walk(ctx, &f.node.selection_set.node, rest, out, depth + 1)
+                }
                 Selection::Field(_) => {}
                 Selection::InlineFragment(frag) => walk(ctx, &frag.node.selection_set.node, path, out, depth + 1),
                 Selection::FragmentSpread(spread) => {

@@ -76,7 +76,8 @@ fn aliased_scalar_field(name: &str, ty: TypeRef) -> Field {
 fn object_field(name: &str, ty: TypeRef, keyed_by_alias: bool) -> Field {
     let name_owned = name.to_string();
     Field::new(name, ty, move |ctx| {
-        let key = if keyed_by_alias { ref_key(ctx.ctx.item.node.response_key().node.as_str()) } else { name_owned.clone() };
+        let key =
+            if keyed_by_alias { ref_key(ctx.ctx.item.node.response_key().node.as_str()) } else { name_owned.clone() };
         let v = ctx.parent_value.downcast_ref::<Json>().and_then(|p| p.get(&key));
         FieldFuture::Value(match v {
             None | Some(Json::Null) => None,
@@ -90,7 +91,8 @@ fn object_field(name: &str, ty: TypeRef, keyed_by_alias: bool) -> Field {
 fn list_field(name: &str, ty: TypeRef, elements: Option<Conv>, keyed_by_alias: bool) -> Field {
     let name_owned = name.to_string();
     Field::new(name, ty, move |ctx| {
-        let key = if keyed_by_alias { ref_key(ctx.ctx.item.node.response_key().node.as_str()) } else { name_owned.clone() };
+        let key =
+            if keyed_by_alias { ref_key(ctx.ctx.item.node.response_key().node.as_str()) } else { name_owned.clone() };
         let v = ctx.parent_value.downcast_ref::<Json>().and_then(|p| p.get(&key));
         FieldFuture::Value(match v {
             Some(Json::Array(items)) => Some(match elements {
@@ -252,7 +254,8 @@ pub fn all_types(model: &Model) -> Vec<Type> {
     let mut agg_root = Object::new("HypiAggregationType");
     for (type_idx, ty) in model.types.iter().enumerate() {
         mutation_type = mutation_type.item(EnumItem::new(&ty.name));
-        upsert_union = upsert_union.field(InputValue::new(&ty.name, TypeRef::named_nn_list(format!("{}InputOpt", ty.name))));
+        upsert_union =
+            upsert_union.field(InputValue::new(&ty.name, TypeRef::named_nn_list(format!("{}InputOpt", ty.name))));
         root_union = root_union.possible_type(&ty.name);
         let lower = Model::lower_first(&ty.name);
         agg_root = agg_root
@@ -264,7 +267,9 @@ pub fn all_types(model: &Model) -> Vec<Type> {
         out.push(input_type(model, ty, true).into());
         out.push(aggs_type(ty).into());
         let flat = || HYPI_FLAT_FIELDS.iter().map(|s| s.to_string());
-        out.push(fields_enum(format!("{}Fields", ty.name), ty.fields.iter().map(|f| f.name.clone()).chain(flat())).into());
+        out.push(
+            fields_enum(format!("{}Fields", ty.name), ty.fields.iter().map(|f| f.name.clone()).chain(flat())).into(),
+        );
         let scalar_names = ty.fields.iter().filter(|f| !f.is_reference()).map(|f| f.name.clone());
         out.push(fields_enum(format!("{}ScalarFields", ty.name), scalar_names.chain(flat())).into());
         let numeric: Vec<String> = ty

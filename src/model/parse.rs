@@ -6,7 +6,8 @@ use graphql_parser::schema::{self as ast, Definition, TypeDefinition};
 use graphql_parser::Pos;
 
 use super::{
-    Access, Base, EnumType, Field, Level, Model, ObjectType, Scalar, GENERATED_SUFFIXES, MAX_NAME_LEN, RESERVED_TYPE_NAMES,
+    Access, Base, EnumType, Field, Level, Model, ObjectType, Scalar, GENERATED_SUFFIXES, MAX_NAME_LEN,
+    RESERVED_TYPE_NAMES,
 };
 
 /// One problem found in an SDL document, at a 1-based line and column (the column counts

@@ -68,11 +68,22 @@ pub enum Test {
     /// Every word must occur (lower-case ASCII letters/digits and other non-separators).
     Words(Vec<String>),
     /// Case-sensitive prefix; `as_text` compares an integer column as decimal text.
-    Prefix { prefix: String, as_text: bool },
+    Prefix {
+        prefix: String,
+        as_text: bool,
+    },
     /// Case-sensitive whole-value pattern: `*` any run, `?` one character.
-    Wildcard { pattern: String, as_text: bool },
+    Wildcard {
+        pattern: String,
+        as_text: bool,
+    },
     In(Vec<SqlValue>),
-    Range { lo: SqlValue, lo_inclusive: bool, hi: SqlValue, hi_inclusive: bool },
+    Range {
+        lo: SqlValue,
+        lo_inclusive: bool,
+        hi: SqlValue,
+        hi_inclusive: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +100,13 @@ pub enum Cond {
     Not(Box<Cond>),
     Leaf(Leaf),
     /// Great-circle distance from (lat, lon) within `radius_km`; coordinates in radians.
-    Geo { lat: f64, lon: f64, radius_km: f64, lat_col: Col, lon_col: Col },
+    Geo {
+        lat: f64,
+        lon: f64,
+        radius_km: f64,
+        lat_col: Col,
+        lon_col: Col,
+    },
 }
 
 /// A sort key: a column reached through one-to-one references only.
@@ -201,7 +218,10 @@ impl Checker<'_> {
             // `hypi.id` and the flattened `hypi_id` name the same system column.
             let sys = if seg == "hypi" {
                 if last {
-                    return Err(ApiError::validation(format!("'{}' needs a field: hypi.id, hypi.created, ...", path.dotted())));
+                    return Err(ApiError::validation(format!(
+                        "'{}' needs a field: hypi.id, hypi.created, ...",
+                        path.dotted()
+                    )));
                 }
                 i += 1;
                 Some(segs[i].as_str())
@@ -215,7 +235,12 @@ impl Checker<'_> {
                 if i + 1 != segs.len() {
                     return Err(ApiError::validation(format!("'{}': hypi.{s} has no fields", path.dotted())));
                 }
-                return Ok(Resolved { hops, end: End::Column(Col::System(col), scalar), name: format!("{tname}.hypi.{s}"), enum_idx: None });
+                return Ok(Resolved {
+                    hops,
+                    end: End::Column(Col::System(col), scalar),
+                    name: format!("{tname}.hypi.{s}"),
+                    enum_idx: None,
+                });
             }
             let Some((fi, field)) = self.model.types[ty].field(seg) else {
                 return Err(self.unknown(ty, seg));
@@ -224,18 +249,30 @@ impl Checker<'_> {
             let enum_idx = if let Base::Enum(e) = field.base { Some(e) } else { None };
             match field.storage() {
                 Storage::Column | Storage::ValueTable if !last => {
-                    return Err(ApiError::validation(format!("'{}': {name} is not a reference, it has no fields", path.dotted())))
+                    return Err(ApiError::validation(format!(
+                        "'{}': {name} is not a reference, it has no fields",
+                        path.dotted()
+                    )))
                 }
                 Storage::Column => {
                     let scalar = field.value_scalar().unwrap_or(Scalar::String);
-                    return Ok(Resolved { hops, end: End::Column(Col::Field { type_idx: ty, field: fi }, scalar), name, enum_idx });
+                    return Ok(Resolved {
+                        hops,
+                        end: End::Column(Col::Field { type_idx: ty, field: fi }, scalar),
+                        name,
+                        enum_idx,
+                    });
                 }
                 Storage::ValueTable => {
                     let scalar = field.value_scalar().unwrap_or(Scalar::String);
                     return Ok(Resolved { hops, end: End::Values(ty, fi, scalar), name, enum_idx });
                 }
-                Storage::RefColumn(to) if last => return Ok(Resolved { hops, end: End::Ref(ty, fi, to), name, enum_idx }),
-                Storage::LinkTable(to) if last => return Ok(Resolved { hops, end: End::List(ty, fi, to), name, enum_idx }),
+                Storage::RefColumn(to) if last => {
+                    return Ok(Resolved { hops, end: End::Ref(ty, fi, to), name, enum_idx })
+                }
+                Storage::LinkTable(to) if last => {
+                    return Ok(Resolved { hops, end: End::List(ty, fi, to), name, enum_idx })
+                }
                 Storage::RefColumn(to) => {
                     hops.push(Hop::Ref { from: ty, field: fi, to });
                     ty = to;
@@ -268,7 +305,10 @@ impl Checker<'_> {
                 let scalar = self.comparable(&r, "IN")?;
                 let vals = values.iter().map(|v| self.value(&r, scalar, v)).collect::<ApiResult<Vec<_>>>()?;
                 if vals.contains(&SqlValue::Null) {
-                    return Err(ApiError::validation(format!("{}: null cannot be in an IN set; use NOT EXIST", r.name)));
+                    return Err(ApiError::validation(format!(
+                        "{}: null cannot be in an IN set; use NOT EXIST",
+                        r.name
+                    )));
                 }
                 self.leaf(r, Test::In(vals))?
             }
@@ -288,17 +328,28 @@ impl Checker<'_> {
                 let col = |name: &str| -> ApiResult<Col> {
                     let ty = &self.model.types[self.root];
                     match ty.field(name) {
-                        Some((fi, f)) if !f.list && matches!(f.base, Base::Scalar(Scalar::Float | Scalar::Int | Scalar::Long)) => {
+                        Some((fi, f))
+                            if !f.list
+                                && matches!(f.base, Base::Scalar(Scalar::Float | Scalar::Int | Scalar::Long)) =>
+                        {
                             Ok(Col::Field { type_idx: self.root, field: fi })
                         }
-                        Some(_) => Err(ApiError::validation(format!("geo: '{}.{name}' is not a number field", ty.name))),
+                        Some(_) => {
+                            Err(ApiError::validation(format!("geo: '{}.{name}' is not a number field", ty.name)))
+                        }
                         None => Err(self.unknown(self.root, name)),
                     }
                 };
                 if *radius_km < 0.0 {
                     return Err(ApiError::validation("geo: the radius cannot be negative"));
                 }
-                Cond::Geo { lat: *lat, lon: *lon, radius_km: *radius_km, lat_col: col(lat_field)?, lon_col: col(lon_field)? }
+                Cond::Geo {
+                    lat: *lat,
+                    lon: *lon,
+                    radius_km: *radius_km,
+                    lat_col: col(lat_field)?,
+                    lon_col: col(lon_field)?,
+                }
             }
         })
     }
@@ -308,7 +359,9 @@ impl Checker<'_> {
             End::Column(column, scalar) => Target::Column { column, scalar },
             End::Values(t, f, scalar) => Target::Values { type_idx: t, field: f, scalar },
             End::List(from, field, to) => Target::List { from, field, to },
-            End::Ref(..) => return Err(ApiError::validation(format!("{} is a reference; compare one of its fields", r.name))),
+            End::Ref(..) => {
+                return Err(ApiError::validation(format!("{} is a reference; compare one of its fields", r.name)))
+            }
         };
         Ok(Cond::Leaf(Leaf { hops: r.hops, target, test }))
     }
@@ -319,13 +372,23 @@ impl Checker<'_> {
             End::Ref(from, field, to) => {
                 let mut hops = r.hops;
                 hops.push(Hop::Ref { from, field, to });
-                Cond::Leaf(Leaf { hops, target: Target::Column { column: Col::System("hypi_id"), scalar: Scalar::Id }, test: Test::NotNull })
+                Cond::Leaf(Leaf {
+                    hops,
+                    target: Target::Column { column: Col::System("hypi_id"), scalar: Scalar::Id },
+                    test: Test::NotNull,
+                })
             }
-            End::Column(column, scalar) => Cond::Leaf(Leaf { hops: r.hops, target: Target::Column { column, scalar }, test: Test::NotNull }),
-            End::Values(t, f, scalar) => {
-                Cond::Leaf(Leaf { hops: r.hops, target: Target::Values { type_idx: t, field: f, scalar }, test: Test::NotNull })
+            End::Column(column, scalar) => {
+                Cond::Leaf(Leaf { hops: r.hops, target: Target::Column { column, scalar }, test: Test::NotNull })
             }
-            End::List(from, field, to) => Cond::Leaf(Leaf { hops: r.hops, target: Target::List { from, field, to }, test: Test::NotNull }),
+            End::Values(t, f, scalar) => Cond::Leaf(Leaf {
+                hops: r.hops,
+                target: Target::Values { type_idx: t, field: f, scalar },
+                test: Test::NotNull,
+            }),
+            End::List(from, field, to) => {
+                Cond::Leaf(Leaf { hops: r.hops, target: Target::List { from, field, to }, test: Test::NotNull })
+            }
         }
     }
 
@@ -334,7 +397,10 @@ impl Checker<'_> {
         match r.end {
             End::Column(_, s) | End::Values(_, _, s) => {
                 if s == Scalar::Json {
-                    return Err(ApiError::validation(format!("'{op}' is not defined for Json field '{}'; use EXIST", r.name)));
+                    return Err(ApiError::validation(format!(
+                        "'{op}' is not defined for Json field '{}'; use EXIST",
+                        r.name
+                    )));
                 }
                 Ok(s)
             }
@@ -405,13 +471,18 @@ impl Checker<'_> {
                     return Err(self.op_error(op_text, scalar, &r));
                 }
                 if r.enum_idx.is_some() && !matches!(cmp, CmpOp::Eq | CmpOp::Ne) {
-                    return Err(ApiError::validation(format!("'{op_text}' is not defined for enum field '{}'", r.name)));
+                    return Err(ApiError::validation(format!(
+                        "'{op_text}' is not defined for enum field '{}'",
+                        r.name
+                    )));
                 }
                 let value = self.value(&r, scalar, v)?;
                 match (cmp, value) {
                     (CmpOp::Eq, SqlValue::Null) => Test::IsNull,
                     (CmpOp::Ne, SqlValue::Null) => Test::NotNull,
-                    (_, SqlValue::Null) => return Err(ApiError::validation(format!("{}: null can only be compared with = or !=", r.name))),
+                    (_, SqlValue::Null) => {
+                        return Err(ApiError::validation(format!("{}: null can only be compared with = or !=", r.name)))
+                    }
                     (cmp, value) => Test::Cmp(cmp, value),
                 }
             }
@@ -461,9 +532,11 @@ impl Checker<'_> {
             (Scalar::Id, _) => Err(bad("an ID")),
             (Scalar::Int | Scalar::Long, Literal::Int(i)) => Ok(SqlValue::Int(*i)),
             (Scalar::Int | Scalar::Long, Literal::Float(f)) => Ok(SqlValue::Real(*f)),
-            (Scalar::Int | Scalar::Long, Literal::Str(s)) => s.trim().parse::<i64>().map(SqlValue::Int).map_err(|_| {
-                bad(if scalar == Scalar::Int { "an Int" } else { "a Long" })
-            }),
+            (Scalar::Int | Scalar::Long, Literal::Str(s)) => s
+                .trim()
+                .parse::<i64>()
+                .map(SqlValue::Int)
+                .map_err(|_| bad(if scalar == Scalar::Int { "an Int" } else { "a Long" })),
             (Scalar::Int, _) => Err(bad("an Int")),
             (Scalar::Long, _) => Err(bad("a Long")),
             (Scalar::Float, Literal::Int(i)) => Ok(SqlValue::Real(*i as f64)),
@@ -475,7 +548,9 @@ impl Checker<'_> {
             (Scalar::Float, _) => Err(bad("a Float")),
             (Scalar::Boolean, Literal::Bool(b)) => Ok(SqlValue::Bool(*b)),
             (Scalar::Boolean, _) => Err(bad("a Boolean")),
-            (Scalar::DateTime, Literal::Str(s)) => normalize_datetime(s).map(SqlValue::Text).ok_or_else(|| bad("a DateTime")),
+            (Scalar::DateTime, Literal::Str(s)) => {
+                normalize_datetime(s).map(SqlValue::Text).ok_or_else(|| bad("a DateTime"))
+            }
             (Scalar::DateTime, _) => Err(bad("a DateTime")),
             (Scalar::Json, _) => Err(bad("comparable (Json)")),
         }

@@ -87,7 +87,13 @@ pub fn plan_upsert(model: &Model, values: &Value, limits: WriteLimits) -> ApiRes
     Ok(out)
 }
 
-fn plan_object(model: &Model, type_idx: usize, value: &Value, location: String, limits: WriteLimits) -> ApiResult<WriteObject> {
+fn plan_object(
+    model: &Model,
+    type_idx: usize,
+    value: &Value,
+    location: String,
+    limits: WriteLimits,
+) -> ApiResult<WriteObject> {
     let ty = &model.types[type_idx];
     let Value::Object(fields) = value else {
         return Err(ApiError::validation(format!("{location}: expected an object of type {}", ty.name)));
@@ -114,10 +120,7 @@ fn plan_object(model: &Model, type_idx: usize, value: &Value, location: String, 
         };
         let qualified = format!("{}.{}", ty.name, field.name);
         if matches!(v, Value::Null) && field.required {
-            return Err(ApiError::validation(format!(
-                "{}: {qualified} is required and cannot be null",
-                obj.location
-            )));
+            return Err(ApiError::validation(format!("{}: {qualified} is required and cannot be null", obj.location)));
         }
         match field.storage() {
             Storage::Column => {
@@ -218,7 +221,13 @@ pub fn validate_id(id: &str, _limits: WriteLimits) -> ApiResult<()> {
 }
 
 /// One value of a scalar or enum field, checked and converted to its stored form.
-pub fn scalar_value(model: &Model, field: &Field, qualified: &str, v: &Value, limits: WriteLimits) -> ApiResult<SqlValue> {
+pub fn scalar_value(
+    model: &Model,
+    field: &Field,
+    qualified: &str,
+    v: &Value,
+    limits: WriteLimits,
+) -> ApiResult<SqlValue> {
     let bad = |what: &str| ApiError::validation(format!("{qualified}: {} is not {what}", short(v)));
     let text = |s: &str| -> ApiResult<SqlValue> {
         if s.len() > limits.max_string {
@@ -257,7 +266,9 @@ pub fn scalar_value(model: &Model, field: &Field, qualified: &str, v: &Value, li
                 Some(i) if i32::try_from(i).is_ok() => Ok(SqlValue::Int(i)),
                 _ => Err(bad("an Int (32-bit integer)")),
             },
-            (Scalar::Long, Value::Number(n)) => n.as_i64().map(SqlValue::Int).ok_or_else(|| bad("a Long (64-bit integer)")),
+            (Scalar::Long, Value::Number(n)) => {
+                n.as_i64().map(SqlValue::Int).ok_or_else(|| bad("a Long (64-bit integer)"))
+            }
             (Scalar::Long, Value::String(x)) => {
                 x.trim().parse::<i64>().map(SqlValue::Int).map_err(|_| bad("a Long (64-bit integer)"))
             }
@@ -286,7 +297,13 @@ pub fn scalar_value(model: &Model, field: &Field, qualified: &str, v: &Value, li
 }
 
 /// A value given as text (as `deleteScalars` takes them) in the stored form of `field`.
-pub fn scalar_from_text(model: &Model, field: &Field, qualified: &str, s: &str, limits: WriteLimits) -> ApiResult<SqlValue> {
+pub fn scalar_from_text(
+    model: &Model,
+    field: &Field,
+    qualified: &str,
+    s: &str,
+    limits: WriteLimits,
+) -> ApiResult<SqlValue> {
     let v = match field.base {
         Base::Scalar(Scalar::Int | Scalar::Long) => match s.trim().parse::<i64>() {
             Ok(i) => Value::Number(i.into()),
@@ -302,7 +319,9 @@ pub fn scalar_from_text(model: &Model, field: &Field, qualified: &str, s: &str, 
             _ => return Err(ApiError::validation(format!("{qualified}: '{s}' is not a Boolean"))),
         },
         Base::Scalar(Scalar::Json) => match serde_json::from_str::<serde_json::Value>(s) {
-            Ok(j) => Value::from_json(j).map_err(|_| ApiError::validation(format!("{qualified}: '{s}' is not JSON")))?,
+            Ok(j) => {
+                Value::from_json(j).map_err(|_| ApiError::validation(format!("{qualified}: '{s}' is not JSON")))?
+            }
             Err(_) => return Err(ApiError::validation(format!("{qualified}: '{s}' is not JSON"))),
         },
         _ => Value::String(s.to_string()),
@@ -334,9 +353,13 @@ pub fn normalize_datetime(s: &str) -> Option<String> {
     }
     let dt = if let Ok(dt) = OffsetDateTime::parse(s, &Rfc3339) {
         dt
-    } else if let Ok(dt) = PrimitiveDateTime::parse(s, format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]")) {
+    } else if let Ok(dt) =
+        PrimitiveDateTime::parse(s, format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]"))
+    {
         dt.assume_utc()
-    } else if let Ok(dt) = PrimitiveDateTime::parse(s, format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]")) {
+    } else if let Ok(dt) =
+        PrimitiveDateTime::parse(s, format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"))
+    {
         dt.assume_utc()
     } else if let Ok(dt) = PrimitiveDateTime::parse(s, format_description!("[year]-[month]-[day]T[hour]:[minute]")) {
         dt.assume_utc()
@@ -354,10 +377,7 @@ pub fn format_datetime(dt: OffsetDateTime) -> Option<String> {
     if !(0..=9999).contains(&dt.year()) {
         return None;
     }
-    dt.format(format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    ))
-    .ok()
+    dt.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z")).ok()
 }
 
 /// Now, in the stored form.

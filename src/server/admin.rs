@@ -40,8 +40,12 @@ fn refused(e: TenancyError) -> Response {
         return error_response(StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal(e));
     }
     let (status, code) = match &e {
-        TenancyError::ReleaseExists { .. } | TenancyError::InstanceExists(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
-        TenancyError::UnknownRelease { .. } | TenancyError::UnknownInstance(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+        TenancyError::ReleaseExists { .. } | TenancyError::InstanceExists(_) => {
+            (StatusCode::CONFLICT, ErrorCode::Conflict)
+        }
+        TenancyError::UnknownRelease { .. } | TenancyError::UnknownInstance(_) => {
+            (StatusCode::NOT_FOUND, ErrorCode::NotFound)
+        }
         _ => (StatusCode::BAD_REQUEST, ErrorCode::Validation),
     };
     let mut body = json!({ "errors": [{ "message": e.to_string(), "extensions": { "code": code.as_str() } }] });
@@ -51,9 +55,10 @@ fn refused(e: TenancyError) -> Response {
     ok(status, body)
 }
 
-fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| error_response(StatusCode::BAD_REQUEST, ApiError::validation(format!("invalid JSON body: {e}"))))
+fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Box<Response>> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Box::new(error_response(StatusCode::BAD_REQUEST, ApiError::validation(format!("invalid JSON body: {e}"))))
+    })
 }
 
 /// The registry changed here: serve it now rather than at the next poll.
@@ -91,7 +96,7 @@ async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, bytes: Bytes) 
     }
     let b: PublishBody = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match tenancy::publish(&app.store, &b.app, &b.name, &b.sdl).await {
         Ok(p) => {
@@ -131,7 +136,7 @@ async fn create_instance(State(app): State<Arc<App>>, headers: HeaderMap, bytes:
     }
     let b: CreateBody = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let settings = InstanceSettings {
         anonymous_requests: b.enable_anonymous_requests,
@@ -158,7 +163,7 @@ async fn upgrade(State(app): State<Arc<App>>, headers: HeaderMap, bytes: Bytes) 
     }
     let b: UpgradeBody = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match tenancy::upgrade_instance(&app.store, &b.domain, &b.release).await {
         Ok(row) => {
@@ -168,4 +173,3 @@ async fn upgrade(State(app): State<Arc<App>>, headers: HeaderMap, bytes: Bytes) 
         Err(e) => refused(e),
     }
 }
-

@@ -139,38 +139,39 @@ async fn resolve(app: &App, headers: &HeaderMap) -> Result<Resolved, axum::respo
     };
     let instance = tenant.row.id.clone();
     let token = credential(headers);
-    let (viewer, account) = if let Some(key) = app.admin_key.as_deref().filter(|k| constant_time_eq(token.as_bytes(), k.as_bytes())) {
-        let _ = key;
-        (Viewer::Admin, None)
-    } else if !token.is_empty() {
-        let claims = match crate::auth::verify(&app.jwt_secret, token, &instance) {
-            Ok(c) => c,
-            Err(why) => {
-                tracing::info!(%domain, "token refused: {why}");
+    let (viewer, account) =
+        if let Some(key) = app.admin_key.as_deref().filter(|k| constant_time_eq(token.as_bytes(), k.as_bytes())) {
+            let _ = key;
+            (Viewer::Admin, None)
+        } else if !token.is_empty() {
+            let claims = match crate::auth::verify(&app.jwt_secret, token, &instance) {
+                Ok(c) => c,
+                Err(why) => {
+                    tracing::info!(%domain, "token refused: {why}");
+                    return Err(unauthorized("invalid credentials"));
+                }
+            };
+            let engine = &tenant.served.engine;
+            let Some(account_type) = engine.model.account_type() else {
                 return Err(unauthorized("invalid credentials"));
+            };
+            let r = crate::sql::account::AccountRenderer {
+                model: &engine.model,
+                app: &engine.app,
+                dialect: engine.store.dialect(),
+                account_type,
+            };
+            match engine.store.fetch_rows(&r.exists(&instance, &claims.sub)).await {
+                Ok(rows) if !rows.is_empty() => {}
+                Ok(_) => return Err(unauthorized("invalid credentials")),
+                Err(e) => return Err(error_response(StatusCode::SERVICE_UNAVAILABLE, ApiError::internal(e))),
             }
+            (Viewer::Account(claims.sub.clone()), Some(claims.sub))
+        } else if app.admin_key.is_none() {
+            (Viewer::Admin, None)
+        } else {
+            (Viewer::Anonymous, None)
         };
-        let engine = &tenant.served.engine;
-        let Some(account_type) = engine.model.account_type() else {
-            return Err(unauthorized("invalid credentials"));
-        };
-        let r = crate::sql::account::AccountRenderer {
-            model: &engine.model,
-            app: &engine.app,
-            dialect: engine.store.dialect(),
-            account_type,
-        };
-        match engine.store.fetch_rows(&r.exists(&instance, &claims.sub)).await {
-            Ok(rows) if !rows.is_empty() => {}
-            Ok(_) => return Err(unauthorized("invalid credentials")),
-            Err(e) => return Err(error_response(StatusCode::SERVICE_UNAVAILABLE, ApiError::internal(e))),
-        }
-        (Viewer::Account(claims.sub.clone()), Some(claims.sub))
-    } else if app.admin_key.is_none() {
-        (Viewer::Admin, None)
-    } else {
-        (Viewer::Anonymous, None)
-    };
     Ok(Resolved {
         served: tenant.served.clone(),
         ctx: RequestCtx {
@@ -393,7 +394,9 @@ async fn run(app: &App, resolved: &Resolved, mut req: Request, over_get: bool) -
     }
     let op_name = req.operation_name.clone();
     let checked = match req.parsed_query() {
-        Ok(doc) => limits::check(doc, op_name.as_deref(), &app.limits).map(|t| (t, only_open_fields(doc, op_name.as_deref()))),
+        Ok(doc) => {
+            limits::check(doc, op_name.as_deref(), &app.limits).map(|t| (t, only_open_fields(doc, op_name.as_deref())))
+        }
         Err(e) => Err(ApiError::new(ErrorCode::GraphqlValidation, e.message)),
     };
     let open = match checked {
@@ -405,7 +408,13 @@ async fn run(app: &App, resolved: &Resolved, mut req: Request, over_get: bool) -
         Ok((_, open)) => open,
     };
     if resolved.ctx.viewer == Viewer::Anonymous && !resolved.anonymous_requests && !open {
-        return (Response::from_errors(vec![server_error(ApiError::new(ErrorCode::Unauthenticated, "authentication required"))]), true);
+        return (
+            Response::from_errors(vec![server_error(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "authentication required",
+            ))]),
+            true,
+        );
     }
     // A panic in a resolver must not drop the connection: it becomes an INTERNAL error
     // (detail and request id in the log), like any other internal failure.

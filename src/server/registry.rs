@@ -47,7 +47,8 @@ pub struct Registry {
 
 impl Registry {
     pub async fn load(store: Store, limits: Limits) -> Result<Registry, TenancyError> {
-        let r = Registry { current: RwLock::new(Arc::new(Snapshot { version: -1, ..Snapshot::default() })), store, limits };
+        let r =
+            Registry { current: RwLock::new(Arc::new(Snapshot { version: -1, ..Snapshot::default() })), store, limits };
         r.refresh().await?;
         Ok(r)
     }

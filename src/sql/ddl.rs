@@ -127,11 +127,7 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
             }
         }
         cols.push(format!("PRIMARY KEY ({COL_INSTANCE}, {COL_ID})"));
-        tables.push(format!(
-            "CREATE TABLE IF NOT EXISTS {} ({}){without_rowid}",
-            quote(&table),
-            cols.join(", ")
-        ));
+        tables.push(format!("CREATE TABLE IF NOT EXISTS {} ({}){without_rowid}", quote(&table), cols.join(", ")));
         for set in &ty.indices {
             let names: Vec<&str> = set.iter().map(|&i| ty.fields[i].name.as_str()).collect();
             let cols: Vec<String> = names.iter().map(|n| quote(n)).collect();

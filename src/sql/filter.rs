@@ -97,7 +97,9 @@ impl<'a> FilterRenderer<'a> {
 
     fn col_expr(&self, alias: &str, col: Col) -> String {
         match col {
-            Col::Field { type_idx, field } => format!("{alias}.{}", quote(column(&self.model.types[type_idx].fields[field]))),
+            Col::Field { type_idx, field } => {
+                format!("{alias}.{}", quote(column(&self.model.types[type_idx].fields[field])))
+            }
             Col::System(name) => format!("{alias}.{name}"),
         }
     }
@@ -228,7 +230,8 @@ impl<'a> FilterRenderer<'a> {
                         sql.push(" AND ");
                     }
                     if sqlite {
-                        sql.push(&format!("(' ' || lower({e}) || ' ') GLOB ")).bind(format!("*{SEP_GLOB}{w}{SEP_GLOB}*"));
+                        sql.push(&format!("(' ' || lower({e}) || ' ') GLOB "))
+                            .bind(format!("*{SEP_GLOB}{w}{SEP_GLOB}*"));
                     } else {
                         sql.push(&format!("(' ' || translate({e}, ")).bind(ASCII_UPPER).push(", ").bind(ASCII_LOWER);
                         sql.push(") || ' ') ~ ").bind(format!("{SEP_REGEX}{}{SEP_REGEX}", regex_escape(w)));
@@ -298,7 +301,15 @@ impl<'a> FilterRenderer<'a> {
 
     /// Keyset seek: rows strictly after (or, with `backward`, strictly before) the cursor row
     /// whose sort-key values are `values` and id `id`, in the order of `keys` + id ASC.
-    pub fn seek(&mut self, sql: &mut Sql, scope: &mut Scope, keys: &[SortPlan], values: &[SqlValue], id: &str, backward: bool) {
+    pub fn seek(
+        &mut self,
+        sql: &mut Sql,
+        scope: &mut Scope,
+        keys: &[SortPlan],
+        values: &[SqlValue],
+        id: &str,
+        backward: bool,
+    ) {
         let exprs = self.sort_exprs(scope, keys);
         let id_col = format!("{}.{COL_ID}", scope.alias);
         // (k1 beyond c1) OR (k1 = c1 AND ((k2 beyond c2) OR (k2 = c2 AND id beyond cid)))
@@ -436,7 +447,5 @@ fn wildcard_like(p: &str) -> String {
 }
 
 fn regex_escape(w: &str) -> String {
-    w.chars()
-        .map(|c| if is_separator(c) { format!("\\{c}") } else { c.to_string() })
-        .collect()
+    w.chars().map(|c| if is_separator(c) { format!("\\{c}") } else { c.to_string() }).collect()
 }

@@ -104,7 +104,11 @@ impl FindRenderer<'_> {
             f.seek(&mut wh, &mut scope, &s.filter.sort, seek.values, seek.id, seek.backward);
             wh.push(if seek.negate { ", FALSE)" } else { ")" });
         }
-        let order = if matches!(output, Output::Exists) { String::new() } else { f.order_by(&mut scope, &s.filter.sort, s.reverse) };
+        let order = if matches!(output, Output::Exists) {
+            String::new()
+        } else {
+            f.order_by(&mut scope, &s.filter.sort, s.reverse)
+        };
 
         let mut sql = head;
         sql.push(" FROM ").ident(&object_table(self.app, ty)).push(" t0").append(scope.joins());
@@ -132,7 +136,12 @@ impl FindRenderer<'_> {
         for (e, _) in &exprs {
             sql.push(e).push(", ");
         }
-        sql.push("t0.").push(COL_ID).push(" FROM ").ident(&object_table(self.app, ty)).push(" t0").append(scope.joins());
+        sql.push("t0.")
+            .push(COL_ID)
+            .push(" FROM ")
+            .ident(&object_table(self.app, ty))
+            .push(" t0")
+            .append(scope.joins());
         sql.push(" WHERE t0.").push(COL_INSTANCE).push(" = ").bind(instance);
         sql.push(" AND t0.").push(COL_ID).push(" = ").bind(id);
         if !include_trashed {
@@ -143,7 +152,14 @@ impl FindRenderer<'_> {
     }
 
     /// `UPDATE T SET hypi_trashed = ... WHERE id IN (<ids>) RETURNING id, version`.
-    pub fn set_trashed(&self, type_idx: usize, instance: &str, ids: &[String], trashed: Option<&str>, now: &str) -> Sql {
+    pub fn set_trashed(
+        &self,
+        type_idx: usize,
+        instance: &str,
+        ids: &[String],
+        trashed: Option<&str>,
+        now: &str,
+    ) -> Sql {
         let ty = &self.model.types[type_idx];
         let mut sql = Sql::new(self.dialect);
         sql.push("UPDATE ").ident(&object_table(self.app, ty)).push(" SET ").push(COL_TRASHED).push(" = ");
@@ -207,7 +223,10 @@ impl FindRenderer<'_> {
     pub fn delete(&self, type_idx: usize, instance: &str, ids: &[String]) -> Sql {
         let ty = &self.model.types[type_idx];
         let mut sql = Sql::new(self.dialect);
-        sql.push("DELETE FROM ").ident(&object_table(self.app, ty)).push(&format!(" WHERE {COL_INSTANCE} = ")).bind(instance);
+        sql.push("DELETE FROM ")
+            .ident(&object_table(self.app, ty))
+            .push(&format!(" WHERE {COL_INSTANCE} = "))
+            .bind(instance);
         sql.push(&format!(" AND {COL_ID} IN ("));
         bind_list(&mut sql, ids);
         sql.push(&format!(") RETURNING {COL_ID}, {COL_VERSION}"));
@@ -215,7 +234,14 @@ impl FindRenderer<'_> {
     }
 
     /// Remove `values` from scalar list `field` of `ids`, returning the owners changed.
-    pub fn delete_values(&self, type_idx: usize, field: usize, instance: &str, ids: &[String], values: &[SqlValue]) -> Sql {
+    pub fn delete_values(
+        &self,
+        type_idx: usize,
+        field: usize,
+        instance: &str,
+        ids: &[String],
+        values: &[SqlValue],
+    ) -> Sql {
         let ty = &self.model.types[type_idx];
         let mut sql = Sql::new(self.dialect);
         sql.push("DELETE FROM ").ident(&list_table(self.app, ty, &ty.fields[field]));
@@ -235,7 +261,9 @@ impl FindRenderer<'_> {
     /// Change-feed rows for several objects in one statement.
     pub fn changes(&self, instance: &str, type_idx: usize, rows: &[(String, i64)], op: &str, now: &str) -> Sql {
         let mut sql = Sql::new(self.dialect);
-        sql.push("INSERT INTO arcbase_changes (instance_id, type_name, object_id, operation, version, changed_at) VALUES ");
+        sql.push(
+            "INSERT INTO arcbase_changes (instance_id, type_name, object_id, operation, version, changed_at) VALUES ",
+        );
         for (i, (id, version)) in rows.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");

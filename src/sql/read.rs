@@ -4,8 +4,8 @@
 //! an object with its lists and their references is a single statement however many rows it
 //! touches: no query per row.
 
-use super::names::*;
 use super::filter::{FilterRenderer, Scope};
+use super::names::*;
 use super::{quote, Dialect, Sql, Viewer};
 use crate::model::{Base, Model, Scalar, Storage};
 use crate::plan::read::{HypiField, Item, ListPage, ObjectSelection};
@@ -47,11 +47,8 @@ impl ReadRenderer<'_> {
     /// (`json_patch` would drop every null member, also inside Json values, and takes only
     /// two documents). PostgreSQL: `jsonb_build_object(...) || ...`.
     pub fn document(&self, sql: &mut Sql, sel: &ObjectSelection, alias: &str, n: &mut usize) {
-        let chunks: Vec<&[Item]> = if sel.items.is_empty() {
-            vec![&[]]
-        } else {
-            sel.items.chunks(KEYS_PER_OBJECT).collect()
-        };
+        let chunks: Vec<&[Item]> =
+            if sel.items.is_empty() { vec![&[]] } else { sel.items.chunks(KEYS_PER_OBJECT).collect() };
         match self.dialect {
             Dialect::Sqlite => {
                 for _ in 1..chunks.len() {
@@ -164,7 +161,9 @@ impl ReadRenderer<'_> {
                     sql.push("(SELECT j, p FROM (SELECT j, p, m");
                     for (name, cursor) in [("ca", &page.after), ("cb", &page.before)] {
                         if let Some(id) = cursor {
-                            sql.push(", MAX(CASE WHEN id = ").bind(id.as_str()).push(&format!(" THEN p END) OVER () AS {name}"));
+                            sql.push(", MAX(CASE WHEN id = ")
+                                .bind(id.as_str())
+                                .push(&format!(" THEN p END) OVER () AS {name}"));
                         }
                     }
                     sql.push(" FROM (SELECT ");
@@ -172,7 +171,9 @@ impl ReadRenderer<'_> {
                     sql.push(&format!(" AS j, {pexpr} AS p, {t}.{COL_ID} AS id")).append(matches);
                     sql.push(" FROM ").ident(&link).push(" ").push(&l);
                     sql.push(" JOIN ").ident(&object_table(self.app, &self.model.types[target]));
-                    sql.push(&format!(" {t} ON {t}.{COL_INSTANCE} = {l}.{COL_INSTANCE} AND {t}.{COL_ID} = {l}.{LINK_DST}"));
+                    sql.push(&format!(
+                        " {t} ON {t}.{COL_INSTANCE} = {l}.{COL_INSTANCE} AND {t}.{COL_ID} = {l}.{LINK_DST}"
+                    ));
                     sql.append(scope.joins());
                     sql.push(&format!(
                         " WHERE {l}.{COL_INSTANCE} = {alias}.{COL_INSTANCE} AND {l}.{LINK_SRC} = {alias}.{COL_ID} \
@@ -277,7 +278,9 @@ impl ReadRenderer<'_> {
                 sql.push("json((SELECT json_group_array(json(q.j)) FROM (SELECT j, p FROM ")
             }
             Dialect::Sqlite => sql.push("json((SELECT json_group_array(q.j) FROM (SELECT j, p FROM "),
-            Dialect::Postgres => sql.push("((SELECT coalesce(jsonb_agg(q.j ORDER BY q.p), '[]'::jsonb) FROM (SELECT j, p FROM "),
+            Dialect::Postgres => {
+                sql.push("((SELECT coalesce(jsonb_agg(q.j ORDER BY q.p), '[]'::jsonb) FROM (SELECT j, p FROM ")
+            }
         };
     }
 
@@ -290,7 +293,6 @@ impl ReadRenderer<'_> {
         }
         sql.push(") s ORDER BY p) q))");
     }
-
 }
 
 /// True when `base` is stored as 0/1 in SQLite and must be read back as a Boolean.

@@ -131,7 +131,15 @@ impl WriteRenderer<'_> {
 
     /// Change the one-to-one reference `field` of `src`: set it (`link`), or clear it only
     /// when it currently points at the given object (`unlink`).
-    pub fn set_ref(&self, type_idx: usize, field: usize, instance: &str, src: &str, change: RefChange<'_>, now: &str) -> Sql {
+    pub fn set_ref(
+        &self,
+        type_idx: usize,
+        field: usize,
+        instance: &str,
+        src: &str,
+        change: RefChange<'_>,
+        now: &str,
+    ) -> Sql {
         let ty = &self.model.types[type_idx];
         debug_assert!(matches!(ty.fields[field].storage(), Storage::RefColumn(_)));
         let col = column(&ty.fields[field]);
@@ -174,7 +182,9 @@ impl WriteRenderer<'_> {
     /// The change-feed row of one write, in the same transaction as the write.
     pub fn change(&self, instance: &str, type_idx: usize, id: &str, op: &str, version: i64, now: &str) -> Sql {
         let mut sql = Sql::new(self.dialect);
-        sql.push("INSERT INTO arcbase_changes (instance_id, type_name, object_id, operation, version, changed_at) VALUES (");
+        sql.push(
+            "INSERT INTO arcbase_changes (instance_id, type_name, object_id, operation, version, changed_at) VALUES (",
+        );
         sql.bind(instance).push(", ").bind(self.model.types[type_idx].name.as_str()).push(", ").bind(id);
         sql.push(", ").bind(op).push(", ").bind(version).push(", ").bind(now).push(")");
         sql

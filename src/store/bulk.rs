@@ -14,8 +14,25 @@ fn renderer<'a>(store: &Store, ctx: &'a WriteCtx<'_>) -> FindRenderer<'a> {
     FindRenderer { model: ctx.model, app: ctx.app, dialect: store.dialect() }
 }
 
-async fn matching_ids(tx: &mut Tx, r: &FindRenderer<'_>, ctx: &WriteCtx<'_>, type_idx: usize, filter: &FilterPlan, trashed: Trashed, limit: usize) -> ApiResult<Vec<String>> {
-    let select = Select { type_idx, filter, instance: ctx.instance, trashed, seeks: Vec::new(), reverse: false, limit: Some(limit as u64), offset: 0 };
+async fn matching_ids(
+    tx: &mut Tx,
+    r: &FindRenderer<'_>,
+    ctx: &WriteCtx<'_>,
+    type_idx: usize,
+    filter: &FilterPlan,
+    trashed: Trashed,
+    limit: usize,
+) -> ApiResult<Vec<String>> {
+    let select = Select {
+        type_idx,
+        filter,
+        instance: ctx.instance,
+        trashed,
+        seeks: Vec::new(),
+        reverse: false,
+        limit: Some(limit as u64),
+        offset: 0,
+    };
     let rows = tx_fetch(tx, &r.select(&select, Output::Ids)).await?;
     Ok(rows.into_iter().filter_map(|row| row.into_iter().next().and_then(|v| v.as_str().map(str::to_string))).collect())
 }
@@ -30,7 +47,14 @@ fn id_versions(rows: Vec<Vec<SqlValue>>) -> Vec<(String, i64)> {
         .collect()
 }
 
-async fn record(tx: &mut Tx, r: &FindRenderer<'_>, ctx: &WriteCtx<'_>, type_idx: usize, rows: &[(String, i64)], op: &str) -> ApiResult<()> {
+async fn record(
+    tx: &mut Tx,
+    r: &FindRenderer<'_>,
+    ctx: &WriteCtx<'_>,
+    type_idx: usize,
+    rows: &[(String, i64)],
+    op: &str,
+) -> ApiResult<()> {
     if !rows.is_empty() {
         tx_execute(tx, &r.changes(ctx.instance, type_idx, rows, op, &ctx.now)).await?;
     }
@@ -38,7 +62,14 @@ async fn record(tx: &mut Tx, r: &FindRenderer<'_>, ctx: &WriteCtx<'_>, type_idx:
 }
 
 /// `trash` (untrash = false) or `untrash`: returns how many objects changed.
-pub async fn trash(store: &Store, ctx: &WriteCtx<'_>, type_idx: usize, filter: &FilterPlan, untrash: bool, limit: usize) -> ApiResult<u64> {
+pub async fn trash(
+    store: &Store,
+    ctx: &WriteCtx<'_>,
+    type_idx: usize,
+    filter: &FilterPlan,
+    untrash: bool,
+    limit: usize,
+) -> ApiResult<u64> {
     let r = renderer(store, ctx);
     let mut tx = store.begin_write().await?;
     let which = if untrash { Trashed::Only } else { Trashed::Hide };
@@ -54,7 +85,14 @@ pub async fn trash(store: &Store, ctx: &WriteCtx<'_>, type_idx: usize, filter: &
 }
 
 /// `delete`: removes matching objects (trashed ones included) and returns how many.
-pub async fn delete(store: &Store, ctx: &WriteCtx<'_>, type_idx: usize, filter: &FilterPlan, clear_array_references: bool, limit: usize) -> ApiResult<u64> {
+pub async fn delete(
+    store: &Store,
+    ctx: &WriteCtx<'_>,
+    type_idx: usize,
+    filter: &FilterPlan,
+    clear_array_references: bool,
+    limit: usize,
+) -> ApiResult<u64> {
     let r = renderer(store, ctx);
     let model = ctx.model;
     let mut tx = store.begin_write().await?;
@@ -73,7 +111,8 @@ pub async fn delete(store: &Store, ctx: &WriteCtx<'_>, type_idx: usize, filter: 
                         .collect();
                     // A source deleted in this same call takes its outgoing links with it
                     // (contract: only a list of *another* object blocks the delete).
-                    let survivors: Vec<String> = sources.into_iter().filter(|s| from != type_idx || !ids.contains(s)).collect();
+                    let survivors: Vec<String> =
+                        sources.into_iter().filter(|s| from != type_idx || !ids.contains(s)).collect();
                     if survivors.is_empty() {
                         continue;
                     }
@@ -87,12 +126,15 @@ pub async fn delete(store: &Store, ctx: &WriteCtx<'_>, type_idx: usize, filter: 
                         ));
                     }
                     tx_execute(&mut tx, &r.unlink_targets(from, fi, ctx.instance, &ids)).await?;
-                    let rows = id_versions(tx_fetch(&mut tx, &r.touch(from, ctx.instance, &survivors, &ctx.now)).await?);
+                    let rows =
+                        id_versions(tx_fetch(&mut tx, &r.touch(from, ctx.instance, &survivors, &ctx.now)).await?);
                     record(&mut tx, &r, ctx, from, &rows, "unlink").await?;
                 }
                 Storage::RefColumn(t) if t == type_idx => {
-                    let rows = id_versions(tx_fetch(&mut tx, &r.clear_refs(from, fi, ctx.instance, &ids, &ctx.now)).await?);
-                    let rows: Vec<_> = rows.into_iter().filter(|(id, _)| from != type_idx || !ids.contains(id)).collect();
+                    let rows =
+                        id_versions(tx_fetch(&mut tx, &r.clear_refs(from, fi, ctx.instance, &ids, &ctx.now)).await?);
+                    let rows: Vec<_> =
+                        rows.into_iter().filter(|(id, _)| from != type_idx || !ids.contains(id)).collect();
                     record(&mut tx, &r, ctx, from, &rows, "update").await?;
                 }
                 _ => {}
@@ -119,7 +161,11 @@ pub async fn delete_scalars(
     let r = renderer(store, ctx);
     let scalar = ctx.model.types[type_idx].fields[field].value_scalar().unwrap_or(crate::model::Scalar::String);
     // Only objects that hold one of the values count towards the limit.
-    let holds = Cond::Leaf(Leaf { hops: Vec::new(), target: Target::Values { type_idx, field, scalar }, test: Test::In(values.clone()) });
+    let holds = Cond::Leaf(Leaf {
+        hops: Vec::new(),
+        target: Target::Values { type_idx, field, scalar },
+        test: Test::In(values.clone()),
+    });
     let cond = match filter.cond {
         Some(c) => Cond::And(vec![c, holds]),
         None => holds,

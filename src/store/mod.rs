@@ -473,7 +473,8 @@ fn decode_pg(row: &PgRow) -> Result<Vec<SqlValue>, StoreError> {
                 // Binary jsonb is a version byte followed by the JSON text.
                 let binary = raw.format() == sqlx::postgres::PgValueFormat::Binary;
                 let bytes = raw.as_bytes().map_err(|e| StoreError::Check(format!("undecodable JSON column: {e}")))?;
-                let text = if binary && raw.type_info().name() == "JSONB" { &bytes[1.min(bytes.len())..] } else { bytes };
+                let text =
+                    if binary && raw.type_info().name() == "JSONB" { &bytes[1.min(bytes.len())..] } else { bytes };
                 SqlValue::Text(String::from_utf8_lossy(text).into_owned())
             }
             "INT8[]" | "TEXT[]" => return Err(StoreError::Check("array columns are not expected".into())),

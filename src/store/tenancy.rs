@@ -42,7 +42,13 @@ fn flag(v: &SqlValue) -> bool {
 }
 
 fn release_row(r: &[SqlValue]) -> ReleaseRow {
-    ReleaseRow { app: text(&r[0]), name: text(&r[1]), sdl: text(&r[2]), created_at: text(&r[3]), seq: r[4].as_i64().unwrap_or(0) }
+    ReleaseRow {
+        app: text(&r[0]),
+        name: text(&r[1]),
+        sdl: text(&r[2]),
+        created_at: text(&r[3]),
+        seq: r[4].as_i64().unwrap_or(0),
+    }
 }
 
 impl Store {
@@ -113,7 +119,10 @@ impl Store {
         );
         sql.bind(row.id.as_str()).push(", ").bind(row.domain.as_str()).push(", ").bind(row.app.as_str());
         sql.push(", ").bind(crate::plan::write::now()).push(", ").value(row.release.clone().into());
-        sql.push(", ").bind(SqlValue::Bool(row.anonymous_requests)).push(", ").bind(SqlValue::Bool(row.anonymous_registrations));
+        sql.push(", ")
+            .bind(SqlValue::Bool(row.anonymous_requests))
+            .push(", ")
+            .bind(SqlValue::Bool(row.anonymous_registrations));
         sql.push(", 1) ON CONFLICT DO NOTHING");
         let mut tx = self.begin_write().await?;
         let n = tx_execute(&mut tx, &sql).await?;
@@ -147,10 +156,8 @@ impl Store {
     /// A number that changes whenever a release is published or an instance changes: nodes
     /// poll it to pick up the change.
     pub async fn registry_version(&self) -> Result<i64, StoreError> {
-        let sql = self.q(
-            "SELECT CAST((SELECT COALESCE(SUM(version), 0) + COUNT(*) * 1000003 FROM arcbase_instances) \
-             + (SELECT COUNT(*) FROM arcbase_releases) AS BIGINT)",
-        );
+        let sql = self.q("SELECT CAST((SELECT COALESCE(SUM(version), 0) + COUNT(*) * 1000003 FROM arcbase_instances) \
+             + (SELECT COUNT(*) FROM arcbase_releases) AS BIGINT)");
         Ok(self.fetch_rows(&sql).await?.first().and_then(|r| r[0].as_i64()).unwrap_or(0))
     }
 }

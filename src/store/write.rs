@@ -69,14 +69,20 @@ pub async fn upsert(store: &Store, ctx: &WriteCtx<'_>, objects: &[WriteObject]) 
 
 /// Create an account (a new object of the built-in type, owned by itself) with its password
 /// hash, in one transaction.
-pub async fn create_account(store: &Store, ctx: &WriteCtx<'_>, obj: &WriteObject, password_hash: &str) -> ApiResult<HypiRecord> {
+pub async fn create_account(
+    store: &Store,
+    ctx: &WriteCtx<'_>,
+    obj: &WriteObject,
+    password_hash: &str,
+) -> ApiResult<HypiRecord> {
     let Some(account_type) = ctx.model.account_type() else {
         return Err(ApiError::internal("the model has no account type"));
     };
     let mut tx = store.begin_write().await?;
     let r = ctx.renderer(store);
     let record = write_object(&mut tx, ctx, &r, obj, false).await?;
-    let a = crate::sql::account::AccountRenderer { model: ctx.model, app: ctx.app, dialect: store.dialect(), account_type };
+    let a =
+        crate::sql::account::AccountRenderer { model: ctx.model, app: ctx.app, dialect: store.dialect(), account_type };
     tx_execute(&mut tx, &a.set_password(ctx.instance, &record.id, password_hash)).await?;
     tx.commit().await?;
     Ok(record)
@@ -226,7 +232,10 @@ fn unique_error(model: &Model, app: &str, obj: &WriteObject, columns: &[(usize, 
             );
         }
     }
-    ApiError::new(ErrorCode::UniqueViolation, format!("{}: a unique field of {} repeats an existing value", obj.location, ty.name))
+    ApiError::new(
+        ErrorCode::UniqueViolation,
+        format!("{}: a unique field of {} repeats an existing value", obj.location, ty.name),
+    )
 }
 
 /// Arguments of `link` / `unlink`, resolved against the model.
@@ -249,7 +258,9 @@ pub async fn link(store: &Store, ctx: &WriteCtx<'_>, args: &LinkArgs<'_>, add: b
     let mut tx = store.begin_write().await?;
     for (type_idx, id) in [(args.from, args.from_id), (target, args.to_id)] {
         // The object whose reference changes must be writable; its target only readable.
-        let found = tx_fetch(&mut tx, &r.exists(type_idx, ctx.instance, id, type_idx == args.from && id == args.from_id)).await?;
+        let found =
+            tx_fetch(&mut tx, &r.exists(type_idx, ctx.instance, id, type_idx == args.from && id == args.from_id))
+                .await?;
         let visible = found.first().is_some_and(|row| row.first() == Some(&SqlValue::Null));
         if !visible {
             return Err(ApiError::not_found(format!("{} '{id}' does not exist", ctx.model.types[type_idx].name)));
@@ -257,19 +268,25 @@ pub async fn link(store: &Store, ctx: &WriteCtx<'_>, args: &LinkArgs<'_>, add: b
     }
     let version = match (field.storage(), add) {
         (Storage::RefColumn(_), true) => {
-            let sql = r.set_ref(args.from, args.field, ctx.instance, args.from_id, RefChange::Set(args.to_id), &ctx.now);
+            let sql =
+                r.set_ref(args.from, args.field, ctx.instance, args.from_id, RefChange::Set(args.to_id), &ctx.now);
             first_int(tx_fetch(&mut tx, &sql).await?)
         }
         (Storage::RefColumn(_), false) => {
-            let sql = r.set_ref(args.from, args.field, ctx.instance, args.from_id, RefChange::ClearIf(args.to_id), &ctx.now);
+            let sql =
+                r.set_ref(args.from, args.field, ctx.instance, args.from_id, RefChange::ClearIf(args.to_id), &ctx.now);
             first_int(tx_fetch(&mut tx, &sql).await?)
         }
         (_, true) => {
-            let changed = tx_execute(&mut tx, &r.link_append(args.from, args.field, ctx.instance, args.from_id, args.to_id)).await?;
+            let changed =
+                tx_execute(&mut tx, &r.link_append(args.from, args.field, ctx.instance, args.from_id, args.to_id))
+                    .await?;
             touch_if(&mut tx, &r, ctx, args, changed).await?
         }
         (_, false) => {
-            let changed = tx_execute(&mut tx, &r.link_remove(args.from, args.field, ctx.instance, args.from_id, args.to_id)).await?;
+            let changed =
+                tx_execute(&mut tx, &r.link_remove(args.from, args.field, ctx.instance, args.from_id, args.to_id))
+                    .await?;
             touch_if(&mut tx, &r, ctx, args, changed).await?
         }
     };
@@ -281,7 +298,13 @@ pub async fn link(store: &Store, ctx: &WriteCtx<'_>, args: &LinkArgs<'_>, add: b
     Ok(true)
 }
 
-async fn touch_if(tx: &mut Tx, r: &WriteRenderer<'_>, ctx: &WriteCtx<'_>, args: &LinkArgs<'_>, changed: u64) -> ApiResult<Option<i64>> {
+async fn touch_if(
+    tx: &mut Tx,
+    r: &WriteRenderer<'_>,
+    ctx: &WriteCtx<'_>,
+    args: &LinkArgs<'_>,
+    changed: u64,
+) -> ApiResult<Option<i64>> {
     if changed == 0 {
         return Ok(None);
     }

@@ -50,7 +50,13 @@ impl TestApp {
     }
 
     /// A server for `sdl` on the database at `database_url`.
-    pub async fn at(sdl: &str, admin_key: Option<&str>, limits: Limits, dir: tempfile::TempDir, database_url: &str) -> TestApp {
+    pub async fn at(
+        sdl: &str,
+        admin_key: Option<&str>,
+        limits: Limits,
+        dir: tempfile::TempDir,
+        database_url: &str,
+    ) -> TestApp {
         let schema_path = dir.path().join("schema.graphql");
         std::fs::write(&schema_path, sdl).expect("write schema");
         let opts = ServeOptions {
@@ -126,7 +132,10 @@ impl TestApp {
     /// The change feed in order: (instance, type, id, operation, version).
     pub async fn changes(&self) -> Vec<(String, String, String, String, i64)> {
         let rows = self
-            .sql("SELECT instance_id, type_name, object_id, operation, version FROM arcbase_changes ORDER BY seq", Vec::new())
+            .sql(
+                "SELECT instance_id, type_name, object_id, operation, version FROM arcbase_changes ORDER BY seq",
+                Vec::new(),
+            )
             .await;
         rows.into_iter()
             .map(|r| {

@@ -25,7 +25,8 @@ fn find_bin(name: &str) -> Option<PathBuf> {
             return Some(p);
         }
     }
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").ok()?.flatten().map(|e| e.path()).collect();
+    let mut versions: Vec<PathBuf> =
+        std::fs::read_dir("/usr/lib/postgresql").ok()?.flatten().map(|e| e.path()).collect();
     versions.sort();
     versions.into_iter().rev().map(|v| v.join("bin").join(name)).find(|p| p.is_file())
 }
@@ -60,13 +61,29 @@ fn start() -> Result<Cluster, String> {
         }
     }
     let d = dir.to_string_lossy().to_string();
-    let out = as_owner(root, &[&initdb.to_string_lossy(), "-D", &d, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"])
-        .output()
-        .map_err(|e| format!("initdb: {e}"))?;
+    let out = as_owner(
+        root,
+        &[
+            &initdb.to_string_lossy(),
+            "-D",
+            &d,
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ],
+    )
+    .output()
+    .map_err(|e| format!("initdb: {e}"))?;
     if !out.status.success() {
         return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
     let opts = format!(
         "-p {port} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400"
     );
@@ -85,7 +102,11 @@ fn start() -> Result<Cluster, String> {
         pid = std::process::id(),
         pg_ctl = pg_ctl.to_string_lossy()
     );
-    let _ = as_owner(root, &["sh", "-c", &watchdog]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+    let _ = as_owner(root, &["sh", "-c", &watchdog])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
     Ok(Cluster { port, dir })
 }
 

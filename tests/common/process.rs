@@ -68,6 +68,7 @@ pub fn post(addr: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
     let mut resp = String::new();
     s.read_to_string(&mut resp).expect("read");
     let status: u16 = resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let json = resp.split("\r\n\r\n").nth(1).and_then(|b| serde_json::from_str(b).ok()).unwrap_or(serde_json::Value::Null);
+    let json =
+        resp.split("\r\n\r\n").nth(1).and_then(|b| serde_json::from_str(b).ok()).unwrap_or(serde_json::Value::Null);
     (status, json)
 }
