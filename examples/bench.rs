@@ -1,0 +1,201 @@
+//! Benchmark helper for `bench/run.sh`:
+//!
+//! - `load DATABASE_URL`: publish `bench/schema.graphql` as the `default` app's release and fill
+//!   it with 1,000 members and 100,000 messages (the same data `bench/postgraphile.sql` makes).
+//! - `raw DATABASE_URL WORKLOAD CONNECTIONS SECONDS`: run the statements arcbase renders for a
+//!   workload (`get`, `find`, `count`) straight through sqlx, no HTTP and no GraphQL: the
+//!   physical limit of the database path. Prints one JSON line with rps, p50 and p99.
+//! - `static ADDR`: an axum server answering every POST with a fixed GraphQL response: the
+//!   limit of the HTTP stack.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arcbase::model::Model;
+use arcbase::plan::aggregate::{AggCall, AggField, AggFn, AggPlan, AggTarget};
+use arcbase::plan::filter::{plan_query, Col};
+use arcbase::plan::read::{Item, ObjectSelection};
+use arcbase::sql::aggregate::AggRenderer;
+use arcbase::sql::find::{FindRenderer, Output, Seek, Select, Trashed};
+use arcbase::sql::read::ReadRenderer;
+use arcbase::sql::{Sql, Viewer};
+use arcbase::store::Store;
+
+const SDL: &str = include_str!("../bench/schema.graphql");
+const MEMBERS: i64 = 1_000;
+const MESSAGES: i64 = 100_000;
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    match arg(0).as_str() {
+        "load" => load(&arg(1)).await,
+        "raw" => raw(&arg(1), &arg(2), arg(3).parse().unwrap_or(16), arg(4).parse().unwrap_or(10)).await,
+        "static" => serve_static(&arg(1)).await,
+        _ => {
+            eprintln!("usage: bench load URL | raw URL get|find|count CONNECTIONS SECONDS | static ADDR");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn open(url: &str) -> Store {
+    let store = Store::open(url).await.expect("open database");
+    arcbase::tenancy::serve_default(&store, SDL).await.expect("publish the bench schema");
+    store
+}
+
+async fn load(url: &str) {
+    let store = open(url).await;
+    let d = store.dialect();
+    let now = "'2026-01-01T00:00:00.000Z'";
+    let (members, messages) = match d {
+        arcbase::sql::Dialect::Sqlite => (
+            format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {MEMBERS}) \
+                 INSERT INTO \"default__Member\" (hypi_instance, hypi_id, hypi_created, hypi_updated, name) \
+                 SELECT 'default', printf('a%04d', i), {now}, {now}, 'member ' || i FROM n"
+            ),
+            format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {MESSAGES}) \
+                 INSERT INTO \"default__Message\" (hypi_instance, hypi_id, hypi_created, hypi_updated, text, score, account) \
+                 SELECT 'default', printf('m%06d', i), {now}, {now}, 'message ' || i, (i * 37) % 100, \
+                 printf('a%04d', ((i - 1) % {MEMBERS}) + 1) FROM n"
+            ),
+        ),
+        arcbase::sql::Dialect::Postgres => (
+            format!(
+                "INSERT INTO \"default__Member\" (hypi_instance, hypi_id, hypi_created, hypi_updated, name) \
+                 SELECT 'default', 'a' || lpad(i::text, 4, '0'), {now}, {now}, 'member ' || i FROM generate_series(1, {MEMBERS}) i"
+            ),
+            format!(
+                "INSERT INTO \"default__Message\" (hypi_instance, hypi_id, hypi_created, hypi_updated, text, score, account) \
+                 SELECT 'default', 'm' || lpad(i::text, 6, '0'), {now}, {now}, 'message ' || i, (i * 37) % 100, \
+                 'a' || lpad((((i - 1) % {MEMBERS}) + 1)::text, 4, '0') FROM generate_series(1, {MESSAGES}) i"
+            ),
+        ),
+    };
+    for sql in ["DELETE FROM \"default__Message\"", "DELETE FROM \"default__Member\"", &members, &messages] {
+        store.execute(&Sql::raw(d, sql)).await.expect("load");
+    }
+    // Fresh statistics, so the planner sees the data it will serve.
+    let _ = store.execute(&Sql::raw(d, "ANALYZE")).await;
+    store.close().await;
+    println!("loaded {MEMBERS} members and {MESSAGES} messages into {url}");
+}
+
+/// Pseudo-random numbers without a dependency (xorshift).
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: i64) -> i64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as i64
+    }
+}
+
+fn statement(model: &Model, app: &str, d: arcbase::sql::Dialect, workload: &str, rng: &mut Rng) -> Sql {
+    let (msg, _) = model.type_by_name("Message").expect("Message");
+    let text = model.types[msg].field("text").expect("text").0;
+    let score = model.types[msg].field("score").expect("score").0;
+    let viewer = Viewer::Admin;
+    let sel = ObjectSelection { type_idx: msg, items: vec![Item::Column(text), Item::Column(score)] };
+    let member = rng.below(MEMBERS) + 1;
+    match workload {
+        "get" => {
+            let id = format!("m{:06}", rng.below(MESSAGES) + 1);
+            ReadRenderer { model, app, dialect: d, viewer: &viewer }.get_by_id(&sel, "default", &id, false)
+        }
+        "find" => {
+            let filter =
+                plan_query(model, msg, &format!("account.hypi.id = 'a{member:04}' AND score > 5")).expect("arcql");
+            let after = format!("m{:06}", member + MEMBERS * rng.below(50));
+            let s = Select {
+                type_idx: msg,
+                filter: &filter,
+                instance: "default",
+                trashed: Trashed::Hide,
+                seeks: vec![Seek { values: &[], id: &after, backward: false, negate: false }],
+                reverse: false,
+                limit: Some(26),
+                offset: 0,
+            };
+            FindRenderer { model, app, dialect: d }.select(&s, Output::Documents(&sel))
+        }
+        _ => {
+            let filter = plan_query(model, msg, &format!("account.hypi.id = 'a{member:04}'")).expect("arcql");
+            let target = AggTarget::Column(Col::Field { type_idx: msg, field: score }, arcbase::model::Scalar::Int);
+            let calls = vec![
+                AggCall { key: "count".into(), func: AggFn::Count, distinct: false },
+                AggCall { key: "sum".into(), func: AggFn::Sum, distinct: false },
+            ];
+            let plan = AggPlan {
+                type_idx: msg,
+                fields: vec![AggField { key: "score".into(), target, calls, group_values: false }],
+                filter,
+                group_by: Vec::new(),
+                having: None,
+                include_trashed: false,
+            };
+            AggRenderer { model, app, dialect: d }.select(&plan, "default", None)
+        }
+    }
+}
+
+async fn raw(url: &str, workload: &str, connections: usize, seconds: u64) {
+    let store = open(url).await;
+    let model = Arc::new(arcbase::model::parse_sdl(SDL).expect("bench SDL"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (store, model, stop, workload) = (store.clone(), model.clone(), stop.clone(), workload.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
+            let mut lat = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let sql = statement(&model, "default", store.dialect(), &workload, &mut rng);
+                let t = Instant::now();
+                let rows = store.fetch_rows(&sql).await.expect("statement runs");
+                assert!(!rows.is_empty() || workload == "find", "{workload} returned nothing");
+                lat.push(t.elapsed().as_micros() as u32);
+            }
+            lat
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as f64
+            / 1000.0
+    };
+    println!(
+        "{{\"rps\": {:.0}, \"p50_ms\": {:.3}, \"p99_ms\": {:.3}, \"requests\": {}}}",
+        all.len() as f64 / elapsed,
+        pct(0.50),
+        pct(0.99),
+        all.len()
+    );
+    store.close().await;
+}
+
+async fn serve_static(addr: &str) {
+    use axum::routing::post;
+    let body = r#"{"data":{"get":{"text":"message 1","score":37}}}"#;
+    let app = axum::Router::new().route(
+        "/graphql",
+        post(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+    println!("static on {}", listener.local_addr().expect("addr"));
+    axum::serve(listener, app).await.expect("serve");
+}
