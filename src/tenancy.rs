@@ -50,16 +50,22 @@ fn check_name(what: &'static str, name: &str) -> Result<(), TenancyError> {
     }
 }
 
-/// App names become part of table names: letters, digits and `_` only, at most 16.
+/// App names become part of table names: lower-case letters, digits and single inner `_`,
+/// at most 16 (SQLite ignores case in names, and `__` separates the parts of a storage name).
 fn check_app(app: &str) -> Result<(), TenancyError> {
     let ok = !app.is_empty()
         && app.len() <= 16
-        && app.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !app.contains("__");
+        && app.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !app.contains("__")
+        && !app.starts_with('_')
+        && !app.ends_with('_');
     if ok {
         Ok(())
     } else {
-        Err(TenancyError::BadName { what: "app name (1-16 letters, digits or '_')", name: app.to_string() })
+        Err(TenancyError::BadName {
+            what: "app name (1-16 lower-case letters, digits or inner single '_')",
+            name: app.to_string(),
+        })
     }
 }
 

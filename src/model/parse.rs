@@ -62,6 +62,13 @@ impl Checker {
         } else if name.contains("__") {
             self.err(pos, format!("{what} name '{name}' may not contain '__': storage names use it as a separator"));
             false
+        } else if name.starts_with('_') || name.ends_with('_') {
+            // `B` + `_c` and `B_` + `c` would both be stored as `B___c`.
+            self.err(
+                pos,
+                format!("{what} name '{name}' may not start or end with '_': storage names join names with '__'"),
+            );
+            false
         } else {
             true
         }

@@ -81,12 +81,12 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
                     ));
                     indexes.push(format!(
                         "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {LINK_SRC}, {POS})",
-                        quote(&index_name(&lt, "pos")),
+                        quote(&list_index_name(&lt, "pos")),
                         quote(&lt)
                     ));
                     indexes.push(format!(
                         "CREATE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {LINK_DST})",
-                        quote(&index_name(&lt, "dst")),
+                        quote(&list_index_name(&lt, "dst")),
                         quote(&lt)
                     ));
                 }
@@ -103,7 +103,7 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
                     ));
                     indexes.push(format!(
                         "CREATE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {VALUE})",
-                        quote(&index_name(&vt, "value")),
+                        quote(&list_index_name(&vt, "value")),
                         quote(&vt)
                     ));
                 }

@@ -39,11 +39,17 @@ pub fn column(field: &Field) -> &str {
     &field.name
 }
 
-/// Index names are derived from the table name and a purpose (`unique__email`,
-/// `idx__a__b`). The `ix__` prefix keeps them apart from table names, and since model names
-/// cannot contain `__`, two purposes can never produce the same name.
+/// Index names of an object table: derived from the table name and a purpose
+/// (`unique__email`, `idx__a__b`, `ref__author`).
 pub fn index_name(table: &str, purpose: &str) -> String {
     shorten(format!("ix__{table}__{purpose}"))
+}
+
+/// Index names of a list table (`pos`, `dst`, `value`). A different prefix from
+/// [`index_name`]: the list table `T__unique` must not name its `value` index like the
+/// unique index of a field `T.value`.
+pub fn list_index_name(table: &str, purpose: &str) -> String {
+    shorten(format!("lx__{table}__{purpose}"))
 }
 
 fn shorten(name: String) -> String {

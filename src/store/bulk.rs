@@ -117,11 +117,18 @@ pub async fn delete(
                         continue;
                     }
                     if !clear_array_references {
+                        // Only the admin learns which object: the referencing one may be
+                        // invisible to the caller, and its id must not leak.
+                        let which = if *ctx.viewer == crate::sql::Viewer::Admin {
+                            format!(" of {} '{}'", ty.name, survivors[0])
+                        } else {
+                            String::new()
+                        };
                         return Err(ApiError::new(
                             ErrorCode::Conflict,
                             format!(
-                                "cannot delete: {}.{} of {} '{}' still references it; unlink it first or pass clearArrayReferences: true",
-                                ty.name, field.name, ty.name, survivors[0]
+                                "cannot delete: {}.{}{which} still references it; unlink it first or pass clearArrayReferences: true",
+                                ty.name, field.name
                             ),
                         ));
                     }

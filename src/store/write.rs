@@ -156,6 +156,12 @@ fn write_object<'a>(
                     )));
                 }
             }
+            if ty.builtin && *ctx.viewer != crate::sql::Viewer::Admin && ctx.caller != Some(id.as_str()) {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!("{}: accounts are created with createAccount", obj.location),
+                ));
+            }
             if !ctx.viewer.may_create(ctx.model, obj.type_idx) {
                 return Err(ApiError::new(
                     ErrorCode::Unauthenticated,
