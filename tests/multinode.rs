@@ -98,6 +98,41 @@ fn two_nodes_share_one_database() {
     }
 }
 
+/// A release published and an instance created through one node are served by the other
+/// within 2 seconds (it polls the registry version).
+#[test]
+fn registry_changes_reach_every_node_within_two_seconds() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(url) = rt.block_on(pg::database_or_skip("registry_changes_reach_every_node_within_two_seconds")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema_file(&dir);
+    let (a, b) = two_nodes(&url, &schema);
+    let sdl = "type Ticket { title: String }";
+    let (status, body) =
+        common::process::post_to(&a.addr, "/admin/releases", &json!({"app": "desk", "name": "v1", "sdl": sdl}), &[]);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = common::process::post_to(
+        &a.addr,
+        "/admin/instances",
+        &json!({"domain": "acme", "app": "desk", "release": "v1"}),
+        &[],
+    );
+    assert_eq!(status, 201, "{body}");
+    let started = std::time::Instant::now();
+    let query = json!({"query": "mutation { upsert(values: {Ticket: [{title: \"t\"}]}) { id instanceId } }"});
+    loop {
+        let (status, body) = common::process::post_to(&b.addr, "/graphql", &query, &[("hypi-domain", "acme")]);
+        if status == 200 && body.get("errors").is_none() {
+            assert_eq!(body["data"]["upsert"][0]["instanceId"], "acme");
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "node B still answers {status} {body}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[tokio::test]
 async fn statement_timeout_is_applied() {
     let Some(url) = pg::database_or_skip("statement_timeout_is_applied").await else { return };

@@ -57,11 +57,17 @@ impl Drop for Server {
 
 /// One HTTP/1.1 POST to `addr` /graphql with `Connection: close`.
 pub fn post(addr: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    post_to(addr, "/graphql", body, &[])
+}
+
+/// One HTTP/1.1 POST of JSON to `path` with extra headers.
+pub fn post_to(addr: &str, path: &str, body: &serde_json::Value, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let body = body.to_string();
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
     let req = format!(
-        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).expect("write");
