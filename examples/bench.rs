@@ -34,6 +34,7 @@ async fn main() {
         "load" => load(&arg(1)).await,
         "raw" => raw(&arg(1), &arg(2), arg(3).parse().unwrap_or(16), arg(4).parse().unwrap_or(10)).await,
         "static" => serve_static(&arg(1)).await,
+        "graphql" => graphql(&arg(1), arg(2).parse().unwrap_or(16), arg(3).parse().unwrap_or(10)).await,
         _ => {
             eprintln!("usage: bench load URL | raw URL get|find|count CONNECTIONS SECONDS | static ADDR");
             std::process::exit(2);
@@ -186,6 +187,62 @@ async fn raw(url: &str, workload: &str, connections: usize, seconds: u64) {
         all.len()
     );
     store.close().await;
+}
+
+/// `get by id` through the GraphQL layer in process (no HTTP): how much of a request's cost
+/// is GraphQL parsing, validation and execution on top of the statement.
+async fn graphql(url: &str, connections: usize, seconds: u64) {
+    let opts = arcbase::server::ServeOptions {
+        schema_path: "bench/schema.graphql".into(),
+        database_url: url.into(),
+        admin_key: None,
+        limits: arcbase::config::Limits::default(),
+    };
+    let app = arcbase::server::build(&opts).await.expect("build");
+    let snapshot = app.registry.snapshot();
+    let served = snapshot.tenants.get("default").expect("default").served.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (served, stop, secret) = (served.clone(), stop.clone(), app.jwt_secret.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
+            let mut lat = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let q = format!(
+                    "{{ get(type: Message, id: \"m{:06}\") {{ ... on Message {{ text score }} }} }}",
+                    rng.below(MESSAGES) + 1
+                );
+                let ctx = arcbase::graphql::RequestCtx {
+                    instance: "default".into(),
+                    account: None,
+                    viewer: Viewer::Admin,
+                    anonymous_registrations: false,
+                    jwt_secret: secret.clone(),
+                };
+                let t = Instant::now();
+                let resp = served.schema.execute(async_graphql::Request::new(q).data(ctx)).await;
+                assert!(resp.errors.is_empty(), "{:?}", resp.errors);
+                lat.push(t.elapsed().as_micros() as u32);
+            }
+            lat
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    all.sort_unstable();
+    let n = all.len();
+    println!(
+        "{{\"rps\": {:.0}, \"p50_ms\": {:.3}, \"p99_ms\": {:.3}}}",
+        n as f64 / started.elapsed().as_secs_f64(),
+        all.get(n / 2).copied().unwrap_or(0) as f64 / 1000.0,
+        all.get(n * 99 / 100).copied().unwrap_or(0) as f64 / 1000.0
+    );
 }
 
 async fn serve_static(addr: &str) {

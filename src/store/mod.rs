@@ -125,9 +125,20 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
             .optimize_on_close(true, None);
-        let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
+        // No ping before every acquire: a local file's connections do not go stale, and the
+        // ping is one more round trip to the connection's thread per statement.
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .test_before_acquire(false)
+            .connect_with(opts.clone())
+            .await?;
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(2, 16);
-        let read = SqlitePoolOptions::new().max_connections(readers as u32).connect_with(opts).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(readers as u32)
+            .test_before_acquire(false)
+            .connect_with(opts)
+            .await?;
         Ok(Backend::Sqlite { read, write })
     }
 
@@ -135,8 +146,11 @@ impl Store {
         let opts = PgConnectOptions::from_str(url)?
             .options([("statement_timeout", STATEMENT_TIMEOUT_MS.to_string()), ("TimeZone", "UTC".to_string())]);
         let size = std::thread::available_parallelism().map_or(8, |n| n.get() * 4).clamp(4, 32);
+        // No ping before every acquire (a network round trip per statement); a connection
+        // that died is dropped by the pool when its next statement fails.
         let pool = PgPoolOptions::new()
             .max_connections(size as u32)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await?;
