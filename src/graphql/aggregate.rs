@@ -18,20 +18,7 @@ use crate::sql::SqlValue;
 
 /// Resolve an argument value of a field in the query text, variables substituted.
 fn arg(ctx: &ResolverContext<'_>, f: &async_graphql::parser::types::Field, name: &str) -> ApiResult<Option<Value>> {
-    match f.get_argument(name) {
-        None => Ok(None),
-        Some(v) => {
-            let v = v.node.clone().into_const_with(|var| {
-                ctx.ctx
-                    .query_env
-                    .variables
-                    .get(&var)
-                    .cloned()
-                    .ok_or(ApiError::validation(format!("variable ${var} is not defined")))
-            })?;
-            Ok(if v == Value::Null { None } else { Some(v) })
-        }
-    }
+    super::selection::argument(ctx.ctx, f, name)
 }
 
 /// The `XAggs` selection → the fields and functions to compute.

@@ -145,22 +145,7 @@ impl Planner<'_> {
         qualified: &str,
     ) -> ApiResult<ListPage> {
         let cursors = elements.is_some();
-        let arg = |name: &str| -> ApiResult<Option<Value>> {
-            match f.get_argument(name) {
-                None => Ok(None),
-                Some(v) => {
-                    let v = v.node.clone().into_const_with(|var| {
-                        self.ctx
-                            .query_env
-                            .variables
-                            .get(&var)
-                            .cloned()
-                            .ok_or(ApiError::validation(format!("variable ${var} is not defined")))
-                    })?;
-                    Ok(if v == Value::Null { None } else { Some(v) })
-                }
-            }
-        };
+        let arg = |name: &str| argument(self.ctx, f, name);
         let int = |name: &str| -> ApiResult<Option<u32>> {
             match arg(name)? {
                 None => Ok(None),
@@ -207,6 +192,24 @@ impl Planner<'_> {
             after,
             before,
         })
+    }
+}
+
+/// The value of argument `name` of a field in the query text, variables substituted; `None`
+/// when absent or null.
+pub fn argument(ctx: &Context<'_>, f: &async_graphql::parser::types::Field, name: &str) -> ApiResult<Option<Value>> {
+    match f.get_argument(name) {
+        None => Ok(None),
+        Some(v) => {
+            let v = v.node.clone().into_const_with(|var| {
+                ctx.query_env
+                    .variables
+                    .get(&var)
+                    .cloned()
+                    .ok_or(ApiError::validation(format!("variable ${var} is not defined")))
+            })?;
+            Ok(if v == Value::Null { None } else { Some(v) })
+        }
     }
 }
 

@@ -58,13 +58,7 @@ impl AggRenderer<'_> {
         if self.dialect != Dialect::Sqlite || !float {
             return e;
         }
-        let mut out = format!("CASE WHEN {e} IS NULL THEN NULL");
-        for digits in [15, 16] {
-            let text = format!("printf('%!.{digits}g', {e})");
-            out.push_str(&format!(" WHEN CAST({text} AS REAL) = {e} THEN json({text})"));
-        }
-        out.push_str(&format!(" ELSE json(printf('%!.17g', {e})) END"));
-        out
+        super::sqlite_exact_float(&e)
     }
 
     fn key_expr(&self, k: &GroupKey) -> String {

@@ -196,6 +196,20 @@ impl Sql {
     }
 }
 
+/// A SQLite expression printing the REAL `e` as JSON exactly. SQLite prints a REAL in JSON
+/// with only 15 significant digits, which loses precision (`1.2345678901234567` comes back as
+/// `1.23456789012346`) and turns the largest doubles into numbers out of range; this picks
+/// the fewest digits (15, 16 or 17) that read back as the same double.
+pub fn sqlite_exact_float(e: &str) -> String {
+    let mut out = format!("CASE WHEN {e} IS NULL THEN NULL");
+    for digits in [15, 16] {
+        let text = format!("printf('%!.{digits}g', {e})");
+        out.push_str(&format!(" WHEN CAST({text} AS REAL) = {e} THEN json({text})"));
+    }
+    out.push_str(&format!(" ELSE json(printf('%!.17g', {e})) END"));
+    out
+}
+
 /// Quote an identifier: `"name"`, with embedded quotes doubled (names from the model never
 /// contain any, but quoting is total so no identifier can change the statement's shape).
 pub fn quote(name: &str) -> String {

@@ -237,23 +237,12 @@ impl ReadRenderer<'_> {
         sql.push(")");
     }
 
-    /// A stored value as a JSON value: Json columns hold JSON text and are embedded as JSON.
-    /// SQLite prints a REAL in JSON with only 15 significant digits, which loses precision
-    /// (`1.2345678901234567` comes back as `1.23456789012346`) and turns the largest doubles
-    /// into numbers out of range. A Float is printed with the fewest digits (15, 16 or 17)
-    /// that read back as the same double; short forms also parse exactly in JSON readers
-    /// that are not correctly rounded for long inputs.
+    /// A stored value as a JSON value: Json columns hold JSON text and are embedded as JSON;
+    /// SQLite Floats are printed exactly ([`super::sqlite_exact_float`]).
     fn value_expr(&self, sql: &mut Sql, col: &str, scalar: Option<Scalar>) {
         match (self.dialect, scalar) {
             (Dialect::Sqlite, Some(Scalar::Json)) => sql.push("json(").push(col).push(")"),
-            (Dialect::Sqlite, Some(Scalar::Float)) => {
-                sql.push("CASE WHEN ").push(col).push(" IS NULL THEN NULL");
-                for digits in [15, 16] {
-                    let text = format!("printf('%!.{digits}g', {col})");
-                    sql.push(&format!(" WHEN CAST({text} AS REAL) = {col} THEN json({text})"));
-                }
-                sql.push(&format!(" ELSE json(printf('%!.17g', {col})) END"))
-            }
+            (Dialect::Sqlite, Some(Scalar::Float)) => sql.push(&super::sqlite_exact_float(col)),
             (Dialect::Postgres, Some(Scalar::Json)) => sql.push("(").push(col).push(")::jsonb"),
             _ => sql.push(col),
         };
