@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # arcbase side by side with PostGraphile v4 and v5 and with the raw database, in one run.
 #
-#   bench/run.sh           full run (10 s per measurement; about 12 minutes on 2 cores)
-#   bench/run.sh --quick   3 s per measurement (about 3 minutes once everything is built)
+#   bench/run.sh           full run (10 s per measurement; under 10 minutes on 2 cores)
+#   bench/run.sh --quick   3 s per measurement (under 2 minutes once everything is built)
 #
 # Builds the dataset (1,000 members, 100,000 messages) in arcbase on SQLite and on PostgreSQL
 # and the same data as plain tables for PostGraphile on the same PostgreSQL; then measures with
