@@ -146,21 +146,23 @@ fn statement(model: &Model, app: &str, d: arcbase::sql::Dialect, workload: &str,
     }
 }
 
-async fn raw(url: &str, workload: &str, connections: usize, seconds: u64) {
-    let store = open(url).await;
-    let model = Arc::new(arcbase::model::parse_sdl(SDL).expect("bench SDL"));
+/// Closed-loop load: `connections` tasks each run `one(rng)` back to back for `seconds`, then
+/// print one JSON line with throughput and latency percentiles (each call is one request).
+async fn drive<F, Fut>(connections: usize, seconds: u64, one: F)
+where
+    F: Fn(Rng) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Rng> + Send,
+{
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let (store, model, stop, workload) = (store.clone(), model.clone(), stop.clone(), workload.to_string());
+        let (stop, one) = (stop.clone(), one.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
             let mut lat = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                let sql = statement(&model, "default", store.dialect(), &workload, &mut rng);
                 let t = Instant::now();
-                let rows = store.fetch_rows(&sql).await.expect("statement runs");
-                assert!(!rows.is_empty() || workload == "find", "{workload} returned nothing");
+                rng = one(rng).await;
                 lat.push(t.elapsed().as_micros() as u32);
             }
             lat
@@ -186,6 +188,23 @@ async fn raw(url: &str, workload: &str, connections: usize, seconds: u64) {
         pct(0.99),
         all.len()
     );
+}
+
+async fn raw(url: &str, workload: &str, connections: usize, seconds: u64) {
+    let store = open(url).await;
+    let model = Arc::new(arcbase::model::parse_sdl(SDL).expect("bench SDL"));
+    let workload: Arc<str> = Arc::from(workload);
+    let s = store.clone();
+    drive(connections, seconds, move |mut rng| {
+        let (store, model, workload) = (s.clone(), model.clone(), workload.clone());
+        async move {
+            let sql = statement(&model, "default", store.dialect(), &workload, &mut rng);
+            let rows = store.fetch_rows(&sql).await.expect("statement runs");
+            assert!(!rows.is_empty() || &*workload == "find", "{workload} returned nothing");
+            rng
+        }
+    })
+    .await;
     store.close().await;
 }
 
@@ -199,50 +218,28 @@ async fn graphql(url: &str, connections: usize, seconds: u64) {
         limits: arcbase::config::Limits::default(),
     };
     let app = arcbase::server::build(&opts).await.expect("build");
-    let snapshot = app.registry.snapshot();
-    let served = snapshot.tenants.get("default").expect("default").served.clone();
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let (served, stop, secret) = (served.clone(), stop.clone(), app.jwt_secret.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
-            let mut lat = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let q = format!(
-                    "{{ get(type: Message, id: \"m{:06}\") {{ ... on Message {{ text score }} }} }}",
-                    rng.below(MESSAGES) + 1
-                );
-                let ctx = arcbase::graphql::RequestCtx {
-                    instance: "default".into(),
-                    account: None,
-                    viewer: Viewer::Admin,
-                    anonymous_registrations: false,
-                    jwt_secret: secret.clone(),
-                };
-                let t = Instant::now();
-                let resp = served.schema.execute(async_graphql::Request::new(q).data(ctx)).await;
-                assert!(resp.errors.is_empty(), "{:?}", resp.errors);
-                lat.push(t.elapsed().as_micros() as u32);
-            }
-            lat
-        }));
-    }
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("task"));
-    }
-    all.sort_unstable();
-    let n = all.len();
-    println!(
-        "{{\"rps\": {:.0}, \"p50_ms\": {:.3}, \"p99_ms\": {:.3}}}",
-        n as f64 / started.elapsed().as_secs_f64(),
-        all.get(n / 2).copied().unwrap_or(0) as f64 / 1000.0,
-        all.get(n * 99 / 100).copied().unwrap_or(0) as f64 / 1000.0
-    );
+    let served = app.registry.snapshot().tenants.get("default").expect("default").served.clone();
+    let secret = app.jwt_secret.clone();
+    drive(connections, seconds, move |mut rng| {
+        let (served, secret) = (served.clone(), secret.clone());
+        async move {
+            let q = format!(
+                "{{ get(type: Message, id: \"m{:06}\") {{ ... on Message {{ text score }} }} }}",
+                rng.below(MESSAGES) + 1
+            );
+            let ctx = arcbase::graphql::RequestCtx {
+                instance: "default".into(),
+                account: None,
+                viewer: Viewer::Admin,
+                anonymous_registrations: false,
+                jwt_secret: secret,
+            };
+            let resp = served.schema.execute(async_graphql::Request::new(q).data(ctx)).await;
+            assert!(resp.errors.is_empty(), "{:?}", resp.errors);
+            rng
+        }
+    })
+    .await;
 }
 
 async fn serve_static(addr: &str) {

@@ -132,9 +132,9 @@ const S_VALUES: &[&str] = &["apple", "Banana", "cherry", "apple pie", "Äpfel", 
 
 fn row_values(i: usize) -> (Option<i64>, Option<String>, Option<String>, i64) {
     // Unique-ish: 1,000 rows over 997 values, and a few missing.
-    let k = (i % 100 != 0).then_some(((i * 7919) % 997) as i64);
-    let s = (i % 7 != 0).then(|| S_VALUES[i % S_VALUES.len()].to_string());
-    let d = (i % 11 != 0).then(|| {
+    let k = (!i.is_multiple_of(100)).then_some(((i * 7919) % 997) as i64);
+    let s = (!i.is_multiple_of(7)).then(|| S_VALUES[i % S_VALUES.len()].to_string());
+    let d = (!i.is_multiple_of(11)).then(|| {
         let h = (i * 37) % 500;
         format!("2020-01-{:02}T{:02}:00:00.000Z", 1 + h / 24, h % 24)
     });

@@ -2,10 +2,11 @@
 //! `aggregate` is one SQL statement computing only the selected functions.
 
 use async_graphql::dynamic::{FieldValue, ResolverContext};
-use async_graphql::parser::types::{Selection, SelectionSet};
+use async_graphql::parser::types::SelectionSet;
 use async_graphql::Value;
 use serde_json::Value as Json;
 
+use super::selection::{argument, for_each_field};
 use super::{Engine, RequestCtx};
 use crate::error::{ApiError, ApiResult};
 use crate::model::Model;
@@ -16,12 +17,8 @@ use crate::plan::filter::{plan_query, FilterPlan};
 use crate::sql::aggregate::AggRenderer;
 use crate::sql::SqlValue;
 
-/// Resolve an argument value of a field in the query text, variables substituted.
-fn arg(ctx: &ResolverContext<'_>, f: &async_graphql::parser::types::Field, name: &str) -> ApiResult<Option<Value>> {
-    super::selection::argument(ctx.ctx, f, name)
-}
-
-/// The `XAggs` selection → the fields and functions to compute.
+/// The `XAggs` selection → the fields and functions to compute. Each field is keyed by its
+/// response key; repeated keys merge.
 fn plan_fields(
     ctx: &ResolverContext<'_>,
     model: &Model,
@@ -29,93 +26,38 @@ fn plan_fields(
     set: &SelectionSet,
 ) -> ApiResult<Vec<AggField>> {
     let mut out: Vec<AggField> = Vec::new();
-    walk_fields(ctx, model, type_idx, set, &mut out, 0)?;
+    for_each_field(ctx.ctx, set, &mut |f| {
+        let name = f.name.node.as_str();
+        if name == "__typename" {
+            return Ok(());
+        }
+        let key = f.response_key().node.to_string();
+        let target = agg_target(model, type_idx, name)?;
+        let idx = match out.iter().position(|x| x.key == key) {
+            Some(i) => i,
+            None => {
+                out.push(AggField { key, target, calls: Vec::new(), group_values: false });
+                out.len() - 1
+            }
+        };
+        let field = &mut out[idx];
+        for_each_field(ctx.ctx, &f.selection_set.node, &mut |c| {
+            let fname = c.name.node.as_str();
+            if fname == "groupValues" {
+                field.group_values = true;
+                return Ok(());
+            }
+            let Some(func) = AggFn::from_name(fname) else { return Ok(()) };
+            let distinct = matches!(argument(ctx.ctx, c, "distinct")?, Some(Value::Boolean(true)));
+            check_call(model, type_idx, name, field.target, func, distinct)?;
+            let key = c.response_key().node.to_string();
+            if !field.calls.iter().any(|x| x.key == key) {
+                field.calls.push(AggCall { key, func, distinct });
+            }
+            Ok(())
+        })
+    })?;
     Ok(out)
-}
-
-fn walk_fields(
-    ctx: &ResolverContext<'_>,
-    model: &Model,
-    type_idx: usize,
-    set: &SelectionSet,
-    out: &mut Vec<AggField>,
-    depth: usize,
-) -> ApiResult<()> {
-    if depth > 32 {
-        return Err(ApiError::limit("fragments nest too deeply"));
-    }
-    for item in &set.items {
-        match &item.node {
-            Selection::Field(f) => {
-                let f = &f.node;
-                let name = f.name.node.as_str();
-                if name == "__typename" {
-                    continue;
-                }
-                let key = f.response_key().node.to_string();
-                let target = agg_target(model, type_idx, name)?;
-                let idx = match out.iter().position(|x| x.key == key) {
-                    Some(i) => i,
-                    None => {
-                        out.push(AggField { key, target, calls: Vec::new(), group_values: false });
-                        out.len() - 1
-                    }
-                };
-                walk_calls(ctx, model, type_idx, name, &f.selection_set.node, &mut out[idx], depth + 1)?;
-            }
-            Selection::InlineFragment(frag) => {
-                walk_fields(ctx, model, type_idx, &frag.node.selection_set.node, out, depth + 1)?
-            }
-            Selection::FragmentSpread(s) => {
-                if let Some(frag) = ctx.ctx.query_env.fragments.get(&s.node.fragment_name.node) {
-                    walk_fields(ctx, model, type_idx, &frag.node.selection_set.node, out, depth + 1)?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn walk_calls(
-    ctx: &ResolverContext<'_>,
-    model: &Model,
-    type_idx: usize,
-    field: &str,
-    set: &SelectionSet,
-    out: &mut AggField,
-    depth: usize,
-) -> ApiResult<()> {
-    if depth > 32 {
-        return Err(ApiError::limit("fragments nest too deeply"));
-    }
-    for item in &set.items {
-        match &item.node {
-            Selection::Field(f) => {
-                let f = &f.node;
-                let name = f.name.node.as_str();
-                if name == "groupValues" {
-                    out.group_values = true;
-                    continue;
-                }
-                let Some(func) = AggFn::from_name(name) else { continue };
-                let distinct = matches!(arg(ctx, f, "distinct")?, Some(Value::Boolean(true)));
-                check_call(model, type_idx, field, out.target, func, distinct)?;
-                let key = f.response_key().node.to_string();
-                if !out.calls.iter().any(|c| c.key == key) {
-                    out.calls.push(AggCall { key, func, distinct });
-                }
-            }
-            Selection::InlineFragment(frag) => {
-                walk_calls(ctx, model, type_idx, field, &frag.node.selection_set.node, out, depth + 1)?
-            }
-            Selection::FragmentSpread(s) => {
-                if let Some(frag) = ctx.ctx.query_env.fragments.get(&s.node.fragment_name.node) {
-                    walk_calls(ctx, model, type_idx, field, &frag.node.selection_set.node, out, depth + 1)?;
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 fn where_filter(model: &Model, type_idx: usize, text: Option<String>, req: &RequestCtx) -> ApiResult<FilterPlan> {

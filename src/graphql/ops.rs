@@ -216,13 +216,13 @@ async fn find<'a>(ctx: &ResolverContext<'a>) -> ApiResult<FieldValue<'a>> {
     filter.visibility = Visibility { viewer: req.viewer.clone(), write: false };
     let root = &ctx.ctx.item.node.selection_set.node;
     let mut node_sets = Vec::new();
-    sets_at(ctx.ctx, root, &["edges", "node"], &mut node_sets);
+    sets_at(ctx.ctx, root, &["edges", "node"], &mut node_sets)?;
     let planner = Planner { ctx: ctx.ctx, model, limits: &engine.limits };
     let sel = planner.plan_all(type_idx, &node_sets)?;
-    let selected = |name: &str| {
+    let selected = |name: &str| -> ApiResult<bool> {
         let mut v = Vec::new();
-        sets_at(ctx.ctx, root, &["pageInfo", name], &mut v);
-        !v.is_empty()
+        sets_at(ctx.ctx, root, &["pageInfo", name], &mut v)?;
+        Ok(!v.is_empty())
     };
     let args = FindArgs {
         first: int_arg(ctx, "first")?,
@@ -231,8 +231,8 @@ async fn find<'a>(ctx: &ResolverContext<'a>) -> ApiResult<FieldValue<'a>> {
         before: opt_string_arg(ctx, "before")?,
         page: int_arg(ctx, "page")?,
         include_trashed: bool_arg(ctx, "includeTrashed"),
-        want_next_offsets: selected("nextOffsets"),
-        want_previous_offsets: selected("previousOffsets"),
+        want_next_offsets: selected("nextOffsets")?,
+        want_previous_offsets: selected("previousOffsets")?,
     };
     let doc = super::find::find(engine, req, type_idx, &sel, &filter, &args).await?;
     Ok(FieldValue::owned_any(doc))

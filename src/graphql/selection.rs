@@ -41,7 +41,7 @@ impl Planner<'_> {
     fn walk(&self, sel: &mut ObjectSelection, set: &SelectionSet, fragment_depth: usize) -> ApiResult<()> {
         // The request guard has already bounded fragment expansion; this bound only keeps a
         // cycle from recursing if the guard were ever bypassed.
-        if fragment_depth > 64 {
+        if fragment_depth > MAX_FRAGMENT_DEPTH {
             return Err(ApiError::limit("fragments nest too deeply"));
         }
         let ty = &self.model.types[sel.type_idx];
@@ -52,9 +52,7 @@ impl Planner<'_> {
                     let name = f.name.node.as_str();
                     let key = f.response_key().node.as_str();
                     if name == "hypi" {
-                        let mut wanted = Vec::new();
-                        self.hypi_fields(&f.selection_set.node, &mut wanted, 0);
-                        sel.add_hypi(&wanted);
+                        sel.add_hypi(&self.hypi_fields(&f.selection_set.node)?);
                         continue;
                     }
                     let Some((fi, field)) = ty.field(name) else { continue };
@@ -113,27 +111,17 @@ impl Planner<'_> {
         Ok(())
     }
 
-    fn hypi_fields(&self, set: &SelectionSet, out: &mut Vec<HypiField>, depth: usize) {
-        if depth > 64 {
-            return;
-        }
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(f) => {
-                    if let Some(h) = HypiField::from_name(f.node.name.node.as_str()) {
-                        if !out.contains(&h) {
-                            out.push(h);
-                        }
-                    }
-                }
-                Selection::InlineFragment(frag) => self.hypi_fields(&frag.node.selection_set.node, out, depth + 1),
-                Selection::FragmentSpread(spread) => {
-                    if let Some(frag) = self.ctx.query_env.fragments.get(&spread.node.fragment_name.node) {
-                        self.hypi_fields(&frag.node.selection_set.node, out, depth + 1);
-                    }
+    fn hypi_fields(&self, set: &SelectionSet) -> ApiResult<Vec<HypiField>> {
+        let mut out = Vec::new();
+        for_each_field(self.ctx, set, &mut |f| {
+            if let Some(h) = HypiField::from_name(f.name.node.as_str()) {
+                if !out.contains(&h) {
+                    out.push(h);
                 }
             }
-        }
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// The paging arguments of a list field.
@@ -195,6 +183,42 @@ impl Planner<'_> {
     }
 }
 
+/// Deepest chain of fragments followed while walking a selection set (the request guard has
+/// already bounded fragments; this only keeps a cycle from recursing if it were bypassed).
+const MAX_FRAGMENT_DEPTH: usize = 64;
+
+/// Call `visit` for every field of `set`, following inline fragments and fragment spreads
+/// whatever their type condition (for the non-union types whose selection this reads).
+pub fn for_each_field<'a>(
+    ctx: &'a Context<'a>,
+    set: &'a SelectionSet,
+    visit: &mut dyn FnMut(&'a async_graphql::parser::types::Field) -> ApiResult<()>,
+) -> ApiResult<()> {
+    fn walk<'a>(
+        ctx: &'a Context<'a>,
+        set: &'a SelectionSet,
+        visit: &mut dyn FnMut(&'a async_graphql::parser::types::Field) -> ApiResult<()>,
+        depth: usize,
+    ) -> ApiResult<()> {
+        if depth > MAX_FRAGMENT_DEPTH {
+            return Err(ApiError::limit("fragments nest too deeply"));
+        }
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => visit(&f.node)?,
+                Selection::InlineFragment(frag) => walk(ctx, &frag.node.selection_set.node, visit, depth + 1)?,
+                Selection::FragmentSpread(spread) => {
+                    if let Some(frag) = ctx.query_env.fragments.get(&spread.node.fragment_name.node) {
+                        walk(ctx, &frag.node.selection_set.node, visit, depth + 1)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    walk(ctx, set, visit, 0)
+}
+
 /// The value of argument `name` of a field in the query text, variables substituted; `None`
 /// when absent or null.
 pub fn argument(ctx: &Context<'_>, f: &async_graphql::parser::types::Field, name: &str) -> ApiResult<Option<Value>> {
@@ -215,37 +239,22 @@ pub fn argument(ctx: &Context<'_>, f: &async_graphql::parser::types::Field, name
 
 /// The selection sets found under the field path `path` (through fragments of any type
 /// condition: the connection types are not unions).
-pub fn sets_at<'a>(ctx: &'a Context<'a>, set: &'a SelectionSet, path: &[&str], out: &mut Vec<&'a SelectionSet>) {
-    fn walk<'a>(
-        ctx: &'a Context<'a>,
-        set: &'a SelectionSet,
-        path: &[&str],
-        out: &mut Vec<&'a SelectionSet>,
-        depth: usize,
-    ) {
-        if depth > 64 {
-            return;
+pub fn sets_at<'a>(
+    ctx: &'a Context<'a>,
+    set: &'a SelectionSet,
+    path: &[&str],
+    out: &mut Vec<&'a SelectionSet>,
+) -> ApiResult<()> {
+    let Some((head, rest)) = path.split_first() else {
+        out.push(set);
+        return Ok(());
+    };
+    for_each_field(ctx, set, &mut |f| {
+        if f.name.node.as_str() == *head {
+            sets_at(ctx, &f.selection_set.node, rest, out)?;
         }
-        let Some((head, rest)) = path.split_first() else {
-            out.push(set);
-            return;
-        };
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(f) if f.node.name.node.as_str() == *head => {
-                    walk(ctx, &f.node.selection_set.node, rest, out, depth + 1)
-                }
-                Selection::Field(_) => {}
-                Selection::InlineFragment(frag) => walk(ctx, &frag.node.selection_set.node, path, out, depth + 1),
-                Selection::FragmentSpread(spread) => {
-                    if let Some(frag) = ctx.query_env.fragments.get(&spread.node.fragment_name.node) {
-                        walk(ctx, &frag.node.selection_set.node, path, out, depth + 1);
-                    }
-                }
-            }
-        }
-    }
-    walk(ctx, set, path, out, 0);
+        Ok(())
+    })
 }
 
 impl Planner<'_> {

@@ -348,7 +348,7 @@ impl Sql {
     }
 }
 
-/// `sin(x)` for |x| <= pi by its Taylor polynomial to x^19 (error < 3e-8), Horner form.
+/// `sin(x)` for |x| <= pi by its Taylor polynomial to x^19 (truncation error below pi^21/21! ~ 6e-10), Horner form.
 fn sin_poly(sql: &mut Sql, x: &Sql) {
     let dens = [6.0, 20.0, 42.0, 72.0, 110.0, 156.0, 210.0, 272.0, 342.0];
     poly(sql, x, &dens, true);

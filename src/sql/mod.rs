@@ -96,11 +96,9 @@ impl Viewer {
 
     /// May this viewer create objects of `type_idx`?
     pub fn may_create(&self, model: &crate::model::Model, type_idx: usize) -> bool {
-        use crate::model::Level;
-        match (self, model.types[type_idx].access.write) {
-            (Viewer::Admin, _) | (_, Level::Public) => true,
-            (Viewer::Account(_), _) => true,
-            (Viewer::Anonymous, _) => false,
+        match self {
+            Viewer::Admin | Viewer::Account(_) => true,
+            Viewer::Anonymous => model.types[type_idx].access.write == crate::model::Level::Public,
         }
     }
 }

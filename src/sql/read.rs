@@ -7,7 +7,7 @@
 use super::filter::{FilterRenderer, Scope};
 use super::names::*;
 use super::{quote, Dialect, Sql, Viewer};
-use crate::model::{Base, Model, Scalar, Storage};
+use crate::model::{Model, Scalar, Storage};
 use crate::plan::read::{HypiField, Item, ListPage, ObjectSelection};
 
 /// SQLite allows 127 function arguments and PostgreSQL 100: documents with more keys are built
@@ -126,7 +126,7 @@ impl ReadRenderer<'_> {
                         quote(column(f))
                     ));
                     self.viewer.restrict(sql, self.model, target, &t, false);
-                    sql.push(")").push(self.json_wrap_close());
+                    sql.push("))");
                 }
                 Item::RefList { field, key, page, sub } => {
                     let f = &ty.fields[*field];
@@ -256,10 +256,6 @@ impl ReadRenderer<'_> {
         }
     }
 
-    fn json_wrap_close(&self) -> &'static str {
-        ")"
-    }
-
     /// Start of `[elements...]` over the rows `(j, p)` of the subquery that follows.
     fn list_open(&self, sql: &mut Sql, elements_are_json: bool) {
         match self.dialect {
@@ -282,9 +278,4 @@ impl ReadRenderer<'_> {
         }
         sql.push(") s ORDER BY p) q))");
     }
-}
-
-/// True when `base` is stored as 0/1 in SQLite and must be read back as a Boolean.
-pub fn is_boolean(base: &Base) -> bool {
-    matches!(base, Base::Scalar(Scalar::Boolean))
 }

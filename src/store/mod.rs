@@ -315,21 +315,6 @@ impl Store {
         }
     }
 
-    /// Instance domain → instance id.
-    pub async fn instances(&self) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        let rows = self.fetch_rows(&Sql::raw(self.dialect(), "SELECT domain, id FROM arcbase_instances")).await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| {
-                let mut it = r.into_iter();
-                match (it.next(), it.next()) {
-                    (Some(SqlValue::Text(d)), Some(SqlValue::Text(i))) => Some((d, i)),
-                    _ => None,
-                }
-            })
-            .collect())
-    }
-
     /// Start a write transaction (SQLite: the writer connection, `BEGIN IMMEDIATE`).
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         self.count();
@@ -380,30 +365,29 @@ impl Store {
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-fn bind_sqlite<'q>(mut q: SqliteQuery<'q>, binds: &'q [SqlValue]) -> SqliteQuery<'q> {
-    for b in binds {
-        q = match b {
-            SqlValue::Null => q.bind(None::<String>),
-            SqlValue::Bool(v) => q.bind(*v),
-            SqlValue::Int(v) => q.bind(*v),
-            SqlValue::Real(v) => q.bind(*v),
-            SqlValue::Text(v) => q.bind(v.as_str()),
-        };
-    }
-    q
+/// Bind every value in order (one body for both drivers: their query types differ).
+macro_rules! bind_values {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                SqlValue::Null => q.bind(None::<String>),
+                SqlValue::Bool(v) => q.bind(*v),
+                SqlValue::Int(v) => q.bind(*v),
+                SqlValue::Real(v) => q.bind(*v),
+                SqlValue::Text(v) => q.bind(v.as_str()),
+            };
+        }
+        q
+    }};
 }
 
-fn bind_pg<'q>(mut q: PgQuery<'q>, binds: &'q [SqlValue]) -> PgQuery<'q> {
-    for b in binds {
-        q = match b {
-            SqlValue::Null => q.bind(None::<String>),
-            SqlValue::Bool(v) => q.bind(*v),
-            SqlValue::Int(v) => q.bind(*v),
-            SqlValue::Real(v) => q.bind(*v),
-            SqlValue::Text(v) => q.bind(v.as_str()),
-        };
-    }
-    q
+fn bind_sqlite<'q>(q: SqliteQuery<'q>, binds: &'q [SqlValue]) -> SqliteQuery<'q> {
+    bind_values!(q, binds)
+}
+
+fn bind_pg<'q>(q: PgQuery<'q>, binds: &'q [SqlValue]) -> PgQuery<'q> {
+    bind_values!(q, binds)
 }
 
 /// Execute a statement in `tx`, returning the rows it produced (for `RETURNING`).

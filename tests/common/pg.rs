@@ -4,7 +4,7 @@
 //! database of its own.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -142,8 +142,4 @@ pub async fn database_or_skip(test: &str) -> Option<String> {
             None
         }
     }
-}
-
-pub fn data_dir(c: &Cluster) -> &Path {
-    &c.dir
 }
