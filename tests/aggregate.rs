@@ -1055,10 +1055,12 @@ fn where_leaf() -> impl Strategy<Value = WLeaf> {
         (ops.clone(), prop::sample::select(CITIES.to_vec())).prop_map(|(op, c)| WLeaf::Cmp(F::City, op, Lit::S(c))),
         (ops, at.clone()).prop_map(|(op, i)| WLeaf::Cmp(F::At, op, Lit::Dt(i))),
         (qty.clone(), any::<bool>(), qty, any::<bool>())
-            .prop_map(|(a, li, b, hi)| { WLeaf::Range(F::Qty, Lit::I(a.min(b)), li, Lit::I(a.max(b)), hi) }),
+            // Equal bounds need both ends inclusive: an empty range is refused.
+            .prop_map(|(a, li, b, hi)| WLeaf::Range(F::Qty, Lit::I(a.min(b)), li || a == b, Lit::I(a.max(b)), hi || a == b)),
         (at.clone(), any::<bool>(), at, any::<bool>()).prop_map(|(a, li, b, hi)| {
             let (a, b) = if ATS[a].1 <= ATS[b].1 { (a, b) } else { (b, a) };
-            WLeaf::Range(F::At, Lit::Dt(a), li, Lit::Dt(b), hi)
+            let same = ATS[a].1 == ATS[b].1;
+            WLeaf::Range(F::At, Lit::Dt(a), li || same, Lit::Dt(b), hi || same)
         }),
         prop::sample::select(vec![F::Qty, F::City, F::At, F::Region, F::Price, F::Ok]).prop_map(WLeaf::Exist),
         prop::sample::select(TAGS.to_vec()).prop_map(WLeaf::Tag),
@@ -1089,7 +1091,8 @@ fn having_leaf() -> impl Strategy<Value = H> {
         3 => (target.clone(), prop::sample::select(OPS.to_vec()), num()).prop_map(|(t, op, n)| H::Cmp(t, op, n)),
         1 => (target.clone(), num(), any::<bool>(), num(), any::<bool>()).prop_map(|(t, a, li, b, hi)| {
             let (a, b) = if a.value() <= b.value() { (a, b) } else { (b, a) };
-            H::Range(t, a, li, b, hi)
+            let same = a.value() == b.value();
+            H::Range(t, a, li || same, b, hi || same)
         }),
         1 => (target, prop::collection::vec(num(), 1..4)).prop_map(|(t, ns)| H::In(t, ns)),
     ]

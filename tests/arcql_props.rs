@@ -753,8 +753,22 @@ fn gen_leaf(seed: u64, p: &Pools) -> C {
                 Test::Cmp(op, lit_for(&mut r, fld, p))
             }
             4 if ordered => {
-                let (lo, hi) = (lit_for(&mut r, fld, p), lit_for(&mut r, fld, p));
-                Test::Range(lo, r.chance(50), hi, r.chance(50))
+                let (mut lo, mut hi) = (lit_for(&mut r, fld, p), lit_for(&mut r, fld, p));
+                // An empty range is refused (it could match nothing), so the bounds go low to
+                // high; `(a, b)` means a set on ID fields and is refused as ambiguous on String
+                // fields (tests/find.rs covers both), so those get a bracket.
+                let order = lit_order(&lo, &hi);
+                if order == Some(Ordering::Greater) {
+                    std::mem::swap(&mut lo, &mut hi);
+                }
+                let (mut lo_inc, mut hi_inc) = (r.chance(50), r.chance(50));
+                if order == Some(Ordering::Equal) {
+                    (lo_inc, hi_inc) = (true, true);
+                }
+                if !lo_inc && !hi_inc && matches!(fld, Fld::S | Fld::Id | Fld::Tags) {
+                    lo_inc = true;
+                }
+                Test::Range(lo, lo_inc, hi, hi_inc)
             }
             5 => Test::In((0..1 + r.below(4)).map(|_| lit_for(&mut r, fld, p)).collect()),
             6 => Test::Exist,
@@ -1137,6 +1151,23 @@ impl Eval<'_> {
     }
 }
 
+/// The order of two literals of one field, as the database orders the stored values.
+fn lit_order(a: &Lit, b: &Lit) -> Option<Ordering> {
+    let num = |l: &Lit| match l {
+        Lit::I(i) => Some(*i as f64),
+        Lit::F(f) => Some(*f),
+        Lit::S(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match (a, b) {
+        (Lit::S(x), Lit::S(y)) => Some(x.as_str().cmp(y.as_str())),
+        (Lit::Dt(_, x), Lit::Dt(_, y)) => Some(x.cmp(y)),
+        (Lit::I(x), Lit::I(y)) => Some(x.cmp(y)),
+        (Lit::B(x), Lit::B(y)) => Some(x.cmp(y)),
+        _ => num(a)?.partial_cmp(&num(b)?),
+    }
+}
+
 fn cmp_lit(v: &V, l: &Lit) -> Option<Ordering> {
     match (v, l) {
         (V::S(a), Lit::S(b)) => Some(a.as_str().cmp(b.as_str())),
@@ -1251,7 +1282,15 @@ fn with_sentinels(c: &C, next: &mut u32, out: &mut Vec<String>) -> C {
             let End::Field(fld) = path.end else { return c.clone() };
             let test = match test {
                 Test::Cmp(op, l) => Test::Cmp(*op, mark(l, fld, next, out)),
-                Test::Range(lo, a, hi, b) => Test::Range(mark(lo, fld, next, out), *a, mark(hi, fld, next, out), *b),
+                Test::Range(lo, a, hi, b) => {
+                    // Marking changes the bounds' order; an empty range would be refused.
+                    let (mut lo, mut hi) = (mark(lo, fld, next, out), mark(hi, fld, next, out));
+                    if lit_order(&lo, &hi) == Some(Ordering::Greater) {
+                        std::mem::swap(&mut lo, &mut hi);
+                    }
+                    let same = lit_order(&lo, &hi) == Some(Ordering::Equal);
+                    Test::Range(lo, *a || same, hi, *b || same)
+                }
                 Test::In(ls) => Test::In(ls.iter().map(|l| mark(l, fld, next, out)).collect()),
                 Test::Words(w) if fld != Fld::E => Test::Words(format!("{w} {}", sentinel(next, out))),
                 Test::Prefix(Lit::S(s)) if fld != Fld::E => Test::Prefix(Lit::S(format!("{s}{}", sentinel(next, out)))),

@@ -990,3 +990,49 @@ async fn geo_matches_great_circle_distances() {
     let e = find_err(&t, "Place", "geo(0, 0, -1, 'lat', 'lon')", json!({})).await;
     assert_eq!(code(&e), "VALIDATION", "{e}");
 }
+
+/// `IN (a, b)` with two values: a set where a range has no meaning (enum, Boolean, ID), Hypi's
+/// exclusive range for numbers and DateTimes, ambiguous (an error) for strings; a range that
+/// could hold nothing is an error, never a silently empty page (issue: `kind IN ('NOVEL',
+/// 'ESSAY')` matched nothing).
+#[tokio::test]
+async fn two_values_in_parentheses_read_by_the_field_type() {
+    let t = TestApp::new(
+        "type Volume { title: String!  kind: Kind  pages: Int  ok: Boolean  at: DateTime }  enum Kind { NOVEL POETRY ESSAY }",
+    )
+    .await;
+    let ids = t
+        .upsert(json!({ "Volume": [
+            { "hypi": { "id": "v1" }, "title": "a", "kind": "NOVEL", "pages": 10, "ok": true, "at": "2020-01-01" },
+            { "hypi": { "id": "v2" }, "title": "b", "kind": "POETRY", "pages": 20, "ok": false, "at": "2020-02-01" },
+            { "hypi": { "id": "v3" }, "title": "c", "kind": "ESSAY", "pages": 30, "at": "2020-03-01" },
+            { "hypi": { "id": "v4" }, "title": "d" },
+        ] }))
+        .await;
+    assert_eq!(ids, ["v1", "v2", "v3", "v4"]);
+    // A set on enum, Boolean and ID fields.
+    assert_eq!(find_ids(&t, "Volume", "kind IN ('NOVEL', 'ESSAY')").await, ["v1", "v3"]);
+    assert_eq!(find_ids(&t, "Volume", "ok IN (true, false)").await, ["v1", "v2"]);
+    assert_eq!(find_ids(&t, "Volume", "hypi.id IN ('v4', 'v2')").await, ["v2", "v4"]);
+    // The exclusive range on numbers and DateTimes (Hypi's reading).
+    assert_eq!(find_ids(&t, "Volume", "pages IN (10, 30)").await, ["v2"]);
+    assert_eq!(find_ids(&t, "Volume", "pages IN (10, 30,)").await, ["v1", "v3"]);
+    assert_eq!(find_ids(&t, "Volume", "at IN ('2020-01-01', '2020-03-01')").await, ["v2"]);
+    assert_eq!(find_ids(&t, "Volume", "pages IN [10, 30)").await, ["v1", "v2"]);
+    // Errors that name the field instead of an empty page.
+    for (q, wants) in [
+        ("pages IN (30, 10)", "the range of 'Volume.pages' is empty"),
+        ("pages IN (10, 10)", "the range of 'Volume.pages' is empty"),
+        ("pages IN [20, 10]", "the range of 'Volume.pages' is empty"),
+        ("title IN ('a', 'c')", "ambiguous for String field 'Volume.title'"),
+        ("kind IN ['NOVEL', 'POETRY']", "a range is not defined for enum field 'Volume.kind'"),
+        ("ok IN [false, true]", "a range is not defined for Boolean field 'Volume.ok'"),
+    ] {
+        let e = find_err(&t, "Volume", q, json!({})).await;
+        assert_eq!(code(&e), "VALIDATION", "{q}: {e}");
+        assert!(e["message"].as_str().unwrap().contains(wants), "{q}: {e}");
+    }
+    // The spellings the ambiguity error suggests mean what they say.
+    assert_eq!(find_ids(&t, "Volume", "title IN ('a', 'c',)").await, ["v1", "v3"]);
+    assert_eq!(find_ids(&t, "Volume", "title IN ['a', 'c')").await, ["v1", "v2"]);
+}

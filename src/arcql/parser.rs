@@ -267,8 +267,9 @@ fn in_body(text: &str, path: Path, body: Pair<Rule>) -> Result<Expr> {
             _ => {}
         }
     }
-    // `(lo, hi)` with exactly two values is Hypi's exclusive range; a two-element set is
-    // written with a trailing comma: `('x', 'y',)`.
+    // `(lo, hi)` with exactly two values is parsed as the exclusive range; the planner reads it
+    // by the field's type (a set on enum, Boolean and ID fields, an error on strings). A
+    // trailing comma, `('x', 'y',)`, always makes a set.
     if is_range || (values.len() == 2 && !trailing) {
         let mut it = values.into_iter();
         match (it.next(), it.next()) {

@@ -276,14 +276,14 @@ fn having_expr(model: &Model, type_idx: usize, e: &Expr) -> ApiResult<Having> {
         }
         Expr::Range { path, lo, lo_inclusive, hi, hi_inclusive } => {
             let (func, target) = term(path)?;
-            Having::Range {
-                func,
-                target,
-                lo: number(lo, &path.dotted())?,
-                lo_inclusive: *lo_inclusive,
-                hi: number(hi, &path.dotted())?,
-                hi_inclusive: *hi_inclusive,
+            let (lo, hi) = (number(lo, &path.dotted())?, number(hi, &path.dotted())?);
+            if crate::plan::filter::range_is_empty(&lo, *lo_inclusive, &hi, *hi_inclusive) {
+                return Err(ApiError::validation(format!(
+                    "having: the range of '{}' is empty: its low bound is not below its high bound",
+                    path.dotted()
+                )));
             }
+            Having::Range { func, target, lo, lo_inclusive: *lo_inclusive, hi, hi_inclusive: *hi_inclusive }
         }
         Expr::In { path, values } => {
             let (func, target) = term(path)?;

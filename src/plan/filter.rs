@@ -315,14 +315,73 @@ impl Checker<'_> {
             Expr::Range { path, lo, lo_inclusive, hi, hi_inclusive } => {
                 let r = self.path(path)?;
                 let scalar = self.comparable(&r, "IN")?;
+                let bare = !*lo_inclusive && !*hi_inclusive;
+                // `(a, b)`: a set where a range means nothing (enum, Boolean, ID), Hypi's
+                // exclusive range for numbers and DateTimes, and ambiguous for strings.
+                if bare && (r.enum_idx.is_some() || matches!(scalar, Scalar::Boolean | Scalar::Id)) {
+                    let vals = [lo, hi].iter().map(|v| self.value(&r, scalar, v)).collect::<ApiResult<Vec<_>>>()?;
+                    if vals.contains(&SqlValue::Null) {
+                        return Err(ApiError::validation(format!(
+                            "{}: null cannot be in an IN set; use NOT EXIST",
+                            r.name
+                        )));
+                    }
+                    return self.leaf(r, Test::In(vals));
+                }
+                if bare && scalar == Scalar::String {
+                    return Err(ApiError::validation(format!(
+                        "'{} IN ({}, {})' is ambiguous for String field '{}': write the set of two values with a \
+                         trailing comma, IN ({}, {},), or a range with a bracket: IN [{}, {}) or IN ({}, {}]",
+                        path.dotted(),
+                        shown(&lo.lit),
+                        shown(&hi.lit),
+                        r.name,
+                        shown(&lo.lit),
+                        shown(&hi.lit),
+                        shown(&lo.lit),
+                        shown(&hi.lit),
+                        shown(&lo.lit),
+                        shown(&hi.lit),
+                    )));
+                }
                 if scalar == Scalar::Boolean {
                     return Err(ApiError::validation(format!("a range is not defined for Boolean field '{}'", r.name)));
                 }
-                let (lo, hi) = (self.value(&r, scalar, lo)?, self.value(&r, scalar, hi)?);
-                if lo == SqlValue::Null || hi == SqlValue::Null {
+                if r.enum_idx.is_some() {
+                    return Err(ApiError::validation(format!(
+                        "a range is not defined for enum field '{}'; list the values: IN ({}, {},)",
+                        r.name,
+                        shown(&lo.lit),
+                        shown(&hi.lit)
+                    )));
+                }
+                let (lo_v, hi_v) = (self.value(&r, scalar, lo)?, self.value(&r, scalar, hi)?);
+                if lo_v == SqlValue::Null || hi_v == SqlValue::Null {
                     return Err(ApiError::validation(format!("{}: range bounds cannot be null", r.name)));
                 }
-                self.leaf(r, Test::Range { lo, lo_inclusive: *lo_inclusive, hi, hi_inclusive: *hi_inclusive })?
+                // A range that can hold nothing is a mistake, not a query: say so instead of
+                // answering an empty page.
+                if range_is_empty(&lo_v, *lo_inclusive, &hi_v, *hi_inclusive) {
+                    let hint = if bare {
+                        format!(
+                            "; (lo, hi) is an exclusive range, for the set of both values write IN ({}, {},)",
+                            shown(&lo.lit),
+                            shown(&hi.lit)
+                        )
+                    } else {
+                        String::new()
+                    };
+                    return Err(ApiError::validation(format!(
+                        "the range of '{}' is empty: {} is not below {}{hint}",
+                        r.name,
+                        shown(&lo.lit),
+                        shown(&hi.lit)
+                    )));
+                }
+                self.leaf(
+                    r,
+                    Test::Range { lo: lo_v, lo_inclusive: *lo_inclusive, hi: hi_v, hi_inclusive: *hi_inclusive },
+                )?
             }
             Expr::Geo { lat, lon, radius_km, lat_field, lon_field, .. } => {
                 let col = |name: &str| -> ApiResult<Col> {
@@ -554,6 +613,30 @@ impl Checker<'_> {
             (Scalar::DateTime, _) => Err(bad("a DateTime")),
             (Scalar::Json, _) => Err(bad("comparable (Json)")),
         }
+    }
+}
+
+/// Can no value lie in this range?
+pub fn range_is_empty(lo: &SqlValue, lo_inclusive: bool, hi: &SqlValue, hi_inclusive: bool) -> bool {
+    match compare(lo, hi) {
+        Some(std::cmp::Ordering::Greater) => true,
+        Some(std::cmp::Ordering::Equal) => !(lo_inclusive && hi_inclusive),
+        _ => false,
+    }
+}
+
+/// The order of two bound values of one field (numbers compare as numbers; texts, DateTimes
+/// included, by code point as the database compares them).
+fn compare(a: &SqlValue, b: &SqlValue) -> Option<std::cmp::Ordering> {
+    let num = |v: &SqlValue| match v {
+        SqlValue::Int(i) => Some(*i as f64),
+        SqlValue::Real(f) => Some(*f),
+        _ => None,
+    };
+    match (a, b) {
+        (SqlValue::Int(x), SqlValue::Int(y)) => Some(x.cmp(y)),
+        (SqlValue::Text(x), SqlValue::Text(y)) => Some(x.cmp(y)),
+        _ => num(a)?.partial_cmp(&num(b)?),
     }
 }
 
