@@ -1036,3 +1036,23 @@ async fn two_values_in_parentheses_read_by_the_field_type() {
     assert_eq!(find_ids(&t, "Volume", "title IN ('a', 'c',)").await, ["v1", "v3"]);
     assert_eq!(find_ids(&t, "Volume", "title IN ['a', 'c')").await, ["v1", "v2"]);
 }
+
+/// A `page` so large that `(page - 1) * first` passes i64::MAX is an empty page past the end
+/// (it used to wrap to a negative OFFSET: the first page on SQLite, an error on PostgreSQL).
+#[tokio::test]
+async fn a_huge_page_number_is_an_empty_page() {
+    let t = TestApp::new(ROWS).await;
+    t.upsert(json!({ "Row": (0..3).map(|k| json!({ "k": k })).collect::<Vec<_>>() })).await;
+    for page in [4_611_686_018_427_387_904_i64, i64::from(i32::MAX), 1 << 40] {
+        let p = find(&t, "Row", "*", json!({ "first": 25, "page": page })).await;
+        assert!(p.ids.is_empty(), "page {page}: {p:?}");
+        assert!(p.has_previous && !p.has_next, "page {page}: {p:?}");
+    }
+    let data = t
+        .ok(
+            "{ aggregate { rowWith(groupBy: [{field: k}], first: 25, page: 4611686018427387904) { k { count } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["aggregate"]["rowWith"], json!([]));
+}

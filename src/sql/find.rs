@@ -117,9 +117,11 @@ impl FindRenderer<'_> {
             sql.push(" ORDER BY ").push(&order);
         }
         if let Some(limit) = s.limit {
-            sql.push(" LIMIT ").bind(limit as i64);
+            sql.push(" LIMIT ").bind(i64::try_from(limit).unwrap_or(i64::MAX));
             if s.offset > 0 {
-                sql.push(" OFFSET ").bind(s.offset as i64);
+                // Past i64::MAX there is no row anyway; a cast would wrap to a negative
+                // OFFSET (the first page on SQLite, an error on PostgreSQL).
+                sql.push(" OFFSET ").bind(i64::try_from(s.offset).unwrap_or(i64::MAX));
             }
         }
         sql
