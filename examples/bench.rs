@@ -212,7 +212,7 @@ async fn raw(url: &str, workload: &str, connections: usize, seconds: u64) {
 /// is GraphQL parsing, validation and execution on top of the statement.
 async fn graphql(url: &str, connections: usize, seconds: u64) {
     let opts = arcbase::server::ServeOptions {
-        schema_path: "bench/schema.graphql".into(),
+        schema_path: Some("bench/schema.graphql".into()),
         database_url: url.into(),
         admin_key: None,
         limits: arcbase::config::Limits::default(),

@@ -23,9 +23,11 @@ enum Command {
     },
     /// Serve the GraphQL API for a schema.
     Serve {
-        /// The app schema (GraphQL SDL).
-        #[arg(long, env = "ARCBASE_SCHEMA", default_value = "schema/example.graphql")]
-        schema: String,
+        /// The app schema (GraphQL SDL), served as the `default` instance. Without it: the
+        /// instances of the registry, or the example schema built into the binary when the
+        /// registry is empty.
+        #[arg(long, env = "ARCBASE_SCHEMA")]
+        schema: Option<String>,
         /// Where the data lives: sqlite://PATH (created when missing).
         #[arg(long, env = "ARCBASE_DATABASE_URL", default_value = "sqlite://arcbase.db")]
         database: String,
@@ -276,9 +278,9 @@ async fn serve(opts: ServeOptions, listen: String, grace: std::time::Duration) -
     if dev_mode {
         tracing::warn!("ARCBASE_ADMIN_KEY is not set: development mode, every request acts as admin");
     }
-    println!("arcbase serving {} on {}", opts.schema_path, opts.database_url);
+    println!("arcbase serving {} on {}", app.serving, opts.database_url);
     println!("playground: http://{addr}/graphql");
-    let engine = app.engine.clone();
+    let store = app.store.clone();
     // Graceful: stop accepting, let requests in progress finish. A connection that is still
     // open `grace` after the signal (a request that never finishes arriving) is abandoned.
     let signalled = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -301,7 +303,7 @@ async fn serve(opts: ServeOptions, listen: String, grace: std::time::Duration) -
     };
     // Requests that were mid-write finish first (the pool waits for its connections), but
     // not forever.
-    if tokio::time::timeout(grace, engine.store.close()).await.is_err() {
+    if tokio::time::timeout(grace, store.close()).await.is_err() {
         tracing::warn!("the database did not close within {}s", grace.as_secs());
     }
     match result {

@@ -137,11 +137,10 @@ fn registry_changes_reach_every_node_within_two_seconds() {
 async fn statement_timeout_is_applied() {
     let Some(url) = pg::database_or_skip("statement_timeout_is_applied").await else { return };
     let t = TestApp::at(EXAMPLE, None, arcbase::config::Limits::default(), tempfile::tempdir().unwrap(), &url).await;
-    assert_eq!(t.app.engine.store.statement_timeout().await.unwrap().as_deref(), Some("5s"));
+    assert_eq!(t.app.store.statement_timeout().await.unwrap().as_deref(), Some("5s"));
     // A statement over the limit is cancelled, and reported as an internal error, not a hang.
     let err = t
         .app
-        .engine
         .store
         .fetch_rows(&arcbase::sql::Sql::raw(arcbase::sql::Dialect::Postgres, "SELECT pg_sleep(6)"))
         .await;

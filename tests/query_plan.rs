@@ -34,7 +34,7 @@ async fn indexed_filters_and_cursor_seeks_do_not_scan() {
     let url = format!("sqlite://{}", dir.path().join("plans.db").display());
     let t = TestApp::at(EXAMPLE, None, arcbase::config::Limits::default(), dir, &url).await;
     // 100,000 books, inserted directly (the upsert path is tested elsewhere).
-    let pool = t.app.engine.store.sqlite_pool().expect("a SQLite store");
+    let pool = t.app.store.sqlite_pool().expect("a SQLite store");
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
          INSERT INTO \"default__Book\" (hypi_instance, hypi_id, hypi_created, hypi_updated, title, price, rating)
@@ -48,7 +48,7 @@ async fn indexed_filters_and_cursor_seeks_do_not_scan() {
     let mut conn = pool.acquire().await.unwrap();
     sqlx::query("ANALYZE").execute(&mut *conn).await.unwrap();
 
-    let engine = &t.app.engine;
+    let engine = t.engine();
     let (book, _) = engine.model.type_by_name("Book").unwrap();
     let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
     let select = |filter| Select {

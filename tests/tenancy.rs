@@ -970,3 +970,49 @@ async fn unique_is_enforced_whatever_the_other_fields_are_called() {
         }
     }
 }
+
+/// `serve` without `--schema`, from a directory with no `schema/` folder (an installed binary):
+/// an empty registry gets the example schema built into the binary; a registry with instances
+/// is served as it is, and the start-up message says which.
+#[test]
+fn serve_without_a_schema_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("reg.db").display());
+    {
+        let s = Server::start_in(Some(dir.path()), &["--database", &db], &[]);
+        assert!(s.banner.iter().any(|l| l.contains("built-in example schema")), "{:?}", s.banner);
+        let (status, body) = s.post(&json!({ "query": "mutation { upsert(values: {Book: [{title: \"Dune\"}]}) { id } }" }));
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    // A second app and instance through the command line; the next start serves the registry.
+    let sdl = dir.path().join("notes.graphql");
+    std::fs::write(&sdl, "type Note { text: String }").unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_arcbase"))
+            .current_dir(dir.path())
+            .args(args)
+            .args(["--database", &db])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["release", "publish", "--app", "notes", "--name", "v1", sdl.to_str().unwrap()]);
+    run(&["instance", "create", "--domain", "notes.example", "--app", "notes", "--release", "v1"]);
+    let s = Server::start_in(Some(dir.path()), &["--database", &db], &[]);
+    assert!(s.banner.iter().any(|l| l.contains("2 instance(s) of the registry")), "{:?}", s.banner);
+    let (_, body) = common::process::post_to(
+        &s.addr,
+        "/graphql",
+        &json!({ "query": "{ find(type: Book, arcql: \"*\") { edges { node { ... on Book { title } } } } }" }),
+        &[],
+    );
+    assert_eq!(body["data"]["find"]["edges"][0]["node"]["title"], "Dune", "{body}");
+    let (_, body) = common::process::post_to(
+        &s.addr,
+        "/graphql",
+        &json!({ "query": "mutation { upsert(values: {Note: [{text: \"hi\"}]}) { id } }" }),
+        &[("hypi-domain", "notes.example")],
+    );
+    assert!(body.get("errors").is_none(), "{body}");
+}

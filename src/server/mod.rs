@@ -32,8 +32,11 @@ use crate::sql::Viewer;
 /// Everything the router serves from.
 pub struct App {
     pub store: crate::store::Store,
-    /// The engine of the `default` instance as it was at start (tests and diagnostics).
-    pub engine: Arc<Engine>,
+    /// The engine of the `default` instance as it was at start, if there is one (tests and
+    /// diagnostics).
+    pub engine: Option<Arc<Engine>>,
+    /// What the server serves, for the start-up message.
+    pub serving: String,
     /// The instances and the schema each runs; refreshed from the database.
     pub registry: Arc<registry::Registry>,
     pub limits: Limits,
@@ -466,41 +469,71 @@ pub fn format_diagnostics(path: &str, errors: &[crate::model::Diagnostic]) -> St
     errors.iter().map(|d| format!("{path}:{d}")).collect::<Vec<_>>().join("\n")
 }
 
+/// The example app schema, built into the binary: what a server with an empty registry and
+/// no `--schema` serves.
+pub const EXAMPLE_SDL: &str = include_str!("../../schema/example.graphql");
+
 /// What `serve` needs to know.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    pub schema_path: String,
+    /// `--schema`: served as the `default` app's release on the `default` instance. Without
+    /// it the server serves the registry as it is, or the built-in example schema when the
+    /// registry holds no instance.
+    pub schema_path: Option<String>,
     pub database_url: String,
     pub admin_key: Option<String>,
     pub limits: Limits,
 }
 
-/// Read and validate the schema, open the database, publish the schema as the `default`
-/// app's release, serve it on the `default` instance, load every instance: everything
-/// `serve` does before it listens.
+/// Read and validate the schema (if one is given), open the database, publish the schema as
+/// the `default` app's release and serve it on the `default` instance, load every instance:
+/// everything `serve` does before it listens.
 pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
-    let sdl = std::fs::read_to_string(&opts.schema_path)
-        .map_err(|source| StartError::Read { path: opts.schema_path.clone(), source })?;
-    let model =
-        crate::model::parse_sdl(&sdl).map_err(|errors| StartError::Sdl { path: opts.schema_path.clone(), errors })?;
-    // Build the schema once without an engine first: if the model cannot become a valid
-    // GraphQL schema, fail before the database is touched (nothing is half-applied).
-    crate::graphql::build_schema(&model, None, &opts.limits)?;
+    let given = match &opts.schema_path {
+        Some(path) => {
+            let sdl = std::fs::read_to_string(path).map_err(|source| StartError::Read { path: path.clone(), source })?;
+            let model =
+                crate::model::parse_sdl(&sdl).map_err(|errors| StartError::Sdl { path: path.clone(), errors })?;
+            // Build the schema once without an engine first: if the model cannot become a
+            // valid GraphQL schema, fail before the database is touched (nothing is
+            // half-applied).
+            crate::graphql::build_schema(&model, None, &opts.limits)?;
+            Some((path.clone(), sdl))
+        }
+        None => None,
+    };
     let store = crate::store::Store::open(&opts.database_url).await?;
-    crate::tenancy::serve_default(&store, &sdl).await?;
+    let serving = match given {
+        Some((path, sdl)) => {
+            crate::tenancy::serve_default(&store, &sdl).await?;
+            tracing::info!(schema = %path, "serving the schema file as the default instance");
+            format!("{path} (instance default)")
+        }
+        None => {
+            // The migrations create the `default` instance without a release: an instance
+            // counts once it runs one.
+            let instances: Vec<_> = store.instance_rows().await?.into_iter().filter(|i| i.release.is_some()).collect();
+            if instances.is_empty() {
+                crate::tenancy::serve_default(&store, EXAMPLE_SDL).await?;
+                tracing::info!("the registry holds no instance: serving the example schema built into the binary");
+                "the built-in example schema (instance default)".to_string()
+            } else {
+                tracing::info!(instances = instances.len(), "serving the instances of the registry");
+                format!("{} instance(s) of the registry", instances.len())
+            }
+        }
+    };
     let secret = match std::env::var("ARCBASE_JWT_SECRET").ok().filter(|s| !s.is_empty()) {
         Some(s) => s,
         None => store.setting_or_insert("jwt_secret", &crate::auth::random_secret()).await?,
     };
     let registry = Arc::new(registry::Registry::load(store.clone(), opts.limits.clone()).await?);
     registry::Registry::watch(&registry);
-    let engine = match registry.snapshot().tenants.get("default") {
-        Some(t) => t.served.engine.clone(),
-        None => return Err(StartError::Tenancy(crate::tenancy::TenancyError::UnknownInstance("default".into()))),
-    };
+    let engine = registry.snapshot().tenants.get("default").map(|t| t.served.engine.clone());
     Ok(Arc::new(App {
         store,
         engine,
+        serving,
         registry,
         limits: opts.limits.clone(),
         admin_key: opts.admin_key.clone(),

@@ -60,7 +60,7 @@ impl TestApp {
         let schema_path = dir.path().join("schema.graphql");
         std::fs::write(&schema_path, sdl).expect("write schema");
         let opts = ServeOptions {
-            schema_path: schema_path.to_string_lossy().into_owned(),
+            schema_path: Some(schema_path.to_string_lossy().into_owned()),
             database_url: database_url.to_string(),
             admin_key: admin_key.map(str::to_string),
             limits,
@@ -119,7 +119,7 @@ impl TestApp {
     /// Run SQL written with `?` placeholders against the test database, whatever the
     /// backend; returns the rows.
     pub async fn sql(&self, text: &str, binds: Vec<arcbase::sql::SqlValue>) -> Vec<Vec<arcbase::sql::SqlValue>> {
-        let store = &self.app.engine.store;
+        let store = &self.app.store;
         let sql = arcbase::sql::Sql::with_binds(store.dialect(), text, binds);
         store.execute(&sql).await.expect("test SQL runs")
     }
@@ -145,9 +145,14 @@ impl TestApp {
             .collect()
     }
 
+    /// The engine of the `default` instance.
+    pub fn engine(&self) -> &std::sync::Arc<arcbase::graphql::Engine> {
+        self.app.engine.as_ref().expect("a default instance")
+    }
+
     /// Statements the store has executed so far.
     pub fn statements(&self) -> u64 {
-        self.app.engine.store.statement_count()
+        self.app.store.statement_count()
     }
 }
 

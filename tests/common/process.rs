@@ -10,12 +10,22 @@ use std::time::Duration;
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// What the server printed on standard output before its address.
+    pub banner: Vec<String>,
 }
 
 impl Server {
     /// Start `arcbase serve` with `args` and wait until it prints its address.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_in(None, args, env)
+    }
+
+    /// Like [`Server::start`], in the working directory `cwd`.
+    pub fn start_in(cwd: Option<&std::path::Path>, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_arcbase"));
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
         cmd.arg("serve").args(args).args(["--listen", "127.0.0.1:0"]);
         cmd.env_remove("ARCBASE_ADMIN_KEY");
         for (k, v) in env {
@@ -24,12 +34,14 @@ impl Server {
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn arcbase");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut banner = Vec::new();
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
                     if let Some(rest) = line.strip_prefix("playground: http://") {
                         break rest.trim_end_matches("/graphql").to_string();
                     }
+                    banner.push(line);
                 }
                 _ => {
                     let _ = child.kill();
@@ -39,7 +51,7 @@ impl Server {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
+        Server { child, addr, banner }
     }
 
     /// POST a GraphQL request; returns (status, body).
