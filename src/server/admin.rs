@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{error_response, is_admin, unauthorized, App};
+use super::{error_response, is_admin, read_body, unauthorized, App};
 use crate::error::{ApiError, ErrorCode};
 use crate::tenancy::{self, InstanceSettings, Published, TenancyError};
 
@@ -90,10 +90,14 @@ struct PublishBody {
     sdl: String,
 }
 
-async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, bytes: Bytes) -> Response {
+async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, raw: Body) -> Response {
     if !is_admin(&app, &headers) {
         return unauthorized("the admin key is required");
     }
+    let bytes = match read_body(raw, &headers, app.limits.body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
     let b: PublishBody = match body(&bytes) {
         Ok(b) => b,
         Err(r) => return *r,
@@ -130,10 +134,14 @@ struct CreateBody {
     enable_anonymous_registrations: bool,
 }
 
-async fn create_instance(State(app): State<Arc<App>>, headers: HeaderMap, bytes: Bytes) -> Response {
+async fn create_instance(State(app): State<Arc<App>>, headers: HeaderMap, raw: Body) -> Response {
     if !is_admin(&app, &headers) {
         return unauthorized("the admin key is required");
     }
+    let bytes = match read_body(raw, &headers, app.limits.body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
     let b: CreateBody = match body(&bytes) {
         Ok(b) => b,
         Err(r) => return *r,
@@ -157,10 +165,14 @@ struct UpgradeBody {
     release: String,
 }
 
-async fn upgrade(State(app): State<Arc<App>>, headers: HeaderMap, bytes: Bytes) -> Response {
+async fn upgrade(State(app): State<Arc<App>>, headers: HeaderMap, raw: Body) -> Response {
     if !is_admin(&app, &headers) {
         return unauthorized("the admin key is required");
     }
+    let bytes = match read_body(raw, &headers, app.limits.body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
     let b: UpgradeBody = match body(&bytes) {
         Ok(b) => b,
         Err(r) => return *r,

@@ -8,6 +8,7 @@
 //! response, unknown routes and wrong methods included, is JSON with `extensions.code`.
 
 mod admin;
+pub mod body;
 pub mod limits;
 mod playground;
 pub mod registry;
@@ -230,11 +231,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn graphql_post(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> axum::response::Response {
+async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Body) -> axum::response::Response {
     let resolved = match resolve(&app, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -245,22 +242,9 @@ async fn graphql_post(
             ApiError::new(ErrorCode::Forbidden, "send GraphQL requests as Content-Type: application/json"),
         );
     }
-    // The body extractor stops reading as soon as the cap is passed (and refuses a
-    // Content-Length above it without reading at all).
-    let body = match body {
+    let body = match read_body(body, &headers, app.limits.body_bytes).await {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ApiError::limit(format!("the request body is larger than {} bytes", app.limits.body_bytes)),
-            )
-        }
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                ApiError::validation(format!("cannot read the request body: {e}")),
-            )
-        }
+        Err(r) => return *r,
     };
     let batch = match parse_body(&body, &app.limits) {
         Ok(b) => b,
@@ -289,6 +273,30 @@ async fn graphql_post(
         return unauthorized("authentication required: send Authorization: Bearer <token or admin key>");
     }
     json_response(&response)
+}
+
+/// The body, at most `limit` bytes; a 413 (read far enough for the client to see it, and
+/// closing the connection) or a 400 otherwise.
+pub(crate) async fn read_body(
+    body: axum::body::Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, Box<axum::response::Response>> {
+    match body::read_limited(body, headers, limit).await {
+        Ok(b) => Ok(b),
+        Err(body::BodyError::TooLarge) => {
+            let mut r = error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ApiError::limit(format!("the request body is larger than {limit} bytes")),
+            );
+            r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            Err(Box::new(r))
+        }
+        Err(body::BodyError::Read(e)) => Err(Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            ApiError::validation(format!("cannot read the request body: {e}")),
+        ))),
+    }
 }
 
 /// The POST body → one request or a batch. Checked in this order, each step bounded by the
