@@ -101,18 +101,11 @@ fn lit(s: &str) -> String {
     out
 }
 
-/// `startCursor`/`endCursor`: the edge's id, or the sentinel when there is no page that way.
+/// `startCursor`/`endCursor`: the first and last edges' cursors (Relay's rule); the sentinels
+/// `FIRST`/`LAST` only on an empty page.
 fn assert_sentinels(p: &Page, ctx: &str) {
-    let start = match (p.has_previous, p.ids.first()) {
-        (true, Some(id)) => id.as_str(),
-        _ => "FIRST",
-    };
-    let end = match (p.has_next, p.ids.last()) {
-        (true, Some(id)) => id.as_str(),
-        _ => "LAST",
-    };
-    assert_eq!(p.start, start, "{ctx}: startCursor");
-    assert_eq!(p.end, end, "{ctx}: endCursor");
+    assert_eq!(p.start, p.ids.first().map_or("FIRST", String::as_str), "{ctx}: startCursor");
+    assert_eq!(p.end, p.ids.last().map_or("LAST", String::as_str), "{ctx}: endCursor");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -270,7 +263,11 @@ async fn page_sizes_page_numbers_and_offsets() {
     let p = find(&t, "Row", q, json!({ "last": 101 })).await;
     assert_eq!((p.ids.as_slice(), p.limit), (&want[900..], 100));
     assert!(p.has_previous && !p.has_next);
-    assert_eq!((p.start.as_str(), p.end.as_str()), (want[900].as_str(), "LAST"));
+    // The last page's endCursor is its last edge (Relay); paging on from it is empty.
+    assert_eq!((p.start.as_str(), p.end.as_str()), (want[900].as_str(), want[999].as_str()));
+    let after_end = find(&t, "Row", q, json!({ "first": 10, "after": p.end })).await;
+    assert!(after_end.ids.is_empty() && after_end.has_previous && !after_end.has_next);
+    assert_eq!((after_end.start.as_str(), after_end.end.as_str()), ("FIRST", "LAST"));
     let p = find(&t, "Row", q, json!({ "first": 0 })).await;
     assert!(p.ids.is_empty());
     assert_eq!((p.start.as_str(), p.end.as_str()), ("FIRST", "LAST"));

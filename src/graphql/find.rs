@@ -174,14 +174,11 @@ pub async fn find(
         edges.push(json!({ "node": node, "cursor": id, "__type": type_name }));
         ids.push(id);
     }
-    let start = match (has_previous, ids.first()) {
-        (true, Some(id)) => id.clone(),
-        _ => FIRST.to_string(),
-    };
-    let end = match (has_next, ids.last()) {
-        (true, Some(id)) => id.clone(),
-        _ => LAST.to_string(),
-    };
+    // Relay's rule: the cursors of the first and last edges (Apollo's and Relay's caches copy
+    // them onto edges). An empty page has no edge: the sentinels, which page on to empty
+    // pages.
+    let start = ids.first().cloned().unwrap_or_else(|| FIRST.to_string());
+    let end = ids.last().cloned().unwrap_or_else(|| LAST.to_string());
     let mut page_info = json!({
         "hasPreviousPage": has_previous,
         "hasNextPage": has_next,
