@@ -7,6 +7,12 @@ pub struct Limits {
     pub body_bytes: usize,
     /// Selection depth of a query, fragments followed.
     pub depth: usize,
+    /// Selection depth under `__schema` / `__type` (the standard introspection query nests
+    /// `ofType` about ten levels deep).
+    pub introspection_depth: usize,
+    /// Nesting of the list-valued introspection fields (`types`, `fields`, `args`, ...) under
+    /// `__schema` / `__type`; each level multiplies the answer by every type or field.
+    pub introspection_lists: usize,
     /// Aliased fields in one document.
     pub aliases: usize,
     /// Root fields of one operation.
@@ -37,6 +43,8 @@ impl Default for Limits {
         Limits {
             body_bytes: 1 << 20,
             depth: 12,
+            introspection_depth: 24,
+            introspection_lists: 3,
             aliases: 30,
             root_fields: 20,
             tokens: 15_000,

@@ -58,7 +58,9 @@ pub fn build_schema(model: &Model, engine: Option<Arc<Engine>>, limits: &Limits)
         builder = builder.data(engine);
     }
     builder
-        .limit_depth(limits.depth + 2)
+        // The request guard bounds depth first (data and introspection apart); this is the
+        // backstop for anything that bypassed it.
+        .limit_depth(limits.depth.max(limits.introspection_depth) + 2)
         .limit_directives(limits.directives)
         .limit_recursive_depth(limits.nesting)
         .finish()

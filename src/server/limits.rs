@@ -140,14 +140,47 @@ pub fn check_variables(vars: &async_graphql::Variables, limits: &Limits) -> ApiR
     Ok(())
 }
 
-/// Facts about a fragment, computed once.
-#[derive(Clone, Copy)]
+/// Facts about a selection set (a fragment's are computed once).
+///
+/// Introspection is measured apart from data: the standard introspection query that every
+/// tool sends (GraphiQL, graphql-codegen, Apollo's tooling) nests `ofType` ten levels deep,
+/// which says nothing about its cost, while `types { fields { type { fields ... } } }` fans out
+/// by every type and field at each level. So under `__schema` / `__type` the depth has a
+/// bound of its own and the nesting of the list-valued introspection fields (`types`,
+/// `fields`, `args`, ...) is bounded too; the standard query nests three of them.
+#[derive(Clone, Copy, Default)]
 struct Cost {
     /// Selections (fields, spreads, inline fragments) after full expansion (saturating).
     fields: u64,
-    /// Deepest field nesting below the fragment.
+    /// Deepest field nesting, every field counted.
     depth: usize,
+    /// Deepest nesting of fields with an introspection list's name, every field counted
+    /// (what matters once the set turns out to be under `__schema` / `__type`).
+    lists: usize,
+    /// Deepest field nesting outside introspection subtrees.
+    data_depth: usize,
+    /// Deepest nesting under an introspection root field, the root included.
+    intro_depth: usize,
+    /// Deepest nesting of introspection list fields under an introspection root field.
+    intro_lists: usize,
 }
+
+impl Cost {
+    fn max(self, o: Cost) -> Cost {
+        Cost {
+            fields: self.fields.saturating_add(o.fields),
+            depth: self.depth.max(o.depth),
+            lists: self.lists.max(o.lists),
+            data_depth: self.data_depth.max(o.data_depth),
+            intro_depth: self.intro_depth.max(o.intro_depth),
+            intro_lists: self.intro_lists.max(o.intro_lists),
+        }
+    }
+}
+
+/// Introspection fields that return one element per type, field, argument or value.
+const INTROSPECTION_LISTS: [&str; 8] =
+    ["types", "fields", "args", "inputFields", "interfaces", "possibleTypes", "enumValues", "directives"];
 
 struct Checker<'a> {
     doc: &'a ExecutableDocument,
@@ -168,10 +201,22 @@ pub fn check(doc: &ExecutableDocument, operation_name: Option<&str>, limits: &Li
     for (name, op) in doc.operations.iter() {
         c.directives(op.node.directives.len())?;
         let cost = c.set(&op.node.selection_set.node)?;
-        if cost.depth > limits.depth {
+        if cost.data_depth > limits.depth {
             return Err(ApiError::limit(format!(
                 "the query is nested {} levels deep; the limit is {}",
-                cost.depth, limits.depth
+                cost.data_depth, limits.depth
+            )));
+        }
+        if cost.intro_depth > limits.introspection_depth {
+            return Err(ApiError::limit(format!(
+                "the introspection query is nested {} levels deep; the limit is {}",
+                cost.intro_depth, limits.introspection_depth
+            )));
+        }
+        if cost.intro_lists > limits.introspection_lists {
+            return Err(ApiError::limit(format!(
+                "the introspection query nests {} list fields (types, fields, args, ...); the limit is {}",
+                cost.intro_lists, limits.introspection_lists
             )));
         }
         if cost.fields > limits.expanded_selections {
@@ -237,7 +282,7 @@ impl<'a> Checker<'a> {
     }
 
     fn set(&mut self, set: &'a SelectionSet) -> ApiResult<Cost> {
-        let mut total = Cost { fields: 0, depth: 0 };
+        let mut total = Cost::default();
         for item in &set.items {
             let cost = match &item.node {
                 Selection::Field(f) => {
@@ -246,7 +291,22 @@ impl<'a> Checker<'a> {
                         self.aliases += 1;
                     }
                     let sub = self.set(&f.node.selection_set.node)?;
-                    Cost { fields: sub.fields.saturating_add(1), depth: sub.depth + 1 }
+                    let name = f.node.name.node.as_str();
+                    let list = usize::from(INTROSPECTION_LISTS.contains(&name));
+                    let mut c = Cost {
+                        fields: sub.fields.saturating_add(1),
+                        depth: sub.depth + 1,
+                        lists: sub.lists + list,
+                        data_depth: sub.data_depth + 1,
+                        intro_depth: sub.intro_depth,
+                        intro_lists: sub.intro_lists,
+                    };
+                    if name == "__schema" || name == "__type" {
+                        c.data_depth = 1;
+                        c.intro_depth = sub.depth + 1;
+                        c.intro_lists = sub.lists;
+                    }
+                    c
                 }
                 // Spreads and inline fragments count as selections themselves: validation
                 // and planning visit each one, so a tree of spreads that ends in no field at
@@ -254,7 +314,7 @@ impl<'a> Checker<'a> {
                 Selection::InlineFragment(frag) => {
                     self.directives(frag.node.directives.len())?;
                     let sub = self.set(&frag.node.selection_set.node)?;
-                    Cost { fields: sub.fields.saturating_add(1), depth: sub.depth }
+                    Cost { fields: sub.fields.saturating_add(1), ..sub }
                 }
                 Selection::FragmentSpread(spread) => {
                     self.directives(spread.node.directives.len())?;
@@ -262,13 +322,12 @@ impl<'a> Checker<'a> {
                     let sub = match self.doc.fragments.get_key_value(name) {
                         Some((n, frag)) => self.fragment(n, frag)?,
                         // Unknown fragments are reported by GraphQL validation.
-                        None => Cost { fields: 0, depth: 0 },
+                        None => Cost::default(),
                     };
-                    Cost { fields: sub.fields.saturating_add(1), depth: sub.depth }
+                    Cost { fields: sub.fields.saturating_add(1), ..sub }
                 }
             };
-            total.fields = total.fields.saturating_add(cost.fields);
-            total.depth = total.depth.max(cost.depth);
+            total = total.max(cost);
             if total.fields > self.limits.expanded_selections {
                 return Err(ApiError::limit(format!(
                     "the query expands to more than {} selections",
@@ -345,6 +404,42 @@ mod tests {
         }
         q.push_str("fragment F8 on Query { ...Missing }\n");
         assert!(run(&q).unwrap_err().message.contains("expands"));
+    }
+
+    /// The shape of the introspection query GraphiQL and graphql-codegen send: `ofType`
+    /// nested eight levels under `types { fields { args { type ... } } }`.
+    fn standard_introspection() -> String {
+        let mut type_ref = String::from("kind name");
+        for _ in 0..8 {
+            type_ref = format!("kind name ofType {{ {type_ref} }}");
+        }
+        format!(
+            "query IntrospectionQuery {{ __schema {{ queryType {{ name }} mutationType {{ name }} subscriptionType {{ name }}
+               types {{ ...FullType }} directives {{ name description locations args {{ ...InputValue }} }} }} }}
+             fragment FullType on __Type {{ kind name description
+               fields(includeDeprecated: true) {{ name description args {{ ...InputValue }} type {{ ...TypeRef }} isDeprecated deprecationReason }}
+               inputFields {{ ...InputValue }} interfaces {{ ...TypeRef }}
+               enumValues(includeDeprecated: true) {{ name description isDeprecated deprecationReason }}
+               possibleTypes {{ ...TypeRef }} }}
+             fragment InputValue on __InputValue {{ name description type {{ ...TypeRef }} defaultValue }}
+             fragment TypeRef on __Type {{ {type_ref} }}"
+        )
+    }
+
+    #[test]
+    fn introspection_is_measured_apart_from_data() {
+        assert_eq!(run(&standard_introspection()).ok(), Some(OperationType::Query));
+        // ... but fanning out by types and fields at every level is refused,
+        let fan = "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+        assert!(run(fan).unwrap_err().message.contains("nests 4 list fields"), "{:?}", run(fan));
+        let fan = "{ __type(name: \"Q\") { fields { type { fields { type { fields { type { fields { name } } } } } } } } }";
+        assert!(run(fan).unwrap_err().message.contains("list fields"));
+        // ... and so is deep nesting under introspection,
+        let deep = format!("{{ __type(name: \"Q\") {{ {} name {} }} }}", "ofType {".repeat(30), "}".repeat(30));
+        assert!(run(&deep).unwrap_err().message.contains("introspection query is nested"));
+        // while data keeps its own depth limit, also next to introspection.
+        let data = format!("{{ __typename __schema {{ types {{ name }} }} {} b {} }}", "a {".repeat(13), "}".repeat(13));
+        assert!(run(&data).unwrap_err().message.contains("nested 14 levels"));
     }
 
     #[test]
