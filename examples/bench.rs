@@ -216,6 +216,7 @@ async fn graphql(url: &str, connections: usize, seconds: u64) {
         database_url: url.into(),
         admin_key: None,
         limits: arcbase::config::Limits::default(),
+        trust_request_id: false,
     };
     let app = arcbase::server::build(&opts).await.expect("build");
     let served = app.registry.snapshot().tenants.get("default").expect("default").served.clone();
@@ -227,14 +228,15 @@ async fn graphql(url: &str, connections: usize, seconds: u64) {
                 "{{ get(type: Message, id: \"m{:06}\") {{ ... on Message {{ text score }} }} }}",
                 rng.below(MESSAGES) + 1
             );
-            let ctx = arcbase::graphql::RequestCtx {
+            let caller = arcbase::ops::Caller {
                 instance: "default".into(),
-                account: None,
                 viewer: Viewer::Admin,
                 anonymous_registrations: false,
                 jwt_secret: secret,
             };
-            let resp = served.schema.execute(async_graphql::Request::new(q).data(ctx)).await;
+            let ctx = arcbase::graphql::Context { caller: &caller, anonymous_requests: false, only_queries: false };
+            let req = arcbase::graphql::Request { query: q, ..Default::default() };
+            let (resp, _) = arcbase::graphql::execute(&served, &ctx, req).await;
             assert!(resp.errors.is_empty(), "{:?}", resp.errors);
             rng
         }

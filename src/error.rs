@@ -1,8 +1,8 @@
 //! The one public error type: a code that becomes `extensions.code` and a message for the user.
 //!
 //! Module-level errors (`store::StoreError`, ...) convert into [`ApiError`]. Internal failures
-//! are logged with a request id and answered with only "internal error" and that id: no SQL,
-//! no driver text reaches a client.
+//! are logged (with the request's id, from its span) and answered with only "internal error"
+//! and that id in `extensions.requestId`: no SQL, no driver text reaches a client.
 
 use std::fmt;
 
@@ -63,11 +63,12 @@ impl ApiError {
         Self::new(ErrorCode::LimitExceeded, message)
     }
 
-    /// Log `detail` under a fresh request id and return an error that only names that id.
+    /// Log `detail` (on the current request's span, which carries its request id) and return
+    /// an error that says only "internal error"; the transport adds the request id to every
+    /// error it answers.
     pub fn internal(detail: impl fmt::Display) -> Self {
-        let id = ulid::Ulid::new();
-        tracing::error!(request_id = %id, "internal error: {detail}");
-        Self::new(ErrorCode::Internal, format!("internal error (request {id})"))
+        tracing::error!("internal error: {detail}");
+        Self::new(ErrorCode::Internal, "internal error")
     }
 
     /// Prefix the message with where the problem is (`values.Author[2]`).
@@ -84,14 +85,5 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
-
-impl ApiError {
-    /// The GraphQL error with `extensions.code` set.
-    pub fn into_gql(self) -> async_graphql::Error {
-        use async_graphql::ErrorExtensions;
-        let code = self.code.as_str();
-        async_graphql::Error::new(self.message).extend_with(|_, ext| ext.set("code", code))
-    }
-}
 
 pub type ApiResult<T> = Result<T, ApiError>;

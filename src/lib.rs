@@ -16,14 +16,19 @@
 //! - [`server`]: axum router, request limits, authentication, playground, health.
 //! - [`error`]: the public error codes (`extensions.code`).
 
+pub mod access;
 pub mod arcql;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod feed;
 pub mod graphql;
 pub mod model;
+pub mod ops;
 pub mod plan;
 pub mod server;
 pub mod sql;
 pub mod store;
+pub mod tasks;
 pub mod tenancy;
+pub mod value;

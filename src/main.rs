@@ -133,8 +133,15 @@ fn main() -> ExitCode {
                     }
                 };
             let admin_key = std::env::var("ARCBASE_ADMIN_KEY").ok().filter(|k| !k.is_empty());
-            let opts =
-                ServeOptions { schema_path: schema, database_url: database, admin_key, limits: Limits::default() };
+            let trust_request_id =
+                std::env::var("ARCBASE_TRUST_REQUEST_ID").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+            let opts = ServeOptions {
+                schema_path: schema,
+                database_url: database,
+                admin_key,
+                limits: Limits::default(),
+                trust_request_id,
+            };
             runtime.block_on(serve(opts, listen, std::time::Duration::from_secs(shutdown_grace)))
         }
         Command::Release { command, database } => registry_command(&database, Registry::Release(command)),
@@ -281,6 +288,7 @@ async fn serve(opts: ServeOptions, listen: String, grace: std::time::Duration) -
     println!("arcbase serving {} on {}", app.serving, opts.database_url);
     println!("playground: http://{addr}/graphql");
     let store = app.store.clone();
+    let tasks = app.tasks.clone();
     // Graceful: stop accepting, let requests in progress finish. A connection that is still
     // open `grace` after the signal (a request that never finishes arriving) is abandoned.
     let signalled = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -301,8 +309,9 @@ async fn serve(opts: ServeOptions, listen: String, grace: std::time::Duration) -
             Ok(())
         }
     };
-    // Requests that were mid-write finish first (the pool waits for its connections), but
-    // not forever.
+    // Background tasks stop on the same signal; then requests that were mid-write finish
+    // (the pool waits for its connections), but not forever.
+    tasks.shutdown(grace).await;
     if tokio::time::timeout(grace, store.close()).await.is_err() {
         tracing::warn!("the database did not close within {}s", grace.as_secs());
     }

@@ -1056,7 +1056,13 @@ fn where_leaf() -> impl Strategy<Value = WLeaf> {
         (ops, at.clone()).prop_map(|(op, i)| WLeaf::Cmp(F::At, op, Lit::Dt(i))),
         (qty.clone(), any::<bool>(), qty, any::<bool>())
             // Equal bounds need both ends inclusive: an empty range is refused.
-            .prop_map(|(a, li, b, hi)| WLeaf::Range(F::Qty, Lit::I(a.min(b)), li || a == b, Lit::I(a.max(b)), hi || a == b)),
+            .prop_map(|(a, li, b, hi)| WLeaf::Range(
+                F::Qty,
+                Lit::I(a.min(b)),
+                li || a == b,
+                Lit::I(a.max(b)),
+                hi || a == b
+            )),
         (at.clone(), any::<bool>(), at, any::<bool>()).prop_map(|(a, li, b, hi)| {
             let (a, b) = if ATS[a].1 <= ATS[b].1 { (a, b) } else { (b, a) };
             let same = ATS[a].1 == ATS[b].1;

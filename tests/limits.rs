@@ -590,8 +590,17 @@ async fn admin_key() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad:?}: {body}");
         rejected(status, &body, "UNAUTHENTICATED");
     }
-    let resp =
-        t.router.clone().oneshot(Request::post("/graphql").body(Body::from(q.to_string())).unwrap()).await.unwrap();
+    let resp = t
+        .router
+        .clone()
+        .oneshot(
+            Request::post("/graphql")
+                .header("content-type", "application/json")
+                .body(Body::from(q.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap()), Some("Bearer"));
     // GET and batch are guarded the same way.

@@ -139,10 +139,7 @@ async fn statement_timeout_is_applied() {
     let t = TestApp::at(EXAMPLE, None, arcbase::config::Limits::default(), tempfile::tempdir().unwrap(), &url).await;
     assert_eq!(t.app.store.statement_timeout().await.unwrap().as_deref(), Some("5s"));
     // A statement over the limit is cancelled, and reported as an internal error, not a hang.
-    let err = t
-        .app
-        .store
-        .fetch_rows(&arcbase::sql::Sql::raw(arcbase::sql::Dialect::Postgres, "SELECT pg_sleep(6)"))
-        .await;
+    let err =
+        t.app.store.fetch_rows(&arcbase::sql::Sql::raw(arcbase::sql::Dialect::Postgres, "SELECT pg_sleep(6)")).await;
     assert!(err.is_err(), "pg_sleep(6) must hit the 5 s statement timeout");
 }

@@ -981,7 +981,8 @@ fn serve_without_a_schema_file() {
     {
         let s = Server::start_in(Some(dir.path()), &["--database", &db], &[]);
         assert!(s.banner.iter().any(|l| l.contains("built-in example schema")), "{:?}", s.banner);
-        let (status, body) = s.post(&json!({ "query": "mutation { upsert(values: {Book: [{title: \"Dune\"}]}) { id } }" }));
+        let (status, body) =
+            s.post(&json!({ "query": "mutation { upsert(values: {Book: [{title: \"Dune\"}]}) { id } }" }));
         assert_eq!(status, 200, "{body}");
         assert!(body.get("errors").is_none(), "{body}");
     }

@@ -1,74 +1,53 @@
-//! Model → async-graphql dynamic schema, built once per model and shared by every request.
+//! The GraphQL front door: the generated schema (built once per release), and requests run
+//! against it, from text to response.
 //!
-//! `types` declares the generated types of contract §2; `ops` holds the root operations, one
-//! function each; `selection` turns a request's selection set into a read plan. Object fields
-//! resolve from the JSON document their root operation read, so nested fields never query.
+//! | module | role |
+//! |---|---|
+//! | [`schema`] | the generated types of contract §2 and §3, as an async-graphql schema (validation, introspection, the printed SDL) and as [`schema::Shapes`] for the encoder |
+//! | [`guard`] | limits checked on the document before anything else looks at it |
+//! | [`exec`] | one request: guard, parse, validate, coerce variables, run each root field |
+//! | [`collect`] | the spec's CollectFields, shared by the planner and the encoder |
+//! | [`decode`] | arguments and selection sets → the operations' argument types |
+//! | [`encode`] | operation results → `data`, per the selection |
+//! | [`introspection`] | `__schema` and `__type` from the validated schema |
+//! | [`response`] | the response and its errors, classified once |
 //!
-//! Invariant: this module never touches sqlx; it calls `store` with rendered plans.
+//! Invariant: this module never touches sqlx or SQL; it calls `ops` with typed arguments.
 
-mod aggregate;
-mod auth;
-mod find;
-mod ops;
-pub mod selection;
-mod types;
+pub mod collect;
+pub mod decode;
+pub mod encode;
+pub mod exec;
+pub mod guard;
+pub mod introspection;
+pub mod response;
+pub mod schema;
+
+pub use exec::{execute, Context, Request, Served};
+pub use schema::ROOT_UNION;
 
 use std::sync::Arc;
 
-use async_graphql::dynamic::{Schema, SchemaError};
+use async_graphql::dynamic::SchemaError;
 
 use crate::config::Limits;
 use crate::model::Model;
-use crate::store::Store;
+use crate::ops::Engine;
 
-/// Everything a resolver needs that lives as long as the schema.
-pub struct Engine {
-    pub model: Arc<Model>,
-    pub store: Store,
-    /// The app whose tables this schema reads and writes.
-    pub app: String,
-    pub limits: Limits,
+/// Build what serving `engine`'s release needs: its validated schema and shapes.
+pub fn serve(engine: Arc<Engine>) -> Result<Served, SchemaError> {
+    let (schema, shapes) = schema::build_schema(&engine.model, &engine.limits)?;
+    Ok(Served { engine, schema, shapes })
 }
 
-/// Per-request facts, put into each request's data by the server.
-#[derive(Debug, Clone)]
-pub struct RequestCtx {
-    /// The instance (tenant) the request is for.
-    pub instance: String,
-    /// The caller's account id; `None` for admin and anonymous callers.
-    pub account: Option<String>,
-    /// Who is asking: decides what the generated SQL lets them see and change.
-    pub viewer: crate::sql::Viewer,
-    /// The instance lets callers without an account register (`createAccount`).
-    pub anonymous_registrations: bool,
-    /// The key that signs session tokens.
-    pub jwt_secret: Arc<[u8]>,
-}
-
-/// Build the executable schema for `model`. With `engine = None` the schema can only be
-/// printed (the build step); resolvers then report an internal error.
-pub fn build_schema(model: &Model, engine: Option<Arc<Engine>>, limits: &Limits) -> Result<Schema, SchemaError> {
-    let mut builder = Schema::build("Query", Some("Mutation"), None);
-    for ty in types::all_types(model) {
-        builder = builder.register(ty);
-    }
-    builder = builder.register(auth::access_token_type());
-    builder = builder.register(ops::query(model)).register(ops::mutation(model));
-    if let Some(engine) = engine {
-        builder = builder.data(engine);
-    }
-    builder
-        // The request guard bounds depth first (data and introspection apart); this is the
-        // backstop for anything that bypassed it.
-        .limit_depth(limits.depth.max(limits.introspection_depth) + 2)
-        .limit_directives(limits.directives)
-        .limit_recursive_depth(limits.nesting)
-        .finish()
+/// Check that `model` builds a valid GraphQL schema (before anything is written for it).
+pub fn check_schema(model: &Model, limits: &Limits) -> Result<(), SchemaError> {
+    schema::build_schema(model, limits).map(|_| ())
 }
 
 /// The generated SDL of `model`: what `arcbase schema build` prints. Deterministic: types
 /// are printed in name order.
 pub fn generated_sdl(model: &Model) -> Result<String, SchemaError> {
-    let schema = build_schema(model, None, &Limits::default())?;
+    let (schema, _) = schema::build_schema(model, &Limits::default())?;
     Ok(schema.sdl())
 }

@@ -5,7 +5,7 @@ use crate::arcql::ast::{Expr, Literal, Op, Value};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::model::{Base, Model, Scalar, Storage, HYPI_FLAT_FIELDS};
 use crate::plan::filter::{CmpOp, Col, FilterPlan};
-use crate::sql::SqlValue;
+use crate::value::SqlValue;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AggFn {

@@ -5,7 +5,7 @@ use crate::arcql::ast::{Expr, Literal, Op, Path, Query, Value};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::model::{Base, Model, Scalar, Storage};
 use crate::plan::write::normalize_datetime;
-use crate::sql::SqlValue;
+use crate::value::SqlValue;
 
 /// Longest `*` wildcard pattern.
 pub const MAX_PATTERN_CHARS: usize = 100;
@@ -131,7 +131,7 @@ pub struct FilterPlan {
 /// The viewer of a statement and the access it needs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Visibility {
-    pub viewer: crate::sql::Viewer,
+    pub viewer: crate::access::Viewer,
     /// The rows are to be changed (trash, delete, ...): the type's write level applies.
     pub write: bool,
 }

@@ -125,3 +125,73 @@ impl ObjectSelection {
         })
     }
 }
+
+/// The paging arguments of a list field, as given (`arcql`, `first`, `after`, `last`,
+/// `before`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListArgs {
+    pub arcql: Option<String>,
+    pub first: Option<i64>,
+    pub after: Option<String>,
+    pub last: Option<i64>,
+    pub before: Option<String>,
+}
+
+impl ListPage {
+    /// The checked page of list field `field` of `type_idx` (a list reference or a scalar
+    /// list): the same rules as `find`'s paging (no `first` with `last`, no negative sizes,
+    /// sizes clamped to the cap), and scalar lists, whose elements have no ids or fields,
+    /// take neither cursors nor a filter.
+    pub fn new(
+        model: &crate::model::Model,
+        type_idx: usize,
+        field: usize,
+        args: &ListArgs,
+        limits: &crate::config::Limits,
+    ) -> crate::error::ApiResult<ListPage> {
+        use crate::error::ApiError;
+        let ty = &model.types[type_idx];
+        let f = &ty.fields[field];
+        let qualified = format!("{}.{}", ty.name, f.name);
+        let elements = match f.storage() {
+            crate::model::Storage::LinkTable(target) => Some(target),
+            _ => None,
+        };
+        let size = |name: &str, v: Option<i64>| -> crate::error::ApiResult<Option<u32>> {
+            match v {
+                None => Ok(None),
+                Some(i) if i >= 0 => Ok(Some(u32::try_from(i).unwrap_or(u32::MAX).min(limits.page_max))),
+                Some(_) => Err(ApiError::validation(format!("{qualified}: '{name}' must be a non-negative Int"))),
+            }
+        };
+        let first = size("first", args.first)?;
+        let last = size("last", args.last)?;
+        if first.is_some() && last.is_some() {
+            return Err(ApiError::validation(format!("{qualified}: 'first' and 'last' cannot be used together")));
+        }
+        if elements.is_none() && (args.after.is_some() || args.before.is_some()) {
+            return Err(ApiError::validation(format!(
+                "{qualified}: a scalar list has no element ids to use as cursors; page it with 'first' or 'last'"
+            )));
+        }
+        let filter = match (args.arcql.as_deref(), elements) {
+            (None, _) => crate::plan::filter::FilterPlan::default(),
+            (Some(q), Some(target)) => {
+                crate::plan::filter::plan_query(model, target, q).map_err(|e| e.at(&qualified))?
+            }
+            (Some(q), None) if q.trim() == "*" || q.trim().is_empty() => crate::plan::filter::FilterPlan::default(),
+            (Some(_), None) => {
+                return Err(ApiError::validation(format!(
+                    "{qualified}: a scalar list has no fields to filter on; page it with 'first' or 'last'"
+                )))
+            }
+        };
+        Ok(ListPage {
+            filter,
+            limit: first.or(last).unwrap_or(limits.page_default.min(limits.page_max)),
+            from_end: last.is_some(),
+            after: args.after.clone(),
+            before: args.before.clone(),
+        })
+    }
+}

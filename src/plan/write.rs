@@ -5,14 +5,14 @@
 //! sizes and the per-call object cap. Errors name the object (`values.Author[2].bestbook`) and
 //! the field (`Author.age`).
 
-use async_graphql::{Name, Value};
+use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Base, Field, Model, Scalar, Storage};
-use crate::sql::SqlValue;
+use crate::value::SqlValue;
 
 /// Limits that apply while planning writes.
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +60,9 @@ impl WriteObject {
     }
 }
 
-/// Plan `upsert(values: ...)`: the top-level objects in input order.
+/// Plan `upsert(values: ...)`: the top-level objects in input order. `values` is an object
+/// keyed by type name, each holding a list of objects (or one object: GraphQL's input
+/// coercion reads a single value as a list of one); enum values are strings.
 pub fn plan_upsert(model: &Model, values: &Value, limits: WriteLimits) -> ApiResult<Vec<WriteObject>> {
     let Value::Object(by_type) = values else {
         return Err(ApiError::validation("values must be an object keyed by type name"));
@@ -180,7 +182,7 @@ fn plan_object(
 fn list_items(v: &Value) -> Vec<&Value> {
     match v {
         Value::Null => Vec::new(),
-        Value::List(items) => items.iter().collect(),
+        Value::Array(items) => items.iter().collect(),
         other => vec![other],
     }
 }
@@ -189,7 +191,7 @@ fn plan_hypi(v: &Value, location: &str, limits: WriteLimits) -> ApiResult<Option
     let Value::Object(h) = v else {
         return Ok(None);
     };
-    match h.get(&Name::new("id")) {
+    match h.get("id") {
         None | Some(Value::Null) => Ok(None),
         Some(v) => {
             let id = match v {
@@ -243,7 +245,6 @@ pub fn scalar_value(
         Base::Enum(e) => {
             let en = &model.enums[*e];
             let name = match v {
-                Value::Enum(n) => n.as_str(),
                 Value::String(s) => s.as_str(),
                 _ => return Err(bad(&format!("a value of enum {}", en.name))),
             };
@@ -276,15 +277,11 @@ pub fn scalar_value(
                 Some(f) if f.is_finite() => Ok(SqlValue::Real(f)),
                 _ => Err(bad("a finite Float")),
             },
-            (Scalar::Boolean, Value::Boolean(b)) => Ok(SqlValue::Bool(*b)),
+            (Scalar::Boolean, Value::Bool(b)) => Ok(SqlValue::Bool(*b)),
             (Scalar::DateTime, Value::String(x)) => normalize_datetime(x)
                 .map(SqlValue::Text)
                 .ok_or_else(|| bad("a DateTime (ISO-8601, e.g. 2026-11-22T10:15:00Z)")),
-            (Scalar::Json, v) => {
-                let json = v.clone().into_json().map_err(|_| bad("JSON"))?;
-                let s = json.to_string();
-                text(&s)
-            }
+            (Scalar::Json, v) => text(&v.to_string()),
             (Scalar::String, _) => Err(bad("a String")),
             (Scalar::Id, _) => Err(bad("an ID")),
             (Scalar::Int, _) => Err(bad("an Int")),
@@ -309,19 +306,17 @@ pub fn scalar_from_text(
             Ok(i) => Value::Number(i.into()),
             Err(_) => return Err(ApiError::validation(format!("{qualified}: '{s}' is not an integer"))),
         },
-        Base::Scalar(Scalar::Float) => match s.trim().parse::<f64>().ok().and_then(async_graphql::Number::from_f64) {
+        Base::Scalar(Scalar::Float) => match s.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
             Some(n) => Value::Number(n),
             None => return Err(ApiError::validation(format!("{qualified}: '{s}' is not a Float"))),
         },
         Base::Scalar(Scalar::Boolean) => match s.trim() {
-            "true" => Value::Boolean(true),
-            "false" => Value::Boolean(false),
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
             _ => return Err(ApiError::validation(format!("{qualified}: '{s}' is not a Boolean"))),
         },
         Base::Scalar(Scalar::Json) => match serde_json::from_str::<serde_json::Value>(s) {
-            Ok(j) => {
-                Value::from_json(j).map_err(|_| ApiError::validation(format!("{qualified}: '{s}' is not JSON")))?
-            }
+            Ok(j) => j,
             Err(_) => return Err(ApiError::validation(format!("{qualified}: '{s}' is not JSON"))),
         },
         _ => Value::String(s.to_string()),

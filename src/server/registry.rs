@@ -5,25 +5,18 @@
 //! Every release's GraphQL schema is built once and shared by the instances that run it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use async_graphql::dynamic::Schema;
-
 use crate::config::Limits;
-use crate::graphql::{build_schema, Engine};
+use crate::graphql::Served;
+use crate::ops::Engine;
 use crate::store::tenancy::InstanceRow;
 use crate::store::Store;
 use crate::tenancy::{release_model, TenancyError};
 
 /// How often a node looks for registry changes made elsewhere (the contract: within 2 s).
 pub const POLL: Duration = Duration::from_millis(500);
-
-/// One release, ready to serve.
-pub struct Served {
-    pub engine: Arc<Engine>,
-    pub schema: Schema,
-}
 
 /// One instance and what it runs.
 pub struct Tenant {
@@ -84,10 +77,11 @@ impl Registry {
                         app: row.app.clone(),
                         limits: self.limits.clone(),
                     });
-                    let schema = build_schema(&engine.model, Some(engine.clone()), &self.limits).map_err(|e| {
-                        TenancyError::Corrupt { app: row.app.clone(), name: release.clone(), why: e.to_string() }
-                    })?;
-                    let s = Arc::new(Served { engine, schema });
+                    let s = Arc::new(crate::graphql::serve(engine).map_err(|e| TenancyError::Corrupt {
+                        app: row.app.clone(),
+                        name: release.clone(),
+                        why: e.to_string(),
+                    })?);
                     built.insert(key, s.clone());
                     s
                 }
@@ -102,14 +96,12 @@ impl Registry {
         Ok(())
     }
 
-    /// Poll for changes until the registry is dropped.
-    pub fn watch(this: &Arc<Registry>) {
-        let weak: Weak<Registry> = Arc::downgrade(this);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(POLL).await;
-                let Some(r) = weak.upgrade() else { break };
-                if let Err(e) = r.refresh().await {
+    /// Poll for changes until shutdown.
+    pub fn watch(this: &Arc<Registry>, tasks: &crate::tasks::Supervisor) {
+        let registry = this.clone();
+        tasks.spawn("registry refresh", move |mut shutdown| async move {
+            while !shutdown.sleep(POLL).await {
+                if let Err(e) = registry.refresh().await {
                     tracing::warn!("registry refresh failed: {e}");
                 }
             }

@@ -15,6 +15,49 @@ pub struct AggRenderer<'a> {
 }
 
 impl AggRenderer<'_> {
+    /// A group's document as this renderer's SQL produced it, in the model's types: Float
+    /// results as floats (PostgreSQL prints an integral value without a fraction), and Float
+    /// group keys printed one way on both databases (as JSON prints the double), so both
+    /// databases answer byte for byte alike.
+    pub fn decode(&self, plan: &AggPlan, text: &str) -> Result<serde_json::Value, crate::error::ApiError> {
+        let mut doc: serde_json::Value = serde_json::from_str(text).map_err(crate::error::ApiError::internal)?;
+        for f in &plan.fields {
+            let Some(obj) = doc.get_mut(ref_key(&f.key).as_str()).and_then(|v| v.as_object_mut()) else { continue };
+            for c in &f.calls {
+                if let Some(v) = obj.get_mut(ref_key(&c.key).as_str()) {
+                    if Self::is_float(c.func, f.target) {
+                        super::read::scalar(Some(Scalar::Float), v);
+                    }
+                }
+            }
+            let Some(serde_json::Value::Array(pairs)) = obj.get_mut("groupValues") else { continue };
+            for (pair, k) in pairs.iter_mut().zip(&plan.group_by) {
+                if k.scalar != Scalar::Float {
+                    continue;
+                }
+                let Some(v) = pair.get_mut("value") else { continue };
+                let canonical = v
+                    .as_str()
+                    .and_then(|t| t.trim().parse::<f64>().ok())
+                    .and_then(serde_json::Number::from_f64)
+                    .map(|n| n.to_string());
+                if let Some(t) = canonical {
+                    *v = serde_json::Value::String(t);
+                }
+            }
+        }
+        Ok(doc)
+    }
+
+    /// Does this aggregate give a Float (an `avg`; `sum`, `min`, `max` of a Float field)?
+    fn is_float(func: AggFn, target: AggTarget) -> bool {
+        match (func, target) {
+            (AggFn::Avg, _) => true,
+            (AggFn::Sum | AggFn::Min | AggFn::Max, AggTarget::Column(_, s)) => s == Scalar::Float,
+            _ => false,
+        }
+    }
+
     fn col(&self, col: Col) -> String {
         match col {
             Col::Field { type_idx, field } => {
@@ -50,12 +93,7 @@ impl AggRenderer<'_> {
     /// several times in a statement once.)
     fn result(&self, func: AggFn, target: AggTarget, distinct: bool) -> String {
         let e = self.agg(func, target, distinct);
-        let float = match (func, target) {
-            (AggFn::Avg, _) => true,
-            (AggFn::Sum | AggFn::Min | AggFn::Max, AggTarget::Column(_, s)) => s == Scalar::Float,
-            _ => false,
-        };
-        if self.dialect != Dialect::Sqlite || !float {
+        if self.dialect != Dialect::Sqlite || !Self::is_float(func, target) {
             return e;
         }
         super::sqlite_exact_float(&e)

@@ -259,22 +259,6 @@ impl FindRenderer<'_> {
         sql.push(&format!(") RETURNING {VALUE_OWNER}"));
         sql
     }
-
-    /// Change-feed rows for several objects in one statement.
-    pub fn changes(&self, instance: &str, type_idx: usize, rows: &[(String, i64)], op: &str, now: &str) -> Sql {
-        let mut sql = Sql::new(self.dialect);
-        sql.push(
-            "INSERT INTO arcbase_changes (instance_id, type_name, object_id, operation, version, changed_at) VALUES ",
-        );
-        for (i, (id, version)) in rows.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(").bind(instance).push(", ").bind(self.model.types[type_idx].name.as_str()).push(", ");
-            sql.bind(id.as_str()).push(", ").bind(op).push(", ").bind(*version).push(", ").bind(now).push(")");
-        }
-        sql
-    }
 }
 
 fn bind_list(sql: &mut Sql, ids: &[String]) {

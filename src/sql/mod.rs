@@ -9,96 +9,35 @@
 
 pub mod account;
 pub mod aggregate;
+pub mod changes;
 pub mod ddl;
 pub mod filter;
 pub mod find;
 pub mod names;
 pub mod read;
+pub mod registry;
+pub mod system;
 pub mod write;
 
-/// A value bound to a placeholder.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SqlValue {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Real(f64),
-    Text(String),
-}
+pub use crate::access::Viewer;
+pub use crate::value::SqlValue;
 
-impl From<&str> for SqlValue {
-    fn from(s: &str) -> Self {
-        SqlValue::Text(s.to_string())
-    }
-}
-impl From<String> for SqlValue {
-    fn from(s: String) -> Self {
-        SqlValue::Text(s)
-    }
-}
-impl From<i64> for SqlValue {
-    fn from(i: i64) -> Self {
-        SqlValue::Int(i)
-    }
-}
-impl From<Option<String>> for SqlValue {
-    fn from(s: Option<String>) -> Self {
-        s.map_or(SqlValue::Null, SqlValue::Text)
-    }
-}
-
-impl SqlValue {
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            SqlValue::Text(s) => Some(s),
-            _ => None,
-        }
-    }
-    pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            SqlValue::Int(i) => Some(*i),
-            _ => None,
-        }
-    }
-}
-
-/// Who is asking. Every generated statement limits the rows it reads or changes to those the
-/// viewer may see or change (`@access` of the type), so an object the caller may not see
+/// The access rules of `@access`, rendered: every generated statement limits the rows it
+/// reads or changes to those the viewer may see or change, so an object the caller may not see
 /// behaves exactly like a missing one.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Viewer {
-    /// The admin key (or development mode): everything.
-    #[default]
-    Admin,
-    /// An account of the instance.
-    Account(String),
-    /// No credentials, on an instance that allows anonymous requests.
-    Anonymous,
-}
-
 impl Viewer {
     /// Append ` AND <condition>` limiting `alias` (a row of type `type_idx`) to what the
     /// viewer may read (`write = false`) or change; nothing when everything is allowed.
     pub fn restrict(&self, sql: &mut Sql, model: &crate::model::Model, type_idx: usize, alias: &str, write: bool) {
-        use crate::model::Level;
-        let access = model.types[type_idx].access;
-        let level = if write { access.write } else { access.read };
-        match (self, level) {
-            (Viewer::Admin, _) | (_, Level::Public) | (Viewer::Account(_), Level::Authenticated) => {}
-            (Viewer::Anonymous, _) => {
+        use crate::access::Allowed;
+        match self.allowed(model, type_idx, write) {
+            Allowed::All => {}
+            Allowed::Nothing => {
                 sql.push(" AND FALSE");
             }
-            (Viewer::Account(id), Level::Owner) => {
-                sql.push(" AND ").push(alias).push(".").push(names::COL_CREATED_BY).push(" = ").bind(id.as_str());
+            Allowed::CreatedBy(id) => {
+                sql.push(" AND ").push(alias).push(".").push(names::COL_CREATED_BY).push(" = ").bind(id);
             }
-        }
-    }
-
-    /// May this viewer create objects of `type_idx`?
-    pub fn may_create(&self, model: &crate::model::Model, type_idx: usize) -> bool {
-        match self {
-            Viewer::Admin | Viewer::Account(_) => true,
-            Viewer::Anonymous => model.types[type_idx].access.write == crate::model::Level::Public,
         }
     }
 }

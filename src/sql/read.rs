@@ -24,6 +24,17 @@ pub struct ReadRenderer<'a> {
 }
 
 impl ReadRenderer<'_> {
+    /// A document this renderer's SQL produced, as JSON in the model's types: the one place
+    /// where storage forms are undone. SQLite stores Booleans as 0/1; a Float that holds an
+    /// integral value may be printed without a fraction (PostgreSQL's jsonb prints 3.0 as 3);
+    /// here both become what the field's type says, so every front door gets the same values
+    /// and both databases answer byte for byte alike.
+    pub fn decode(&self, sel: &ObjectSelection, text: &str) -> Result<serde_json::Value, crate::error::ApiError> {
+        let mut doc: serde_json::Value = serde_json::from_str(text).map_err(crate::error::ApiError::internal)?;
+        normalize(self.model, sel, &mut doc);
+        Ok(doc)
+    }
+
     /// `SELECT <doc> FROM <table> t0 WHERE instance = ? AND id = ? [AND not trashed]`.
     pub fn get_by_id(&self, sel: &ObjectSelection, instance: &str, id: &str, include_trashed: bool) -> Sql {
         let ty = &self.model.types[sel.type_idx];
@@ -277,5 +288,56 @@ impl ReadRenderer<'_> {
             sql.push(" ORDER BY p LIMIT ").bind(i64::from(page.limit));
         }
         sql.push(") s ORDER BY p) q))");
+    }
+}
+
+/// Put the members of `doc` that `sel` selected into their model types (see
+/// [`ReadRenderer::decode`]).
+pub fn normalize(model: &Model, sel: &ObjectSelection, doc: &mut serde_json::Value) {
+    let ty = &model.types[sel.type_idx];
+    let Some(obj) = doc.as_object_mut() else { return };
+    for item in &sel.items {
+        match item {
+            Item::Column(f) => {
+                let field = &ty.fields[*f];
+                if let Some(v) = obj.get_mut(field.name.as_str()) {
+                    scalar(field.value_scalar(), v);
+                }
+            }
+            Item::Hypi(_) => {}
+            Item::Ref { key, sub, .. } => {
+                if let Some(v) = obj.get_mut(crate::plan::read::ref_key(key).as_str()) {
+                    normalize(model, sub, v);
+                }
+            }
+            Item::RefList { key, sub, .. } => {
+                if let Some(serde_json::Value::Array(items)) = obj.get_mut(crate::plan::read::ref_key(key).as_str()) {
+                    for v in items {
+                        normalize(model, sub, v);
+                    }
+                }
+            }
+            Item::ValueList { field, key, .. } => {
+                let scalar_kind = ty.fields[*field].value_scalar();
+                if let Some(serde_json::Value::Array(items)) = obj.get_mut(crate::plan::read::ref_key(key).as_str()) {
+                    for v in items {
+                        scalar(scalar_kind, v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One stored scalar in its model type: Booleans from 0/1, Floats as floats.
+pub fn scalar(kind: Option<Scalar>, v: &mut serde_json::Value) {
+    match (kind, &*v) {
+        (Some(Scalar::Boolean), serde_json::Value::Number(n)) => *v = serde_json::Value::Bool(n.as_i64() != Some(0)),
+        (Some(Scalar::Float), serde_json::Value::Number(n)) if !n.is_f64() => {
+            if let Some(f) = n.as_f64().and_then(serde_json::Number::from_f64) {
+                *v = serde_json::Value::Number(f);
+            }
+        }
+        _ => {}
     }
 }

@@ -178,15 +178,4 @@ impl WriteRenderer<'_> {
         sql.push(&format!(" AND {VALUE_OWNER} = ")).bind(owner);
         sql
     }
-
-    /// The change-feed row of one write, in the same transaction as the write.
-    pub fn change(&self, instance: &str, type_idx: usize, id: &str, op: &str, version: i64, now: &str) -> Sql {
-        let mut sql = Sql::new(self.dialect);
-        sql.push(
-            "INSERT INTO arcbase_changes (instance_id, type_name, object_id, operation, version, changed_at) VALUES (",
-        );
-        sql.bind(instance).push(", ").bind(self.model.types[type_idx].name.as_str()).push(", ").bind(id);
-        sql.push(", ").bind(op).push(", ").bind(version).push(", ").bind(now).push(")");
-        sql
-    }
 }

@@ -7,9 +7,7 @@
 //! (the classic source of `SQLITE_BUSY` under concurrency) and writes in this process queue
 //! in the pool instead of failing.
 
-pub mod bulk;
 pub mod tenancy;
-pub mod write;
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +20,7 @@ use sqlx::{Row, SqlitePool, TypeInfo, ValueRef};
 
 use crate::error::ApiError;
 use crate::model::{Model, Storage};
-use crate::sql::{ddl, names, Dialect, Sql, SqlValue};
+use crate::sql::{ddl, names, system, Dialect, Sql, SqlValue};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -164,26 +162,45 @@ impl Store {
         }
     }
 
+    /// One value of a setting, read on the writer connection (SQLite's pragmas are per
+    /// connection, and the writer is the one whose durability matters).
+    async fn setting(&self, s: system::Setting) -> Result<SqlValue, StoreError> {
+        let sql = system::setting(self.dialect(), s);
+        let rows = match &self.backend {
+            Backend::Sqlite { write, .. } => {
+                let rows = sqlx::query(&sql.text).fetch_all(write).await.map_err(classify)?;
+                rows.iter().map(decode_sqlite).collect::<Result<Vec<_>, _>>()?
+            }
+            Backend::Postgres { pool } => {
+                let rows = sqlx::query(&sql.text).fetch_all(pool).await.map_err(classify)?;
+                rows.iter().map(decode_pg).collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        rows.into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .ok_or_else(|| StoreError::Check(format!("{s:?} is not set")))
+    }
+
     /// Durability and timeouts depend on these settings; refuse to run without them.
     async fn check_settings(&self) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite { write, .. } => {
-                let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(write).await?;
-                if !mode.eq_ignore_ascii_case("wal") {
-                    return Err(StoreError::Check(format!("journal_mode is {mode}, expected wal")));
+        use system::Setting;
+        match self.dialect() {
+            Dialect::Sqlite => {
+                let mode = self.setting(Setting::JournalMode).await?;
+                if !mode.as_str().is_some_and(|m| m.eq_ignore_ascii_case("wal")) {
+                    return Err(StoreError::Check(format!("journal_mode is {mode:?}, expected wal")));
                 }
-                let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(write).await?;
-                if sync != 2 {
-                    return Err(StoreError::Check(format!("synchronous is {sync}, expected 2 (FULL)")));
+                let sync = self.setting(Setting::Synchronous).await?;
+                if sync.as_i64() != Some(2) {
+                    return Err(StoreError::Check(format!("synchronous is {sync:?}, expected 2 (FULL)")));
                 }
-                let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(write).await?;
-                if fk != 1 {
+                if self.setting(Setting::ForeignKeys).await?.as_i64() != Some(1) {
                     return Err(StoreError::Check("foreign_keys is off".into()));
                 }
             }
-            Backend::Postgres { pool } => {
-                let timeout: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(pool).await?;
-                if timeout == "0" {
+            Dialect::Postgres => {
+                if self.setting(Setting::StatementTimeout).await?.as_str() == Some("0") {
                     return Err(StoreError::Check("statement_timeout is not set".into()));
                 }
             }
@@ -193,42 +210,37 @@ impl Store {
 
     /// The value of PostgreSQL's `statement_timeout` on a pooled connection (diagnostics).
     pub async fn statement_timeout(&self) -> Result<Option<String>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite { .. } => Ok(None),
-            Backend::Postgres { pool } => Ok(Some(sqlx::query_scalar("SHOW statement_timeout").fetch_one(pool).await?)),
+        match self.dialect() {
+            Dialect::Sqlite => Ok(None),
+            Dialect::Postgres => {
+                Ok(self.setting(system::Setting::StatementTimeout).await?.as_str().map(str::to_string))
+            }
         }
     }
 
     /// A DDL transaction: SQLite takes the write lock; PostgreSQL takes the cluster-wide DDL
     /// advisory lock so nodes starting together apply migrations and DDL one at a time.
     pub(crate) async fn begin_ddl(&self) -> Result<WriteTx, StoreError> {
-        let tx = self.begin_write().await?;
-        let mut tx = tx;
-        if let TxInner::Postgres(t) = &mut tx.inner {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(DDL_LOCK).execute(&mut **t).await?;
+        let mut tx = self.begin_write().await?;
+        if self.dialect() == Dialect::Postgres {
+            tx_execute(&mut tx, &system::advisory_lock(Dialect::Postgres, DDL_LOCK)).await?;
         }
         Ok(tx)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        let dialect = self.dialect();
         let mut tx = self.begin_ddl().await?;
-        let (migrations, create) = match self.dialect() {
-            Dialect::Sqlite => (
-                SQLITE_MIGRATIONS,
-                "CREATE TABLE IF NOT EXISTS arcbase_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
-            ),
-            Dialect::Postgres => (
-                POSTGRES_MIGRATIONS,
-                "CREATE TABLE IF NOT EXISTS arcbase_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
-            ),
+        let migrations = match dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS,
+            Dialect::Postgres => POSTGRES_MIGRATIONS,
         };
-        tx_execute(&mut tx, &Sql::raw(self.dialect(), create)).await?;
+        tx_execute(&mut tx, &system::create_ledger(dialect)).await?;
         for (version, name, text) in migrations {
-            let mut check = Sql::new(self.dialect());
-            check.push("SELECT version FROM arcbase_migrations WHERE version = ").bind(*version);
-            if !tx_fetch(&mut tx, &check).await?.is_empty() {
+            if !tx_fetch(&mut tx, &system::migration_applied(dialect, *version)).await?.is_empty() {
                 continue;
             }
+            // The migration files are scripts of several statements, run as written.
             match &mut tx.inner {
                 TxInner::Sqlite(t) => {
                     sqlx::raw_sql(text).execute(&mut **t).await?;
@@ -237,10 +249,7 @@ impl Store {
                     sqlx::raw_sql(text).execute(&mut **t).await?;
                 }
             }
-            let mut record = Sql::new(self.dialect());
-            record.push("INSERT INTO arcbase_migrations (version, name, applied_at) VALUES (").bind(*version);
-            record.push(", ").bind(*name).push(", ").bind(crate::plan::write::now()).push(")");
-            tx_execute(&mut tx, &record).await?;
+            tx_execute(&mut tx, &system::record_migration(dialect, *version, name, &crate::plan::write::now())).await?;
             tracing::info!(version, name, "applied migration");
         }
         tx.commit().await?;
@@ -254,14 +263,7 @@ impl Store {
         let mut tx = self.begin_ddl().await?;
         for ty in &model.types {
             let table = names::object_table(app, ty);
-            let mut q = Sql::new(dialect);
-            match dialect {
-                Dialect::Sqlite => q.push("SELECT name FROM pragma_table_info(").bind(table.as_str()).push(")"),
-                Dialect::Postgres => q
-                    .push("SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ")
-                    .bind(table.as_str()),
-            };
-            let existing: Vec<String> = tx_fetch(&mut tx, &q)
+            let existing: Vec<String> = tx_fetch(&mut tx, &system::table_columns(dialect, &table))
                 .await?
                 .into_iter()
                 .filter_map(|r| r.into_iter().next().and_then(|v| v.as_str().map(str::to_string)))
@@ -285,7 +287,7 @@ impl Store {
         // use their index; connections opened later load them. (PostgreSQL's autovacuum does
         // this by itself.)
         if let Backend::Sqlite { write, .. } = &self.backend {
-            sqlx::query("PRAGMA optimize=0x10002").execute(write).await?;
+            sqlx::query(&system::optimize(dialect).text).execute(write).await?;
         }
         Ok(())
     }

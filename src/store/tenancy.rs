@@ -2,7 +2,7 @@
 //! names) live in `crate::tenancy`.
 
 use super::{tx_execute, tx_fetch, Store, StoreError};
-use crate::sql::{Sql, SqlValue};
+use crate::sql::{registry, SqlValue};
 
 /// A published release of an app.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -52,24 +52,13 @@ fn release_row(r: &[SqlValue]) -> ReleaseRow {
 }
 
 impl Store {
-    fn q(&self, text: &str) -> Sql {
-        Sql::raw(self.dialect(), text)
-    }
-
     /// Releases of `app` (or of every app), oldest first.
     pub async fn releases(&self, app: Option<&str>) -> Result<Vec<ReleaseRow>, StoreError> {
-        let mut sql = self.q("SELECT app, name, sdl, created_at, seq FROM arcbase_releases");
-        if let Some(app) = app {
-            sql.push(" WHERE app = ").bind(app);
-        }
-        sql.push(" ORDER BY app, seq");
-        Ok(self.fetch_rows(&sql).await?.iter().map(|r| release_row(r)).collect())
+        Ok(self.fetch_rows(&registry::releases(self.dialect(), app)).await?.iter().map(|r| release_row(r)).collect())
     }
 
     pub async fn release(&self, app: &str, name: &str) -> Result<Option<ReleaseRow>, StoreError> {
-        let mut sql = self.q("SELECT app, name, sdl, created_at, seq FROM arcbase_releases WHERE app = ");
-        sql.bind(app).push(" AND name = ").bind(name);
-        Ok(self.fetch_rows(&sql).await?.first().map(|r| release_row(r)))
+        Ok(self.fetch_rows(&registry::release(self.dialect(), app, name)).await?.first().map(|r| release_row(r)))
     }
 
     pub async fn latest_release(&self, app: &str) -> Result<Option<ReleaseRow>, StoreError> {
@@ -78,26 +67,19 @@ impl Store {
 
     /// Record a release as the newest of its app. `false` when the name is taken.
     pub async fn insert_release(&self, app: &str, name: &str, sdl: &str) -> Result<bool, StoreError> {
+        let d = self.dialect();
         let mut tx = self.begin_ddl().await?;
-        let mut exists = self.q("SELECT 1 FROM arcbase_releases WHERE app = ");
-        exists.bind(app).push(" AND name = ").bind(name);
-        if !tx_fetch(&mut tx, &exists).await?.is_empty() {
+        if !tx_fetch(&mut tx, &registry::release_exists(d, app, name)).await?.is_empty() {
             return Ok(false);
         }
-        let mut sql = self.q("INSERT INTO arcbase_releases (app, name, sdl, created_at, seq) SELECT ");
-        sql.bind(app).push(", ").bind(name).push(", ").bind(sdl).push(", ").bind(crate::plan::write::now());
-        sql.push(", COALESCE(MAX(seq), 0) + 1 FROM arcbase_releases WHERE app = ").bind(app);
-        tx_execute(&mut tx, &sql).await?;
+        tx_execute(&mut tx, &registry::insert_release(d, app, name, sdl, &crate::plan::write::now())).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     pub async fn instance_rows(&self) -> Result<Vec<InstanceRow>, StoreError> {
-        let sql = self.q(
-            "SELECT id, domain, app, release_name, anonymous_requests, anonymous_registrations, version FROM arcbase_instances ORDER BY domain",
-        );
         Ok(self
-            .fetch_rows(&sql)
+            .fetch_rows(&registry::instances(self.dialect()))
             .await?
             .iter()
             .map(|r| InstanceRow {
@@ -114,16 +96,16 @@ impl Store {
 
     /// Create an instance; `false` when the domain is taken.
     pub async fn insert_instance(&self, row: &InstanceRow) -> Result<bool, StoreError> {
-        let mut sql = self.q(
-            "INSERT INTO arcbase_instances (id, domain, app, created_at, release_name, anonymous_requests, anonymous_registrations, version) VALUES (",
+        let sql = registry::insert_instance(
+            self.dialect(),
+            &row.id,
+            &row.domain,
+            &row.app,
+            row.release.as_deref(),
+            row.anonymous_requests,
+            row.anonymous_registrations,
+            &crate::plan::write::now(),
         );
-        sql.bind(row.id.as_str()).push(", ").bind(row.domain.as_str()).push(", ").bind(row.app.as_str());
-        sql.push(", ").bind(crate::plan::write::now()).push(", ").value(row.release.clone().into());
-        sql.push(", ")
-            .bind(SqlValue::Bool(row.anonymous_requests))
-            .push(", ")
-            .bind(SqlValue::Bool(row.anonymous_registrations));
-        sql.push(", 1) ON CONFLICT DO NOTHING");
         let mut tx = self.begin_write().await?;
         let n = tx_execute(&mut tx, &sql).await?;
         tx.commit().await?;
@@ -132,23 +114,17 @@ impl Store {
 
     /// Point an instance at a release (and bump its version so every node notices).
     pub async fn set_instance_release(&self, domain: &str, release: &str) -> Result<bool, StoreError> {
-        let mut sql = self.q("UPDATE arcbase_instances SET release_name = ");
-        sql.bind(release).push(", version = version + 1 WHERE domain = ").bind(domain);
         let mut tx = self.begin_write().await?;
-        let n = tx_execute(&mut tx, &sql).await?;
+        let n = tx_execute(&mut tx, &registry::set_instance_release(self.dialect(), domain, release)).await?;
         tx.commit().await?;
         Ok(n == 1)
     }
 
     /// A shared setting, created with `value` by whichever node asks first.
     pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        let mut ins = self.q("INSERT INTO arcbase_settings (key, value) VALUES (");
-        ins.bind(key).push(", ").bind(value).push(") ON CONFLICT DO NOTHING");
         let mut tx = self.begin_write().await?;
-        tx_execute(&mut tx, &ins).await?;
-        let mut get = self.q("SELECT value FROM arcbase_settings WHERE key = ");
-        get.bind(key);
-        let rows = tx_fetch(&mut tx, &get).await?;
+        tx_execute(&mut tx, &registry::insert_setting(self.dialect(), key, value)).await?;
+        let rows = tx_fetch(&mut tx, &registry::setting(self.dialect(), key)).await?;
         tx.commit().await?;
         Ok(rows.first().map(|r| text(&r[0])).unwrap_or_default())
     }
@@ -156,8 +132,6 @@ impl Store {
     /// A number that changes whenever a release is published or an instance changes: nodes
     /// poll it to pick up the change.
     pub async fn registry_version(&self) -> Result<i64, StoreError> {
-        let sql = self.q("SELECT CAST((SELECT COALESCE(SUM(version), 0) + COUNT(*) * 1000003 FROM arcbase_instances) \
-             + (SELECT COUNT(*) FROM arcbase_releases) AS BIGINT)");
-        Ok(self.fetch_rows(&sql).await?.first().and_then(|r| r[0].as_i64()).unwrap_or(0))
+        Ok(self.fetch_rows(&registry::version(self.dialect())).await?.first().and_then(|r| r[0].as_i64()).unwrap_or(0))
     }
 }

@@ -64,6 +64,7 @@ impl TestApp {
             database_url: database_url.to_string(),
             admin_key: admin_key.map(str::to_string),
             limits,
+            trust_request_id: false,
         };
         let app = server::build(&opts).await.expect("server builds");
         let router = server::router(app.clone());
@@ -146,7 +147,7 @@ impl TestApp {
     }
 
     /// The engine of the `default` instance.
-    pub fn engine(&self) -> &std::sync::Arc<arcbase::graphql::Engine> {
+    pub fn engine(&self) -> &std::sync::Arc<arcbase::ops::Engine> {
         self.app.engine.as_ref().expect("a default instance")
     }
 

@@ -432,13 +432,15 @@ mod tests {
         // ... but fanning out by types and fields at every level is refused,
         let fan = "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
         assert!(run(fan).unwrap_err().message.contains("nests 4 list fields"), "{:?}", run(fan));
-        let fan = "{ __type(name: \"Q\") { fields { type { fields { type { fields { type { fields { name } } } } } } } } }";
+        let fan =
+            "{ __type(name: \"Q\") { fields { type { fields { type { fields { type { fields { name } } } } } } } } }";
         assert!(run(fan).unwrap_err().message.contains("list fields"));
         // ... and so is deep nesting under introspection,
         let deep = format!("{{ __type(name: \"Q\") {{ {} name {} }} }}", "ofType {".repeat(30), "}".repeat(30));
         assert!(run(&deep).unwrap_err().message.contains("introspection query is nested"));
         // while data keeps its own depth limit, also next to introspection.
-        let data = format!("{{ __typename __schema {{ types {{ name }} }} {} b {} }}", "a {".repeat(13), "}".repeat(13));
+        let data =
+            format!("{{ __typename __schema {{ types {{ name }} }} {} b {} }}", "a {".repeat(13), "}".repeat(13));
         assert!(run(&data).unwrap_err().message.contains("nested 14 levels"));
     }
 

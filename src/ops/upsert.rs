@@ -1,32 +1,28 @@
-//! The write path: upsert (nested objects included), link and unlink, each one transaction
-//! that also appends its change-feed rows.
+//! `upsert`: insert or partially update objects, nested ones included, in one transaction
+//! that also appends one change-feed row per object written.
+//!
+//! The input is checked completely before the transaction starts (`plan::write`); inside it,
+//! the rules that need the database: an id names an object the caller may change (or is
+//! free), a new object has every required field, accounts are created only by
+//! `createAccount`, anonymous callers create only where `@access(write: PUBLIC)` allows.
 
 use futures_util::future::BoxFuture;
+use serde_json::Value as Json;
 
-use super::{tx_execute, tx_fetch, Store, StoreError, Tx};
+use super::{Caller, Engine};
+use crate::access::Viewer;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::model::{Model, Storage};
-use crate::plan::write::WriteObject;
-use crate::sql::write::{RefChange, WriteRenderer};
-use crate::sql::{names, SqlValue};
+use crate::model::Model;
+use crate::plan::write::{plan_upsert, WriteObject};
+use crate::sql::names;
+use crate::sql::write::WriteRenderer;
+use crate::store::{tx_execute, tx_fetch, StoreError, Tx};
+use crate::value::SqlValue;
 
-/// Who writes where, and when.
-pub struct WriteCtx<'a> {
-    pub model: &'a Model,
-    pub app: &'a str,
-    pub instance: &'a str,
-    /// The account id of the caller (`hypi.createdBy`); `None` for admin and anonymous.
-    pub caller: Option<&'a str>,
-    /// What the caller may see and change.
-    pub viewer: &'a crate::sql::Viewer,
-    /// One timestamp for the whole call.
-    pub now: String,
-}
-
-impl WriteCtx<'_> {
-    fn renderer(&self, store: &Store) -> WriteRenderer<'_> {
-        WriteRenderer { model: self.model, app: self.app, dialect: store.dialect(), viewer: self.viewer }
-    }
+/// `upsert(values: ...)`: an object keyed by type name, each holding a list of objects.
+#[derive(Debug, Clone)]
+pub struct UpsertArgs {
+    pub values: Json,
 }
 
 /// The system fields of a written object, as `upsert` returns them.
@@ -54,41 +50,53 @@ pub fn new_id() -> String {
     generator.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string()
 }
 
+/// Who writes where, and when: one timestamp for the whole call.
+pub(crate) struct WriteCtx<'a> {
+    pub model: &'a Model,
+    pub app: &'a str,
+    pub instance: &'a str,
+    /// The account id of the caller (`hypi.createdBy`); `None` for admin and anonymous.
+    pub caller: Option<&'a str>,
+    pub viewer: &'a Viewer,
+    pub now: String,
+    pub dialect: crate::sql::Dialect,
+}
+
+impl<'a> WriteCtx<'a> {
+    pub fn new(engine: &'a Engine, caller: &'a Caller) -> Self {
+        WriteCtx {
+            model: &engine.model,
+            app: &engine.app,
+            instance: &caller.instance,
+            caller: caller.viewer.account(),
+            viewer: &caller.viewer,
+            now: super::now(),
+            dialect: engine.store.dialect(),
+        }
+    }
+
+    pub fn renderer(&self) -> WriteRenderer<'_> {
+        WriteRenderer { model: self.model, app: self.app, dialect: self.dialect, viewer: self.viewer }
+    }
+}
+
 /// Write every object (and everything nested in it) in one transaction; the records come
 /// back in input order.
-pub async fn upsert(store: &Store, ctx: &WriteCtx<'_>, objects: &[WriteObject]) -> ApiResult<Vec<HypiRecord>> {
-    let mut tx = store.begin_write().await?;
-    let r = ctx.renderer(store);
+pub async fn upsert(engine: &Engine, caller: &Caller, args: &UpsertArgs) -> ApiResult<Vec<HypiRecord>> {
+    let objects = plan_upsert(&engine.model, &args.values, engine.limits.write_limits())?;
+    let ctx = WriteCtx::new(engine, caller);
+    let mut tx = engine.store.begin_write().await?;
+    let r = ctx.renderer();
     let mut out = Vec::with_capacity(objects.len());
-    for obj in objects {
-        out.push(write_object(&mut tx, ctx, &r, obj, false).await?);
+    for obj in &objects {
+        out.push(write_object(&mut tx, &ctx, &r, obj, false).await?);
     }
     tx.commit().await?;
     Ok(out)
 }
 
-/// Create an account (a new object of the built-in type, owned by itself) with its password
-/// hash, in one transaction.
-pub async fn create_account(
-    store: &Store,
-    ctx: &WriteCtx<'_>,
-    obj: &WriteObject,
-    password_hash: &str,
-) -> ApiResult<HypiRecord> {
-    let Some(account_type) = ctx.model.account_type() else {
-        return Err(ApiError::internal("the model has no account type"));
-    };
-    let mut tx = store.begin_write().await?;
-    let r = ctx.renderer(store);
-    let record = write_object(&mut tx, ctx, &r, obj, false).await?;
-    let a =
-        crate::sql::account::AccountRenderer { model: ctx.model, app: ctx.app, dialect: store.dialect(), account_type };
-    tx_execute(&mut tx, &a.set_password(ctx.instance, &record.id, password_hash)).await?;
-    tx.commit().await?;
-    Ok(record)
-}
-
-fn write_object<'a>(
+/// Write one object, its referenced objects first.
+pub(crate) fn write_object<'a>(
     tx: &'a mut Tx,
     ctx: &'a WriteCtx<'a>,
     r: &'a WriteRenderer<'a>,
@@ -156,7 +164,7 @@ fn write_object<'a>(
                     )));
                 }
             }
-            if ty.builtin && *ctx.viewer != crate::sql::Viewer::Admin && ctx.caller != Some(id.as_str()) {
+            if ty.builtin && *ctx.viewer != Viewer::Admin && ctx.caller != Some(id.as_str()) {
                 return Err(ApiError::new(
                     ErrorCode::Forbidden,
                     format!("{}: accounts are created with createAccount", obj.location),
@@ -195,8 +203,9 @@ fn write_object<'a>(
         }
         let version = row.get(4).and_then(SqlValue::as_i64).unwrap_or(1);
         // Version 1 is a fresh row (an insert that met a concurrent insert became an update).
-        let op = if version == 1 { "insert" } else { "update" };
-        tx_execute(tx, &r.change(ctx.instance, obj.type_idx, &id, op, version, &ctx.now)).await?;
+        let op = if version == 1 { crate::feed::ChangeOp::Insert } else { crate::feed::ChangeOp::Update };
+        let change = crate::feed::NewChange { type_idx: obj.type_idx, id: &id, op, version };
+        tx_execute(tx, &crate::sql::changes::insert(ctx.dialect, ctx.model, ctx.instance, &[change], &ctx.now)).await?;
 
         let text = |i: usize| row.get(i).and_then(SqlValue::as_str).map(str::to_string);
         Ok(HypiRecord {
@@ -211,9 +220,9 @@ fn write_object<'a>(
     })
 }
 
-/// Name the field and value a unique index refused. The driver's message lists the index's
-/// columns (`table.hypi_instance, table.email`); the field is the one of this object that is
-/// among them.
+/// Name the field a unique index refused. The driver's message lists the index's columns
+/// (`table.hypi_instance, table.email`); the field is the one of this object that is among
+/// them.
 fn unique_error(model: &Model, app: &str, obj: &WriteObject, columns: &[(usize, SqlValue)], detail: &str) -> ApiError {
     let ty = &model.types[obj.type_idx];
     for (f, v) in columns {
@@ -242,82 +251,4 @@ fn unique_error(model: &Model, app: &str, obj: &WriteObject, columns: &[(usize, 
         ErrorCode::UniqueViolation,
         format!("{}: a unique field of {} repeats an existing value", obj.location, ty.name),
     )
-}
-
-/// Arguments of `link` / `unlink`, resolved against the model.
-pub struct LinkArgs<'a> {
-    pub from: usize,
-    pub field: usize,
-    pub from_id: &'a str,
-    pub to_id: &'a str,
-}
-
-/// `link` (add = true) or `unlink` (add = false): one transaction, one change row.
-pub async fn link(store: &Store, ctx: &WriteCtx<'_>, args: &LinkArgs<'_>, add: bool) -> ApiResult<bool> {
-    let ty = &ctx.model.types[args.from];
-    let field = &ty.fields[args.field];
-    let target = match field.storage() {
-        Storage::RefColumn(t) | Storage::LinkTable(t) => t,
-        _ => return Err(ApiError::validation(format!("{}.{} is not a reference", ty.name, field.name))),
-    };
-    let r = ctx.renderer(store);
-    let mut tx = store.begin_write().await?;
-    for (type_idx, id) in [(args.from, args.from_id), (target, args.to_id)] {
-        // The object whose reference changes must be writable; its target only readable.
-        let found =
-            tx_fetch(&mut tx, &r.exists(type_idx, ctx.instance, id, type_idx == args.from && id == args.from_id))
-                .await?;
-        let visible = found.first().is_some_and(|row| row.first() == Some(&SqlValue::Null));
-        if !visible {
-            return Err(ApiError::not_found(format!("{} '{id}' does not exist", ctx.model.types[type_idx].name)));
-        }
-    }
-    let version = match (field.storage(), add) {
-        (Storage::RefColumn(_), true) => {
-            let sql =
-                r.set_ref(args.from, args.field, ctx.instance, args.from_id, RefChange::Set(args.to_id), &ctx.now);
-            first_int(tx_fetch(&mut tx, &sql).await?)
-        }
-        (Storage::RefColumn(_), false) => {
-            let sql =
-                r.set_ref(args.from, args.field, ctx.instance, args.from_id, RefChange::ClearIf(args.to_id), &ctx.now);
-            first_int(tx_fetch(&mut tx, &sql).await?)
-        }
-        (_, true) => {
-            let changed =
-                tx_execute(&mut tx, &r.link_append(args.from, args.field, ctx.instance, args.from_id, args.to_id))
-                    .await?;
-            touch_if(&mut tx, &r, ctx, args, changed).await?
-        }
-        (_, false) => {
-            let changed =
-                tx_execute(&mut tx, &r.link_remove(args.from, args.field, ctx.instance, args.from_id, args.to_id))
-                    .await?;
-            touch_if(&mut tx, &r, ctx, args, changed).await?
-        }
-    };
-    if let Some(v) = version {
-        let op = if add { "link" } else { "unlink" };
-        tx_execute(&mut tx, &r.change(ctx.instance, args.from, args.from_id, op, v, &ctx.now)).await?;
-    }
-    tx.commit().await?;
-    Ok(true)
-}
-
-async fn touch_if(
-    tx: &mut Tx,
-    r: &WriteRenderer<'_>,
-    ctx: &WriteCtx<'_>,
-    args: &LinkArgs<'_>,
-    changed: u64,
-) -> ApiResult<Option<i64>> {
-    if changed == 0 {
-        return Ok(None);
-    }
-    let rows = tx_fetch(tx, &r.touch(args.from, ctx.instance, args.from_id, &ctx.now)).await?;
-    Ok(rows.first().and_then(|row| row.get(4)).and_then(SqlValue::as_i64))
-}
-
-fn first_int(rows: Vec<Vec<SqlValue>>) -> Option<i64> {
-    rows.first().and_then(|r| r.first()).and_then(SqlValue::as_i64)
 }

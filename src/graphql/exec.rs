@@ -1,0 +1,794 @@
+//! One GraphQL request, from its text to its response: guard → parse → guard → authorize →
+//! validate → coerce variables → decode each root field into its operation → run it →
+//! encode the result. Every transport (HTTP POST and GET, WebSocket, SSE) runs requests
+//! through [`execute`]; each step is a traced span.
+//!
+//! async-graphql does the validation (against the schema built once per release) and nothing
+//! after it: [`ValidateOnly`] ends its execution right there. Execution is arcbase's own, so
+//! that a root field is one call of the operations layer with typed arguments, and the answer
+//! follows the spec for every selection (fragments on the `HypiRootAggregate` union, nulls in
+//! lists of enums) rather than a library's limits.
+
+use std::sync::Arc;
+
+use async_graphql::dynamic::Schema;
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
+use async_graphql::parser::types::{
+    BaseType, ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet, Type,
+};
+use async_graphql::registry::{MetaType, Registry};
+use async_graphql::{Name, Positioned, Value, Variables};
+use serde_json::{json, Map, Value as Json};
+use tracing::Instrument;
+
+use super::collect::{Env, Group};
+use super::decode::{agg_fields, read_plan, Args};
+use super::encode::{absorb, Encoder, CONCRETE};
+use super::guard;
+use super::introspection::Introspection;
+use super::response::{GqlError, Location, Outcome, PathSegment, Response};
+use super::schema::{Shapes, Ty};
+use crate::access::Viewer;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::model::Model;
+use crate::ops::{self, Caller, Engine, Paging};
+
+/// One release, ready to serve GraphQL.
+pub struct Served {
+    pub engine: Arc<Engine>,
+    /// Validation, introspection and the printed SDL.
+    pub schema: Schema,
+    pub shapes: Shapes,
+}
+
+/// A GraphQL request as a transport received it.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub query: String,
+    pub operation_name: Option<String>,
+    /// The `variables` object (`null` or absent: none).
+    pub variables: Json,
+}
+
+/// What the transport knows about the request besides its body.
+pub struct Context<'a> {
+    pub caller: &'a Caller,
+    /// Callers without credentials may use every operation, not only login and registration.
+    pub anonymous_requests: bool,
+    /// Only queries may run (GET: a mutation must not ride on a link).
+    pub only_queries: bool,
+}
+
+/// Root fields a caller without credentials may always use: logging in and registering
+/// (which checks the instance's setting itself).
+const OPEN_FIELDS: &[&str] = &["login", "loginByEmail", "createAccount"];
+
+/// Run one request.
+pub async fn execute(served: &Served, ctx: &Context<'_>, req: Request) -> (Response, Outcome) {
+    match run(served, ctx, req).await {
+        Ok(done) => done,
+        Err(Refused(outcome, errors)) => (Response::request_error(errors), outcome),
+    }
+}
+
+/// A request that was not executed, and why.
+struct Refused(Outcome, Vec<GqlError>);
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Refused(Outcome::RequestError, vec![GqlError::from_api(e, Vec::new(), None)])
+    }
+}
+
+async fn run(served: &Served, ctx: &Context<'_>, req: Request) -> Result<(Response, Outcome), Refused> {
+    let limits = &served.engine.limits;
+    let (doc, variables) = tracing::info_span!("guard").in_scope(|| -> Result<_, Refused> {
+        guard::scan(&req.query, limits)?;
+        let variables = match req.variables {
+            Json::Null => Variables::default(),
+            v @ Json::Object(_) => Variables::from_json(v),
+            _ => return Err(ApiError::validation("'variables' must be an object").into()),
+        };
+        guard::check_variables(&variables, limits)?;
+        let doc = async_graphql::parser::parse_query(&req.query).map_err(syntax_error)?;
+        guard::check(&doc, req.operation_name.as_deref(), limits)?;
+        Ok((doc, variables))
+    })?;
+    let op = operation(&doc, req.operation_name.as_deref())?;
+    if ctx.only_queries && op.ty != OperationType::Query {
+        return Err(Refused(
+            Outcome::MutationNotAllowed,
+            vec![GqlError::new(ErrorCode::Forbidden, "mutations are not allowed over GET; use POST")],
+        ));
+    }
+    if ctx.caller.viewer == Viewer::Anonymous
+        && !ctx.anonymous_requests
+        && !only_open_fields(&doc, &op.selection_set.node)
+    {
+        return Err(Refused(
+            Outcome::Unauthenticated,
+            vec![GqlError::new(ErrorCode::Unauthenticated, "authentication required")],
+        ));
+    }
+    validate(served, &doc, req.operation_name.as_deref()).instrument(tracing::info_span!("validate")).await?;
+    let registry = served.schema.registry();
+    let variables = coerce_variables(registry, &op.variable_definitions, &variables)?;
+    let env = Env { doc: &doc, variables: &variables, shapes: &served.shapes };
+    let exec = Exec { served, caller: ctx.caller, env: &env, registry };
+    let response = exec.operation(op).await;
+    Ok((response, Outcome::Executed))
+}
+
+/// The parser's error as one line with its location.
+fn syntax_error(e: async_graphql::parser::Error) -> Refused {
+    let text = e.to_string();
+    // pest renders a multi-line picture of the error; its last `= ...` line says what was
+    // expected.
+    let message = match text.lines().rev().find_map(|l| l.trim().strip_prefix("= ")) {
+        Some(what) => format!("syntax error: {what}"),
+        None => format!("syntax error: {}", text.lines().next().unwrap_or("invalid document")),
+    };
+    let locations = e.positions().map(Location::from).collect();
+    let mut err = GqlError::new(ErrorCode::GraphqlValidation, message);
+    err.locations = locations;
+    Refused(Outcome::RequestError, vec![err])
+}
+
+/// The operation to run: the one named, or the only one.
+fn operation<'d>(doc: &'d ExecutableDocument, name: Option<&str>) -> Result<&'d OperationDefinition, Refused> {
+    let refuse = |m: String| Refused(Outcome::RequestError, vec![GqlError::new(ErrorCode::GraphqlValidation, m)]);
+    match name {
+        Some(n) => doc
+            .operations
+            .iter()
+            .find(|(on, _)| on.is_some_and(|on| on.as_str() == n))
+            .map(|(_, op)| &op.node)
+            .ok_or_else(|| refuse(format!("unknown operation named \"{n}\""))),
+        None => {
+            let mut ops = doc.operations.iter();
+            match (ops.next(), ops.next()) {
+                (Some((_, op)), None) => Ok(&op.node),
+                (None, _) => Err(refuse("the document defines no operation".into())),
+                _ => Err(refuse("the document defines several operations: give an operationName".into())),
+            }
+        }
+    }
+}
+
+/// Does the selection use only [`OPEN_FIELDS`] at the root?
+fn only_open_fields(doc: &ExecutableDocument, set: &SelectionSet) -> bool {
+    fn open(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
+        depth < 32
+            && set.items.iter().all(|item| match &item.node {
+                Selection::Field(f) => OPEN_FIELDS.contains(&f.node.name.node.as_str()),
+                Selection::InlineFragment(i) => open(doc, &i.node.selection_set.node, depth + 1),
+                Selection::FragmentSpread(s) => doc
+                    .fragments
+                    .get(&s.node.fragment_name.node)
+                    .is_none_or(|f| open(doc, &f.node.selection_set.node, depth + 1)),
+            })
+    }
+    open(doc, set, 0)
+}
+
+/// Ends async-graphql's execution once validation has passed: arcbase executes the
+/// operation itself.
+pub struct ValidateOnly;
+
+struct ValidateOnlyExtension;
+
+impl ExtensionFactory for ValidateOnly {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ValidateOnlyExtension)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ValidateOnlyExtension {
+    async fn execute(
+        &self,
+        _ctx: &ExtensionContext<'_>,
+        _operation_name: Option<&str>,
+        _next: NextExecute<'_>,
+    ) -> async_graphql::Response {
+        async_graphql::Response::new(Value::Null)
+    }
+}
+
+/// Validate the document against the release's schema (without variables: their values are
+/// checked against their declared types by [`coerce_variables`], so a document's verdict
+/// does not depend on them).
+async fn validate(served: &Served, doc: &ExecutableDocument, operation_name: Option<&str>) -> Result<(), Refused> {
+    let mut r = async_graphql::Request::new(String::new());
+    if let Some(n) = operation_name {
+        r = r.operation_name(n);
+    }
+    r.set_parsed_query(doc.clone());
+    let resp = served.schema.execute(r).await;
+    if resp.errors.is_empty() {
+        return Ok(());
+    }
+    let errors = resp
+        .errors
+        .into_iter()
+        .map(|e| {
+            // A literal argument of the wrong type is a VALIDATION error like the operations'
+            // own; everything else is the document being invalid.
+            let code = if e.message.starts_with("Invalid value for argument") {
+                ErrorCode::Validation
+            } else {
+                ErrorCode::GraphqlValidation
+            };
+            let mut g = GqlError::new(code, e.message);
+            g.locations = e.locations.into_iter().map(Location::from).collect();
+            g
+        })
+        .collect();
+    Err(Refused(Outcome::RequestError, errors))
+}
+
+// --- variables ---------------------------------------------------------------------------------
+
+/// The variables of `defs`, checked against their declared types and with their defaults
+/// (the spec's CoerceVariableValues). A value that does not fit is a request error naming the
+/// variable and where in it the problem is.
+fn coerce_variables(
+    registry: &Registry,
+    defs: &[Positioned<async_graphql::parser::types::VariableDefinition>],
+    given: &Variables,
+) -> Result<Variables, Refused> {
+    let mut out = Variables::default();
+    let mut errors = Vec::new();
+    for def in defs {
+        let def = &def.node;
+        let name = &def.name.node;
+        let ty = ty_of(&def.var_type.node);
+        match given.get(name) {
+            Some(v) => match coerce(registry, &ty, v, &mut vec![format!("${name}")], None) {
+                Ok(c) => {
+                    out.insert(name.clone(), c);
+                }
+                Err(why) => errors.push(GqlError::new(
+                    ErrorCode::Validation,
+                    format!("variable \"${name}\" got invalid value {}: {why}", short(v)),
+                )),
+            },
+            None => match &def.default_value {
+                Some(d) => {
+                    out.insert(name.clone(), d.node.clone());
+                }
+                None if matches!(ty, Ty::NonNull(_)) => errors.push(GqlError::new(
+                    ErrorCode::Validation,
+                    format!("variable \"${name}\" of required type {} was not provided", def.var_type.node),
+                )),
+                None => {}
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Refused(Outcome::RequestError, errors))
+    }
+}
+
+fn ty_of(t: &Type) -> Ty {
+    let inner = match &t.base {
+        BaseType::Named(n) => Ty::Named(n.to_string()),
+        BaseType::List(inner) => Ty::List(Box::new(ty_of(inner))),
+    };
+    if t.nullable {
+        inner
+    } else {
+        Ty::NonNull(Box::new(inner))
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        format!("{}...", s.chars().take(57).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// The model field an input field of `input` stands for: `Book.title` for a field of
+/// `BookInput` or `BookInputOpt` (the generated input types), else `Input.field`.
+fn qualified(input: &str, field: &str) -> String {
+    let ty = input.strip_suffix("InputOpt").or_else(|| input.strip_suffix("Input")).unwrap_or(input);
+    format!("{ty}.{field}")
+}
+
+/// One value against one input type; `path` says where in the variable we are, `field`
+/// which field of the model it is for.
+fn coerce(
+    registry: &Registry,
+    ty: &Ty,
+    v: &Value,
+    path: &mut Vec<String>,
+    field: Option<&str>,
+) -> Result<Value, String> {
+    let here = {
+        let at = if path.is_empty() { String::new() } else { format!(" (at {})", path.join(".")) };
+        move |what: String| match field {
+            Some(f) => format!("{f}: {what}{at}"),
+            None => format!("{what}{at}"),
+        }
+    };
+    match ty {
+        Ty::NonNull(inner) => {
+            if *v == Value::Null {
+                return Err(here("expected a non-null value".into()));
+            }
+            coerce(registry, inner, v, path, field)
+        }
+        _ if *v == Value::Null => Ok(Value::Null),
+        Ty::List(inner) => match v {
+            Value::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    path.push(i.to_string());
+                    out.push(coerce(registry, inner, item, path, field)?);
+                    path.pop();
+                }
+                Ok(Value::List(out))
+            }
+            // Input coercion: one value where a list is expected is a list of one.
+            one => Ok(Value::List(vec![coerce(registry, inner, one, path, field)?])),
+        },
+        Ty::Named(name) => {
+            let cannot = |what: &str| here(format!("{what} cannot represent {}", short(v)));
+            match (name.as_str(), v) {
+                ("Int", Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(v.clone()),
+                ("Int", _) => Err(cannot("Int")),
+                ("Float", Value::Number(_)) => Ok(v.clone()),
+                ("Float", _) => Err(cannot("Float")),
+                ("String", Value::String(_)) => Ok(v.clone()),
+                ("String", _) => Err(cannot("String")),
+                ("Boolean", Value::Boolean(_)) => Ok(v.clone()),
+                ("Boolean", _) => Err(cannot("Boolean")),
+                ("ID", Value::String(_)) => Ok(v.clone()),
+                ("ID", Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Value::String(n.to_string())),
+                ("ID", _) => Err(cannot("ID")),
+                _ => match registry.types.get(name) {
+                    // DateTime, Long, Json: the operations check the value against the field.
+                    Some(MetaType::Scalar { .. }) => Ok(v.clone()),
+                    Some(MetaType::Enum { enum_values, .. }) => {
+                        let given = match v {
+                            Value::String(s) => Some(s.as_str()),
+                            Value::Enum(n) => Some(n.as_str()),
+                            _ => None,
+                        };
+                        match given {
+                            Some(s) if enum_values.contains_key(s) => Ok(Value::Enum(Name::new(s))),
+                            _ => Err(here(format!("{} is not a value of the enum {name}", short(v)))),
+                        }
+                    }
+                    Some(MetaType::InputObject { input_fields, .. }) => {
+                        let Value::Object(given) = v else {
+                            return Err(here(format!("expected an object of type {name}, got {}", short(v))));
+                        };
+                        // In the order given: `upsert` answers its objects in input order.
+                        let mut out = async_graphql::indexmap::IndexMap::with_capacity(given.len());
+                        for (key, x) in given {
+                            let Some(f) = input_fields.get(key.as_str()) else {
+                                return Err(here(format!("{name} has no field '{key}'")));
+                            };
+                            path.push(key.to_string());
+                            let q = qualified(name, key);
+                            let c = coerce(registry, &Ty::parse(&f.ty), x, path, Some(&q))?;
+                            path.pop();
+                            out.insert(key.clone(), c);
+                        }
+                        for (fname, f) in input_fields {
+                            if !given.contains_key(fname.as_str())
+                                && matches!(Ty::parse(&f.ty), Ty::NonNull(_))
+                                && f.default_value.is_none()
+                            {
+                                return Err(here(format!("{} is required", qualified(name, fname))));
+                            }
+                        }
+                        Ok(Value::Object(out))
+                    }
+                    _ => Err(here(format!("{name} is not an input type"))),
+                },
+            }
+        }
+    }
+}
+
+// --- execution ---------------------------------------------------------------------------------
+
+struct Exec<'a> {
+    served: &'a Served,
+    caller: &'a Caller,
+    env: &'a Env<'a>,
+    registry: &'a Registry,
+}
+
+/// A root field's result before encoding, or its error, and errors of its parts (the fields
+/// of `aggregate`).
+struct Outcome1 {
+    value: ApiResult<Json>,
+    errors: Vec<GqlError>,
+}
+
+impl<'a> Exec<'a> {
+    fn engine(&self) -> &Engine {
+        &self.served.engine
+    }
+
+    fn model(&self) -> &Model {
+        &self.served.engine.model
+    }
+
+    async fn operation(&self, op: &OperationDefinition) -> Response {
+        let root = match op.ty {
+            OperationType::Query => "Query",
+            OperationType::Mutation => "Mutation",
+            OperationType::Subscription => {
+                return Response::request_error(vec![GqlError::new(
+                    ErrorCode::GraphqlValidation,
+                    "subscriptions are served over WebSocket (/graphql) and server-sent events (/graphql/stream)",
+                )])
+            }
+        };
+        let groups = match self.env.collect(root, &[&op.selection_set.node]) {
+            Ok(g) => g,
+            Err(e) => return Response::request_error(vec![GqlError::from_api(e, Vec::new(), None)]),
+        };
+        let mut errors = Vec::new();
+        let mut data = Map::with_capacity(groups.len());
+        if op.ty == OperationType::Query {
+            // Query fields are independent reads: run them at once.
+            let results = futures_util::future::join_all(groups.iter().map(|g| self.root_field(root, g))).await;
+            for (g, r) in groups.iter().zip(results) {
+                if !self.place(root, g, r, &mut data, &mut errors) {
+                    return Response { data: Some(Json::Null), errors };
+                }
+            }
+        } else {
+            // Mutations run one after the other, each in its own transaction; after one fails
+            // in a way that nulls `data`, the rest do not run.
+            for g in &groups {
+                let r = self.root_field(root, g).await;
+                if !self.place(root, g, r, &mut data, &mut errors) {
+                    return Response { data: Some(Json::Null), errors };
+                }
+            }
+        }
+        Response { data: Some(Json::Object(data)), errors }
+    }
+
+    /// Encode a root field's result into `data`; `false` when `data` must become null.
+    fn place(
+        &self,
+        root: &str,
+        g: &Group<'a>,
+        r: Outcome1,
+        data: &mut Map<String, Json>,
+        errors: &mut Vec<GqlError>,
+    ) -> bool {
+        errors.extend(r.errors);
+        let name = g.name();
+        let mut path = vec![PathSegment::Key(g.key.to_string())];
+        let location = Some(Location::from(g.first().pos));
+        let ty = match name {
+            "__typename" | "__schema" | "__type" => None,
+            _ => self.served.shapes.objects.get(root).and_then(|o| o.get(name)).map(|f| f.ty.clone()),
+        };
+        let value = match r.value {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(GqlError::from_api(e, path, location));
+                return match &ty {
+                    Some(Ty::NonNull(_)) => false,
+                    _ => {
+                        data.insert(g.key.to_string(), Json::Null);
+                        true
+                    }
+                };
+            }
+        };
+        let Some(ty) = ty else {
+            // Introspection and `__typename`: already in their final form.
+            data.insert(g.key.to_string(), value);
+            return true;
+        };
+        let mut enc = Encoder { env: self.env, errors };
+        match absorb(&ty, enc.value(&ty, Some(&value), &g.sets(), &mut path)) {
+            Ok(v) => {
+                data.insert(g.key.to_string(), v);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn root_field(&self, root: &str, g: &Group<'a>) -> Outcome1 {
+        let name = g.name();
+        let span = tracing::info_span!("field", name);
+        let plain = |value: ApiResult<Json>| Outcome1 { value, errors: Vec::new() };
+        async {
+            match name {
+                "__typename" => plain(Ok(Json::String(root.to_string()))),
+                "__schema" => plain(Introspection { registry: self.registry, env: self.env }.schema(&g.sets())),
+                "__type" => {
+                    let args = Args { env: self.env, field: &g.first().node };
+                    plain(match args.required("name") {
+                        Ok(n) => Introspection { registry: self.registry, env: self.env }.type_named(&n, &g.sets()),
+                        Err(e) => Err(e),
+                    })
+                }
+                "aggregate" => self.aggregate(g).await,
+                _ => plain(self.operation_field(g).await),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Decode a root field into its operation, run it, and give its result as JSON shaped
+    /// like the field's output type.
+    async fn operation_field(&self, g: &Group<'a>) -> ApiResult<Json> {
+        let engine = self.engine();
+        let caller = self.caller;
+        let args = Args { env: self.env, field: &g.first().node };
+        let type_of = |arg: &str| -> ApiResult<usize> {
+            let name = args.name(arg)?.ok_or_else(|| ApiError::validation(format!("argument '{arg}' is required")))?;
+            engine.type_index(&name)
+        };
+        let count = |n: ApiResult<u64>| n.map(|n| json!(n));
+        match g.name() {
+            "get" => {
+                let type_idx = type_of("type")?;
+                let selection = tracing::info_span!("plan")
+                    .in_scope(|| read_plan(self.env, self.model(), &engine.limits, type_idx, &g.sets()))?;
+                let a = ops::read::GetArgs {
+                    type_idx,
+                    id: args.required("id")?,
+                    include_trashed: args.flag("includeTrashed"),
+                    selection,
+                };
+                let doc = ops::read::get(engine, caller, &a).await?;
+                Ok(doc.map_or(Json::Null, |d| self.tagged(d, type_idx)))
+            }
+            "find" => {
+                let type_idx = type_of("type")?;
+                let conn_sets = g.sets();
+                let (node_sets, next_offsets, previous_offsets) = self.find_selection(&conn_sets)?;
+                let selection = tracing::info_span!("plan")
+                    .in_scope(|| read_plan(self.env, self.model(), &engine.limits, type_idx, &node_sets))?;
+                let a = ops::read::FindArgs {
+                    type_idx,
+                    arcql: args.required("arcql")?,
+                    paging: Paging {
+                        first: args.int("first")?,
+                        after: args.string("after")?,
+                        last: args.int("last")?,
+                        before: args.string("before")?,
+                        page: args.int("page")?,
+                    },
+                    include_trashed: args.flag("includeTrashed"),
+                    selection,
+                    want_next_offsets: next_offsets,
+                    want_previous_offsets: previous_offsets,
+                };
+                let c = ops::read::find(engine, caller, &a).await?;
+                let edges: Vec<Json> = c
+                    .edges
+                    .into_iter()
+                    .map(|e| json!({ "node": self.tagged(e.node, type_idx), "cursor": e.cursor }))
+                    .collect();
+                let p = c.page_info;
+                Ok(json!({
+                    "edges": edges,
+                    "pageInfo": {
+                        "hasPreviousPage": p.has_previous_page,
+                        "hasNextPage": p.has_next_page,
+                        "startCursor": p.start_cursor,
+                        "endCursor": p.end_cursor,
+                        "pageLimit": p.page_limit,
+                        "nextOffsets": p.next_offsets,
+                        "previousOffsets": p.previous_offsets,
+                    }
+                }))
+            }
+            name @ ("login" | "loginByEmail") => {
+                let by_email = name == "loginByEmail";
+                let a = ops::account::LoginArgs {
+                    by_email,
+                    who: args.required(if by_email { "email" } else { "username" })?,
+                    password: args.required("password")?,
+                };
+                to_json(&ops::account::login(engine, caller, &a).await?)
+            }
+            "upsert" => {
+                let records =
+                    ops::upsert::upsert(engine, caller, &ops::upsert::UpsertArgs { values: args.json("values")? })
+                        .await?;
+                to_json(&records)
+            }
+            name @ ("trash" | "untrash") => count(
+                ops::bulk::trash(
+                    engine,
+                    caller,
+                    &ops::bulk::TrashArgs {
+                        type_idx: type_of("type")?,
+                        arcql: args.required("arcql")?,
+                        restore: name == "untrash",
+                    },
+                )
+                .await,
+            ),
+            "delete" => count(
+                ops::bulk::delete(
+                    engine,
+                    caller,
+                    &ops::bulk::DeleteArgs {
+                        type_idx: type_of("type")?,
+                        arcql: args.required("arcql")?,
+                        clear_array_references: args.flag("clearArrayReferences"),
+                    },
+                )
+                .await,
+            ),
+            "deleteScalars" => count(
+                ops::bulk::delete_scalars(
+                    engine,
+                    caller,
+                    &ops::bulk::DeleteScalarsArgs {
+                        type_idx: type_of("type")?,
+                        field: args.required("field")?,
+                        values: args.strings("values")?,
+                        arcql: args.required("arcql")?,
+                    },
+                )
+                .await,
+            ),
+            name @ ("link" | "unlink") => {
+                let a = ops::link::LinkArgs {
+                    from: type_of("from")?,
+                    to: type_of("to")?,
+                    via: args.required("via")?,
+                    from_id: args.required("whereFromID")?,
+                    to_id: args.required("andToID")?,
+                    add: name == "link",
+                };
+                ops::link::link(engine, caller, &a).await.map(Json::Bool)
+            }
+            "createAccount" => {
+                let a = ops::account::CreateAccountArgs { value: args.json("value")? };
+                to_json(&ops::account::create_account(engine, caller, &a).await?)
+            }
+            other => Err(ApiError::validation(format!("unknown root field '{other}'"))),
+        }
+    }
+
+    /// A document of the model's type `type_idx` as a value of the union: it names its type.
+    fn tagged(&self, mut doc: Json, type_idx: usize) -> Json {
+        if let Json::Object(o) = &mut doc {
+            o.insert(CONCRETE.to_string(), Json::String(self.model().types[type_idx].name.clone()));
+        }
+        doc
+    }
+
+    /// What `find`'s selection asks of the connection: the node selections, and whether
+    /// `pageInfo.nextOffsets` / `previousOffsets` are selected (they cost a statement each).
+    fn find_selection(&self, conn: &[&'a SelectionSet]) -> ApiResult<(Vec<&'a SelectionSet>, bool, bool)> {
+        let (mut nodes, mut next, mut previous) = (Vec::new(), false, false);
+        for part in self.env.collect("HypiFilterConnection", conn)? {
+            match part.name() {
+                "edges" => {
+                    for e in self.env.collect("HypiResultEdge", &part.sets())? {
+                        if e.name() == "node" {
+                            nodes.extend(e.sets());
+                        }
+                    }
+                }
+                "pageInfo" => {
+                    for p in self.env.collect("PageInfo", &part.sets())? {
+                        next |= p.name() == "nextOffsets";
+                        previous |= p.name() == "previousOffsets";
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok((nodes, next, previous))
+    }
+
+    /// `aggregate { x(where) { ... } xWith(groupBy: ...) { ... } }`: each field is one
+    /// operation; a failing one is null with its error, the others still answer.
+    async fn aggregate(&self, g: &Group<'a>) -> Outcome1 {
+        let engine = self.engine();
+        let model = self.model();
+        let subs = match self.env.collect("HypiAggregationType", &g.sets()) {
+            Ok(s) => s,
+            Err(e) => return Outcome1 { value: Err(e), errors: Vec::new() },
+        };
+        let mut out = Map::new();
+        let mut errors = Vec::new();
+        for sub in &subs {
+            let name = sub.name();
+            if name == "__typename" {
+                continue;
+            }
+            let r = self.aggregate_field(engine, model, sub).await;
+            let key = crate::plan::read::ref_key(sub.key);
+            match r {
+                Ok(v) => {
+                    out.insert(key, v);
+                }
+                Err(e) => {
+                    let path = vec![PathSegment::Key(g.key.to_string()), PathSegment::Key(sub.key.to_string())];
+                    errors.push(GqlError::from_api(e, path, Some(Location::from(sub.first().pos))));
+                    out.insert(key, Json::Null);
+                }
+            }
+        }
+        Outcome1 { value: Ok(Json::Object(out)), errors }
+    }
+
+    async fn aggregate_field(&self, engine: &Engine, model: &Model, sub: &Group<'a>) -> ApiResult<Json> {
+        let name = sub.name();
+        let (type_idx, grouped) = model
+            .types
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| {
+                let lower = Model::lower_first(&t.name);
+                if name == lower {
+                    Some((i, false))
+                } else if name.strip_suffix("With") == Some(lower.as_str()) {
+                    Some((i, true))
+                } else {
+                    None
+                }
+            })
+            .ok_or_else(|| ApiError::validation(format!("unknown aggregate '{name}'")))?;
+        let args = Args { env: self.env, field: &sub.first().node };
+        let fields = agg_fields(self.env, model, type_idx, &sub.sets())?;
+        let mut a = ops::aggregate::AggregateArgs { type_idx, fields, where_: args.string("where")?, grouping: None };
+        if !grouped {
+            return ops::aggregate::aggregate(engine, self.caller, &a).await;
+        }
+        let mut group_by = Vec::new();
+        if let Some(Value::List(items)) = args.value("groupBy") {
+            for item in items {
+                let Value::Object(o) = item else { continue };
+                let text = |k: &str| match o.get(k) {
+                    Some(Value::Enum(n)) => Some(n.to_string()),
+                    Some(Value::String(s)) => Some(s.clone()),
+                    _ => None,
+                };
+                let Some(field) = text("field") else {
+                    return Err(ApiError::validation("groupBy: every entry needs a field"));
+                };
+                group_by.push(ops::aggregate::GroupBy {
+                    field,
+                    desc: text("order").as_deref() == Some("DESC"),
+                    granularity: text("dateGranularity"),
+                });
+            }
+        }
+        a.grouping = Some(ops::aggregate::Grouping {
+            group_by,
+            having: args.string("having")?,
+            paging: Paging {
+                first: args.int("first")?,
+                after: args.string("after")?,
+                last: args.int("last")?,
+                before: args.string("before")?,
+                page: args.int("page")?,
+            },
+            include_trashed: args.flag("includeTrashed"),
+        });
+        ops::aggregate::aggregate_groups(engine, self.caller, &a).await.map(Json::Array)
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> ApiResult<Json> {
+    serde_json::to_value(v).map_err(ApiError::internal)
+}

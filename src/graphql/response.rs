@@ -1,0 +1,111 @@
+//! The GraphQL response: `data` and `errors`, with every error classified once
+//! ([`GqlError::from_api`]): `message`, `locations`, `path` and `extensions.code`, and the
+//! request id in `extensions.requestId`.
+
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// A step of an error's `path`: a response key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum PathSegment {
+    Key(String),
+    Index(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl From<async_graphql::Pos> for Location {
+    fn from(p: async_graphql::Pos) -> Self {
+        Location { line: p.line, column: p.column }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Extensions {
+    pub code: &'static str,
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Extra members some errors carry (e.g. the incompatible changes of a release).
+    #[serde(flatten, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, Json>,
+}
+
+/// One entry of `errors`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GqlError {
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<Location>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<PathSegment>,
+    pub extensions: Extensions,
+}
+
+impl GqlError {
+    /// The one classification of every error: its code from the [`ApiError`]; an internal
+    /// failure says only "internal error" (its detail went to the log with the request id).
+    pub fn from_api(e: ApiError, path: Vec<PathSegment>, location: Option<Location>) -> Self {
+        let message = if e.code == ErrorCode::Internal { "internal error".to_string() } else { e.message };
+        GqlError {
+            message,
+            locations: location.into_iter().collect(),
+            path,
+            extensions: Extensions { code: e.code.as_str(), request_id: None, extra: Default::default() },
+        }
+    }
+
+    /// An internal failure at `path`, logged now.
+    pub fn internal_at(detail: String, path: Vec<PathSegment>) -> Self {
+        Self::from_api(ApiError::internal(detail), path, None)
+    }
+
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::from_api(ApiError::new(code, message), Vec::new(), None)
+    }
+}
+
+/// What a GraphQL request produced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Response {
+    /// Absent for a request error (the request was not executed); `null` when a non-null root
+    /// field failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Json>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<GqlError>,
+}
+
+/// How a request ended, which decides the HTTP status a transport answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It was executed (the response may still hold field errors).
+    Executed,
+    /// It could not be executed: unparsable, invalid, a limit, a variable that does not fit.
+    RequestError,
+    /// It needs credentials the caller did not send.
+    Unauthenticated,
+    /// A mutation sent where only queries are allowed (GET).
+    MutationNotAllowed,
+}
+
+impl Response {
+    /// A request error: no `data`.
+    pub fn request_error(errors: Vec<GqlError>) -> Self {
+        Response { data: None, errors }
+    }
+
+    /// Put the request id into every error.
+    pub fn with_request_id(mut self, id: &str) -> Self {
+        for e in &mut self.errors {
+            e.extensions.request_id = Some(id.to_string());
+        }
+        self
+    }
+}

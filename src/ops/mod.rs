@@ -1,0 +1,154 @@
+//! The operations: one module per root operation, the same for every front door.
+//!
+//! A front door (GraphQL over HTTP or WebSocket, REST, HARP, the hyper API) decodes its input
+//! into an operation's argument struct, calls the operation with the [`Caller`], and encodes
+//! the typed result. Every rule of an operation lives here once: paging and its checks, value
+//! validation, limits, required fields, who may create or register; the access rules of
+//! existing objects are part of the SQL that `sql` renders for the caller's viewer.
+//!
+//! | module | operations |
+//! |---|---|
+//! | [`read`] | `get`, `find` (keyset paging and exact page info) |
+//! | [`aggregate`] | `aggregate` over all matching objects, or grouped and paged |
+//! | [`upsert`] | `upsert` (nested objects included) |
+//! | [`link`] | `link`, `unlink` |
+//! | [`bulk`] | `trash`, `untrash`, `delete`, `deleteScalars` |
+//! | [`account`] | `login`, `loginByEmail`, `createAccount` |
+//! | [`changes`] | the change feed, read in commit order |
+//!
+//! Invariants: no transport types (no async-graphql, no axum) appear here; statements come
+//! from `sql` and run through `store`; one read operation is one statement (plus the bounded
+//! extras `find` documents).
+
+pub mod account;
+pub mod aggregate;
+pub mod bulk;
+pub mod changes;
+pub mod link;
+pub mod read;
+pub mod upsert;
+
+use std::sync::Arc;
+
+use crate::access::Viewer;
+use crate::config::Limits;
+use crate::error::{ApiError, ApiResult};
+use crate::model::Model;
+use crate::store::Store;
+
+/// Everything an operation needs that lives as long as a release: built once per release and
+/// shared by every request of every instance that runs it.
+pub struct Engine {
+    pub model: Arc<Model>,
+    pub store: Store,
+    /// The app whose tables this release reads and writes.
+    pub app: String,
+    pub limits: Limits,
+}
+
+/// Who calls an operation, on which instance: decided by the front door's authentication.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The instance (tenant) the request is for; every statement is bound to it.
+    pub instance: String,
+    /// Who is asking: decides what the generated SQL lets them see and change.
+    pub viewer: Viewer,
+    /// The instance lets callers without an account register (`createAccount`).
+    pub anonymous_registrations: bool,
+    /// The key that signs session tokens (`login`).
+    pub jwt_secret: Arc<[u8]>,
+}
+
+impl Engine {
+    /// The index of the object type `name` (front doors name types; operations take indexes).
+    pub fn type_index(&self, name: &str) -> ApiResult<usize> {
+        self.model
+            .type_by_name(name)
+            .map(|(i, _)| i)
+            .ok_or_else(|| ApiError::validation(format!("unknown type '{name}'")))
+    }
+}
+
+/// The paging arguments of a connection (`find`, grouped aggregates), as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Paging {
+    pub first: Option<i64>,
+    pub after: Option<String>,
+    pub last: Option<i64>,
+    pub before: Option<String>,
+    /// The n-th page of size `first` (1-based), counted from `after` or the start.
+    pub page: Option<i64>,
+}
+
+/// A checked [`Paging`]: the page size used and the direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Page size: `first` or `last`, the default when neither is given, clamped to the cap.
+    pub size: u64,
+    /// `last` pages backward from the end (or from `before`).
+    pub backward: bool,
+    /// The 1-based page number.
+    pub page: u64,
+}
+
+impl Paging {
+    /// The rules of contract §3: `first` with `last` is an error, so is `page` with `last`;
+    /// sizes are not negative, pages count from 1; sizes above the cap are clamped.
+    pub fn window(&self, limits: &Limits) -> ApiResult<Window> {
+        if self.first.is_some() && self.last.is_some() {
+            return Err(ApiError::validation("'first' and 'last' cannot be used together"));
+        }
+        if self.page.is_some() && self.last.is_some() {
+            return Err(ApiError::validation("'page' cannot be used with 'last'"));
+        }
+        for (name, v) in [("first", self.first), ("last", self.last)] {
+            if v.is_some_and(|v| v < 0) {
+                return Err(ApiError::validation(format!("'{name}' cannot be negative")));
+            }
+        }
+        let page = self.page.unwrap_or(1);
+        if page < 1 {
+            return Err(ApiError::validation("'page' counts from 1"));
+        }
+        let size =
+            self.first.or(self.last).unwrap_or(i64::from(limits.page_default)).clamp(0, i64::from(limits.page_max))
+                as u64;
+        Ok(Window { size, backward: self.last.is_some(), page: page as u64 })
+    }
+}
+
+/// Now, in the stored form (one timestamp per call).
+pub(crate) fn now() -> String {
+    crate::plan::write::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_rules() {
+        let limits = Limits::default();
+        let w = |p: Paging| p.window(&limits);
+        assert_eq!(w(Paging::default()).unwrap(), Window { size: 25, backward: false, page: 1 });
+        assert_eq!(w(Paging { first: Some(1000), ..Default::default() }).unwrap().size, 100);
+        assert_eq!(
+            w(Paging { last: Some(3), ..Default::default() }).unwrap(),
+            Window { size: 3, backward: true, page: 1 }
+        );
+        assert_eq!(
+            w(Paging { first: Some(0), page: Some(i64::MAX), ..Default::default() }).unwrap().page,
+            i64::MAX as u64
+        );
+        for bad in [
+            Paging { first: Some(1), last: Some(1), ..Default::default() },
+            Paging { last: Some(1), page: Some(2), ..Default::default() },
+            Paging { first: Some(-1), ..Default::default() },
+            Paging { last: Some(-1), ..Default::default() },
+            Paging { page: Some(0), ..Default::default() },
+        ] {
+            let e = w(bad.clone()).unwrap_err();
+            assert_eq!(e.code, crate::error::ErrorCode::Validation, "{bad:?}");
+        }
+    }
+}

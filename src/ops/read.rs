@@ -1,0 +1,298 @@
+//! `get` and `find`: reads of objects as JSON documents shaped by a read plan.
+//!
+//! `get` is one statement. `find` is keyset paging over a filter with the exact page info of
+//! contract §3; its statements: one for the page; one per cursor (`after`/`before`) to read
+//! the cursor row's sort keys (an unknown cursor is an error, so it must be looked up); one to
+//! decide the opposite-direction `has...Page` when a cursor is given; one per offsets list,
+//! only when asked for.
+
+use serde_json::Value as Json;
+
+use super::{Caller, Engine, Paging};
+use crate::error::{ApiError, ApiResult};
+use crate::plan::filter::{plan_query, FilterPlan, Visibility};
+use crate::plan::read::ObjectSelection;
+use crate::sql::find::{FindRenderer, Output, Seek, Select, Trashed};
+use crate::sql::read::ReadRenderer;
+use crate::value::SqlValue;
+
+/// Cursor sentinels Hypi returns and its clients send back.
+pub const FIRST: &str = "FIRST";
+pub const LAST: &str = "LAST";
+
+/// `get(type, id, includeTrashed)`.
+#[derive(Debug, Clone)]
+pub struct GetArgs {
+    pub type_idx: usize,
+    pub id: String,
+    pub include_trashed: bool,
+    /// What to read of the object (and of the objects it references).
+    pub selection: ObjectSelection,
+}
+
+/// The object, or `None` when it does not exist, is trashed, or the caller may not see it
+/// (the three are indistinguishable).
+pub async fn get(engine: &Engine, caller: &Caller, args: &GetArgs) -> ApiResult<Option<Json>> {
+    let r = reader(engine, caller);
+    let sql = r.get_by_id(&args.selection, &caller.instance, &args.id, args.include_trashed);
+    match engine.store.fetch_json(&sql).await? {
+        Some(text) => Ok(Some(r.decode(&args.selection, &text)?)),
+        None => Ok(None),
+    }
+}
+
+/// `find(type, arcql, first, after, last, before, page, includeTrashed)`.
+#[derive(Debug, Clone)]
+pub struct FindArgs {
+    pub type_idx: usize,
+    /// The ArcQL query (`*` or empty: everything).
+    pub arcql: String,
+    pub paging: Paging,
+    pub include_trashed: bool,
+    /// What to read of each object.
+    pub selection: ObjectSelection,
+    /// Compute `nextOffsets` / `previousOffsets` (one statement each).
+    pub want_next_offsets: bool,
+    pub want_previous_offsets: bool,
+}
+
+/// One page of `find`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    pub edges: Vec<Edge>,
+    pub page_info: PageInfo,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edge {
+    /// The object's id.
+    pub cursor: String,
+    pub node: Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageInfo {
+    pub has_previous_page: bool,
+    pub has_next_page: bool,
+    /// The first edge's cursor ([`FIRST`] on an empty page).
+    pub start_cursor: String,
+    /// The last edge's cursor ([`LAST`] on an empty page).
+    pub end_cursor: String,
+    /// The page size used.
+    pub page_limit: u64,
+    /// The `after` cursors opening each of up to the next 5 pages, when asked for.
+    pub next_offsets: Option<Vec<String>>,
+    /// The `before` cursors opening each of up to the previous 5 pages, when asked for.
+    pub previous_offsets: Option<Vec<String>>,
+}
+
+struct Cursor {
+    values: Vec<SqlValue>,
+    id: String,
+}
+
+fn reader<'a>(engine: &'a Engine, caller: &'a Caller) -> ReadRenderer<'a> {
+    ReadRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect(), viewer: &caller.viewer }
+}
+
+/// The filter of an ArcQL text, planned for `type_idx` and limited to what `caller` may read
+/// (or, with `write`, change).
+pub fn filter_for(
+    engine: &Engine,
+    caller: &Caller,
+    type_idx: usize,
+    arcql: &str,
+    write: bool,
+) -> ApiResult<FilterPlan> {
+    let mut filter = plan_query(&engine.model, type_idx, arcql)?;
+    filter.visibility = Visibility { viewer: caller.viewer.clone(), write };
+    Ok(filter)
+}
+
+pub async fn find(engine: &Engine, caller: &Caller, args: &FindArgs) -> ApiResult<Connection> {
+    let filter = filter_for(engine, caller, args.type_idx, &args.arcql, false)?;
+    let window = args.paging.window(&engine.limits)?;
+    let (size, backward, page) = (window.size, window.backward, window.page);
+    let type_idx = args.type_idx;
+    let trashed = if args.include_trashed { Trashed::Include } else { Trashed::Hide };
+    let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
+    let type_name = engine.model.types[type_idx].name.clone();
+    let instance = caller.instance.as_str();
+    let filter = &filter;
+
+    // The sentinels: `after: FIRST` / `before: LAST` are no bound; `after: LAST` and
+    // `before: FIRST` are past the end, so the page is empty.
+    let (after_arg, before_arg) = (args.paging.after.as_deref(), args.paging.before.as_deref());
+    let past_end = after_arg == Some(LAST) || before_arg == Some(FIRST);
+    let after = after_arg.filter(|c| *c != FIRST && *c != LAST);
+    let before = before_arg.filter(|c| *c != FIRST && *c != LAST);
+    let lookup = |id: &str| {
+        let sql = r.cursor(type_idx, filter, instance, id, args.include_trashed);
+        let id = id.to_string();
+        let store = &engine.store;
+        let type_name = type_name.clone();
+        async move {
+            let rows = store.fetch_rows(&sql).await?;
+            let Some(mut row) = rows.into_iter().next() else {
+                return Err(ApiError::not_found(format!("cursor '{id}' names no {type_name} object")));
+            };
+            row.pop();
+            Ok::<_, ApiError>(Cursor { values: row, id })
+        }
+    };
+    let after_c = match after {
+        Some(id) => Some(lookup(id).await?),
+        None => None,
+    };
+    let before_c = match before {
+        Some(id) => Some(lookup(id).await?),
+        None => None,
+    };
+    let bounds = || -> Vec<Seek<'_>> {
+        let mut s = seek(&after_c, false, false);
+        s.extend(seek(&before_c, true, false));
+        s
+    };
+
+    let mut rows = Vec::new();
+    let mut more = false;
+    if !past_end && size > 0 {
+        let select = Select {
+            type_idx,
+            filter,
+            instance,
+            trashed,
+            seeks: bounds(),
+            reverse: backward,
+            limit: Some(size + 1),
+            offset: (page - 1).saturating_mul(size),
+        };
+        rows = engine.store.fetch_rows(&r.select(&select, Output::Documents(&args.selection))).await?;
+        more = rows.len() as u64 > size;
+        rows.truncate(size as usize);
+        if backward {
+            rows.reverse();
+        }
+    }
+    let exists = |seeks: Vec<Seek<'_>>| {
+        let select = Select { type_idx, filter, instance, trashed, seeks, reverse: false, limit: Some(1), offset: 0 };
+        let sql = r.select(&select, Output::Exists);
+        let store = &engine.store;
+        async move { Ok::<bool, ApiError>(!store.fetch_rows(&sql).await?.is_empty()) }
+    };
+    // Is there anything on the far side of a cursor (at the cursor or beyond it)?
+    let beyond = |c: &Option<Cursor>, backward_side: bool| {
+        let s = seek(c, backward_side, true);
+        let has_cursor = c.is_some();
+        let fut = exists(s);
+        async move {
+            if has_cursor {
+                fut.await
+            } else {
+                Ok(false)
+            }
+        }
+    };
+    let (has_previous, has_next) = if past_end {
+        (after_arg == Some(LAST) && exists(Vec::new()).await?, before_arg == Some(FIRST) && exists(Vec::new()).await?)
+    } else if backward {
+        // Rows before the page: more of the window, or anything at or before `after`.
+        (more || beyond(&after_c, false).await?, beyond(&before_c, true).await?)
+    } else {
+        // Rows before the page: anything at or before `after`, or (page > 1) the pages of
+        // the window that the offset skipped.
+        let prev = beyond(&after_c, false).await? || (page > 1 && exists(bounds()).await?);
+        (prev, more || beyond(&before_c, true).await?)
+    };
+
+    let reader = reader(engine, caller);
+    let mut edges = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut it = row.into_iter();
+        let (Some(SqlValue::Text(doc)), Some(SqlValue::Text(id))) = (it.next(), it.next()) else {
+            return Err(ApiError::internal("find row without document and id"));
+        };
+        edges.push(Edge { node: reader.decode(&args.selection, &doc)?, cursor: id });
+    }
+    // Relay's rule: the cursors of the first and last edges (Apollo's and Relay's caches copy
+    // them onto edges). An empty page has no edge: the sentinels, which page on to empty
+    // pages.
+    let start = edges.first().map_or_else(|| FIRST.to_string(), |e| e.cursor.clone());
+    let end = edges.last().map_or_else(|| LAST.to_string(), |e| e.cursor.clone());
+    let offsets_ctx = Offsets { engine, r: &r, instance, type_idx, filter, trashed, size };
+    let next_offsets = if args.want_next_offsets {
+        Some(match (has_next, edges.last()) {
+            (true, Some(last)) => offsets_ctx.list(&lookup(&last.cursor).await?, false).await?,
+            _ => Vec::new(),
+        })
+    } else {
+        None
+    };
+    let previous_offsets = if args.want_previous_offsets {
+        Some(match (has_previous, edges.first()) {
+            (true, Some(first)) => offsets_ctx.list(&lookup(&first.cursor).await?, true).await?,
+            _ => Vec::new(),
+        })
+    } else {
+        None
+    };
+    Ok(Connection {
+        edges,
+        page_info: PageInfo {
+            has_previous_page: has_previous,
+            has_next_page: has_next,
+            start_cursor: start,
+            end_cursor: end,
+            page_limit: size,
+            next_offsets,
+            previous_offsets,
+        },
+    })
+}
+
+fn seek(c: &Option<Cursor>, backward: bool, negate: bool) -> Vec<Seek<'_>> {
+    c.iter().map(|c| Seek { values: &c.values, id: &c.id, backward, negate }).collect()
+}
+
+/// What computing offsets needs.
+struct Offsets<'a> {
+    engine: &'a Engine,
+    r: &'a FindRenderer<'a>,
+    instance: &'a str,
+    type_idx: usize,
+    filter: &'a FilterPlan,
+    trashed: Trashed,
+    size: u64,
+}
+
+impl Offsets<'_> {
+    /// The cursors opening each of up to 5 pages beyond the edge `c` (the page's last edge
+    /// going forward, its first going backward).
+    async fn list(&self, c: &Cursor, backward: bool) -> ApiResult<Vec<String>> {
+        let select = Select {
+            type_idx: self.type_idx,
+            filter: self.filter,
+            instance: self.instance,
+            trashed: self.trashed,
+            seeks: vec![Seek { values: &c.values, id: &c.id, backward, negate: false }],
+            reverse: backward,
+            limit: Some(4 * self.size + 1),
+            offset: 0,
+        };
+        let ids: Vec<String> = self
+            .engine
+            .store
+            .fetch_rows(&self.r.select(&select, Output::Ids))
+            .await?
+            .into_iter()
+            .filter_map(|row| row.into_iter().next().and_then(|v| v.as_str().map(str::to_string)))
+            .collect();
+        let mut out = vec![c.id.clone()];
+        for k in 1..=4u64 {
+            if ids.len() as u64 > k * self.size {
+                out.push(ids[(k * self.size - 1) as usize].clone());
+            }
+        }
+        Ok(out)
+    }
+}

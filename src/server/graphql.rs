@@ -1,0 +1,317 @@
+//! GraphQL over HTTP (the GraphQL-over-HTTP spec): `POST /graphql` with a JSON body (one
+//! request or a batch array) and `GET /graphql?query=...` (queries only); the playground on a
+//! GET without a query.
+//!
+//! The response's media type follows `Accept`: `application/graphql-response+json` when the
+//! client asks for it, then with the spec's status codes (a request that cannot be executed,
+//! because its JSON, document, validation or variables fail, is a 400 without `data`);
+//! otherwise `application/json`, answered 200 as GraphQL clients before the spec expect. A
+//! body or query string that is not a GraphQL request at all (not JSON, `query` missing or not
+//! a string, over a limit of the batch) is a 400 in both. Both:
+//! 401 when credentials are needed, 405 (`Allow: POST`) for a mutation over GET, 415 for a
+//! body that is not JSON (and for the content types a browser may send cross-site without a
+//! preflight: CSRF).
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Extension;
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use super::{error_response, playground, read_body, resolve, unauthorized, App, RequestId};
+use crate::error::{ApiError, ErrorCode};
+use crate::graphql::guard;
+use crate::graphql::response::{GqlError, Outcome, Response as GqlResponse};
+use crate::graphql::{execute, Context, Request};
+
+/// The media type of the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Media {
+    /// `application/graphql-response+json`: the spec's status codes.
+    GraphqlResponse,
+    /// `application/json`: 200 for everything GraphQL answered.
+    Json,
+}
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+impl Media {
+    fn content_type(self) -> &'static str {
+        match self {
+            Media::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+            Media::Json => "application/json; charset=utf-8",
+        }
+    }
+
+    /// The status of a GraphQL answer.
+    fn status(self, outcome: Outcome) -> StatusCode {
+        match (outcome, self) {
+            (Outcome::Executed, _) | (Outcome::RequestError, Media::Json) => StatusCode::OK,
+            (Outcome::RequestError, Media::GraphqlResponse) => StatusCode::BAD_REQUEST,
+            (Outcome::Unauthenticated, _) => StatusCode::UNAUTHORIZED,
+            (Outcome::MutationNotAllowed, _) => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+}
+
+/// The client's preferred media type by `Accept` (absent: `application/json`); `None` when it
+/// accepts neither.
+fn negotiate(headers: &HeaderMap) -> Option<Media> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(Media::Json);
+    };
+    let mut best: Option<(f32, Media)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()))
+            .next()
+            .unwrap_or(1.0);
+        let media = match essence.as_str() {
+            GRAPHQL_RESPONSE => Media::GraphqlResponse,
+            "application/json" | "application/*" | "*/*" => Media::Json,
+            _ => continue,
+        };
+        // An explicit graphql-response+json wins a tie (it is the spec's type).
+        let better = match best {
+            None => true,
+            Some((bq, bm)) => q > bq || (q == bq && media == Media::GraphqlResponse && bm != media),
+        };
+        if q > 0.0 && better {
+            best = Some((q, media));
+        }
+    }
+    best.map(|(_, m)| m)
+}
+
+fn not_acceptable() -> Response {
+    error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        ApiError::validation(format!("GraphQL answers {GRAPHQL_RESPONSE} or application/json; Accept allows neither")),
+    )
+}
+
+/// One error as a whole answer (no `data`) to a request that is not a well-formed
+/// GraphQL-over-HTTP request (its body or parameters): 400 in both media types, or `status`.
+fn refused(media: Media, status: Option<StatusCode>, e: ApiError, request_id: &str) -> Response {
+    let body = GqlResponse::request_error(vec![GqlError::from_api(e, Vec::new(), None)]).with_request_id(request_id);
+    answer(media, status.unwrap_or(StatusCode::BAD_REQUEST), &body)
+}
+
+fn answer<T: serde::Serialize>(media: Media, status: StatusCode, body: &T) -> Response {
+    match serde_json::to_string(body) {
+        Ok(text) => (status, [(header::CONTENT_TYPE, media.content_type())], text).into_response(),
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal(e)),
+    }
+}
+
+/// The content type of a POST body: JSON in UTF-8. A missing one, another charset, or a type a
+/// browser may send cross-site without a CORS preflight (the check Apollo calls CSRF
+/// prevention) is refused.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return Err(ApiError::new(ErrorCode::Forbidden, "send GraphQL requests as Content-Type: application/json"));
+    };
+    let mut parts = ct.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != "application/json" {
+        return Err(ApiError::new(ErrorCode::Forbidden, "send GraphQL requests as Content-Type: application/json"));
+    }
+    for p in parts {
+        if let Some(cs) = p.trim().to_ascii_lowercase().strip_prefix("charset=") {
+            if cs.trim_matches('"') != "utf-8" {
+                return Err(ApiError::validation("GraphQL requests are UTF-8: charset must be utf-8"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The POST body → requests. Checked in this order, each step bounded by the one before:
+/// JSON nesting (a linear scan, so no parser recurses deeper than the limit), JSON syntax, the
+/// batch size, then the shape of each request. `Err` holds the error; the bool says whether
+/// it was a batch.
+fn parse_body(body: &[u8], limits: &crate::config::Limits) -> Result<(Vec<Request>, bool), ApiError> {
+    // A batch array and the request object sit above the variables, whose own nesting is
+    // judged against `limits.nesting`.
+    if guard::json_nesting(body) > limits.nesting + 2 {
+        return Err(ApiError::limit(format!("the JSON body nests deeper than {} levels", limits.nesting + 2)));
+    }
+    let value: Json = serde_json::from_slice(body)
+        .map_err(|e| ApiError::validation(format!("the body is not a GraphQL request in JSON: {e}")))?;
+    match value {
+        Json::Array(items) => {
+            if items.is_empty() {
+                return Err(ApiError::validation("a batch needs at least one operation"));
+            }
+            if items.len() > limits.batch {
+                return Err(ApiError::limit(format!(
+                    "a batch may hold at most {} operations, got {}",
+                    limits.batch,
+                    items.len()
+                )));
+            }
+            Ok((items.into_iter().map(one_request).collect::<Result<_, _>>()?, true))
+        }
+        v @ Json::Object(_) => Ok((vec![one_request(v)?], false)),
+        _ => Err(ApiError::validation("the body must be a GraphQL request object or a batch array of them")),
+    }
+}
+
+/// `{query, operationName?, variables?, extensions?}`.
+fn one_request(v: Json) -> Result<Request, ApiError> {
+    let Json::Object(mut o) = v else {
+        return Err(ApiError::validation("a GraphQL request must be an object"));
+    };
+    let query = match o.remove("query") {
+        Some(Json::String(q)) => q,
+        Some(_) => return Err(ApiError::validation("'query' must be a string")),
+        None => return Err(ApiError::validation("a GraphQL request needs a 'query' string")),
+    };
+    let operation_name = match o.remove("operationName") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(n)) => Some(n),
+        Some(_) => return Err(ApiError::validation("'operationName' must be a string")),
+    };
+    let variables = match o.remove("variables") {
+        None | Some(Json::Null) => Json::Null,
+        Some(v @ Json::Object(_)) => v,
+        Some(_) => return Err(ApiError::validation("'variables' must be an object")),
+    };
+    match o.remove("extensions") {
+        None | Some(Json::Null) | Some(Json::Object(_)) => {}
+        Some(_) => return Err(ApiError::validation("'extensions' must be an object")),
+    }
+    Ok(Request { query, operation_name, variables })
+}
+
+pub(super) async fn post(
+    State(app): State<Arc<App>>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let Some(media) = negotiate(&headers) else { return not_acceptable() };
+    let resolved = match resolve(&app, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if let Err(e) = check_content_type(&headers) {
+        return refused(media, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE), e, &request_id);
+    }
+    let body = match read_body(body, &headers, app.limits.body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let (requests, batch) = match parse_body(&body, &app.limits) {
+        Ok(r) => r,
+        Err(e) => return refused(media, None, e, &request_id),
+    };
+    let ctx =
+        Context { caller: &resolved.caller, anonymous_requests: resolved.anonymous_requests, only_queries: false };
+    let mut answers = Vec::with_capacity(requests.len());
+    let mut outcomes = Vec::with_capacity(requests.len());
+    for req in requests {
+        let (resp, outcome) = execute(&resolved.served, &ctx, req).await;
+        answers.push(resp.with_request_id(&request_id));
+        outcomes.push(outcome);
+    }
+    if outcomes.contains(&Outcome::Unauthenticated) {
+        return unauthorized("authentication required: send Authorization: Bearer <token or admin key>");
+    }
+    if batch {
+        return answer(media, StatusCode::OK, &answers);
+    }
+    let outcome = outcomes.pop().unwrap_or(Outcome::Executed);
+    answers.pop().map_or_else(
+        || error_response(StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal("a request without an answer")),
+        |a| answer(media, media.status(outcome), &a),
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct GetParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+/// Does the client prefer a web page (a browser opening the URL)?
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+}
+
+pub(super) async fn get(
+    State(app): State<Arc<App>>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let params = match params {
+        Ok(Query(p)) => p,
+        Err(_) => {
+            let media = negotiate(&headers).unwrap_or(Media::Json);
+            return refused(media, None, ApiError::validation("invalid query string"), &request_id);
+        }
+    };
+    let Some(query) = params.query else {
+        if wants_html(&headers) || headers.get(header::ACCEPT).is_none() {
+            return Html(playground::page("/graphql")).into_response();
+        }
+        let Some(media) = negotiate(&headers) else { return not_acceptable() };
+        return refused(media, None, ApiError::validation("a GraphQL request needs a 'query' parameter"), &request_id);
+    };
+    let Some(media) = negotiate(&headers) else { return not_acceptable() };
+    let resolved = match resolve(&app, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let variables = match params.variables.as_deref() {
+        None | Some("") => Json::Null,
+        Some(text) => {
+            if guard::json_nesting(text.as_bytes()) > app.limits.nesting {
+                let e = ApiError::limit(format!("the variables nest deeper than {} levels", app.limits.nesting));
+                return refused(media, None, e, &request_id);
+            }
+            match serde_json::from_str::<Json>(text) {
+                Ok(v @ (Json::Object(_) | Json::Null)) => v,
+                Ok(_) => {
+                    return refused(media, None, ApiError::validation("'variables' must be an object"), &request_id)
+                }
+                Err(e) => {
+                    return refused(
+                        media,
+                        None,
+                        ApiError::validation(format!("variables are not JSON: {e}")),
+                        &request_id,
+                    )
+                }
+            }
+        }
+    };
+    if let Some(text) = params.extensions.as_deref().filter(|t| !t.is_empty()) {
+        if !matches!(serde_json::from_str::<Json>(text), Ok(Json::Object(_) | Json::Null)) {
+            return refused(media, None, ApiError::validation("'extensions' must be a JSON object"), &request_id);
+        }
+    }
+    let req = Request { query, operation_name: params.operation_name, variables };
+    let ctx = Context { caller: &resolved.caller, anonymous_requests: resolved.anonymous_requests, only_queries: true };
+    let (resp, outcome) = execute(&resolved.served, &ctx, req).await;
+    match outcome {
+        Outcome::Unauthenticated => {
+            unauthorized("authentication required: send Authorization: Bearer <token or admin key>")
+        }
+        Outcome::MutationNotAllowed => {
+            let mut r = answer(media, StatusCode::METHOD_NOT_ALLOWED, &resp.with_request_id(&request_id));
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            r
+        }
+        o => answer(media, media.status(o), &resp.with_request_id(&request_id)),
+    }
+}
