@@ -79,6 +79,15 @@ impl TestApp {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// Send a request; returns the status, the headers and the body as text.
+    pub async fn send_full(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+        let resp = self.router.clone().oneshot(req).await.expect("router answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// POST a GraphQL body with extra headers.
     pub async fn post_with(&self, body: &Value, headers: &[(&str, &str)]) -> (StatusCode, Value) {
         let mut req = Request::post("/graphql").header("content-type", "application/json");
