@@ -13,7 +13,8 @@ use axum::http::{Request, StatusCode};
 use common::*;
 use serde_json::{json, Value};
 
-const VOLUMES: &str = "type Volume { title: String!  kind: Kind  kinds: [Kind]  flags: [Boolean]  score: Float  ok: Boolean
+const VOLUMES: &str =
+    "type Volume { title: String!  kind: Kind  kinds: [Kind]  flags: [Boolean]  score: Float  ok: Boolean
                                     at: DateTime  big: Long  doc: Json  next: Volume  shelf: [Volume!] }
                        enum Kind { NOVEL POETRY }";
 
@@ -60,7 +61,9 @@ async fn unset_and_null_values_read_as_null_everywhere() {
         .send_full(
             Request::post("/graphql")
                 .header("content-type", "application/json")
-                .body(Body::from(json!({ "query": "{ get(type: Volume, id: \"full\") { ... on Volume { score } } }" }).to_string()))
+                .body(Body::from(
+                    json!({ "query": "{ get(type: Volume, id: \"full\") { ... on Volume { score } } }" }).to_string(),
+                ))
                 .unwrap(),
         )
         .await;
@@ -109,7 +112,9 @@ async fn every_selection_through_the_union_selects_the_same_fields() {
     for (sel, frags) in forms {
         let data = t.ok(&format!("{{ get(type: Book, id: \"b1\") {sel} }} {frags}"), json!({})).await;
         assert_eq!(data["get"], direct, "get {sel} {frags}");
-        let data = t.ok(&format!("{{ find(type: Book, arcql: \"*\") {{ edges {{ node {sel} }} }} }} {frags}"), json!({})).await;
+        let data = t
+            .ok(&format!("{{ find(type: Book, arcql: \"*\") {{ edges {{ node {sel} }} }} }} {frags}"), json!({}))
+            .await;
         assert_eq!(data["find"]["edges"][0]["node"], direct, "find {sel} {frags}");
     }
     // Skipped and included parts, by variable.
@@ -184,13 +189,17 @@ async fn the_standard_introspection_query_is_answered_with_every_type() {
     assert_eq!(data["__schema"]["queryType"]["name"], "Query");
     let book = data["__schema"]["types"].as_array().unwrap().iter().find(|t| t["name"] == "Book").unwrap();
     let booklist = |n: &str| book["fields"].as_array().unwrap().iter().find(|f| f["name"] == n).cloned().unwrap();
-    assert_eq!(booklist("title")["type"], json!({ "kind": "NON_NULL", "name": null, "ofType": { "kind": "SCALAR", "name": "String", "ofType": null } }));
+    assert_eq!(
+        booklist("title")["type"],
+        json!({ "kind": "NON_NULL", "name": null, "ofType": { "kind": "SCALAR", "name": "String", "ofType": null } })
+    );
     // `__type` and fragments on introspection types.
     let data = t.ok("{ __type(name: \"Rating\") { kind enumValues { name } } }", json!({})).await;
     assert_eq!(data["__type"], json!({ "kind": "ENUM", "enumValues": [{ "name": "GOOD" }, { "name": "BAD" }] }));
     assert_eq!(t.ok("{ __type(name: \"Nope\") { name } }", json!({})).await["__type"], Value::Null);
     // Fanning out by types and fields at every level is refused.
-    let e = t.err("{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }", json!({})).await;
+    let e =
+        t.err("{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }", json!({})).await;
     assert_eq!(code(&e), "LIMIT_EXCEEDED", "{e}");
 }
 
@@ -216,8 +225,18 @@ async fn graphql_over_http_status_codes_and_media_types() {
         (json!({ "query": "{ get(type: Book, id: \"x\") { __typename } }" }), 200, 200, true),
         (json!({ "query": "{ get(type: Book" }), 400, 200, false),
         (json!({ "query": "{ nope }" }), 400, 200, false),
-        (json!({ "query": "query($n: Int) { find(type: Book, arcql: \"*\", first: $n) { pageInfo { pageLimit } } }", "variables": { "n": "five" } }), 400, 200, false),
-        (json!({ "query": "query($n: Int!) { find(type: Book, arcql: \"*\", first: $n) { pageInfo { pageLimit } } }" }), 400, 200, false),
+        (
+            json!({ "query": "query($n: Int) { find(type: Book, arcql: \"*\", first: $n) { pageInfo { pageLimit } } }", "variables": { "n": "five" } }),
+            400,
+            200,
+            false,
+        ),
+        (
+            json!({ "query": "query($n: Int!) { find(type: Book, arcql: \"*\", first: $n) { pageInfo { pageLimit } } }" }),
+            400,
+            200,
+            false,
+        ),
     ];
     for (body, gr_status, json_status, executed) in cases {
         let (status, ctype, resp) = post(&t, Some(GR), body.clone()).await;
@@ -237,10 +256,69 @@ async fn graphql_over_http_status_codes_and_media_types() {
     assert_eq!(err["locations"][0]["line"], 1, "{err}");
     // A mutation over GET.
     let uri = "/graphql?query=mutation%20%7B%20trash(type%3A%20Book%2C%20arcql%3A%20%22*%22)%20%7D";
-    let (status, headers, text) = t.send_full(Request::get(uri).header("accept", GR).body(Body::empty()).unwrap()).await;
+    let (status, headers, text) =
+        t.send_full(Request::get(uri).header("accept", GR).body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{text}");
     assert_eq!(headers.get("allow").unwrap(), "POST");
     // Neither media type acceptable.
     let (status, _, _) = post(&t, Some("text/csv"), json!({ "query": "{ __typename }" })).await;
     assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+}
+
+/// One request, one id: every error of a batch carries the id of the `x-request-id` header,
+/// and the server's log records that id (on the request's span and on the internal error's
+/// detail), so a report from a client leads to its log lines. A trusted proxy's id is kept.
+#[test]
+fn a_request_id_ties_the_answer_to_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ids.db");
+    let url = format!("sqlite://{}", db.display());
+    let s = common::process::Server::start(
+        &["--database", &url],
+        &[("RUST_LOG", "info"), ("ARCBASE_TRUST_REQUEST_ID", "1")],
+    );
+    let batch = json!([
+        { "query": "{ get(type: Book" },
+        { "query": "{ find(type: Book, arcql: \"nope ==\") { pageInfo { pageLimit } } }" },
+    ]);
+    let (status, head, body) = common::process::post_full(&s.addr, "/graphql", &batch, &[]);
+    assert_eq!(status, 200, "{body}");
+    let id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap_or_else(|| panic!("no x-request-id in {head}"))
+        .trim()
+        .to_string();
+    let errors: Vec<&Value> = body.as_array().unwrap().iter().flat_map(|r| r["errors"].as_array().unwrap()).collect();
+    assert_eq!(errors.len(), 2, "{body}");
+    assert!(errors.iter().all(|e| e["extensions"]["requestId"] == id.as_str()), "{body}");
+    // An internal error: its detail is in the log under the same id.
+    let store = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = arcbase::store::Store::open(&url).await.unwrap();
+        store
+            .execute(&arcbase::sql::Sql::with_binds(
+                store.dialect(),
+                "ALTER TABLE \"default__Book\" RENAME TO gone",
+                vec![],
+            ))
+            .await
+            .unwrap();
+        store
+    });
+    let q = json!({ "query": "{ get(type: Book, id: \"x\") { ... on Book { title } } }" });
+    let (_, head, body) = common::process::post_full(&s.addr, "/graphql", &q, &[("x-request-id", "proxy-7f3a")]);
+    assert!(head.contains("x-request-id: proxy-7f3a"), "{head}");
+    assert_eq!(body["errors"][0]["extensions"]["requestId"], "proxy-7f3a", "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let log = s.log_text();
+        let line = log.lines().find(|l| l.contains("internal error") && l.contains("proxy-7f3a"));
+        if line.is_some() && log.contains(&id) {
+            assert!(line.unwrap().contains("no such table"), "the detail is logged: {log}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the log lacks the request ids: {log}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(store);
 }

@@ -12,6 +12,9 @@ pub struct Server {
     pub addr: String,
     /// What the server printed on standard output before its address.
     pub banner: Vec<String>,
+    /// Where its log (standard error) goes.
+    pub log: std::path::PathBuf,
+    _log_dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -31,7 +34,10 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn arcbase");
+        let log_dir = tempfile::tempdir().expect("log dir");
+        let log = log_dir.path().join("arcbase.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut child = cmd.stdout(Stdio::piped()).stderr(log_file).spawn().expect("spawn arcbase");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let mut banner = Vec::new();
@@ -51,7 +57,12 @@ impl Server {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, addr, banner }
+        Server { child, addr, banner, log, _log_dir: log_dir }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// POST a GraphQL request; returns (status, body).
@@ -74,6 +85,17 @@ pub fn post(addr: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
 
 /// One HTTP/1.1 POST of JSON to `path` with extra headers.
 pub fn post_to(addr: &str, path: &str, body: &serde_json::Value, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let (status, _, json) = post_full(addr, path, body, headers);
+    (status, json)
+}
+
+/// Like [`post_to`], with the response's head (status line and headers) as text.
+pub fn post_full(
+    addr: &str,
+    path: &str,
+    body: &serde_json::Value,
+    headers: &[(&str, &str)],
+) -> (u16, String, serde_json::Value) {
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let body = body.to_string();
     let mut s = TcpStream::connect(addr).expect("connect");
@@ -86,7 +108,8 @@ pub fn post_to(addr: &str, path: &str, body: &serde_json::Value, headers: &[(&st
     let mut resp = String::new();
     s.read_to_string(&mut resp).expect("read");
     let status: u16 = resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let head = resp.split("\r\n\r\n").next().unwrap_or("").to_string();
     let json =
         resp.split("\r\n\r\n").nth(1).and_then(|b| serde_json::from_str(b).ok()).unwrap_or(serde_json::Value::Null);
-    (status, json)
+    (status, head, json)
 }
