@@ -1,20 +1,23 @@
-//! arcbase: write a GraphQL SDL schema, get a complete GraphQL CRUD API for it.
+//! arcbase: write a GraphQL SDL schema, get a complete data service for it.
 //!
 //! The pipeline, one module per stage:
 //!
 //! ```text
-//! SDL ──model::parse_sdl──▶ Model ──graphql::build_schema──▶ dynamic Schema (once per model)
-//! request ──server (limits, auth)──▶ graphql resolver ──plan──▶ typed plan
-//!         ──sql (render)──▶ SQL text + bound values ──store (execute)──▶ JSON ──▶ response
+//! SDL ──model::parse_sdl──▶ Model ──once per release──▶ ops::Engine + graphql::Served
+//! request ──server (HTTP, ids, caller)──▶ graphql::execute (guard, validate, decode)
+//!         ──▶ ops (the operation's rules) ──▶ plan (typed) ──▶ sql (text + binds)
+//!         ──▶ store (execute) ──▶ sql decode (model types) ──▶ graphql encode ──▶ response
 //! ```
 //!
 //! - [`model`]: SDL → validated app model; every identifier that reaches SQL passes here.
-//! - [`plan`]: GraphQL arguments and selections → typed read/write plans (no SQL).
+//! - [`ops`]: the operations, transport-neutral: typed arguments, the caller, typed results.
+//! - [`plan`]: operation arguments → typed read/write/filter plans (no SQL).
 //! - [`sql`]: plans → SQL text with bound values, per dialect; the only place SQL is written.
 //! - [`store`]: pools, migrations, DDL, transactions; the only place SQL is executed.
-//! - [`graphql`]: model → async-graphql dynamic schema; one function per root operation.
-//! - [`server`]: axum router, request limits, authentication, playground, health.
-//! - [`error`]: the public error codes (`extensions.code`).
+//! - [`graphql`]: the GraphQL front door: the generated schema, execution, introspection.
+//! - [`server`]: HTTP: router, request ids, authentication, GraphQL over HTTP, admin.
+//! - [`access`], [`feed`], [`tasks`], [`error`]: viewers, the change feed's types, background
+//!   tasks, the public error codes.
 
 pub mod access;
 pub mod arcql;

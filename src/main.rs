@@ -225,10 +225,18 @@ fn registry_command(database: &str, command: Registry) -> ExitCode {
     })
 }
 
+/// Logs on standard error, filtered by `RUST_LOG`. With `ARCBASE_LOG_SPANS=1` every step of a
+/// request (guard, validate, each root field, plan, statement) also logs its duration when
+/// it ends, so a slow request can be read from the log.
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let spans = if std::env::var("ARCBASE_LOG_SPANS").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes")) {
+        tracing_subscriber::fmt::format::FmtSpan::CLOSE
+    } else {
+        tracing_subscriber::fmt::format::FmtSpan::NONE
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_span_events(spans).with_writer(std::io::stderr).init();
 }
 
 fn schema_build(file: &str, out: Option<&str>) -> ExitCode {

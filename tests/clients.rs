@@ -11,6 +11,8 @@
 //! and `npm`, or when the install fails, the tests say `SKIPPED` loudly; under `CI=true` they
 //! fail instead. Every child process is bounded in time.
 
+mod common;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -230,8 +232,9 @@ fn bounded(cmd: &mut Command, dir: &Path, name: &str, timeout: Duration) -> Outp
     Output { ok, status, text }
 }
 
-/// `arcbase serve` on a fresh SQLite file in `dir` (development mode: no admin key), stopped
-/// on drop.
+/// `arcbase serve` on a fresh database of the test backend (a SQLite file in `dir`, or with
+/// `ARCBASE_TEST_BACKEND=postgres` a new database of the throwaway cluster), in development
+/// mode (no admin key), stopped on drop.
 struct Server {
     child: Child,
     addr: String,
@@ -241,7 +244,12 @@ struct Server {
 impl Server {
     fn start(dir: &Path) -> Server {
         let log = dir.join("server.log");
-        let database = format!("sqlite://{}", dir.join("x.db").display());
+        let database = if common::backend_is_postgres() {
+            let cluster = common::pg::cluster().unwrap_or_else(|why| panic!("PostgreSQL is unavailable: {why}"));
+            tokio::runtime::Runtime::new().expect("runtime").block_on(common::pg::fresh_database(cluster))
+        } else {
+            format!("sqlite://{}", dir.join("x.db").display())
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_arcbase"))
             .args(["serve", "--schema", SCHEMA, "--database", &database, "--listen", "127.0.0.1:0"])
             .env_remove("ARCBASE_ADMIN_KEY")

@@ -73,7 +73,7 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// The id of the request being served (set by [`request_span`]).
+/// The id of the request being served (set by the request-span middleware).
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 

@@ -304,17 +304,23 @@ impl Store {
     /// Run a read returning rows of plain values.
     pub async fn fetch_rows(&self, sql: &Sql) -> Result<Vec<Vec<SqlValue>>, StoreError> {
         self.count();
-        match &self.backend {
-            Backend::Sqlite { read, .. } => {
-                let rows = bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch_all(read).await.map_err(classify)?;
-                rows.iter().map(decode_sqlite).collect()
+        let span = tracing::info_span!("statement", binds = sql.binds.len());
+        tracing::trace!(parent: &span, sql = %sql.text, "statement");
+        let run = async {
+            match &self.backend {
+                Backend::Sqlite { read, .. } => {
+                    let rows =
+                        bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch_all(read).await.map_err(classify)?;
+                    rows.iter().map(decode_sqlite).collect()
+                }
+                Backend::Postgres { pool } => {
+                    let text = sql.driver_text();
+                    let rows = bind_pg(sqlx::query(&text), &sql.binds).fetch_all(pool).await.map_err(classify)?;
+                    rows.iter().map(decode_pg).collect()
+                }
             }
-            Backend::Postgres { pool } => {
-                let text = sql.driver_text();
-                let rows = bind_pg(sqlx::query(&text), &sql.binds).fetch_all(pool).await.map_err(classify)?;
-                rows.iter().map(decode_pg).collect()
-            }
-        }
+        };
+        tracing::Instrument::instrument(run, span).await
     }
 
     /// Start a write transaction (SQLite: the writer connection, `BEGIN IMMEDIATE`).
