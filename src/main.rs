@@ -135,13 +135,15 @@ fn main() -> ExitCode {
             let admin_key = std::env::var("ARCBASE_ADMIN_KEY").ok().filter(|k| !k.is_empty());
             let trust_request_id =
                 std::env::var("ARCBASE_TRUST_REQUEST_ID").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
-            let opts = ServeOptions {
-                schema_path: schema,
-                database_url: database,
-                admin_key,
-                limits: Limits::default(),
-                trust_request_id,
+            let limits = match Limits::from_env(|k| std::env::var(k).ok()) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
             };
+            let opts =
+                ServeOptions { schema_path: schema, database_url: database, admin_key, limits, trust_request_id };
             runtime.block_on(serve(opts, listen, std::time::Duration::from_secs(shutdown_grace)))
         }
         Command::Release { command, database } => registry_command(&database, Registry::Release(command)),

@@ -503,13 +503,13 @@ async fn at_most_25_top_level_objects_per_call() {
 // @unique
 
 #[tokio::test]
-async fn unique_violation_names_field_and_value() {
+async fn unique_violation_names_the_field_not_the_value() {
     let t = TestApp::new(EXAMPLE).await;
     let ann = t.upsert(json!({ "Author": [{ "name": "Ann" }, { "name": "Bob" }] })).await;
     let err = upsert_err(&t, json!({ "Author": [{ "name": "Ann" }] })).await;
     assert_eq!(code(&err), "UNIQUE_VIOLATION", "{err}");
     assert!(message(&err).contains("Author.name"), "{err}");
-    assert!(message(&err).contains("Ann"), "{err}");
+    assert!(message(&err).contains("already taken") && !message(&err).contains("Ann"), "{err}");
 
     // Renaming onto a used value is refused too.
     let err = upsert_err(&t, json!({ "Author": [{ "hypi": { "id": ann[1] }, "name": "Ann" }] })).await;
@@ -527,7 +527,8 @@ async fn unique_violation_within_one_call() {
     let err = upsert_err(&t, json!({ "Author": [{ "name": "Cy" }, { "name": "Dee" }, { "name": "Cy" }] })).await;
     assert_eq!(code(&err), "UNIQUE_VIOLATION", "{err}");
     assert!(message(&err).contains("Author.name"), "{err}");
-    assert!(message(&err).contains("'Cy'"), "{err}");
+    // The value itself is not repeated: the object holding it may be one the caller cannot see.
+    assert!(message(&err).contains("already taken") && !message(&err).contains("Cy"), "{err}");
     assert!(message(&err).contains("values.Author[2]"), "{err}");
     assert_eq!(rows(&t, "Author").await, 0);
 
@@ -535,7 +536,7 @@ async fn unique_violation_within_one_call() {
     let err = upsert_err(&t, json!({ "Thing": [{ "code": "x1", "n": 1 }, { "code": "x1", "n": 2 }] })).await;
     assert_eq!(code(&err), "UNIQUE_VIOLATION", "{err}");
     assert!(message(&err).contains("Thing.code"), "{err}");
-    assert!(message(&err).contains("x1"), "{err}");
+    assert!(!message(&err).contains("x1"), "{err}");
     assert_eq!(rows(&t, "Thing").await, 0);
     // Nulls never collide.
     t.upsert(json!({ "Thing": [{ "n": 1 }, { "n": 2 }] })).await;
@@ -545,7 +546,7 @@ async fn unique_violation_within_one_call() {
     let err = upsert_err(&t, json!({ "Thing": [{ "code": "b", "codeName": "x" }] })).await;
     assert_eq!(code(&err), "UNIQUE_VIOLATION", "{err}");
     assert!(message(&err).contains("Thing.codeName"), "{err}");
-    assert!(message(&err).contains("'x'"), "{err}");
+    assert!(!message(&err).contains("'x'"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------

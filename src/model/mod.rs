@@ -23,6 +23,14 @@ use std::collections::HashMap;
 /// bytes and storage names combine a type and a field name, so names are kept short.
 pub const MAX_NAME_LEN: usize = 40;
 
+/// Most fields of one object type. A type is a table with a column per scalar field (and
+/// seven system columns) and a read document with a member per selected field: PostgreSQL
+/// allows 1,600 columns, SQLite 2,000 by default.
+pub const MAX_FIELDS: usize = 500;
+
+/// Most object types of one app (each is a table, with one more per list field).
+pub const MAX_TYPES: usize = 500;
+
 /// A built-in scalar kind of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scalar {
@@ -86,8 +94,12 @@ pub struct Field {
     pub required: bool,
     /// The `!` inside a list (`[T!]`).
     pub item_required: bool,
-    /// `@unique`: enforced per instance by a unique index.
+    /// `@unique`: enforced per instance by a unique index (for a scalar list: each element
+    /// belongs to at most one object).
     pub unique: bool,
+    /// Values are stored case- and Unicode-folded (NFKC, lower case) so that uniqueness and
+    /// lookups ignore both: the built-in `Account.emails`.
+    pub normalized: bool,
     pub description: Option<String>,
     pub line: usize,
     pub column: usize,
@@ -183,7 +195,8 @@ impl Default for Access {
 pub const ACCOUNT: &str = "Account";
 
 impl ObjectType {
-    /// The built-in `Account { username: String! @unique  emails: [String] }`.
+    /// The built-in `Account { username: String! @unique  emails: [String] }` (each address
+    /// unique per instance, compared case- and Unicode-insensitively).
     pub fn account() -> ObjectType {
         let field = |name: &str, required: bool, list: bool, unique: bool| Field {
             name: name.to_string(),
@@ -192,11 +205,13 @@ impl ObjectType {
             required,
             item_required: false,
             unique,
+            normalized: list,
             description: None,
             line: 0,
             column: 0,
         };
-        let fields = vec![field("username", true, false, true), field("emails", false, true, false)];
+        // An address belongs to at most one account of an instance, compared without case.
+        let fields = vec![field("username", true, false, true), field("emails", false, true, true)];
         let field_index = fields.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect();
         ObjectType {
             name: ACCOUNT.to_string(),

@@ -6,8 +6,8 @@ use graphql_parser::schema::{self as ast, Definition, TypeDefinition};
 use graphql_parser::Pos;
 
 use super::{
-    Access, Base, EnumType, Field, Level, Model, ObjectType, Scalar, GENERATED_SUFFIXES, MAX_NAME_LEN,
-    RESERVED_TYPE_NAMES,
+    Access, Base, EnumType, Field, Level, Model, ObjectType, Scalar, GENERATED_SUFFIXES, MAX_FIELDS, MAX_NAME_LEN,
+    MAX_TYPES, RESERVED_TYPE_NAMES,
 };
 
 /// One problem found in an SDL document, at a 1-based line and column (the column counts
@@ -367,10 +367,17 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
                 required: shape.required,
                 item_required: shape.item_required,
                 unique,
+                normalized: false,
                 description: f.description.clone(),
                 line: pos.line,
                 column: pos.column,
             });
+        }
+        if fields.len() > MAX_FIELDS {
+            c.err(
+                o.position,
+                format!("type '{}' has {} fields; at most {MAX_FIELDS} are allowed", o.name, fields.len()),
+            );
         }
         let mut indices = Vec::new();
         let mut access = Access::default();
@@ -392,6 +399,12 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
         });
     }
 
+    if types.len() > MAX_TYPES {
+        c.err(
+            Pos { line: 1, column: 1 },
+            format!("the schema declares {} object types; at most {MAX_TYPES} are allowed", types.len()),
+        );
+    }
     check_required_cycles(&mut c, &types);
     if types.is_empty() && c.errors.is_empty() {
         c.err(Pos { line: 1, column: 1 }, "the schema declares no object type");

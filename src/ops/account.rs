@@ -52,7 +52,7 @@ fn accounts<'a>(engine: &'a Engine) -> ApiResult<AccountRenderer<'a>> {
 pub async fn login(engine: &Engine, caller: &Caller, args: &LoginArgs) -> ApiResult<AccessToken> {
     let r = accounts(engine)?;
     let sql = if args.by_email {
-        r.by_email(&caller.instance, &args.who)
+        r.by_email(&caller.instance, &crate::plan::write::fold(&args.who))
     } else {
         r.by_username(&caller.instance, &args.who)
     };

@@ -201,6 +201,13 @@ pub async fn delete_scalars(engine: &Engine, caller: &Caller, args: &DeleteScala
     };
     let f = &ty.fields[field];
     let qualified = format!("{}.{}", ty.name, f.name);
+    if args.values.len() > engine.limits.scalar_values {
+        return Err(ApiError::limit(format!(
+            "deleteScalars removes at most {} values per call, got {}",
+            engine.limits.scalar_values,
+            args.values.len()
+        )));
+    }
     let values = args
         .values
         .iter()

@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 
 use super::{Caller, Engine, Paging};
 use crate::error::{ApiError, ApiResult};
-use crate::plan::filter::{plan_query, FilterPlan, Visibility};
+use crate::plan::filter::{plan_query_within, FilterPlan, Visibility};
 use crate::plan::read::ObjectSelection;
 use crate::sql::find::{FindRenderer, Output, Seek, Select, Trashed};
 use crate::sql::read::ReadRenderer;
@@ -104,7 +104,7 @@ pub fn filter_for(
     arcql: &str,
     write: bool,
 ) -> ApiResult<FilterPlan> {
-    let mut filter = plan_query(&engine.model, type_idx, arcql)?;
+    let mut filter = plan_query_within(&engine.model, type_idx, arcql, &engine.limits.arcql())?;
     filter.visibility = Visibility { viewer: caller.viewer.clone(), write };
     Ok(filter)
 }

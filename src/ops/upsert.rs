@@ -198,7 +198,21 @@ pub(crate) fn write_object<'a>(
         }
         for (f, values) in &obj.value_lists {
             for v in values {
-                tx_execute(tx, &r.value_append(obj.type_idx, *f, ctx.instance, &id, v.clone())).await?;
+                match tx_execute(tx, &r.value_append(obj.type_idx, *f, ctx.instance, &id, v.clone())).await {
+                    Ok(_) => {}
+                    // A unique list (`Account.emails`): the element belongs to another object
+                    // (or is repeated in this one). Which object is not said.
+                    Err(StoreError::Unique { .. }) => {
+                        return Err(ApiError::new(
+                            ErrorCode::UniqueViolation,
+                            format!(
+                                "{}: {}.{} must be unique: the value is already taken",
+                                obj.location, ty.name, ty.fields[*f].name
+                            ),
+                        ))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         let version = row.get(4).and_then(SqlValue::as_i64).unwrap_or(1);
@@ -222,10 +236,12 @@ pub(crate) fn write_object<'a>(
 
 /// Name the field a unique index refused. The driver's message lists the index's columns
 /// (`table.hypi_instance, table.email`); the field is the one of this object that is among
-/// them.
+/// them. The message does not repeat the value or say anything of the object that holds it:
+/// that object may be one the caller cannot see (the value being taken is all that a unique
+/// field makes known, and it has to).
 fn unique_error(model: &Model, app: &str, obj: &WriteObject, columns: &[(usize, SqlValue)], detail: &str) -> ApiError {
     let ty = &model.types[obj.type_idx];
-    for (f, v) in columns {
+    for (f, _) in columns {
         let field = &ty.fields[*f];
         // The driver lists `table.column` names separated by ", ": match a whole name, so a
         // field `code` is not mistaken for a field `codeName`.
@@ -234,16 +250,9 @@ fn unique_error(model: &Model, app: &str, obj: &WriteObject, columns: &[(usize, 
         let index = names::index_name(&names::object_table(app, ty), &format!("unique__{}", field.name));
         let named = detail == index || detail.split(',').any(|part| part.trim_end().ends_with(&col));
         if field.unique && named {
-            let shown = match v {
-                SqlValue::Text(s) => format!("'{s}'"),
-                SqlValue::Int(i) => i.to_string(),
-                SqlValue::Real(x) => x.to_string(),
-                SqlValue::Bool(b) => b.to_string(),
-                SqlValue::Null => "null".into(),
-            };
             return ApiError::new(
                 ErrorCode::UniqueViolation,
-                format!("{}: {}.{} must be unique: {shown} is already used", obj.location, ty.name, field.name),
+                format!("{}: {}.{} must be unique: the value is already taken", obj.location, ty.name, field.name),
             );
         }
     }

@@ -136,14 +136,51 @@ pub struct Visibility {
     pub write: bool,
 }
 
-/// Parse and type-check `text` against `type_idx`.
+/// What one query may cost, checked while it is planned (before any SQL is built): every
+/// list an ArcQL path goes through multiplies the work by its length, every one-to-one hop is
+/// a join, and the databases have fixed ceilings on joins, expression depth and sort keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Lists one path may go through.
+    pub list_hops: usize,
+    /// Distinct one-to-one reference paths (joins) in the query.
+    pub joins: usize,
+    /// Comparisons, EXISTs and geo conditions.
+    pub conditions: usize,
+    /// SORT keys.
+    pub sort_keys: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        crate::config::Limits::default().arcql()
+    }
+}
+
+/// Parse and type-check `text` against `type_idx`, within the default limits.
 pub fn plan_query(model: &Model, type_idx: usize, text: &str) -> ApiResult<FilterPlan> {
+    plan_query_within(model, type_idx, text, &QueryLimits::default())
+}
+
+/// Parse and type-check `text` against `type_idx`, within `limits`.
+pub fn plan_query_within(model: &Model, type_idx: usize, text: &str, limits: &QueryLimits) -> ApiResult<FilterPlan> {
     let q = crate::arcql::parse(text)?;
-    plan(model, type_idx, &q)
+    plan_within(model, type_idx, &q, limits)
 }
 
 pub fn plan(model: &Model, type_idx: usize, q: &Query) -> ApiResult<FilterPlan> {
-    let c = Checker { model, root: type_idx };
+    plan_within(model, type_idx, q, &QueryLimits::default())
+}
+
+pub fn plan_within(model: &Model, type_idx: usize, q: &Query, limits: &QueryLimits) -> ApiResult<FilterPlan> {
+    if q.sort.len() > limits.sort_keys {
+        return Err(ApiError::limit(format!(
+            "the query has {} SORT keys; the limit is {}",
+            q.sort.len(),
+            limits.sort_keys
+        )));
+    }
+    let c = Checker { model, root: type_idx, limits };
     let cond = q.filter.as_ref().map(|e| c.expr(e)).transpose()?;
     let mut sort = Vec::new();
     for key in &q.sort {
@@ -165,12 +202,56 @@ pub fn plan(model: &Model, type_idx: usize, q: &Query) -> ApiResult<FilterPlan> 
         };
         sort.push(SortPlan { hops, column, desc: key.desc });
     }
-    Ok(FilterPlan { cond, sort, visibility: Visibility::default() })
+    let plan = FilterPlan { cond, sort, visibility: Visibility::default() };
+    check_size(&plan, limits)?;
+    Ok(plan)
+}
+
+/// The number of conditions and of distinct one-to-one paths (each one join, shared by
+/// the conditions and sort keys that use it).
+fn check_size(plan: &FilterPlan, limits: &QueryLimits) -> ApiResult<()> {
+    fn walk<'a>(c: &'a Cond, leaves: &mut usize, joins: &mut std::collections::HashSet<&'a [Hop]>) {
+        match c {
+            Cond::And(xs) | Cond::Or(xs) => xs.iter().for_each(|x| walk(x, leaves, joins)),
+            Cond::Not(x) => walk(x, leaves, joins),
+            Cond::Geo { .. } => *leaves += 1,
+            Cond::Leaf(l) => {
+                *leaves += 1;
+                for i in 1..=l.hops.len() {
+                    if matches!(l.hops[i - 1], Hop::Ref { .. }) {
+                        joins.insert(&l.hops[..i]);
+                    }
+                }
+            }
+        }
+    }
+    let mut leaves = 0;
+    let mut joins = std::collections::HashSet::new();
+    if let Some(c) = &plan.cond {
+        walk(c, &mut leaves, &mut joins);
+    }
+    for s in &plan.sort {
+        for i in 1..=s.hops.len() {
+            joins.insert(&s.hops[..i]);
+        }
+    }
+    if leaves > limits.conditions {
+        return Err(ApiError::limit(format!("the query has {leaves} conditions; the limit is {}", limits.conditions)));
+    }
+    if joins.len() > limits.joins {
+        return Err(ApiError::limit(format!(
+            "the query follows {} one-to-one references (joins); the limit is {}",
+            joins.len(),
+            limits.joins
+        )));
+    }
+    Ok(())
 }
 
 struct Checker<'a> {
     model: &'a Model,
     root: usize,
+    limits: &'a QueryLimits,
 }
 
 enum End {
@@ -279,6 +360,14 @@ impl Checker<'_> {
                 }
                 Storage::LinkTable(to) => {
                     hops.push(Hop::List { from: ty, field: fi, to });
+                    let lists = hops.iter().filter(|h| matches!(h, Hop::List { .. })).count();
+                    if lists > self.limits.list_hops {
+                        return Err(ApiError::limit(format!(
+                            "the path '{}' goes through more than {} lists (each multiplies the work by its length)",
+                            path.dotted(),
+                            self.limits.list_hops
+                        )));
+                    }
                     ty = to;
                 }
             }

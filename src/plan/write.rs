@@ -21,6 +21,41 @@ pub struct WriteLimits {
     pub max_objects: usize,
     /// Bytes per string value.
     pub max_string: usize,
+    /// Objects per call, nested ones included.
+    pub max_total_objects: usize,
+    /// List elements per call (scalar-list values and list references).
+    pub max_values: usize,
+}
+
+/// What one call has planned so far, against [`WriteLimits`].
+#[derive(Default)]
+struct Tally {
+    objects: usize,
+    values: usize,
+}
+
+impl Tally {
+    fn object(&mut self, limits: WriteLimits) -> ApiResult<()> {
+        self.objects += 1;
+        if self.objects > limits.max_total_objects {
+            return Err(ApiError::limit(format!(
+                "one upsert writes at most {} objects, nested ones included",
+                limits.max_total_objects
+            )));
+        }
+        Ok(())
+    }
+
+    fn values(&mut self, n: usize, limits: WriteLimits) -> ApiResult<()> {
+        self.values = self.values.saturating_add(n);
+        if self.values > limits.max_values {
+            return Err(ApiError::limit(format!(
+                "one upsert writes at most {} list elements (scalar-list values and list references)",
+                limits.max_values
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// One object to insert or update, with what to do to its fields.
@@ -77,13 +112,14 @@ pub fn plan_upsert(model: &Model, values: &Value, limits: WriteLimits) -> ApiRes
         )));
     }
     let mut out = Vec::with_capacity(total);
+    let mut tally = Tally::default();
     for (type_name, items) in by_type {
         let Some((type_idx, _)) = model.type_by_name(type_name) else {
             return Err(ApiError::validation(format!("unknown type '{type_name}'")));
         };
         for (i, item) in list_items(items).into_iter().enumerate() {
             let location = format!("values.{type_name}[{i}]");
-            out.push(plan_object(model, type_idx, item, location, limits)?);
+            out.push(plan_object(model, type_idx, item, location, limits, &mut tally)?);
         }
     }
     Ok(out)
@@ -95,7 +131,9 @@ fn plan_object(
     value: &Value,
     location: String,
     limits: WriteLimits,
+    tally: &mut Tally,
 ) -> ApiResult<WriteObject> {
+    tally.object(limits)?;
     let ty = &model.types[type_idx];
     let Value::Object(fields) = value else {
         return Err(ApiError::validation(format!("{location}: expected an object of type {}", ty.name)));
@@ -136,12 +174,13 @@ fn plan_object(
             Storage::RefColumn(target) => {
                 let nested = match v {
                     Value::Null => None,
-                    v => Some(plan_object(model, target, v, format!("{}.{}", obj.location, name), limits)?),
+                    v => Some(plan_object(model, target, v, format!("{}.{}", obj.location, name), limits, tally)?),
                 };
                 obj.refs.push((fi, nested));
             }
             Storage::LinkTable(target) => {
                 let items = list_items(v);
+                tally.values(items.len(), limits)?;
                 let mut nested = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     if matches!(item, Value::Null) {
@@ -150,12 +189,14 @@ fn plan_object(
                             obj.location, name
                         )));
                     }
-                    nested.push(plan_object(model, target, item, format!("{}.{}[{i}]", obj.location, name), limits)?);
+                    let at = format!("{}.{}[{i}]", obj.location, name);
+                    nested.push(plan_object(model, target, item, at, limits, tally)?);
                 }
                 obj.ref_lists.push((fi, nested));
             }
             Storage::ValueTable => {
                 let items = list_items(v);
+                tally.values(items.len(), limits)?;
                 let mut values = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     if matches!(item, Value::Null) {
@@ -260,6 +301,7 @@ pub fn scalar_value(
         }
         Base::Object(_) => Err(ApiError::validation(format!("{qualified} is a reference, not a scalar"))),
         Base::Scalar(s) => match (s, v) {
+            (Scalar::String, Value::String(x)) if field.normalized => text(&fold(x)),
             (Scalar::String, Value::String(x)) => text(x),
             (Scalar::Id, Value::String(x)) => text(x),
             (Scalar::Id, Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(SqlValue::Text(n.to_string())),
@@ -291,6 +333,13 @@ pub fn scalar_value(
             (Scalar::DateTime, _) => Err(bad("a DateTime")),
         },
     }
+}
+
+/// A string in the form of a [`Field::normalized`] field: trimmed, NFKC, lower case. (Email
+/// addresses: `Ann@Example.com` and `ann@example.com` are one address.)
+pub fn fold(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.trim().nfkc().collect::<String>().to_lowercase()
 }
 
 /// A value given as text (as `deleteScalars` takes them) in the stored form of `field`.

@@ -101,14 +101,16 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
                         vt_type = field_column_type(dialect, field),
                         pq = quote(&table),
                     ));
+                    // A unique scalar list: an element belongs to one object of the instance.
+                    let unique = if field.unique { "UNIQUE " } else { "" };
                     indexes.push(format!(
-                        "CREATE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {VALUE})",
-                        quote(&list_index_name(&vt, "value")),
+                        "CREATE {unique}INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {VALUE})",
+                        quote(&list_index_name(&vt, if field.unique { "unique_value" } else { "value" })),
                         quote(&vt)
                     ));
                 }
             }
-            if field.unique {
+            if field.unique && field.storage() == Storage::Column {
                 indexes.push(format!(
                     "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {})",
                     quote(&index_name(&table, &format!("unique__{}", field.name))),
