@@ -20,6 +20,12 @@ pub enum ErrorCode {
     Conflict,
     UnknownInstance,
     GraphqlValidation,
+    /// The request ran out of its time budget and was stopped.
+    Timeout,
+    /// The server is too busy to take the request now: retry shortly (HTTP 503).
+    Overloaded,
+    /// The caller sent too many requests of a kind (failed logins): retry later (HTTP 429).
+    RateLimited,
     Internal,
 }
 
@@ -37,6 +43,9 @@ impl ErrorCode {
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::UnknownInstance => "UNKNOWN_INSTANCE",
             ErrorCode::GraphqlValidation => "GRAPHQL_VALIDATION",
+            ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::Overloaded => "OVERLOADED",
+            ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -47,11 +56,19 @@ impl ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// When the request may be tried again, in seconds (RATE_LIMITED, OVERLOADED).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError { code, message: message.into(), retry_after: None }
+    }
+
+    /// Say when to try again.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Validation, message)

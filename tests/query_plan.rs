@@ -34,19 +34,18 @@ async fn indexed_filters_and_cursor_seeks_do_not_scan() {
     let url = format!("sqlite://{}", dir.path().join("plans.db").display());
     let t = TestApp::at(EXAMPLE, None, arcbase::config::Limits::default(), dir, &url).await;
     // 100,000 books, inserted directly (the upsert path is tested elsewhere).
-    let pool = t.app.store.sqlite_pool().expect("a SQLite store");
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
          INSERT INTO \"default__Book\" (hypi_instance, hypi_id, hypi_created, hypi_updated, title, price, rating)
          SELECT 'default', printf('%08d', i), '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z',
                 'title ' || i, i % 100, CASE i % 2 WHEN 0 THEN 'GOOD' ELSE 'BAD' END FROM n",
     )
-    .execute(pool)
+    .execute(&mut conn)
     .await
     .unwrap();
     // Statistics, as `PRAGMA optimize` at start-up gathers them; loaded by this connection.
-    let mut conn = pool.acquire().await.unwrap();
-    sqlx::query("ANALYZE").execute(&mut *conn).await.unwrap();
+    sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
 
     let engine = t.engine();
     let (book, _) = engine.model.type_by_name("Book").unwrap();

@@ -53,11 +53,15 @@ impl GqlError {
     /// failure says only "internal error" (its detail went to the log with the request id).
     pub fn from_api(e: ApiError, path: Vec<PathSegment>, location: Option<Location>) -> Self {
         let message = if e.code == ErrorCode::Internal { "internal error".to_string() } else { e.message };
+        let mut extra = serde_json::Map::new();
+        if let Some(s) = e.retry_after {
+            extra.insert("retryAfter".into(), Json::from(s));
+        }
         GqlError {
             message,
             locations: location.into_iter().collect(),
             path,
-            extensions: Extensions { code: e.code.as_str(), request_id: None, extra: Default::default() },
+            extensions: Extensions { code: e.code.as_str(), request_id: None, extra },
         }
     }
 

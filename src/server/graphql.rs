@@ -109,6 +109,30 @@ fn answer<T: serde::Serialize>(media: Media, status: StatusCode, body: &T) -> Re
     }
 }
 
+/// A server that is too busy (OVERLOADED) answers 503, a caller that must slow down
+/// (RATE_LIMITED) 429, both with `Retry-After`, whatever else the answer holds: clients and
+/// proxies retry on these statuses, not on a code inside a 200.
+fn busy_status(answers: &[GqlResponse]) -> Option<(StatusCode, u64)> {
+    let codes = || answers.iter().flat_map(|a| a.errors.iter()).map(|e| e.extensions.code);
+    if codes().any(|c| c == ErrorCode::Overloaded.as_str()) {
+        return Some((StatusCode::SERVICE_UNAVAILABLE, 1));
+    }
+    let wait = answers
+        .iter()
+        .flat_map(|a| a.errors.iter())
+        .filter(|e| e.extensions.code == ErrorCode::RateLimited.as_str())
+        .map(|e| e.extensions.extra.get("retryAfter").and_then(Json::as_u64).unwrap_or(1))
+        .max();
+    wait.map(|w| (StatusCode::TOO_MANY_REQUESTS, w.max(1)))
+}
+
+fn with_retry(mut r: Response, after: u64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&after.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
 /// The content type of a POST body: JSON in UTF-8. A missing one, another charset, or a type a
 /// browser may send cross-site without a CORS preflight (the check Apollo calls CSRF
 /// prevention) is refused.
@@ -223,6 +247,13 @@ pub(super) async fn post(
     if outcomes.contains(&Outcome::Unauthenticated) {
         return unauthorized("authentication required: send Authorization: Bearer <token or admin key>");
     }
+    if let Some((status, after)) = busy_status(&answers) {
+        return if batch {
+            with_retry(answer(media, status, &answers), after)
+        } else {
+            with_retry(answer(media, status, &answers[0]), after)
+        };
+    }
     if batch {
         return answer(media, StatusCode::OK, &answers);
     }
@@ -303,15 +334,19 @@ pub(super) async fn get(
     let req = Request { query, operation_name: params.operation_name, variables };
     let ctx = Context { caller: &resolved.caller, anonymous_requests: resolved.anonymous_requests, only_queries: true };
     let (resp, outcome) = execute(&resolved.served, &ctx, req).await;
+    let resp = resp.with_request_id(&request_id);
+    if let Some((status, after)) = busy_status(std::slice::from_ref(&resp)) {
+        return with_retry(answer(media, status, &resp), after);
+    }
     match outcome {
         Outcome::Unauthenticated => {
             unauthorized("authentication required: send Authorization: Bearer <token or admin key>")
         }
         Outcome::MutationNotAllowed => {
-            let mut r = answer(media, StatusCode::METHOD_NOT_ALLOWED, &resp.with_request_id(&request_id));
+            let mut r = answer(media, StatusCode::METHOD_NOT_ALLOWED, &resp);
             r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
             r
         }
-        o => answer(media, media.status(o), &resp.with_request_id(&request_id)),
+        o => answer(media, media.status(o), &resp),
     }
 }

@@ -297,7 +297,8 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
         }
         None => None,
     };
-    let store = crate::store::Store::open(&opts.database_url).await?;
+    let store =
+        crate::store::Store::open_with(&opts.database_url, crate::store::Budgets::from_limits(&opts.limits)).await?;
     let serving = match given {
         Some((path, sdl)) => {
             crate::tenancy::serve_default(&store, &sdl).await?;

@@ -5,20 +5,26 @@
 //! and a busy timeout. Reads use a pool of connections; writes go through a single writer
 //! connection and `BEGIN IMMEDIATE`, so a write transaction never has to upgrade a read lock
 //! (the classic source of `SQLITE_BUSY` under concurrency) and writes in this process queue
-//! in the pool instead of failing.
+//! instead of failing.
+//!
+//! Every statement has a time budget ([`Budgets`]): on PostgreSQL `statement_timeout`; on
+//! SQLite a progress handler that interrupts it (`sqlite.rs`), also when its caller goes away.
+//! A write transaction has a budget for the whole of it. Waiting for a connection is bounded
+//! too: past it the caller hears that the store is overloaded, instead of queueing forever.
 
+mod sqlite;
 pub mod tenancy;
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlitePool, TypeInfo, ValueRef};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, TypeInfo, ValueRef};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::model::{Model, Storage};
 use crate::sql::{ddl, names, system, Dialect, Sql, SqlValue};
 
@@ -33,13 +39,57 @@ pub enum StoreError {
     /// (SQLite).
     #[error("unique constraint failed: {detail}")]
     Unique { detail: String },
+    /// A statement or transaction ran out of its time budget (and was stopped).
+    #[error("the statement ran longer than {0} ms")]
+    Timeout(u64),
+    /// No connection came free in time.
+    #[error("the database is busy")]
+    Overloaded,
+    #[error("the store is closed")]
+    Closed,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(e)
+        match e {
+            StoreError::Timeout(ms) => ApiError::new(
+                ErrorCode::Timeout,
+                format!("the request took longer than its time budget ({ms} ms) and was stopped; nothing was written"),
+            ),
+            StoreError::Overloaded | StoreError::Closed => {
+                ApiError::new(ErrorCode::Overloaded, "the database is busy; retry shortly")
+            }
+            e => ApiError::internal(e),
+        }
+    }
+}
+
+/// The time budgets of the store.
+#[derive(Debug, Clone, Copy)]
+pub struct Budgets {
+    /// One statement.
+    pub statement: Duration,
+    /// One write transaction, from `BEGIN` to `COMMIT`.
+    pub write: Duration,
+    /// Waiting for a connection.
+    pub pool_wait: Duration,
+}
+
+impl Budgets {
+    pub fn from_limits(l: &crate::config::Limits) -> Self {
+        Budgets {
+            statement: Duration::from_millis(l.statement_ms),
+            write: Duration::from_millis(l.write_ms),
+            pool_wait: Duration::from_millis(l.pool_wait_ms),
+        }
+    }
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self::from_limits(&crate::config::Limits::default())
     }
 }
 
@@ -57,12 +107,9 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 /// database (any constant unlikely to collide with an application's own).
 const DDL_LOCK: i64 = 0x0061_7263_6261_7365;
 
-/// Longest time one statement may run (PostgreSQL `statement_timeout`).
-pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
-
 #[derive(Clone)]
 enum Backend {
-    Sqlite { read: SqlitePool, write: SqlitePool },
+    Sqlite { read: sqlite::Pool, write: sqlite::Pool },
     Postgres { pool: PgPool },
 }
 
@@ -70,12 +117,13 @@ enum Backend {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    budgets: Budgets,
     /// Statements executed through this store, for tests that prove a read is one statement.
     statements: Arc<AtomicU64>,
 }
 
 enum TxInner {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Sqlite(sqlite::Lease),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
@@ -83,16 +131,36 @@ enum TxInner {
 pub struct WriteTx {
     inner: TxInner,
     statements: Arc<AtomicU64>,
+    budgets: Budgets,
+    /// The whole transaction must end by then.
+    deadline: Instant,
 }
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), StoreError> {
         self.statements.fetch_add(1, Ordering::Relaxed);
+        let budgets = self.budgets;
+        let until = self.deadline.max(Instant::now() + budgets.statement);
         match self.inner {
-            TxInner::Sqlite(tx) => tx.commit().await?,
-            TxInner::Postgres(tx) => tx.commit().await?,
+            TxInner::Sqlite(mut lease) => {
+                let conn = lease.start(until);
+                let r = sqlx::Executor::execute(&mut *conn, "COMMIT").await.map_err(|e| classify(e, budgets));
+                lease.done();
+                r?;
+                lease.end_transaction();
+            }
+            TxInner::Postgres(tx) => tx.commit().await.map_err(|e| classify(e, budgets))?,
         }
         Ok(())
+    }
+
+    /// The budget of the next statement: its own, within what is left of the transaction's.
+    fn until(&self) -> Result<Instant, StoreError> {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Err(StoreError::Timeout(self.budgets.write.as_millis() as u64));
+        }
+        Ok(self.deadline.min(now + self.budgets.statement))
     }
 }
 
@@ -102,14 +170,19 @@ impl Store {
     /// Open the database at `url` (`sqlite://PATH`, created when missing, or
     /// `postgres://...`), check its settings and run the system migrations.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Self::open_with(url, Budgets::default()).await
+    }
+
+    /// [`Store::open`] with the given time budgets.
+    pub async fn open_with(url: &str, budgets: Budgets) -> Result<Store, StoreError> {
         let backend = if url.starts_with("sqlite:") {
             Self::open_sqlite(url).await?
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Self::open_postgres(url).await?
+            Self::open_postgres(url, budgets).await?
         } else {
             return Err(StoreError::BadUrl(url.to_string()));
         };
-        let store = Store { backend, statements: Default::default() };
+        let store = Store { backend, budgets, statements: Default::default() };
         store.check_settings().await?;
         store.migrate().await?;
         Ok(store)
@@ -123,33 +196,24 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
             .optimize_on_close(true, None);
-        // No ping before every acquire: a local file's connections do not go stale, and the
-        // ping is one more round trip to the connection's thread per statement.
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .test_before_acquire(false)
-            .connect_with(opts.clone())
-            .await?;
+        let write = sqlite::Pool::open(opts.clone(), 1, 1).await?;
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(2, 16);
-        let read = SqlitePoolOptions::new()
-            .max_connections(readers as u32)
-            .test_before_acquire(false)
-            .connect_with(opts)
-            .await?;
+        let read = sqlite::Pool::open(opts, readers, 1).await?;
         Ok(Backend::Sqlite { read, write })
     }
 
-    async fn open_postgres(url: &str) -> Result<Backend, StoreError> {
-        let opts = PgConnectOptions::from_str(url)?
-            .options([("statement_timeout", STATEMENT_TIMEOUT_MS.to_string()), ("TimeZone", "UTC".to_string())]);
+    async fn open_postgres(url: &str, budgets: Budgets) -> Result<Backend, StoreError> {
+        let opts = PgConnectOptions::from_str(url)?.options([
+            ("statement_timeout", budgets.statement.as_millis().to_string()),
+            ("TimeZone", "UTC".to_string()),
+        ]);
         let size = std::thread::available_parallelism().map_or(8, |n| n.get() * 4).clamp(4, 32);
         // No ping before every acquire (a network round trip per statement); a connection
         // that died is dropped by the pool when its next statement fails.
         let pool = PgPoolOptions::new()
             .max_connections(size as u32)
             .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(budgets.pool_wait)
             .connect_with(opts)
             .await?;
         Ok(Backend::Postgres { pool })
@@ -167,14 +231,8 @@ impl Store {
     async fn setting(&self, s: system::Setting) -> Result<SqlValue, StoreError> {
         let sql = system::setting(self.dialect(), s);
         let rows = match &self.backend {
-            Backend::Sqlite { write, .. } => {
-                let rows = sqlx::query(&sql.text).fetch_all(write).await.map_err(classify)?;
-                rows.iter().map(decode_sqlite).collect::<Result<Vec<_>, _>>()?
-            }
-            Backend::Postgres { pool } => {
-                let rows = sqlx::query(&sql.text).fetch_all(pool).await.map_err(classify)?;
-                rows.iter().map(decode_pg).collect::<Result<Vec<_>, _>>()?
-            }
+            Backend::Sqlite { write, .. } => self.on_sqlite(write, &sql, self.budgets.pool_wait).await?,
+            Backend::Postgres { .. } => self.fetch_rows(&sql).await?,
         };
         rows.into_iter()
             .next()
@@ -242,8 +300,11 @@ impl Store {
             }
             // The migration files are scripts of several statements, run as written.
             match &mut tx.inner {
-                TxInner::Sqlite(t) => {
-                    sqlx::raw_sql(text).execute(&mut **t).await?;
+                TxInner::Sqlite(lease) => {
+                    let conn = lease.start(Instant::now() + self.budgets.write);
+                    let r = sqlx::raw_sql(text).execute(&mut *conn).await;
+                    lease.done();
+                    r?;
                 }
                 TxInner::Postgres(t) => {
                     sqlx::raw_sql(text).execute(&mut **t).await?;
@@ -287,7 +348,7 @@ impl Store {
         // use their index; connections opened later load them. (PostgreSQL's autovacuum does
         // this by itself.)
         if let Backend::Sqlite { write, .. } = &self.backend {
-            sqlx::query(&system::optimize(dialect).text).execute(write).await?;
+            self.on_sqlite(write, &system::optimize(dialect), self.budgets.pool_wait).await?;
         }
         Ok(())
     }
@@ -308,14 +369,13 @@ impl Store {
         tracing::trace!(parent: &span, sql = %sql.text, "statement");
         let run = async {
             match &self.backend {
-                Backend::Sqlite { read, .. } => {
-                    let rows =
-                        bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch_all(read).await.map_err(classify)?;
-                    rows.iter().map(decode_sqlite).collect()
-                }
+                Backend::Sqlite { read, .. } => self.on_sqlite(read, sql, self.budgets.pool_wait).await,
                 Backend::Postgres { pool } => {
                     let text = sql.driver_text();
-                    let rows = bind_pg(sqlx::query(&text), &sql.binds).fetch_all(pool).await.map_err(classify)?;
+                    let rows = bind_pg(sqlx::query(&text), &sql.binds)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(|e| classify(e, self.budgets))?;
                     rows.iter().map(decode_pg).collect()
                 }
             }
@@ -323,14 +383,37 @@ impl Store {
         tracing::Instrument::instrument(run, span).await
     }
 
+    /// One statement on a connection of `pool`, within the statement budget.
+    async fn on_sqlite(
+        &self,
+        pool: &sqlite::Pool,
+        sql: &Sql,
+        wait: Duration,
+    ) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        let mut lease = pool.acquire(wait).await?;
+        let conn = lease.start(Instant::now() + self.budgets.statement);
+        let rows = bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch_all(&mut *conn).await;
+        lease.done();
+        rows.map_err(|e| classify(e, self.budgets))?.iter().map(decode_sqlite).collect()
+    }
+
     /// Start a write transaction (SQLite: the writer connection, `BEGIN IMMEDIATE`).
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         self.count();
+        let deadline = Instant::now() + self.budgets.write;
         let inner = match &self.backend {
-            Backend::Sqlite { write, .. } => TxInner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres { pool } => TxInner::Postgres(pool.begin().await?),
+            Backend::Sqlite { write, .. } => {
+                let mut lease = write.acquire(self.budgets.pool_wait).await?;
+                let conn = lease.start(deadline.min(Instant::now() + self.budgets.statement));
+                let begun = sqlx::Executor::execute(&mut *conn, "BEGIN IMMEDIATE").await;
+                lease.done();
+                begun.map_err(|e| classify(e, self.budgets))?;
+                lease.begin_transaction();
+                TxInner::Sqlite(lease)
+            }
+            Backend::Postgres { pool } => TxInner::Postgres(pool.begin().await.map_err(|e| classify(e, self.budgets))?),
         };
-        Ok(WriteTx { inner, statements: self.statements.clone() })
+        Ok(WriteTx { inner, statements: self.statements.clone(), budgets: self.budgets, deadline })
     }
 
     fn count(&self) {
@@ -342,12 +425,9 @@ impl Store {
         self.statements.load(Ordering::Relaxed)
     }
 
-    /// The SQLite read pool, for tests and diagnostics; `None` on PostgreSQL.
-    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
-        match &self.backend {
-            Backend::Sqlite { read, .. } => Some(read),
-            Backend::Postgres { .. } => None,
-        }
+    /// The time budgets.
+    pub fn budgets(&self) -> Budgets {
+        self.budgets
     }
 
     /// Run any statement outside a transaction (tests and maintenance); returns its rows.
@@ -401,14 +481,19 @@ fn bind_pg<'q>(q: PgQuery<'q>, binds: &'q [SqlValue]) -> PgQuery<'q> {
 /// Execute a statement in `tx`, returning the rows it produced (for `RETURNING`).
 pub async fn tx_fetch(tx: &mut Tx, sql: &Sql) -> Result<Vec<Vec<SqlValue>>, StoreError> {
     tx.statements.fetch_add(1, Ordering::Relaxed);
+    let until = tx.until()?;
+    let budgets = tx.budgets;
     match &mut tx.inner {
-        TxInner::Sqlite(t) => {
-            let rows = bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch_all(&mut **t).await.map_err(classify)?;
-            rows.iter().map(decode_sqlite).collect()
+        TxInner::Sqlite(lease) => {
+            let conn = lease.start(until);
+            let rows = bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch_all(&mut *conn).await;
+            lease.done();
+            rows.map_err(|e| classify(e, budgets))?.iter().map(decode_sqlite).collect()
         }
         TxInner::Postgres(t) => {
             let text = sql.driver_text();
-            let rows = bind_pg(sqlx::query(&text), &sql.binds).fetch_all(&mut **t).await.map_err(classify)?;
+            let rows =
+                bind_pg(sqlx::query(&text), &sql.binds).fetch_all(&mut **t).await.map_err(|e| classify(e, budgets))?;
             rows.iter().map(decode_pg).collect()
         }
     }
@@ -417,29 +502,50 @@ pub async fn tx_fetch(tx: &mut Tx, sql: &Sql) -> Result<Vec<Vec<SqlValue>>, Stor
 /// Execute a statement in `tx`, returning the number of rows it changed.
 pub async fn tx_execute(tx: &mut Tx, sql: &Sql) -> Result<u64, StoreError> {
     tx.statements.fetch_add(1, Ordering::Relaxed);
+    let until = tx.until()?;
+    let budgets = tx.budgets;
     let done = match &mut tx.inner {
-        TxInner::Sqlite(t) => {
-            bind_sqlite(sqlx::query(&sql.text), &sql.binds).execute(&mut **t).await.map_err(classify)?.rows_affected()
+        TxInner::Sqlite(lease) => {
+            let conn = lease.start(until);
+            let r = bind_sqlite(sqlx::query(&sql.text), &sql.binds).execute(&mut *conn).await;
+            lease.done();
+            r.map_err(|e| classify(e, budgets))?.rows_affected()
         }
         TxInner::Postgres(t) => {
             let text = sql.driver_text();
-            bind_pg(sqlx::query(&text), &sql.binds).execute(&mut **t).await.map_err(classify)?.rows_affected()
+            bind_pg(sqlx::query(&text), &sql.binds)
+                .execute(&mut **t)
+                .await
+                .map_err(|e| classify(e, budgets))?
+                .rows_affected()
         }
     };
     Ok(done)
 }
 
-fn classify(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            let detail = match db.constraint() {
-                Some(c) => c.to_string(),
-                None => db.message().to_string(),
-            };
-            return StoreError::Unique { detail };
+/// The store's reading of a driver error: a unique violation, a statement stopped by its
+/// budget (SQLite: interrupted by the progress handler; PostgreSQL: `statement_timeout`), a
+/// pool that had no connection in time, or anything else.
+fn classify(e: sqlx::Error, budgets: Budgets) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                let detail = match db.constraint() {
+                    Some(c) => c.to_string(),
+                    None => db.message().to_string(),
+                };
+                return StoreError::Unique { detail };
+            }
+            let code = db.code();
+            // SQLITE_INTERRUPT (9); PostgreSQL query_canceled (57014).
+            if matches!(code.as_deref(), Some("9") | Some("57014")) || db.message() == "interrupted" {
+                return StoreError::Timeout(budgets.statement.as_millis() as u64);
+            }
+            StoreError::Db(e)
         }
+        sqlx::Error::PoolTimedOut => StoreError::Overloaded,
+        _ => StoreError::Db(e),
     }
-    StoreError::Db(e)
 }
 
 fn decode_sqlite(row: &SqliteRow) -> Result<Vec<SqlValue>, StoreError> {

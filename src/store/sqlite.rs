@@ -1,0 +1,221 @@
+//! SQLite connections with a time budget, and the pool that lends them.
+//!
+//! SQLite has no `statement_timeout`: a statement runs until it finishes, and sqlx runs it on
+//! the connection's own thread, where dropping the request's future does not stop it. So every
+//! connection gets a progress handler (called every [`PROGRESS_OPS`] virtual-machine
+//! instructions) that interrupts the statement once its [`Budget`] has run out or was
+//! cancelled. A lease sets the budget before each statement; a lease dropped while its
+//! statement runs (the client went away) cancels it, and the connection returns to the pool
+//! only once the interrupted statement has ended (and, for a transaction, rolled back).
+//!
+//! The pool is small and plain: a semaphore of `size` permits over a stack of idle
+//! connections, opened as needed. Waiting for a permit is bounded; past it the caller is told
+//! the store is overloaded instead of queueing without end.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::Connection;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::StoreError;
+
+/// Virtual-machine instructions between two looks at the budget (a few microseconds).
+const PROGRESS_OPS: i32 = 1_000;
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// When the statement running on a connection must stop.
+#[derive(Debug, Default)]
+pub(crate) struct Budget {
+    /// Nanoseconds since [`epoch`]; 0: no statement is timed.
+    deadline: AtomicU64,
+    /// Stop now (the caller went away).
+    cancelled: AtomicBool,
+}
+
+impl Budget {
+    fn set(&self, until: Instant) {
+        let ns = until.saturating_duration_since(epoch()).as_nanos().max(1);
+        self.deadline.store(u64::try_from(ns).unwrap_or(u64::MAX), Ordering::Release);
+        self.cancelled.store(false, Ordering::Release);
+    }
+
+    fn clear(&self) {
+        self.deadline.store(0, Ordering::Release);
+        self.cancelled.store(false, Ordering::Release);
+    }
+
+    /// May the statement go on?
+    fn allows(&self) -> bool {
+        if self.cancelled.load(Ordering::Acquire) {
+            return false;
+        }
+        let d = self.deadline.load(Ordering::Acquire);
+        d == 0 || (epoch().elapsed().as_nanos() as u64) < d
+    }
+}
+
+/// A connection and its budget.
+pub(crate) struct Conn {
+    pub conn: SqliteConnection,
+    budget: Arc<Budget>,
+}
+
+impl Conn {
+    async fn open(opts: &SqliteConnectOptions) -> Result<Conn, StoreError> {
+        let mut conn = SqliteConnection::connect_with(opts).await?;
+        let budget = Arc::new(Budget::default());
+        let b = budget.clone();
+        conn.lock_handle().await?.set_progress_handler(PROGRESS_OPS, move || b.allows());
+        Ok(Conn { conn, budget })
+    }
+}
+
+struct Inner {
+    idle: Mutex<Vec<Conn>>,
+    permits: Arc<Semaphore>,
+    opts: SqliteConnectOptions,
+    size: usize,
+}
+
+/// A pool of budgeted connections.
+#[derive(Clone)]
+pub(crate) struct Pool {
+    inner: Arc<Inner>,
+}
+
+/// What a lease must do with its connection before anyone else may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    /// A statement is running.
+    Busy,
+    /// A transaction is open (roll back when dropped).
+    InTransaction,
+}
+
+/// A connection lent from the pool; returned when dropped.
+pub(crate) struct Lease {
+    conn: Option<Conn>,
+    pool: Arc<Inner>,
+    permit: Option<OwnedSemaphorePermit>,
+    state: State,
+    in_tx: bool,
+}
+
+impl Pool {
+    /// A pool of at most `size` connections, `min` of them opened now.
+    pub async fn open(opts: SqliteConnectOptions, size: usize, min: usize) -> Result<Pool, StoreError> {
+        let inner =
+            Arc::new(Inner { idle: Mutex::new(Vec::new()), permits: Arc::new(Semaphore::new(size)), opts, size });
+        for _ in 0..min.min(size) {
+            let c = Conn::open(&inner.opts).await?;
+            inner.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(c);
+        }
+        Ok(Pool { inner })
+    }
+
+    /// Borrow a connection, waiting at most `wait`.
+    pub async fn acquire(&self, wait: Duration) -> Result<Lease, StoreError> {
+        let permit = match tokio::time::timeout(wait, self.inner.permits.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Err(StoreError::Closed),
+            Err(_) => return Err(StoreError::Overloaded),
+        };
+        let idle = self.inner.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => Conn::open(&self.inner.opts).await?,
+        };
+        Ok(Lease { conn: Some(conn), pool: self.inner.clone(), permit: Some(permit), state: State::Idle, in_tx: false })
+    }
+
+    /// Close every connection (waiting for those lent out to come back).
+    pub async fn close(&self) {
+        let n = u32::try_from(self.inner.size).unwrap_or(u32::MAX);
+        let all = tokio::time::timeout(Duration::from_secs(30), self.inner.permits.acquire_many(n)).await;
+        let idle = std::mem::take(&mut *self.inner.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for c in idle {
+            let _ = c.conn.close().await;
+        }
+        self.inner.permits.close();
+        drop(all);
+    }
+}
+
+impl Lease {
+    /// The connection, for one statement that must end by `until`. Call [`Lease::done`] when
+    /// the statement has ended.
+    pub fn start(&mut self, until: Instant) -> &mut SqliteConnection {
+        self.state = State::Busy;
+        let c = self.conn.as_mut().expect("a lease holds its connection until dropped");
+        c.budget.set(until);
+        &mut c.conn
+    }
+
+    /// The statement started by [`Lease::start`] has ended.
+    pub fn done(&mut self) {
+        if let Some(c) = &self.conn {
+            c.budget.clear();
+        }
+        self.state = if self.in_tx { State::InTransaction } else { State::Idle };
+    }
+
+    /// From now on a drop rolls back (after `BEGIN`); [`Lease::end_transaction`] undoes it.
+    pub fn begin_transaction(&mut self) {
+        self.in_tx = true;
+    }
+
+    pub fn end_transaction(&mut self) {
+        self.in_tx = false;
+        if self.state == State::InTransaction {
+            self.state = State::Idle;
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(mut c) = self.conn.take() else { return };
+        let pool = self.pool.clone();
+        let permit = self.permit.take();
+        let busy = self.state == State::Busy;
+        let in_tx = self.in_tx || self.state == State::InTransaction;
+        if !busy && !in_tx {
+            pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(c);
+            drop(permit);
+            return;
+        }
+        // A statement was running when its caller went away: stop it. The connection (and its
+        // permit) comes back once it is quiet again and any transaction is rolled back.
+        if busy {
+            c.budget.cancelled.store(true, Ordering::Release);
+        }
+        let cleanup = async move {
+            let ok = if in_tx {
+                c.budget.clear();
+                sqlx::Executor::execute(&mut c.conn, "ROLLBACK").await.is_ok() || c.conn.ping().await.is_ok()
+            } else {
+                c.conn.ping().await.is_ok()
+            };
+            c.budget.clear();
+            if ok {
+                pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(c);
+            }
+            drop(permit);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(cleanup);
+            }
+            // No runtime (the process is ending): the connection is simply closed.
+            Err(_) => {}
+        }
+    }
+}
