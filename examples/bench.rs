@@ -221,8 +221,9 @@ async fn graphql(url: &str, connections: usize, seconds: u64) {
     let app = arcbase::server::build(&opts).await.expect("build");
     let served = app.registry.snapshot().tenants.get("default").expect("default").served.clone();
     let secret = app.jwt_secret.clone();
+    let guards = app.guards.clone();
     drive(connections, seconds, move |mut rng| {
-        let (served, secret) = (served.clone(), secret.clone());
+        let (served, secret, guards) = (served.clone(), secret.clone(), guards.clone());
         async move {
             let q = format!(
                 "{{ get(type: Message, id: \"m{:06}\") {{ ... on Message {{ text score }} }} }}",
@@ -233,8 +234,16 @@ async fn graphql(url: &str, connections: usize, seconds: u64) {
                 viewer: Viewer::Admin,
                 anonymous_registrations: false,
                 jwt_secret: secret,
+                client: None,
+                guards: guards.clone(),
             };
-            let ctx = arcbase::graphql::Context { caller: &caller, anonymous_requests: false, only_queries: false };
+            let credentials = std::sync::atomic::AtomicUsize::new(0);
+            let ctx = arcbase::graphql::Context {
+                caller: &caller,
+                anonymous_requests: false,
+                only_queries: false,
+                credentials: &credentials,
+            };
             let req = arcbase::graphql::Request { query: q, ..Default::default() };
             let (resp, _) = arcbase::graphql::execute(&served, &ctx, req).await;
             assert!(resp.errors.is_empty(), "{:?}", resp.errors);

@@ -7,8 +7,8 @@
 //! token was issued by the instance it is used on.
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, SaltString};
+use argon2::{Argon2, Block, Params};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -22,20 +22,133 @@ const AUDIENCE: &str = "arcbase";
 
 /// Hash a password for storage (PHC string with its own salt).
 pub fn hash_password(password: &str) -> Result<String, String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+    let mut blocks = vec![Block::default(); Params::default().block_count()];
+    hash_with(password, &mut blocks)
 }
 
 /// Check a password against a stored hash. With `None` (no such account) a dummy hash is
 /// checked anyway, so a login for an unknown username takes as long as a wrong password.
 pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
+    let mut blocks = vec![Block::default(); Params::default().block_count()];
+    verify_with(password, stored, &mut blocks)
+}
+
+/// [`hash_password`] in the memory `blocks` (at least the default parameters' block count).
+fn hash_with(password: &str, blocks: &mut [Block]) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    let params = Params::default();
+    let mut out = vec![0u8; Params::DEFAULT_OUTPUT_LEN];
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_buf).map_err(|e| e.to_string())?;
+    let a = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params.clone());
+    let need = params.block_count();
+    a.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, &mut blocks[..need])
+        .map_err(|e| e.to_string())?;
+    let phc = PasswordHash {
+        algorithm: argon2::Algorithm::Argon2id.ident(),
+        version: Some(argon2::Version::V0x13.into()),
+        params: argon2::password_hash::ParamsString::try_from(&params).map_err(|e| e.to_string())?,
+        salt: Some(salt.as_salt()),
+        hash: Some(argon2::password_hash::Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
+}
+
+/// [`verify_password`] in the memory `blocks`; a stored hash whose parameters need more
+/// memory than `blocks` holds is checked with memory of its own.
+fn verify_with(password: &str, stored: Option<&str>, blocks: &mut [Block]) -> bool {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let dummy = DUMMY.get_or_init(|| hash_password("not a password of anyone").unwrap_or_default());
-    let hash = stored.unwrap_or(dummy);
-    let ok = PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-        .unwrap_or(false);
-    ok && stored.is_some()
+    let text = stored.unwrap_or(dummy);
+    let Ok(phc) = PasswordHash::new(text) else { return false };
+    let (Some(salt), Some(expected)) = (phc.salt, phc.hash) else { return false };
+    let Ok(params) = Params::try_from(&phc) else { return false };
+    let Ok(algorithm) = argon2::Algorithm::try_from(phc.algorithm) else { return false };
+    let version = phc.version.and_then(|v| argon2::Version::try_from(v).ok()).unwrap_or_default();
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else { return false };
+    let mut out = vec![0u8; expected.len()];
+    let a = Argon2::new(algorithm, version, params.clone());
+    let need = params.block_count();
+    let mut own;
+    let memory = if need <= blocks.len() {
+        &mut blocks[..need]
+    } else {
+        own = vec![Block::default(); need];
+        &mut own[..]
+    };
+    if a.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, memory).is_err() {
+        return false;
+    }
+    // Constant time over the output.
+    let same = out.iter().zip(expected.as_bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+    same && stored.is_some()
+}
+
+/// Password hashing on a few long-lived threads, each with its argon2 memory allocated once
+/// and reused: however many requests check passwords, hashing holds `threads × 19 MiB` (a
+/// hash allocated per request is freed into per-thread allocator arenas that keep growing).
+/// Callers bound how many jobs wait (the server's hashing slots).
+#[derive(Debug)]
+pub struct Hasher {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+enum Job {
+    Hash(String, tokio::sync::oneshot::Sender<Result<String, String>>),
+    Verify(String, Option<String>, tokio::sync::oneshot::Sender<bool>),
+}
+
+impl Hasher {
+    /// `threads` hashing threads.
+    pub fn new(threads: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name(format!("arcbase-hash-{i}")).spawn(move || {
+                let mut blocks = vec![Block::default(); Params::default().block_count()];
+                loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(Job::Hash(p, reply)) => {
+                            let _ = reply.send(hash_with(&p, &mut blocks));
+                        }
+                        Ok(Job::Verify(p, stored, reply)) => {
+                            let _ = reply.send(verify_with(&p, stored.as_deref(), &mut blocks));
+                        }
+                        Err(_) => return,
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a password hashing thread: {e}");
+            }
+        }
+        Hasher { jobs: std::sync::Mutex::new(tx) }
+    }
+
+    fn send(&self, job: Job) -> Result<(), String> {
+        let jobs = self.jobs.lock().map_err(|_| "the hasher is gone".to_string())?;
+        jobs.send(job).map_err(|_| "the hashing threads are gone".to_string())
+    }
+
+    /// [`hash_password`] on a hashing thread.
+    pub async fn hash(&self, password: String) -> Result<String, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Job::Hash(password, tx))?;
+        rx.await.map_err(|_| "the hashing thread failed".to_string())?
+    }
+
+    /// [`verify_password`] on a hashing thread.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Job::Verify(password, stored, tx))?;
+        rx.await.map_err(|_| "the hashing thread failed".to_string())
+    }
 }
 
 /// A fresh random secret (hex), for a generated signing key.
@@ -98,7 +211,14 @@ mod tests {
     #[test]
     fn passwords_hash_and_verify() {
         let h = hash_password("correct horse").unwrap();
-        assert!(h.starts_with("$argon2id$"));
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        // The standard PHC verifier agrees with ours, both ways.
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let parsed = PasswordHash::new(&h).unwrap();
+        assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default().hash_password(b"correct horse", &salt).unwrap().to_string();
+        assert!(verify_password("correct horse", Some(&theirs)));
         assert!(verify_password("correct horse", Some(&h)));
         assert!(!verify_password("wrong horse", Some(&h)));
         assert!(!verify_password("correct horse", None));

@@ -135,3 +135,118 @@ async fn a_full_pool_answers_503_with_retry_after() {
     }
     assert!(overloaded > 0, "some requests found the pool full");
 }
+
+const LOGIN: &str = "query($u: String!, $p: String!) { login(username: $u, password: $p) { sessionToken errorCode } }";
+
+async fn create_account(t: &TestApp, name: &str) {
+    t.ok(
+        "mutation($v: AccountInput!) { createAccount(value: $v) { id } }",
+        json!({ "v": { "username": name, "password": "correct horse" } }),
+    )
+    .await;
+}
+
+/// One request checks credentials at most once: aliased logins and batches of logins are
+/// refused before any password is hashed.
+#[tokio::test]
+async fn one_credential_check_per_request() {
+    let t = TestApp::new(EXAMPLE).await;
+    create_account(&t, "ann").await;
+    let aliased: String = (0..20)
+        .map(|i| format!("a{i}: login(username: \"ann\", password: \"x{i}xxxxxxx\") {{ errorCode }} "))
+        .collect();
+    let started = Instant::now();
+    let e = t.err(&format!("{{ {aliased} }}"), json!({})).await;
+    assert_eq!(code(&e), "LIMIT_EXCEEDED", "{e}");
+    assert!(started.elapsed() < Duration::from_millis(300), "refused before hashing: {:?}", started.elapsed());
+    let one = json!({ "query": LOGIN, "variables": { "u": "ann", "p": "correct horse" } });
+    let (status, body) = t.post_with(&Value::Array(vec![one; 10]), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answers = body.as_array().unwrap();
+    assert!(answers[0]["data"]["login"]["sessionToken"].is_string(), "{body}");
+    for a in &answers[1..] {
+        assert_eq!(code(&a["errors"][0]), "LIMIT_EXCEEDED", "{a}");
+    }
+}
+
+/// Failed logins of one account slow down further attempts (429 with Retry-After, refused
+/// before hashing, a right password included), while other accounts log in as usual.
+#[tokio::test]
+async fn failed_logins_back_off() {
+    let t = TestApp::new(EXAMPLE).await;
+    create_account(&t, "ann").await;
+    create_account(&t, "bob").await;
+    for _ in 0..5 {
+        let data = t.ok(LOGIN, json!({ "u": "ann", "p": "wrong password" })).await;
+        assert_eq!(data["login"]["errorCode"], "INVALID_LOGIN");
+    }
+    let (status, body) =
+        t.post_with(&json!({ "query": LOGIN, "variables": { "u": "ANN", "p": "correct horse" } }), &[]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(code(&body["errors"][0]), "RATE_LIMITED", "{body}");
+    let data = t.ok(LOGIN, json!({ "u": "bob", "p": "correct horse" })).await;
+    assert!(data["login"]["sessionToken"].is_string(), "{data}");
+    // The wait passes: the right password works again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let data = t.ok(LOGIN, json!({ "u": "ann", "p": "correct horse" })).await;
+    assert!(data["login"]["sessionToken"].is_string(), "{data}");
+}
+
+/// A login flood from many connections: hashing is bounded process-wide, the excess is
+/// answered RATE_LIMITED, memory stays bounded, and a bystander is served meanwhile.
+#[test]
+fn a_login_flood_keeps_memory_bounded() {
+    if backend_is_postgres() {
+        eprintln!("SKIPPED on PostgreSQL: hashing does not depend on the database");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("flood.db").display());
+    let s = common::process::Server::start(&["--database", &url], &[]);
+    let (_, body) = s.post(&json!({ "query": "mutation { createAccount(value: {username: \"ann\", password: \"correct horse\"}) { id } }" }));
+    assert!(body.get("errors").is_none(), "{body}");
+    let rss = |field: &str| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let before = rss("VmRSS:");
+    let started = Instant::now();
+    let workers: Vec<_> = (0..16)
+        .map(|i| {
+            let addr = s.addr.clone();
+            std::thread::spawn(move || {
+                let mut limited = 0;
+                for j in 0..6 {
+                    let q = json!({ "query": format!("{{ login(username: \"u{i}-{j}\", password: \"wrong password\") {{ errorCode }} }}") });
+                    let (status, body) = common::process::post(&addr, &q);
+                    assert!(status == 200 || status == 429, "{status} {body}");
+                    limited += usize::from(status == 429);
+                }
+                limited
+            })
+        })
+        .collect();
+    // A bystander's ordinary request meanwhile.
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    let (status, body) = s.post(&json!({ "query": "{ find(type: Book, arcql: \"*\") { pageInfo { pageLimit } } }" }));
+    let bystander = t0.elapsed();
+    assert_eq!(status, 200, "{body}");
+    let limited: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    let peak = rss("VmHWM:");
+    eprintln!(
+        "login flood: 96 logins from 16 connections in {:?}; {limited} answered 429; RSS {} -> peak {} KiB; bystander {bystander:?}",
+        started.elapsed(),
+        before,
+        peak
+    );
+    // Two hashes at a time (19 MiB each) and their buffers, not 96 at once.
+    assert!(peak < before + 150 * 1024, "peak RSS {peak} KiB, started at {before} KiB");
+    assert!(bystander < Duration::from_secs(2), "the bystander waited {bystander:?}");
+}

@@ -19,7 +19,14 @@ use common::*;
 use serde_json::json;
 
 fn caller(viewer: Viewer) -> Caller {
-    Caller { instance: "default".into(), viewer, anonymous_registrations: false, jwt_secret: Arc::from(&b"s"[..]) }
+    Caller {
+        instance: "default".into(),
+        viewer,
+        anonymous_registrations: false,
+        jwt_secret: Arc::from(&b"s"[..]),
+        client: None,
+        guards: Arc::new(arcbase::ops::throttle::Guards::new(&Default::default())),
+    }
 }
 
 fn ids_only(type_idx: usize) -> ObjectSelection {

@@ -57,6 +57,9 @@ pub struct Context<'a> {
     pub anonymous_requests: bool,
     /// Only queries may run (GET: a mutation must not ride on a link).
     pub only_queries: bool,
+    /// Credential checks (`login`, `loginByEmail`, `createAccount`) this transport request has
+    /// made so far (a batch shares one count).
+    pub credentials: &'a std::sync::atomic::AtomicUsize,
 }
 
 /// Root fields a caller without credentials may always use: logging in and registering
@@ -109,6 +112,16 @@ async fn run(served: &Served, ctx: &Context<'_>, req: Request) -> Result<(Respon
             Outcome::Unauthenticated,
             vec![GqlError::new(ErrorCode::Unauthenticated, "authentication required")],
         ));
+    }
+    // Each credential check costs a password hash: a few per HTTP request, batch included.
+    let checks = credential_fields(&doc, &op.selection_set.node, 0);
+    let before = ctx.credentials.fetch_add(checks, std::sync::atomic::Ordering::Relaxed);
+    if checks > 0 && before + checks > limits.credential_checks {
+        return Err(ApiError::limit(format!(
+            "a request may check credentials (login, loginByEmail, createAccount) at most {} time(s)",
+            limits.credential_checks
+        ))
+        .into());
     }
     validate(served, &doc, req.operation_name.as_deref()).instrument(tracing::info_span!("validate")).await?;
     let registry = served.schema.registry();
@@ -169,6 +182,24 @@ fn only_open_fields(doc: &ExecutableDocument, set: &SelectionSet) -> bool {
             })
     }
     open(doc, set, 0)
+}
+
+/// How many root fields of `set` check credentials (fragments followed).
+fn credential_fields(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> usize {
+    if depth > 32 {
+        return 0;
+    }
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(f) => usize::from(OPEN_FIELDS.contains(&f.node.name.node.as_str())),
+            Selection::InlineFragment(i) => credential_fields(doc, &i.node.selection_set.node, depth + 1),
+            Selection::FragmentSpread(s) => doc
+                .fragments
+                .get(&s.node.fragment_name.node)
+                .map_or(0, |f| credential_fields(doc, &f.node.selection_set.node, depth + 1)),
+        })
+        .sum()
 }
 
 /// Ends async-graphql's execution once validation has passed: arcbase executes the

@@ -50,6 +50,8 @@ fn accounts<'a>(engine: &'a Engine) -> ApiResult<AccountRenderer<'a>> {
 }
 
 pub async fn login(engine: &Engine, caller: &Caller, args: &LoginArgs) -> ApiResult<AccessToken> {
+    let limits = &engine.limits;
+    caller.guards.check(&caller.instance, &args.who, caller.client)?;
     let r = accounts(engine)?;
     let sql = if args.by_email {
         r.by_email(&caller.instance, &crate::plan::write::fold(&args.who))
@@ -68,9 +70,10 @@ pub async fn login(engine: &Engine, caller: &Caller, args: &LoginArgs) -> ApiRes
     };
     let hash = found.as_ref().and_then(|(_, h)| h.clone());
     let password = args.password.clone();
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, hash.as_deref()))
-        .await
-        .map_err(ApiError::internal)?;
+    let slot = caller.guards.hash_slot(limits).await?;
+    let ok = caller.guards.hasher.verify(password, hash).await.map_err(ApiError::internal)?;
+    drop(slot);
+    caller.guards.record(limits, &caller.instance, &args.who, caller.client, ok && found.is_some());
     match (ok, found) {
         (true, Some((id, _))) => {
             let (token, exp) = auth::issue(&caller.jwt_secret, &id, &caller.instance).map_err(ApiError::internal)?;
@@ -127,10 +130,9 @@ pub async fn create_account(engine: &Engine, caller: &Caller, args: &CreateAccou
     let Some(obj) = objects.pop() else {
         return Err(ApiError::validation("value must be an AccountInput"));
     };
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let slot = caller.guards.hash_slot(&engine.limits).await?;
+    let hash = caller.guards.hasher.hash(password).await.map_err(ApiError::internal)?;
+    drop(slot);
     let r = accounts(engine)?;
     // Written as the admin (nobody may see an account before it exists), created by itself.
     let admin = Viewer::Admin;

@@ -26,6 +26,7 @@ pub mod bulk;
 pub mod changes;
 pub mod link;
 pub mod read;
+pub mod throttle;
 pub mod upsert;
 
 use std::sync::Arc;
@@ -57,6 +58,10 @@ pub struct Caller {
     pub anonymous_registrations: bool,
     /// The key that signs session tokens (`login`).
     pub jwt_secret: Arc<[u8]>,
+    /// The client's network address, when the transport knows it (failed-login throttling).
+    pub client: Option<std::net::IpAddr>,
+    /// The server's hashing slots and failed-login records.
+    pub guards: Arc<throttle::Guards>,
 }
 
 impl Engine {

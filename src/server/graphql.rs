@@ -21,7 +21,7 @@ use axum::Extension;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::{error_response, playground, read_body, resolve, unauthorized, App, RequestId};
+use super::{error_response, playground, read_body, resolve, unauthorized, App, ClientAddr, RequestId};
 use crate::error::{ApiError, ErrorCode};
 use crate::graphql::guard;
 use crate::graphql::response::{GqlError, Outcome, Response as GqlResponse};
@@ -216,11 +216,12 @@ fn one_request(v: Json) -> Result<Request, ApiError> {
 pub(super) async fn post(
     State(app): State<Arc<App>>,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
     let Some(media) = negotiate(&headers) else { return not_acceptable() };
-    let resolved = match resolve(&app, &headers).await {
+    let resolved = match resolve(&app, &headers, client.map(|c| c.0 .0.ip())).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -235,8 +236,13 @@ pub(super) async fn post(
         Ok(r) => r,
         Err(e) => return refused(media, None, e, &request_id),
     };
-    let ctx =
-        Context { caller: &resolved.caller, anonymous_requests: resolved.anonymous_requests, only_queries: false };
+    let credentials = std::sync::atomic::AtomicUsize::new(0);
+    let ctx = Context {
+        caller: &resolved.caller,
+        anonymous_requests: resolved.anonymous_requests,
+        only_queries: false,
+        credentials: &credentials,
+    };
     let mut answers = Vec::with_capacity(requests.len());
     let mut outcomes = Vec::with_capacity(requests.len());
     for req in requests {
@@ -281,6 +287,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 pub(super) async fn get(
     State(app): State<Arc<App>>,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -299,7 +306,7 @@ pub(super) async fn get(
         return refused(media, None, ApiError::validation("a GraphQL request needs a 'query' parameter"), &request_id);
     };
     let Some(media) = negotiate(&headers) else { return not_acceptable() };
-    let resolved = match resolve(&app, &headers).await {
+    let resolved = match resolve(&app, &headers, client.map(|c| c.0 .0.ip())).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -332,7 +339,13 @@ pub(super) async fn get(
         }
     }
     let req = Request { query, operation_name: params.operation_name, variables };
-    let ctx = Context { caller: &resolved.caller, anonymous_requests: resolved.anonymous_requests, only_queries: true };
+    let credentials = std::sync::atomic::AtomicUsize::new(0);
+    let ctx = Context {
+        caller: &resolved.caller,
+        anonymous_requests: resolved.anonymous_requests,
+        only_queries: true,
+        credentials: &credentials,
+    };
     let (resp, outcome) = execute(&resolved.served, &ctx, req).await;
     let resp = resp.with_request_id(&request_id);
     if let Some((status, after)) = busy_status(std::slice::from_ref(&resp)) {

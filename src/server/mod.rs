@@ -47,6 +47,8 @@ pub struct App {
     pub trust_request_id: bool,
     /// The background tasks; shut down with the server.
     pub tasks: Arc<crate::tasks::Supervisor>,
+    /// Hashing slots and failed-login records, for the whole server.
+    pub guards: Arc<crate::ops::throttle::Guards>,
 }
 
 /// The router: `/graphql` (POST, GET), `/admin/`, `/health`.
@@ -72,6 +74,10 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(axum::middleware::from_fn_with_state(app.clone(), request_span))
         .with_state(app)
 }
+
+/// The address of the client at the other end of the connection (set by the listener).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
 
 /// The id of the request being served (set by the request-span middleware).
 #[derive(Debug, Clone)]
@@ -143,7 +149,11 @@ pub(crate) struct Resolved {
 
 /// Pick the instance (`hypi-domain`, else `default`) and authenticate the caller
 /// (`Authorization`: the admin key or a session token); errors are already HTTP responses.
-pub(crate) async fn resolve(app: &App, headers: &HeaderMap) -> Result<Resolved, axum::response::Response> {
+pub(crate) async fn resolve(
+    app: &App,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+) -> Result<Resolved, axum::response::Response> {
     // A header that is present but not text names no instance: it must not fall back to the
     // default one.
     let domain = match headers.get("hypi-domain").map(|v| v.to_str()) {
@@ -193,6 +203,8 @@ pub(crate) async fn resolve(app: &App, headers: &HeaderMap) -> Result<Resolved, 
             viewer,
             anonymous_registrations: tenant.row.anonymous_registrations,
             jwt_secret: app.jwt_secret.clone(),
+            client,
+            guards: app.guards.clone(),
         },
         anonymous_requests: tenant.row.anonymous_requests,
     })
@@ -337,5 +349,6 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
         jwt_secret: Arc::from(secret.into_bytes().into_boxed_slice()),
         trust_request_id: opts.trust_request_id,
         tasks,
+        guards: Arc::new(crate::ops::throttle::Guards::new(&opts.limits)),
     }))
 }

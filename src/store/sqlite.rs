@@ -210,12 +210,9 @@ impl Drop for Lease {
             }
             drop(permit);
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn(cleanup);
-            }
-            // No runtime (the process is ending): the connection is simply closed.
-            Err(_) => {}
+        // Without a runtime (the process is ending) the connection is simply closed.
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            h.spawn(cleanup);
         }
     }
 }
