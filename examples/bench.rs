@@ -217,6 +217,7 @@ async fn graphql(url: &str, connections: usize, seconds: u64) {
         admin_key: None,
         limits: arcbase::config::Limits::default(),
         trust_request_id: false,
+        allowed_hosts: Vec::new(),
     };
     let app = arcbase::server::build(&opts).await.expect("build");
     let served = app.registry.snapshot().tenants.get("default").expect("default").served.clone();

@@ -109,7 +109,7 @@ limits! {
     page_max: u32 = 100;
     /// Objects one read may return, estimated before it runs as the product of the page sizes
     /// along each nested list (and one per reference).
-    read_objects: u64 = 10_000;
+    read_objects: u64 = 200_000;
     /// Bytes of the documents one read returns (checked as they arrive).
     response_bytes: usize = 8 << 20;
     /// One string value, bytes.

@@ -142,8 +142,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let opts =
-                ServeOptions { schema_path: schema, database_url: database, admin_key, limits, trust_request_id };
+            let allowed_hosts = std::env::var("ARCBASE_ALLOWED_HOSTS")
+                .map(|v| v.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_string).collect())
+                .unwrap_or_default();
+            let opts = ServeOptions {
+                schema_path: schema,
+                database_url: database,
+                admin_key,
+                limits,
+                trust_request_id,
+                allowed_hosts,
+            };
             runtime.block_on(serve(opts, listen, std::time::Duration::from_secs(shutdown_grace)))
         }
         Command::Release { command, database } => registry_command(&database, Registry::Release(command)),
@@ -299,42 +308,21 @@ async fn serve(opts: ServeOptions, listen: String, grace: std::time::Duration) -
     println!("playground: http://{addr}/graphql");
     let store = app.store.clone();
     let tasks = app.tasks.clone();
-    // Graceful: stop accepting, let requests in progress finish. A connection that is still
-    // open `grace` after the signal (a request that never finishes arriving) is abandoned.
-    let signalled = std::sync::Arc::new(tokio::sync::Notify::new());
-    let notify = signalled.clone();
-    let serving = axum::serve(listener, server::router(app)).with_graceful_shutdown(async move {
+    let limits = app.limits.clone();
+    // Graceful: stop accepting, let requests in progress finish within `grace`, then close.
+    let shutdown = async {
         shutdown_signal().await;
         tracing::info!("shutting down: no new connections");
-        notify.notify_one();
-    });
-    let deadline = async {
-        signalled.notified().await;
-        tokio::time::sleep(grace).await;
     };
-    let result = tokio::select! {
-        r = std::future::IntoFuture::into_future(serving) => r,
-        () = deadline => {
-            tracing::warn!("connections still open {}s after the signal; closing them", grace.as_secs());
-            Ok(())
-        }
-    };
+    server::listen::serve(listener, server::router(app), &limits, shutdown, grace).await;
     // Background tasks stop on the same signal; then requests that were mid-write finish
     // (the pool waits for its connections), but not forever.
     tasks.shutdown(grace).await;
     if tokio::time::timeout(grace, store.close()).await.is_err() {
         tracing::warn!("the database did not close within {}s", grace.as_secs());
     }
-    match result {
-        Ok(()) => {
-            tracing::info!("shut down");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: server failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    tracing::info!("shut down");
+    ExitCode::SUCCESS
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

@@ -474,7 +474,7 @@ fn sigterm_does_not_wait_forever_for_a_slow_client() {
     // Headers and half a body, then nothing: a graceful shutdown waits for this request, but
     // only for the grace period (2 s here).
     let mut slow = TcpStream::connect(server.addr).unwrap();
-    write!(slow, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"query\":").unwrap();
+    write!(slow, "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"query\":").unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let sent = Instant::now();
     assert!(Command::new("kill").arg("-TERM").arg(server.pid()).status().unwrap().success());

@@ -33,12 +33,26 @@ pub struct GetArgs {
 /// The object, or `None` when it does not exist, is trashed, or the caller may not see it
 /// (the three are indistinguishable).
 pub async fn get(engine: &Engine, caller: &Caller, args: &GetArgs) -> ApiResult<Option<Json>> {
+    check_estimate(engine, args.selection.estimate())?;
     let r = reader(engine, caller);
     let sql = r.get_by_id(&args.selection, &caller.instance, &args.id, args.include_trashed);
-    match engine.store.fetch_json(&sql).await? {
-        Some(text) => Ok(Some(r.decode(&args.selection, &text)?)),
-        None => Ok(None),
+    let rows = engine.store.fetch_rows_within(&sql, engine.limits.response_bytes).await?;
+    match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
+        Some(SqlValue::Text(text)) => Ok(Some(r.decode(&args.selection, &text)?)),
+        _ => Ok(None),
     }
+}
+
+/// Refuse a read that could return more objects than allowed, before it runs.
+fn check_estimate(engine: &Engine, estimate: u64) -> ApiResult<()> {
+    let max = engine.limits.read_objects;
+    if estimate > max {
+        return Err(ApiError::limit(format!(
+            "this read could return {estimate} objects and values (page sizes multiply along nested lists); \
+             the limit is {max}: ask for smaller pages of the nested lists"
+        )));
+    }
+    Ok(())
 }
 
 /// `find(type, arcql, first, after, last, before, page, includeTrashed)`.
@@ -113,6 +127,7 @@ pub async fn find(engine: &Engine, caller: &Caller, args: &FindArgs) -> ApiResul
     let filter = filter_for(engine, caller, args.type_idx, &args.arcql, false)?;
     let window = args.paging.window(&engine.limits)?;
     let (size, backward, page) = (window.size, window.backward, window.page);
+    check_estimate(engine, size.max(1).saturating_mul(args.selection.estimate()))?;
     let type_idx = args.type_idx;
     let trashed = if args.include_trashed { Trashed::Include } else { Trashed::Hide };
     let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
@@ -167,7 +182,8 @@ pub async fn find(engine: &Engine, caller: &Caller, args: &FindArgs) -> ApiResul
             limit: Some(size + 1),
             offset: (page - 1).saturating_mul(size),
         };
-        rows = engine.store.fetch_rows(&r.select(&select, Output::Documents(&args.selection))).await?;
+        let sql = r.select(&select, Output::Documents(&args.selection));
+        rows = engine.store.fetch_rows_within(&sql, engine.limits.response_bytes).await?;
         more = rows.len() as u64 > size;
         rows.truncate(size as usize);
         if backward {

@@ -117,6 +117,23 @@ impl ObjectSelection {
         self.items.push(Item::Hypi(fields.to_vec()));
     }
 
+    /// How many objects (and list values) a read of one such object may return, at most: one,
+    /// plus each reference's own, plus each list's page size times its elements'. What a
+    /// nested read multiplies, known before it runs.
+    pub fn estimate(&self) -> u64 {
+        let mut n: u64 = 1;
+        for item in &self.items {
+            let more = match item {
+                Item::Column(_) | Item::Hypi(_) => 0,
+                Item::Ref { sub, .. } => sub.estimate(),
+                Item::RefList { page, sub, .. } => u64::from(page.limit).saturating_mul(sub.estimate()),
+                Item::ValueList { page, .. } => u64::from(page.limit),
+            };
+            n = n.saturating_add(more);
+        }
+        n
+    }
+
     /// The sub-selection already planned under response key `key`, if any.
     pub fn keyed_mut(&mut self, key: &str) -> Option<&mut Item> {
         self.items.iter_mut().find(|i| match i {

@@ -94,7 +94,10 @@ async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, raw: Body) -> 
     if !is_admin(&app, &headers) {
         return unauthorized("the admin key is required");
     }
-    let bytes = match read_body(raw, &headers, app.limits.body_bytes).await {
+    if let Err(e) = super::check_content_type(&headers) {
+        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, e);
+    }
+    let bytes = match read_body(&app, raw, &headers, app.limits.body_bytes).await {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -138,7 +141,10 @@ async fn create_instance(State(app): State<Arc<App>>, headers: HeaderMap, raw: B
     if !is_admin(&app, &headers) {
         return unauthorized("the admin key is required");
     }
-    let bytes = match read_body(raw, &headers, app.limits.body_bytes).await {
+    if let Err(e) = super::check_content_type(&headers) {
+        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, e);
+    }
+    let bytes = match read_body(&app, raw, &headers, app.limits.body_bytes).await {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -169,7 +175,10 @@ async fn upgrade(State(app): State<Arc<App>>, headers: HeaderMap, raw: Body) -> 
     if !is_admin(&app, &headers) {
         return unauthorized("the admin key is required");
     }
-    let bytes = match read_body(raw, &headers, app.limits.body_bytes).await {
+    if let Err(e) = super::check_content_type(&headers) {
+        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, e);
+    }
+    let bytes = match read_body(&app, raw, &headers, app.limits.body_bytes).await {
         Ok(b) => b,
         Err(r) => return *r,
     };

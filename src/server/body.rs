@@ -26,6 +26,8 @@ pub enum BodyError {
     TooLarge,
     /// The connection failed while the body was read.
     Read(String),
+    /// The body did not arrive within its time.
+    Timeout,
 }
 
 /// The `Content-Length` of a request, when it has a valid one.
@@ -33,8 +35,12 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
-/// Read `body` whole if it has at most `limit` bytes.
-pub async fn read_limited(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, BodyError> {
+/// Read `body` whole if it has at most `limit` bytes and arrives within `time`.
+pub async fn read_limited(body: Body, headers: &HeaderMap, limit: usize, time: Duration) -> Result<Bytes, BodyError> {
+    tokio::time::timeout(time, read_all(body, headers, limit)).await.unwrap_or(Err(BodyError::Timeout))
+}
+
+async fn read_all(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, BodyError> {
     let announced = content_length(headers);
     if announced.is_some_and(|n| n > limit as u64) {
         let expects = headers

@@ -133,28 +133,6 @@ fn with_retry(mut r: Response, after: u64) -> Response {
     r
 }
 
-/// The content type of a POST body: JSON in UTF-8. A missing one, another charset, or a type a
-/// browser may send cross-site without a CORS preflight (the check Apollo calls CSRF
-/// prevention) is refused.
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
-        return Err(ApiError::new(ErrorCode::Forbidden, "send GraphQL requests as Content-Type: application/json"));
-    };
-    let mut parts = ct.split(';');
-    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-    if essence != "application/json" {
-        return Err(ApiError::new(ErrorCode::Forbidden, "send GraphQL requests as Content-Type: application/json"));
-    }
-    for p in parts {
-        if let Some(cs) = p.trim().to_ascii_lowercase().strip_prefix("charset=") {
-            if cs.trim_matches('"') != "utf-8" {
-                return Err(ApiError::validation("GraphQL requests are UTF-8: charset must be utf-8"));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The POST body → requests. Checked in this order, each step bounded by the one before:
 /// JSON nesting (a linear scan, so no parser recurses deeper than the limit), JSON syntax, the
 /// batch size, then the shape of each request. `Err` holds the error; the bool says whether
@@ -225,10 +203,10 @@ pub(super) async fn post(
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(e) = check_content_type(&headers) {
+    if let Err(e) = super::check_content_type(&headers) {
         return refused(media, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE), e, &request_id);
     }
-    let body = match read_body(body, &headers, app.limits.body_bytes).await {
+    let body = match read_body(&app, body, &headers, app.limits.body_bytes).await {
         Ok(b) => b,
         Err(r) => return *r,
     };

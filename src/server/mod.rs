@@ -9,6 +9,7 @@
 mod admin;
 pub mod body;
 mod graphql;
+pub mod listen;
 mod playground;
 pub mod registry;
 
@@ -49,6 +50,8 @@ pub struct App {
     pub tasks: Arc<crate::tasks::Supervisor>,
     /// Hashing slots and failed-login records, for the whole server.
     pub guards: Arc<crate::ops::throttle::Guards>,
+    /// Host names a development server answers besides loopback names and addresses.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The router: `/graphql` (POST, GET), `/admin/`, `/health`.
@@ -71,6 +74,7 @@ pub fn router(app: Arc<App>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), dev_guard))
         .layer(axum::middleware::from_fn_with_state(app.clone(), request_span))
         .with_state(app)
 }
@@ -106,6 +110,65 @@ async fn request_span(State(app): State<Arc<App>>, mut req: Request, next: Next)
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+/// Is `host` (a `Host` header or an `Origin`'s host, port removed) one a development server
+/// answers: a loopback name, an IP address, or one listed in `ARCBASE_ALLOWED_HOSTS`? A web
+/// page reaching a developer's server through DNS rebinding names it by a domain, so every
+/// other name is refused.
+fn dev_host_allowed(app: &App, host: &str) -> bool {
+    let host = host.trim().to_ascii_lowercase();
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host.as_str(), |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host.as_str()
+            }
+        }),
+    };
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<std::net::IpAddr>().is_ok()
+        || app.allowed_hosts.iter().any(|h| h == name)
+}
+
+/// Development mode (no admin key: every request acts as admin) answers only requests that
+/// name it by a loopback name or an address (`Host`), and only from pages of such hosts
+/// (`Origin`): another site's page cannot drive it through the browser, directly or by DNS
+/// rebinding.
+async fn dev_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> axum::response::Response {
+    if app.admin_key.is_some() {
+        return next.run(req).await;
+    }
+    let headers = req.headers();
+    let host =
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()).or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if let Some(h) = host {
+        if !dev_host_allowed(&app, h) {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!("development mode answers only localhost and IP addresses, not '{h}' (set ARCBASE_ALLOWED_HOSTS or ARCBASE_ADMIN_KEY)"),
+                ),
+            );
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let origin_host = origin.split("://").nth(1).unwrap_or("");
+        if origin != "null" && !dev_host_allowed(&app, origin_host) {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!("development mode refuses requests from pages of '{origin}'"),
+                ),
+            );
+        }
+    }
+    next.run(req).await
 }
 
 /// A response carrying only errors, with `extensions.code`.
@@ -217,14 +280,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The body, at most `limit` bytes; a 413 (read far enough for the client to see it, and
-/// closing the connection) or a 400 otherwise.
+/// The body, at most `limit` bytes within `body_read_ms`; a 413 (read far enough for the
+/// client to see it, and closing the connection), a 408, or a 400 otherwise.
 pub(crate) async fn read_body(
+    app: &App,
     body: axum::body::Body,
     headers: &HeaderMap,
     limit: usize,
 ) -> Result<axum::body::Bytes, Box<axum::response::Response>> {
-    match body::read_limited(body, headers, limit).await {
+    let time = std::time::Duration::from_millis(app.limits.body_read_ms);
+    match body::read_limited(body, headers, limit, time).await {
         Ok(b) => Ok(b),
         Err(body::BodyError::TooLarge) => {
             let mut r = error_response(
@@ -234,11 +299,41 @@ pub(crate) async fn read_body(
             r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             Err(Box::new(r))
         }
+        Err(body::BodyError::Timeout) => {
+            let mut r = error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                ApiError::limit(format!("the request body did not arrive within {} ms", app.limits.body_read_ms)),
+            );
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(Box::new(r))
+        }
         Err(body::BodyError::Read(e)) => Err(Box::new(error_response(
             StatusCode::BAD_REQUEST,
             ApiError::validation(format!("cannot read the request body: {e}")),
         ))),
     }
+}
+
+/// The content type of a POST body: JSON in UTF-8. A missing one, another charset, or a type a
+/// browser may send cross-site without a CORS preflight (the check Apollo calls CSRF
+/// prevention) is refused.
+pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return Err(ApiError::new(ErrorCode::Forbidden, "send GraphQL requests as Content-Type: application/json"));
+    };
+    let mut parts = ct.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != "application/json" {
+        return Err(ApiError::new(ErrorCode::Forbidden, "send GraphQL requests as Content-Type: application/json"));
+    }
+    for p in parts {
+        if let Some(cs) = p.trim().to_ascii_lowercase().strip_prefix("charset=") {
+            if cs.trim_matches('"') != "utf-8" {
+                return Err(ApiError::validation("GraphQL requests are UTF-8: charset must be utf-8"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Why the server could not start.
@@ -277,6 +372,9 @@ pub struct ServeOptions {
     pub limits: Limits,
     /// Keep an incoming `x-request-id` (`ARCBASE_TRUST_REQUEST_ID`).
     pub trust_request_id: bool,
+    /// `ARCBASE_ALLOWED_HOSTS`: names a development server answers besides loopback names
+    /// and addresses.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl ServeOptions {
@@ -288,6 +386,7 @@ impl ServeOptions {
             admin_key: None,
             limits: Limits::default(),
             trust_request_id: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -350,5 +449,6 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
         trust_request_id: opts.trust_request_id,
         tasks,
         guards: Arc::new(crate::ops::throttle::Guards::new(&opts.limits)),
+        allowed_hosts: opts.allowed_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),
     }))
 }

@@ -47,6 +47,9 @@ pub enum StoreError {
     Overloaded,
     #[error("the store is closed")]
     Closed,
+    /// A read returned more than it may (`fetch_rows_within`).
+    #[error("the result is larger than {0} bytes")]
+    TooLarge(usize),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -59,8 +62,11 @@ impl From<StoreError> for ApiError {
                 format!("the request took longer than its time budget ({ms} ms) and was stopped; nothing was written"),
             ),
             StoreError::Overloaded | StoreError::Closed => {
-                ApiError::new(ErrorCode::Overloaded, "the database is busy; retry shortly")
+                ApiError::new(ErrorCode::Overloaded, "the database is busy; retry shortly").retry_after(1)
             }
+            StoreError::TooLarge(max) => ApiError::limit(format!(
+                "the answer would be larger than {max} bytes; ask for fewer objects or fields (smaller pages)"
+            )),
             e => ApiError::internal(e),
         }
     }
@@ -379,6 +385,55 @@ impl Store {
                     rows.iter().map(decode_pg).collect()
                 }
             }
+        };
+        tracing::Instrument::instrument(run, span).await
+    }
+
+    /// [`Store::fetch_rows`], but stop with [`StoreError::TooLarge`] as soon as the rows' text
+    /// passes `max_bytes`: a read's memory is bounded while it arrives.
+    pub async fn fetch_rows_within(&self, sql: &Sql, max_bytes: usize) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        use futures_util::StreamExt;
+        self.count();
+        let span = tracing::info_span!("statement", binds = sql.binds.len());
+        tracing::trace!(parent: &span, sql = %sql.text, "statement");
+        let budgets = self.budgets;
+        let run = async {
+            let mut out = Vec::new();
+            let mut size = 0usize;
+            let mut add = |row: Vec<SqlValue>| -> Result<(), StoreError> {
+                size += row.iter().map(|v| v.as_str().map_or(8, str::len)).sum::<usize>();
+                if size > max_bytes {
+                    return Err(StoreError::TooLarge(max_bytes));
+                }
+                out.push(row);
+                Ok(())
+            };
+            match &self.backend {
+                Backend::Sqlite { read, .. } => {
+                    let mut lease = read.acquire(budgets.pool_wait).await?;
+                    let conn = lease.start(Instant::now() + budgets.statement);
+                    let mut rows = bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch(&mut *conn);
+                    let mut result = Ok(());
+                    while let Some(row) = rows.next().await {
+                        result =
+                            row.map_err(|e| classify(e, budgets)).and_then(|r| decode_sqlite(&r)).and_then(&mut add);
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                    drop(rows);
+                    lease.done();
+                    result?;
+                }
+                Backend::Postgres { pool } => {
+                    let text = sql.driver_text();
+                    let mut rows = bind_pg(sqlx::query(&text), &sql.binds).fetch(pool);
+                    while let Some(row) = rows.next().await {
+                        add(decode_pg(&row.map_err(|e| classify(e, budgets))?)?)?;
+                    }
+                }
+            }
+            Ok(out)
         };
         tracing::Instrument::instrument(run, span).await
     }

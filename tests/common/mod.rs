@@ -65,6 +65,7 @@ impl TestApp {
             admin_key: admin_key.map(str::to_string),
             limits,
             trust_request_id: false,
+            allowed_hosts: Vec::new(),
         };
         let app = server::build(&opts).await.expect("server builds");
         let router = server::router(app.clone());
