@@ -53,12 +53,14 @@ impl Conns {
     /// Make room for one more connection: close the one idle the longest. `false` when every
     /// open connection has a request in flight.
     fn evict_idlest(&self) -> bool {
-        let open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let victim = open
-            .values()
-            .filter(|t| t.in_flight.load(Ordering::Acquire) == 0)
-            .min_by_key(|t| t.last_active.load(Ordering::Acquire));
-        match victim {
+            .iter()
+            .filter(|(_, t)| t.in_flight.load(Ordering::Acquire) == 0)
+            .min_by_key(|(_, t)| t.last_active.load(Ordering::Acquire))
+            .map(|(id, _)| *id);
+        // Out of the count at once, so the next accept picks another.
+        match victim.and_then(|id| open.remove(&id)) {
             Some(v) => {
                 v.close.notify_one();
                 true
