@@ -3886,7 +3886,10 @@ async fn run_case(cfg: &Config, seed: u64) -> CaseResult {
             }
         }
     }
-    let app = TestApp::new(&sdl).await;
+    // The generator nests pages of up to 100 four lists deep, far past the read-cost limit
+    // that tests/abuse.rs checks; here every read must run.
+    let limits = arcbase::config::Limits { read_objects: u64::MAX, ..Default::default() };
+    let app = TestApp::with(&sdl, None, limits).await;
     let mut cl = Client { app: &app, requests: 0 };
     let mut w = World::new(schema);
     w.skips = cfg.skips();

@@ -191,6 +191,11 @@ pub(crate) fn write_object<'a>(
             ));
         };
 
+        if exists {
+            for f in &obj.cleared {
+                tx_execute(tx, &r.list_clear(obj.type_idx, *f, ctx.instance, &id)).await?;
+            }
+        }
         for (f, ids) in &links {
             for dst in ids {
                 tx_execute(tx, &r.link_append(obj.type_idx, *f, ctx.instance, &id, dst)).await?;

@@ -399,6 +399,12 @@ impl Checker<'_> {
                         r.name
                     )));
                 }
+                let vals = if matches!(scalar, Scalar::Int | Scalar::Long) { int_set(vals) } else { vals };
+                if vals.is_empty() {
+                    // Only fractions, which no integer equals.
+                    let (cmp, v) = never();
+                    return self.leaf(r, Test::Cmp(cmp, v));
+                }
                 self.leaf(r, Test::In(vals))?
             }
             Expr::Range { path, lo, lo_inclusive, hi, hi_inclusive } => {
@@ -444,7 +450,13 @@ impl Checker<'_> {
                         shown(&hi.lit)
                     )));
                 }
-                let (lo_v, hi_v) = (self.value(&r, scalar, lo)?, self.value(&r, scalar, hi)?);
+                let (mut lo_v, mut hi_v) = (self.value(&r, scalar, lo)?, self.value(&r, scalar, hi)?);
+                let (mut lo_inclusive, mut hi_inclusive) = (*lo_inclusive, *hi_inclusive);
+                if matches!(scalar, Scalar::Int | Scalar::Long) {
+                    (lo_v, lo_inclusive) = int_bound(lo_v, lo_inclusive, true);
+                    (hi_v, hi_inclusive) = int_bound(hi_v, hi_inclusive, false);
+                }
+                let (lo_inclusive, hi_inclusive) = (&lo_inclusive, &hi_inclusive);
                 if lo_v == SqlValue::Null || hi_v == SqlValue::Null {
                     return Err(ApiError::validation(format!("{}: range bounds cannot be null", r.name)));
                 }
@@ -625,6 +637,14 @@ impl Checker<'_> {
                     )));
                 }
                 let value = self.value(&r, scalar, v)?;
+                let (cmp, value) = match value {
+                    SqlValue::Real(f) if matches!(scalar, Scalar::Int | Scalar::Long) => match int_cmp(cmp, f) {
+                        Some(exact) => exact,
+                        // `!=` a value no integer has: every object with the field set.
+                        None => return Ok(self.exist(r)),
+                    },
+                    v => (cmp, v),
+                };
                 match (cmp, value) {
                     (CmpOp::Eq, SqlValue::Null) => Test::IsNull,
                     (CmpOp::Ne, SqlValue::Null) => Test::NotNull,
@@ -702,6 +722,82 @@ impl Checker<'_> {
             (Scalar::DateTime, _) => Err(bad("a DateTime")),
             (Scalar::Json, _) => Err(bad("comparable (Json)")),
         }
+    }
+}
+
+/// A comparison of an integer field with a Float, as an exact integer comparison (PostgreSQL
+/// would compare a BIGINT with a double as doubles, wrongly above 2^53). `None` for `!=` a
+/// value no integer has (true for every set value).
+fn int_cmp(op: CmpOp, f: f64) -> Option<(CmpOp, SqlValue)> {
+    const MIN: f64 = -9_223_372_036_854_775_808.0;
+    let as_int = |x: f64| -> Option<i64> { (MIN..-MIN).contains(&x).then_some(x as i64) };
+    if f.fract() == 0.0 {
+        return Some(match as_int(f) {
+            Some(i) => (op, SqlValue::Int(i)),
+            None if f > 0.0 => match op {
+                CmpOp::Lt | CmpOp::Le | CmpOp::Ne => (CmpOp::Le, SqlValue::Int(i64::MAX)),
+                _ => never(),
+            },
+            None => match op {
+                CmpOp::Gt | CmpOp::Ge | CmpOp::Ne => (CmpOp::Ge, SqlValue::Int(i64::MIN)),
+                _ => never(),
+            },
+        });
+    }
+    match op {
+        CmpOp::Eq => Some(never()),
+        CmpOp::Ne => None,
+        CmpOp::Lt | CmpOp::Le => Some(match as_int(f.floor()) {
+            Some(i) => (CmpOp::Le, SqlValue::Int(i)),
+            None if f > 0.0 => (CmpOp::Le, SqlValue::Int(i64::MAX)),
+            None => never(),
+        }),
+        CmpOp::Gt | CmpOp::Ge => Some(match as_int(f.ceil()) {
+            Some(i) => (CmpOp::Ge, SqlValue::Int(i)),
+            None if f < 0.0 => (CmpOp::Ge, SqlValue::Int(i64::MIN)),
+            None => never(),
+        }),
+    }
+}
+
+/// A comparison no integer satisfies (and that stays two-valued under NOT).
+fn never() -> (CmpOp, SqlValue) {
+    (CmpOp::Lt, SqlValue::Int(i64::MIN))
+}
+
+/// An IN set for an integer field: integral Floats as integers, fractions dropped.
+fn int_set(vals: Vec<SqlValue>) -> Vec<SqlValue> {
+    vals.into_iter()
+        .filter_map(|v| match v {
+            SqlValue::Real(f) => match int_cmp(CmpOp::Eq, f) {
+                Some((CmpOp::Eq, i @ SqlValue::Int(_))) => Some(i),
+                _ => None,
+            },
+            v => Some(v),
+        })
+        .collect()
+}
+
+/// A range bound for an integer field: a Float bound as the nearest integer inside the range
+/// (inclusive), an integral one as that integer.
+fn int_bound(v: SqlValue, inclusive: bool, low: bool) -> (SqlValue, bool) {
+    let SqlValue::Real(f) = v else { return (v, inclusive) };
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    let clamp = |x: f64| -> i64 {
+        if x >= LIMIT {
+            i64::MAX
+        } else if x < -LIMIT {
+            i64::MIN
+        } else {
+            x as i64
+        }
+    };
+    if f.fract() == 0.0 {
+        (SqlValue::Int(clamp(f)), inclusive)
+    } else if low {
+        (SqlValue::Int(clamp(f.ceil())), true)
+    } else {
+        (SqlValue::Int(clamp(f.floor())), true)
     }
 }
 

@@ -72,6 +72,8 @@ pub struct WriteObject {
     pub ref_lists: Vec<(usize, Vec<WriteObject>)>,
     /// Scalar lists: values to append.
     pub value_lists: Vec<(usize, Vec<SqlValue>)>,
+    /// Lists (of either kind) sent as `null`: emptied before anything is appended.
+    pub cleared: Vec<usize>,
     /// Where the object is in the input, for error messages.
     pub location: String,
 }
@@ -84,6 +86,7 @@ impl WriteObject {
             && self.refs.is_empty()
             && self.ref_lists.is_empty()
             && self.value_lists.is_empty()
+            && self.cleared.is_empty()
     }
 
     /// Whether field `f` is given at all (a value or an explicit null).
@@ -92,6 +95,7 @@ impl WriteObject {
             || self.refs.iter().any(|(i, _)| *i == f)
             || self.ref_lists.iter().any(|(i, _)| *i == f)
             || self.value_lists.iter().any(|(i, _)| *i == f)
+            || self.cleared.contains(&f)
     }
 }
 
@@ -145,6 +149,7 @@ fn plan_object(
         refs: Vec::new(),
         ref_lists: Vec::new(),
         value_lists: Vec::new(),
+        cleared: Vec::new(),
         location,
     };
     for (name, v) in fields {
@@ -178,6 +183,9 @@ fn plan_object(
                 };
                 obj.refs.push((fi, nested));
             }
+            // `null` clears a list, as it clears any field (contract: "a field sent as null
+            // is cleared"); a list given with values appends them.
+            Storage::LinkTable(_) | Storage::ValueTable if matches!(v, Value::Null) => obj.cleared.push(fi),
             Storage::LinkTable(target) => {
                 let items = list_items(v);
                 tally.values(items.len(), limits)?;

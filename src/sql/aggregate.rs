@@ -8,6 +8,9 @@ use crate::plan::aggregate::{AggFn, AggPlan, AggTarget, GroupKey, Having};
 use crate::plan::filter::Col;
 use crate::plan::read::ref_key;
 
+/// What an aggregate that left the range of a double reads as in a SQLite document.
+pub const OVERFLOW: &str = "#overflow";
+
 pub struct AggRenderer<'a> {
     pub model: &'a Model,
     pub app: &'a str,
@@ -25,6 +28,13 @@ impl AggRenderer<'_> {
             let Some(obj) = doc.get_mut(ref_key(&f.key).as_str()).and_then(|v| v.as_object_mut()) else { continue };
             for c in &f.calls {
                 if let Some(v) = obj.get_mut(ref_key(&c.key).as_str()) {
+                    if v.as_str() == Some(OVERFLOW) {
+                        return Err(crate::error::ApiError::validation(format!(
+                            "the {} of '{}' is beyond the range of a Float",
+                            c.func.sql().to_lowercase(),
+                            f.key
+                        )));
+                    }
                     if Self::is_float(c.func, f.target) {
                         super::read::scalar(Some(Scalar::Float), v);
                     }
@@ -39,6 +49,7 @@ impl AggRenderer<'_> {
                 let canonical = v
                     .as_str()
                     .and_then(|t| t.trim().parse::<f64>().ok())
+                    .map(super::read::canonical_float)
                     .and_then(serde_json::Number::from_f64)
                     .map(|n| n.to_string());
                 if let Some(t) = canonical {
@@ -69,6 +80,25 @@ impl AggRenderer<'_> {
 
     fn agg(&self, func: AggFn, target: AggTarget, distinct: bool) -> String {
         match target {
+            // An average of doubles must not overflow where the average itself is a double.
+            // PostgreSQL: its AVG keeps a sum of squares (overflowing long before the average
+            // does) and its SUM raises an error, so both sum exactly in numeric, from each
+            // double's shortest exact text (a double cast to numeric directly keeps only 15
+            // digits), rounding once at the end; a sum beyond the double range then fails as
+            // out of range when cast back. SQLite: its sum goes to infinity; then the average
+            // is taken over the values scaled by 2^-10 (exact: a power of two), which cannot
+            // overflow for fewer than 1,024 values at the limit.
+            AggTarget::Column(col, Scalar::Float) if matches!(func, AggFn::Avg | AggFn::Sum) => {
+                let d = if distinct { "DISTINCT " } else { "" };
+                let c = self.col(col);
+                match (self.dialect, func) {
+                    (Dialect::Postgres, _) => format!("({}({d}({c})::text::numeric))::float8", func.sql()),
+                    (Dialect::Sqlite, AggFn::Avg) => format!(
+                        "(CASE WHEN abs(AVG({d}{c})) > 1.7976931348623157e308 THEN AVG({d}{c} * 0.0009765625) * 1024.0 ELSE AVG({d}{c}) END)"
+                    ),
+                    (Dialect::Sqlite, _) => format!("SUM({d}{c})"),
+                }
+            }
             AggTarget::Column(col, _) => {
                 let d = if distinct { "DISTINCT " } else { "" };
                 format!("{}({d}{})", func.sql(), self.col(col))
@@ -87,16 +117,19 @@ impl AggRenderer<'_> {
 
     /// An aggregate as a value of the group's JSON document. SQLite prints a REAL in JSON with
     /// only 15 significant digits, so a Float result (`avg`; `sum`, `min`, `max` of a Float
-    /// field) is printed with the fewest digits (15, 16 or 17) that read back as the same
-    /// double, as the object readers print stored Floats: `max` is then exactly a stored
-    /// value, and the largest doubles stay in range. (SQLite computes an aggregate that occurs
-    /// several times in a statement once.)
+    /// field) is printed exactly, as the object readers print stored Floats. A sum beyond the
+    /// range of a double (SQLite's infinity) becomes the marker [`OVERFLOW`], which the decode
+    /// turns into an error naming the field; PostgreSQL raises its own error, classified the
+    /// same. (SQLite computes an aggregate that occurs several times in a statement once.)
     fn result(&self, func: AggFn, target: AggTarget, distinct: bool) -> String {
         let e = self.agg(func, target, distinct);
         if self.dialect != Dialect::Sqlite || !Self::is_float(func, target) {
             return e;
         }
-        super::sqlite_exact_float(&e)
+        format!(
+            "CASE WHEN abs({e}) > 1.7976931348623157e308 THEN '{OVERFLOW}' ELSE {} END",
+            super::sqlite_exact_float(&e)
+        )
     }
 
     fn key_expr(&self, k: &GroupKey) -> String {
@@ -112,6 +145,10 @@ impl AggRenderer<'_> {
         match (self.dialect, k.scalar) {
             (Dialect::Sqlite, Scalar::Boolean) => {
                 format!("CASE WHEN {e} IS NULL THEN NULL WHEN {e} THEN 'true' ELSE 'false' END")
+            }
+            // 17 digits identify the double; the decode prints it in its shortest form.
+            (Dialect::Sqlite, Scalar::Float) => {
+                format!("CASE WHEN {e} IS NULL THEN NULL ELSE printf('%!.17g', {e}) END")
             }
             (Dialect::Sqlite, _) => format!("CAST({e} AS TEXT)"),
             (Dialect::Postgres, _) => format!("({e})::text"),

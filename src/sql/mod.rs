@@ -133,18 +133,15 @@ impl Sql {
     }
 }
 
-/// A SQLite expression printing the REAL `e` as JSON exactly. SQLite prints a REAL in JSON
-/// with only 15 significant digits, which loses precision (`1.2345678901234567` comes back as
-/// `1.23456789012346`) and turns the largest doubles into numbers out of range; this picks
-/// the fewest digits (15, 16 or 17) that read back as the same double.
+/// A SQLite expression printing the REAL `e` as a JSON number that reads back as the same
+/// double. SQLite prints a REAL in JSON with only 15 significant digits, which loses
+/// precision (`1.2345678901234567` comes back as `1.23456789012346`) and turns the largest
+/// doubles into numbers out of range; 17 significant digits always identify a double, and the
+/// decode (`read::scalar`) prints it again in its shortest form. (Choosing fewer digits by
+/// reading them back in SQL is wrong: SQLite's text-to-double conversion is not correctly
+/// rounded.)
 pub fn sqlite_exact_float(e: &str) -> String {
-    let mut out = format!("CASE WHEN {e} IS NULL THEN NULL");
-    for digits in [15, 16] {
-        let text = format!("printf('%!.{digits}g', {e})");
-        out.push_str(&format!(" WHEN CAST({text} AS REAL) = {e} THEN json({text})"));
-    }
-    out.push_str(&format!(" ELSE json(printf('%!.17g', {e})) END"));
-    out
+    format!("CASE WHEN {e} IS NULL THEN NULL ELSE json(printf('%!.17g', {e})) END")
 }
 
 /// Quote an identifier: `"name"`, with embedded quotes doubled (names from the model never

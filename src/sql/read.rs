@@ -207,7 +207,7 @@ impl ReadRenderer<'_> {
                     let table = list_table(self.app, ty, f);
                     Self::key(sql, &crate::plan::read::ref_key(key), as_path);
                     sql.push(", ");
-                    self.list_open(sql, matches!(f.value_scalar(), Some(Scalar::Json | Scalar::Float)));
+                    self.list_open(sql, matches!(f.value_scalar(), Some(Scalar::Float)));
                     sql.push("(SELECT ");
                     self.value_expr(sql, &format!("{v}.{VALUE}"), f.value_scalar());
                     sql.push(&format!(" AS j, {v}.{POS} AS p FROM ")).ident(&table).push(" ").push(&v);
@@ -248,13 +248,13 @@ impl ReadRenderer<'_> {
         sql.push(")");
     }
 
-    /// A stored value as a JSON value: Json columns hold JSON text and are embedded as JSON;
-    /// SQLite Floats are printed exactly ([`super::sqlite_exact_float`]).
+    /// A stored value as a JSON value. Json columns hold JSON text and travel as that text (a
+    /// JSON string the decode parses): embedding them as JSON would let PostgreSQL's jsonb
+    /// reorder object keys and rewrite numbers. SQLite Floats are printed exactly
+    /// ([`super::sqlite_exact_float`]).
     fn value_expr(&self, sql: &mut Sql, col: &str, scalar: Option<Scalar>) {
         match (self.dialect, scalar) {
-            (Dialect::Sqlite, Some(Scalar::Json)) => sql.push("json(").push(col).push(")"),
             (Dialect::Sqlite, Some(Scalar::Float)) => sql.push(&super::sqlite_exact_float(col)),
-            (Dialect::Postgres, Some(Scalar::Json)) => sql.push("(").push(col).push(")::jsonb"),
             _ => sql.push(col),
         };
     }
@@ -329,15 +329,30 @@ pub fn normalize(model: &Model, sel: &ObjectSelection, doc: &mut serde_json::Val
     }
 }
 
-/// One stored scalar in its model type: Booleans from 0/1, Floats as floats.
+/// One stored scalar in its model type: Booleans from 0/1, Floats as floats (integral ones
+/// too, and -0.0 as 0.0: the databases disagree on its sign), Json from its stored text.
 pub fn scalar(kind: Option<Scalar>, v: &mut serde_json::Value) {
     match (kind, &*v) {
         (Some(Scalar::Boolean), serde_json::Value::Number(n)) => *v = serde_json::Value::Bool(n.as_i64() != Some(0)),
-        (Some(Scalar::Float), serde_json::Value::Number(n)) if !n.is_f64() => {
-            if let Some(f) = n.as_f64().and_then(serde_json::Number::from_f64) {
+        (Some(Scalar::Float), serde_json::Value::Number(n)) => {
+            if let Some(f) = n.as_f64().map(canonical_float).and_then(serde_json::Number::from_f64) {
                 *v = serde_json::Value::Number(f);
             }
         }
+        (Some(Scalar::Json), serde_json::Value::String(text)) => {
+            if let Ok(parsed) = serde_json::from_str(text) {
+                *v = parsed;
+            }
+        }
         _ => {}
+    }
+}
+
+/// A double as both databases answer it: -0.0 is 0.0.
+pub fn canonical_float(f: f64) -> f64 {
+    if f == 0.0 {
+        0.0
+    } else {
+        f
     }
 }

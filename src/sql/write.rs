@@ -178,4 +178,16 @@ impl WriteRenderer<'_> {
         sql.push(&format!(" AND {VALUE_OWNER} = ")).bind(owner);
         sql
     }
+
+    /// Empty the list `field` (a list reference or a scalar list) of `owner`.
+    pub fn list_clear(&self, type_idx: usize, field: usize, instance: &str, owner: &str) -> Sql {
+        let ty = &self.model.types[type_idx];
+        let f = &ty.fields[field];
+        let owner_col = if matches!(f.storage(), Storage::LinkTable(_)) { LINK_SRC } else { VALUE_OWNER };
+        let mut sql = Sql::new(self.dialect);
+        sql.push("DELETE FROM ").ident(&list_table(self.app, ty, f));
+        sql.push(" WHERE hypi_instance = ").bind(instance);
+        sql.push(&format!(" AND {owner_col} = ")).bind(owner);
+        sql
+    }
 }

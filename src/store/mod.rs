@@ -47,6 +47,9 @@ pub enum StoreError {
     Overloaded,
     #[error("the store is closed")]
     Closed,
+    /// A computed value left the range of its type (PostgreSQL: a sum of doubles).
+    #[error("a value is out of range")]
+    OutOfRange,
     /// A read returned more than it may (`fetch_rows_within`).
     #[error("the result is larger than {0} bytes")]
     TooLarge(usize),
@@ -63,6 +66,9 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::Overloaded | StoreError::Closed => {
                 ApiError::new(ErrorCode::Overloaded, "the database is busy; retry shortly").retry_after(1)
+            }
+            StoreError::OutOfRange => {
+                ApiError::validation("a computed value (a sum or an average) is beyond the range of its type")
             }
             StoreError::TooLarge(max) => ApiError::limit(format!(
                 "the answer would be larger than {max} bytes; ask for fewer objects or fields (smaller pages)"
@@ -595,6 +601,10 @@ fn classify(e: sqlx::Error, budgets: Budgets) -> StoreError {
             // SQLITE_INTERRUPT (9); PostgreSQL query_canceled (57014).
             if matches!(code.as_deref(), Some("9") | Some("57014")) || db.message() == "interrupted" {
                 return StoreError::Timeout(budgets.statement.as_millis() as u64);
+            }
+            // numeric_value_out_of_range (PostgreSQL).
+            if code.as_deref() == Some("22003") {
+                return StoreError::OutOfRange;
             }
             StoreError::Db(e)
         }
