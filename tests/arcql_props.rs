@@ -1324,7 +1324,10 @@ fn mark(l: &Lit, fld: Fld, next: &mut u32, out: &mut Vec<String>) -> Lit {
     match (l, fld) {
         (Lit::S(s), Fld::S | Fld::Tags | Fld::Id) => Lit::S(format!("{s}{}", sentinel(next, out))),
         (Lit::I(_), Fld::N | Fld::F) => Lit::I(number_sentinel(next, out)),
-        (Lit::F(_), Fld::N | Fld::F) => Lit::F(number_sentinel(next, out) as f64 + 0.5),
+        // A fraction compared with an Int field becomes an exact integer bound (the planner
+        // rewrites it), so an Int field's sentinel is an integer.
+        (Lit::F(_), Fld::N) => Lit::I(number_sentinel(next, out)),
+        (Lit::F(_), Fld::F) => Lit::F(number_sentinel(next, out) as f64 + 0.5),
         (l, _) => l.clone(),
     }
 }
