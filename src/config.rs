@@ -29,6 +29,11 @@ macro_rules! limits {
                 ), )*]
             }
 
+            /// This value of every limit, in the order of [`Limits::table`].
+            pub fn values(&self) -> Vec<String> {
+                vec![$( self.$name.to_string(), )*]
+            }
+
             /// The defaults, with every `ARCBASE_LIMIT_<NAME>` given in `env` applied. A value
             /// that is not a number of the limit's kind is an error naming the variable.
             pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Limits, String> {

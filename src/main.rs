@@ -48,6 +48,9 @@ enum Command {
         #[arg(long, global = true, env = "ARCBASE_DATABASE_URL", default_value = "sqlite://arcbase.db")]
         database: String,
     },
+    /// Print every limit: its environment variable, its value (defaults with any
+    /// ARCBASE_LIMIT_* applied) and what it bounds.
+    Limits,
     /// Create, upgrade and list instances (tenants).
     Instance {
         #[command(subcommand)]
@@ -154,6 +157,21 @@ fn main() -> ExitCode {
                 allowed_hosts,
             };
             runtime.block_on(serve(opts, listen, std::time::Duration::from_secs(shutdown_grace)))
+        }
+        Command::Limits => {
+            let current = match Limits::from_env(|k| std::env::var(k).ok()) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let values = current.values();
+            println!("| variable | value | limit |\n|---|---|---|");
+            for ((_, var, _, doc), value) in Limits::table().into_iter().zip(values) {
+                println!("| `{var}` | {value} | {doc} |");
+            }
+            ExitCode::SUCCESS
         }
         Command::Release { command, database } => registry_command(&database, Registry::Release(command)),
         Command::Instance { command, database } => registry_command(&database, Registry::Instance(command)),

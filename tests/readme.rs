@@ -53,3 +53,13 @@ async fn readme_examples_run_as_printed() {
     assert_eq!(results[7]["deleteScalars"], 1);
     assert_eq!(results[8]["delete"], 1);
 }
+
+/// The README's limits table is the limits the binary has: every variable with its default.
+#[test]
+fn readme_lists_every_limit_with_its_default() {
+    let readme = include_str!("../README.md");
+    for (_, var, default, _) in arcbase::config::Limits::table() {
+        let row = format!("| `{var}` | {default} |");
+        assert!(readme.contains(&row), "README lacks the row {row}");
+    }
+}
