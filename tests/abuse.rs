@@ -215,7 +215,15 @@ fn a_login_flood_keeps_memory_bounded() {
             .parse()
             .unwrap()
     };
+    let cpu = || -> f64 {
+        // utime + stime of /proc/<pid>/stat, in clock ticks (100 per second).
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", s.child.id())).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split_whitespace().collect();
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+    };
     let before = rss("VmRSS:");
+    let cpu_before = cpu();
     let started = Instant::now();
     let workers: Vec<_> = (0..16)
         .map(|i| {
@@ -241,8 +249,9 @@ fn a_login_flood_keeps_memory_bounded() {
     let limited: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
     let peak = rss("VmHWM:");
     eprintln!(
-        "login flood: 96 logins from 16 connections in {:?}; {limited} answered 429; RSS {} -> peak {} KiB; bystander {bystander:?}",
+        "login flood: 96 logins from 16 connections in {:?}; {limited} answered 429; CPU {:.2} s; RSS {} -> peak {} KiB; bystander {bystander:?}",
         started.elapsed(),
+        cpu() - cpu_before,
         before,
         peak
     );
