@@ -322,3 +322,34 @@ fn a_request_id_ties_the_answer_to_the_log() {
     }
     drop(store);
 }
+
+/// Float sums and averages at the edges of the double range answer the correctly rounded
+/// double on both databases: an average whose sum overflows is still exact, one below half
+/// the smallest double is zero, one just above rounds to it; a sum that no double holds is
+/// null with a VALIDATION error at its own path, and the rest of the answer stands.
+#[tokio::test]
+async fn float_aggregates_at_the_edges_of_the_double_range() {
+    let t = TestApp::new("type T { f: Float  g: Int }").await;
+    let max = f64::MAX;
+    t.upsert(json!({ "T": [
+        { "hypi": { "id": "a" }, "f": max, "g": 1 }, { "hypi": { "id": "b" }, "f": max, "g": 1 },
+        { "hypi": { "id": "c" }, "f": 5e-324, "g": 2 }, { "hypi": { "id": "d" }, "f": 5e-324, "g": 2 },
+        { "hypi": { "id": "e" }, "f": 0.0, "g": 2 },
+        { "hypi": { "id": "h" }, "f": 5e-324, "g": 3 }, { "hypi": { "id": "i" }, "f": 0.0, "g": 3 },
+        { "hypi": { "id": "j" }, "f": 0.0, "g": 3 },
+    ] }))
+    .await;
+    let q = r#"{ aggregate { tWith(groupBy: [{field: g, order: ASC}]) { f { sum avg max } g { count } } } }"#;
+    let body = t.gql(q, json!({})).await;
+    let groups = &body["data"]["aggregate"]["tWith"];
+    assert_eq!(groups[0]["f"], json!({ "sum": null, "avg": max, "max": max }), "{body}");
+    assert_eq!(groups[0]["g"]["count"], json!(2), "{body}");
+    // 2/3 of the smallest double rounds to it; 1/3 of it rounds to zero.
+    assert_eq!(groups[1]["f"], json!({ "sum": 1e-323, "avg": 5e-324, "max": 5e-324 }), "{body}");
+    assert_eq!(groups[2]["f"], json!({ "sum": 5e-324, "avg": 0.0, "max": 5e-324 }), "{body}");
+    let errors = body["errors"].as_array().expect("an error for the sum");
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_eq!(errors[0]["extensions"]["code"], "VALIDATION", "{body}");
+    assert_eq!(errors[0]["path"], json!(["aggregate", "tWith", 0, "f", "sum"]), "{body}");
+    assert!(errors[0]["message"].as_str().unwrap().contains("beyond the range of a Float"), "{body}");
+}

@@ -749,7 +749,17 @@ impl<'a> Exec<'a> {
             let r = self.aggregate_field(engine, model, sub).await;
             let key = crate::plan::read::ref_key(sub.key);
             match r {
-                Ok(v) => {
+                Ok((v, out_of_range)) => {
+                    // A result beyond the range of a Float is null, with an error where it is.
+                    for (index, field, func) in out_of_range {
+                        let mut path = vec![PathSegment::Key(g.key.to_string()), PathSegment::Key(sub.key.to_string())];
+                        path.extend(index.map(PathSegment::Index));
+                        path.push(PathSegment::Key(field.clone()));
+                        path.push(PathSegment::Key(func.clone()));
+                        let e =
+                            ApiError::validation(format!("the '{func}' of '{field}' is beyond the range of a Float"));
+                        errors.push(GqlError::from_api(e, path, Some(Location::from(sub.first().pos))));
+                    }
                     out.insert(key, v);
                 }
                 Err(e) => {
@@ -762,7 +772,14 @@ impl<'a> Exec<'a> {
         Outcome1 { value: Ok(Json::Object(out)), errors }
     }
 
-    async fn aggregate_field(&self, engine: &Engine, model: &Model, sub: &Group<'a>) -> ApiResult<Json> {
+    /// One field of `aggregate`: its value, and the results beyond a Float's range (group
+    /// index, field key, function key).
+    async fn aggregate_field(
+        &self,
+        engine: &Engine,
+        model: &Model,
+        sub: &Group<'a>,
+    ) -> ApiResult<(Json, Vec<(Option<usize>, String, String)>)> {
         let name = sub.name();
         let (type_idx, grouped) = model
             .types
@@ -783,7 +800,8 @@ impl<'a> Exec<'a> {
         let fields = agg_fields(self.env, model, type_idx, &sub.sets())?;
         let mut a = ops::aggregate::AggregateArgs { type_idx, fields, where_: args.string("where")?, grouping: None };
         if !grouped {
-            return ops::aggregate::aggregate(engine, self.caller, &a).await;
+            let r = ops::aggregate::aggregate(engine, self.caller, &a).await?;
+            return Ok((r.doc, r.out_of_range.into_iter().map(|(f, c)| (None, f, c)).collect()));
         }
         let mut group_by = Vec::new();
         if let Some(Value::List(items)) = args.value("groupBy") {
@@ -816,7 +834,14 @@ impl<'a> Exec<'a> {
             },
             include_trashed: args.flag("includeTrashed"),
         });
-        ops::aggregate::aggregate_groups(engine, self.caller, &a).await.map(Json::Array)
+        let groups = ops::aggregate::aggregate_groups(engine, self.caller, &a).await?;
+        let mut out_of_range = Vec::new();
+        let mut docs = Vec::with_capacity(groups.len());
+        for (i, g) in groups.into_iter().enumerate() {
+            out_of_range.extend(g.out_of_range.into_iter().map(|(f, c)| (Some(i), f, c)));
+            docs.push(g.doc);
+        }
+        Ok((Json::Array(docs), out_of_range))
     }
 }
 

@@ -51,8 +51,23 @@ fn where_filter(engine: &Engine, caller: &Caller, type_idx: usize, text: Option<
     Ok(plan)
 }
 
+/// The aggregates of one group (or of all matching objects).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregated {
+    /// Per selected field (under `&key`), per function (under `&key`), and `groupValues`.
+    pub doc: Json,
+    /// The results beyond the range of a Float (`(field key, function key)`): null in `doc`.
+    pub out_of_range: Vec<(String, String)>,
+}
+
+impl Aggregated {
+    fn from((doc, out_of_range): (Json, Vec<(String, String)>)) -> Self {
+        Aggregated { doc, out_of_range }
+    }
+}
+
 /// The aggregates of every matching object: one document.
-pub async fn aggregate(engine: &Engine, caller: &Caller, args: &AggregateArgs) -> ApiResult<Json> {
+pub async fn aggregate(engine: &Engine, caller: &Caller, args: &AggregateArgs) -> ApiResult<Aggregated> {
     let plan = AggPlan {
         type_idx: args.type_idx,
         fields: args.fields.clone(),
@@ -63,8 +78,8 @@ pub async fn aggregate(engine: &Engine, caller: &Caller, args: &AggregateArgs) -
     };
     let r = renderer(engine);
     match engine.store.fetch_json(&r.select(&plan, &caller.instance, None)).await? {
-        Some(text) => r.decode(&plan, &text),
-        None => Ok(Json::Object(Default::default())),
+        Some(text) => r.decode(&plan, &text).map(Aggregated::from),
+        None => Ok(Aggregated { doc: Json::Object(Default::default()), out_of_range: Vec::new() }),
     }
 }
 
@@ -92,7 +107,7 @@ fn last_window(end: u64, size: u64, after: u64) -> (u64, u64) {
 }
 
 /// One document per group, in group order, paged.
-pub async fn aggregate_groups(engine: &Engine, caller: &Caller, args: &AggregateArgs) -> ApiResult<Vec<Json>> {
+pub async fn aggregate_groups(engine: &Engine, caller: &Caller, args: &AggregateArgs) -> ApiResult<Vec<Aggregated>> {
     let model = &engine.model;
     let grouping = args.grouping.clone().unwrap_or_default();
     let mut group_by = Vec::with_capacity(grouping.group_by.len());
@@ -170,7 +185,7 @@ impl Pager<'_> {
     }
 
     /// The documents of the groups at 0-based positions `offset..offset + limit`.
-    async fn fetch(&self, offset: u64, limit: u64) -> ApiResult<Vec<Json>> {
+    async fn fetch(&self, offset: u64, limit: u64) -> ApiResult<Vec<Aggregated>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -181,7 +196,7 @@ impl Pager<'_> {
             let Some(SqlValue::Text(text)) = row.into_iter().next() else {
                 return Err(ApiError::internal("aggregate row without a document"));
             };
-            docs.push(self.r.decode(self.plan, &text)?);
+            docs.push(Aggregated::from(self.r.decode(self.plan, &text)?));
         }
         Ok(docs)
     }

@@ -22,21 +22,40 @@ impl AggRenderer<'_> {
     /// results as floats (PostgreSQL prints an integral value without a fraction), and Float
     /// group keys printed one way on both databases (as JSON prints the double), so both
     /// databases answer byte for byte alike.
-    pub fn decode(&self, plan: &AggPlan, text: &str) -> Result<serde_json::Value, crate::error::ApiError> {
+    ///
+    /// A result beyond the range of a double reads as null, and is named in the second part
+    /// of the answer (field key, function key), for the front door to report where it is.
+    pub fn decode(
+        &self,
+        plan: &AggPlan,
+        text: &str,
+    ) -> Result<(serde_json::Value, Vec<(String, String)>), crate::error::ApiError> {
         let mut doc: serde_json::Value = serde_json::from_str(text).map_err(crate::error::ApiError::internal)?;
+        let mut overflows = Vec::new();
         for f in &plan.fields {
             let Some(obj) = doc.get_mut(ref_key(&f.key).as_str()).and_then(|v| v.as_object_mut()) else { continue };
             for c in &f.calls {
                 if let Some(v) = obj.get_mut(ref_key(&c.key).as_str()) {
-                    if v.as_str() == Some(OVERFLOW) {
-                        return Err(crate::error::ApiError::validation(format!(
-                            "the {} of '{}' is beyond the range of a Float",
-                            c.func.sql().to_lowercase(),
-                            f.key
-                        )));
+                    if !Self::is_float(c.func, f.target) {
+                        continue;
                     }
-                    if Self::is_float(c.func, f.target) {
-                        super::read::scalar(Some(Scalar::Float), v);
+                    // PostgreSQL's numeric text, rounded once to the nearest double (zero
+                    // where it is that small); SQLite's marker.
+                    let exact = match v.as_str() {
+                        Some(OVERFLOW) => Some(f64::INFINITY),
+                        Some(text) => Some(text.parse::<f64>().map_err(crate::error::ApiError::internal)?),
+                        None => None,
+                    };
+                    match exact.map(super::read::canonical_float) {
+                        Some(x) if x.is_finite() => {
+                            *v = serde_json::Number::from_f64(x)
+                                .map_or(serde_json::Value::Null, serde_json::Value::Number)
+                        }
+                        Some(_) => {
+                            *v = serde_json::Value::Null;
+                            overflows.push((f.key.clone(), c.key.clone()));
+                        }
+                        None => super::read::scalar(Some(Scalar::Float), v),
                     }
                 }
             }
@@ -57,7 +76,7 @@ impl AggRenderer<'_> {
                 }
             }
         }
-        Ok(doc)
+        Ok((doc, overflows))
     }
 
     /// Does this aggregate give a Float (an `avg`; `sum`, `min`, `max` of a Float field)?
@@ -84,19 +103,25 @@ impl AggRenderer<'_> {
             // PostgreSQL: its AVG keeps a sum of squares (overflowing long before the average
             // does) and its SUM raises an error, so both sum exactly in numeric, from each
             // double's shortest exact text (a double cast to numeric directly keeps only 15
-            // digits), rounding once at the end; a sum beyond the double range then fails as
-            // out of range when cast back. SQLite: its sum goes to infinity; then the average
-            // is taken over the values scaled by 2^-10 (exact: a power of two), which cannot
-            // overflow for fewer than 1,024 values at the limit.
+            // digits); the result goes out as numeric text and is rounded once, correctly, by
+            // the decode (PostgreSQL's own cast fails on results beyond the range of a double
+            // and on those that round to zero). SQLite: its sum goes to infinity, or, summing
+            // with compensation, to a wrong finite value, once the sum leaves the range; where
+            // any value is that large the sum is taken over the values scaled by 2^-30 (exact: a
+            // power of two), which cannot overflow for fewer than 2^30 values (the count of a
+            // DISTINCT average is of the values themselves: scaling may merge subnormals); below that
+            // size fewer than 10^8 values cannot overflow.
             AggTarget::Column(col, Scalar::Float) if matches!(func, AggFn::Avg | AggFn::Sum) => {
                 let d = if distinct { "DISTINCT " } else { "" };
                 let c = self.col(col);
                 match (self.dialect, func) {
-                    (Dialect::Postgres, _) => format!("({}({d}({c})::text::numeric))::float8", func.sql()),
+                    (Dialect::Postgres, _) => format!("{}({d}({c})::text::numeric)", func.sql()),
                     (Dialect::Sqlite, AggFn::Avg) => format!(
-                        "(CASE WHEN abs(AVG({d}{c})) > 1.7976931348623157e308 THEN AVG({d}{c} * 0.0009765625) * 1024.0 ELSE AVG({d}{c}) END)"
+                        "(CASE WHEN MAX(abs({c})) > 1e300 THEN SUM({d}{c} * (1.0 / 1073741824.0)) / COUNT({d}{c}) * 1073741824.0 ELSE AVG({d}{c}) END)"
                     ),
-                    (Dialect::Sqlite, _) => format!("SUM({d}{c})"),
+                    (Dialect::Sqlite, _) => format!(
+                        "(CASE WHEN MAX(abs({c})) > 1e300 THEN SUM({d}{c} * (1.0 / 1073741824.0)) * 1073741824.0 ELSE SUM({d}{c}) END)"
+                    ),
                 }
             }
             AggTarget::Column(col, _) => {
@@ -117,19 +142,37 @@ impl AggRenderer<'_> {
 
     /// An aggregate as a value of the group's JSON document. SQLite prints a REAL in JSON with
     /// only 15 significant digits, so a Float result (`avg`; `sum`, `min`, `max` of a Float
-    /// field) is printed exactly, as the object readers print stored Floats. A sum beyond the
-    /// range of a double (SQLite's infinity) becomes the marker [`OVERFLOW`], which the decode
-    /// turns into an error naming the field; PostgreSQL raises its own error, classified the
-    /// same. (SQLite computes an aggregate that occurs several times in a statement once.)
+    /// field) is printed exactly, as the object readers print stored Floats; a sum beyond the
+    /// range of a double (SQLite's infinity) becomes the marker [`OVERFLOW`]. PostgreSQL's
+    /// exact Float sums and averages go out as numeric text. The decode turns both into the
+    /// double, or null with the field named. (SQLite computes an aggregate that occurs several
+    /// times in a statement once.)
     fn result(&self, func: AggFn, target: AggTarget, distinct: bool) -> String {
         let e = self.agg(func, target, distinct);
-        if self.dialect != Dialect::Sqlite || !Self::is_float(func, target) {
-            return e;
+        match self.dialect {
+            Dialect::Postgres if Self::is_numeric(func, target) => format!("({e})::text"),
+            Dialect::Sqlite if Self::is_float(func, target) => format!(
+                "CASE WHEN abs({e}) > 1.7976931348623157e308 THEN '{OVERFLOW}' ELSE {} END",
+                super::sqlite_exact_float(&e)
+            ),
+            _ => e,
         }
-        format!(
-            "CASE WHEN abs({e}) > 1.7976931348623157e308 THEN '{OVERFLOW}' ELSE {} END",
-            super::sqlite_exact_float(&e)
-        )
+    }
+
+    /// Is this aggregate computed in numeric on PostgreSQL (a `sum` or `avg` of a Float field)?
+    fn is_numeric(func: AggFn, target: AggTarget) -> bool {
+        matches!((func, target), (AggFn::Avg | AggFn::Sum, AggTarget::Column(_, Scalar::Float)))
+    }
+
+    /// An aggregate as a double, for `having` to compare: as the document's value, rounded
+    /// from PostgreSQL's numeric (where it is beyond the range, the comparison fails as out of
+    /// range).
+    fn agg_value(&self, func: AggFn, target: AggTarget) -> String {
+        let e = self.agg(func, target, false);
+        match self.dialect {
+            Dialect::Postgres if Self::is_numeric(func, target) => format!("({e})::float8"),
+            _ => e,
+        }
     }
 
     fn key_expr(&self, k: &GroupKey) -> String {
@@ -276,15 +319,15 @@ impl AggRenderer<'_> {
                 sql.push(", FALSE)");
             }
             Having::Cmp { func, target, op, value } => {
-                sql.push(&self.agg(*func, *target, false)).push(" ").push(op.sql()).push(" ").bind(value.clone());
+                sql.push(&self.agg_value(*func, *target)).push(" ").push(op.sql()).push(" ").bind(value.clone());
             }
             Having::Range { func, target, lo, lo_inclusive, hi, hi_inclusive } => {
-                let e = self.agg(*func, *target, false);
+                let e = self.agg_value(*func, *target);
                 sql.push("(").push(&e).push(if *lo_inclusive { " >= " } else { " > " }).bind(lo.clone());
                 sql.push(" AND ").push(&e).push(if *hi_inclusive { " <= " } else { " < " }).bind(hi.clone()).push(")");
             }
             Having::In { func, target, values } => {
-                sql.push(&self.agg(*func, *target, false)).push(" IN (");
+                sql.push(&self.agg_value(*func, *target)).push(" IN (");
                 for (i, v) in values.iter().enumerate() {
                     if i > 0 {
                         sql.push(", ");
