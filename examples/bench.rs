@@ -211,14 +211,7 @@ async fn raw(url: &str, workload: &str, connections: usize, seconds: u64) {
 /// `get by id` through the GraphQL layer in process (no HTTP): how much of a request's cost
 /// is GraphQL parsing, validation and execution on top of the statement.
 async fn graphql(url: &str, connections: usize, seconds: u64) {
-    let opts = arcbase::server::ServeOptions {
-        schema_path: Some("bench/schema.graphql".into()),
-        database_url: url.into(),
-        admin_key: None,
-        limits: arcbase::config::Limits::default(),
-        trust_request_id: false,
-        allowed_hosts: Vec::new(),
-    };
+    let opts = arcbase::server::ServeOptions::new(Some("bench/schema.graphql".into()), url);
     let app = arcbase::server::build(&opts).await.expect("build");
     let served = app.registry.snapshot().tenants.get("default").expect("default").served.clone();
     let secret = app.jwt_secret.clone();

@@ -151,6 +151,16 @@ impl Hasher {
     }
 }
 
+/// The server's secret: `ARCBASE_JWT_SECRET`, else one generated once and kept in the
+/// database. It signs session tokens and signed storage URLs, and derives hyper app keys'
+/// secrets; every process on one database (servers, `arcbase key create`) must see the same.
+pub async fn server_secret(store: &crate::store::Store) -> Result<String, crate::store::StoreError> {
+    match std::env::var("ARCBASE_JWT_SECRET").ok().filter(|s| !s.is_empty()) {
+        Some(s) => Ok(s),
+        None => store.setting_or_insert("jwt_secret", &random_secret()).await,
+    }
+}
+
 /// A fresh random secret (hex), for a generated signing key.
 pub fn random_secret() -> String {
     let mut bytes = [0u8; 32];

@@ -135,6 +135,24 @@ limits! {
     write_ms: u64 = 10_000;
     /// Time a request waits for a database connection, milliseconds (503 OVERLOADED after it).
     pool_wait_ms: u64 = 3_000;
+    /// hyper services: documents, keys, matches or jobs in one answer; also the page when a
+    /// request names none (a larger `limit` is refused).
+    hyper_page: u32 = 1_000;
+    /// hyper services: documents in one `_bulk` call.
+    hyper_bulk: usize = 1_000;
+    /// hyper services: the body of a `_bulk` call, bytes (other JSON bodies: `body_bytes`).
+    hyper_bulk_bytes: usize = 16 << 20;
+    /// hyper services: nesting of a JSON document, value or selector.
+    json_depth: usize = 64;
+    /// hyper storage: one stored object, bytes (413 above; nothing is kept).
+    object_bytes: u64 = 100 << 20;
+    /// hyper queue: delivery attempts of a job before it is ERROR (with backoff between).
+    queue_attempts: u32 = 5;
+    /// hyper queue: how long a node holds a job it is delivering, milliseconds; a node that
+    /// dies mid-delivery leaves it to be delivered again after this.
+    queue_lease_ms: u64 = 30_000;
+    /// hyper queue: time one delivery may take, milliseconds.
+    queue_timeout_ms: u64 = 10_000;
 }
 
 impl Limits {

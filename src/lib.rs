@@ -15,7 +15,10 @@
 //! - [`sql`]: plans → SQL text with bound values, per dialect; the only place SQL is written.
 //! - [`store`]: pools, migrations, DDL, transactions; the only place SQL is executed.
 //! - [`graphql`]: the GraphQL front door: the generated schema, execution, introspection.
-//! - [`server`]: HTTP: router, request ids, authentication, GraphQL over HTTP, admin.
+//! - [`server`]: HTTP: router, request ids, authentication, GraphQL over HTTP, admin, and
+//!   hyper's REST API.
+//! - [`hyper`]: hyper's data, cache, search, storage and queue services: one port (trait)
+//!   each, built in over the store.
 //! - [`access`], [`feed`], [`tasks`], [`error`]: viewers, the change feed's types, background
 //!   tasks, the public error codes.
 
@@ -26,6 +29,7 @@ pub mod config;
 pub mod error;
 pub mod feed;
 pub mod graphql;
+pub mod hyper;
 pub mod model;
 pub mod ops;
 pub mod plan;

@@ -39,6 +39,19 @@ enum Command {
         /// shutdown up).
         #[arg(long, env = "ARCBASE_SHUTDOWN_GRACE", default_value_t = 10)]
         shutdown_grace: u64,
+        /// Where hyper storage keeps the bytes of stored objects. Default: next to the SQLite
+        /// file (`<file>-storage`); with PostgreSQL `arcbase-storage` (several nodes must
+        /// share one directory).
+        #[arg(long, env = "ARCBASE_STORAGE_DIR")]
+        storage_dir: Option<std::path::PathBuf>,
+    },
+    /// App keys for the hyper services (`http://KEY:SECRET@host/app` in hyper-connect).
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+        /// Where the data lives.
+        #[arg(long, global = true, env = "ARCBASE_DATABASE_URL", default_value = "sqlite://arcbase.db")]
+        database: String,
     },
     /// Publish and list the releases of an app.
     Release {
@@ -107,6 +120,21 @@ enum InstanceCommand {
 }
 
 #[derive(Subcommand)]
+enum KeyCommand {
+    /// Make a key for instance DOMAIN and print it with its secret (shown only this once).
+    /// The secret derives from the server's secret: run with the same ARCBASE_JWT_SECRET as
+    /// `serve`.
+    Create {
+        #[arg(long)]
+        domain: String,
+    },
+    /// List the keys (never their secrets).
+    List,
+    /// Revoke KEY: its tokens are refused from now on (within seconds on every node).
+    Revoke { key: String },
+}
+
+#[derive(Subcommand)]
 enum SchemaCommand {
     /// Validate an SDL file and print the complete generated SDL.
     Build {
@@ -122,7 +150,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Schema { command: SchemaCommand::Build { file, out } } => schema_build(&file, out.as_deref()),
-        Command::Serve { schema, database, listen, shutdown_grace } => {
+        Command::Serve { schema, database, listen, shutdown_grace, storage_dir } => {
             init_tracing();
             // Request handling recurses over parsed documents, input values and filter trees.
             // Every input is bounded before that, but a worker stack larger than tokio's 2 MiB
@@ -148,6 +176,8 @@ fn main() -> ExitCode {
             let allowed_hosts = std::env::var("ARCBASE_ALLOWED_HOSTS")
                 .map(|v| v.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_string).collect())
                 .unwrap_or_default();
+            let queue_private_targets = std::env::var("ARCBASE_QUEUE_PRIVATE_TARGETS")
+                .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
             let opts = ServeOptions {
                 schema_path: schema,
                 database_url: database,
@@ -155,6 +185,8 @@ fn main() -> ExitCode {
                 limits,
                 trust_request_id,
                 allowed_hosts,
+                storage_dir,
+                queue_private_targets,
             };
             runtime.block_on(serve(opts, listen, std::time::Duration::from_secs(shutdown_grace)))
         }
@@ -175,7 +207,68 @@ fn main() -> ExitCode {
         }
         Command::Release { command, database } => registry_command(&database, Registry::Release(command)),
         Command::Instance { command, database } => registry_command(&database, Registry::Instance(command)),
+        Command::Key { command, database } => key_command(&database, command),
     }
+}
+
+/// `key ...`: print JSON, exit 2 on refusal.
+fn key_command(database: &str, command: KeyCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let store = match arcbase::store::Store::open(database).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: database: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let result: Result<Result<serde_json::Value, String>, arcbase::store::StoreError> = async {
+            match command {
+                KeyCommand::Create { domain } => {
+                    let Some(instance) = store.instance_rows().await?.into_iter().find(|i| i.domain == domain) else {
+                        return Ok(Err(format!("unknown instance '{domain}'")));
+                    };
+                    if std::env::var("ARCBASE_JWT_SECRET").map_or(true, |s| s.is_empty()) {
+                        eprintln!("note: ARCBASE_JWT_SECRET is not set: the secret derives from the secret generated into the database (set it, the same for `serve`, so that the database alone cannot reveal app secrets)");
+                    }
+                    let secret = arcbase::auth::server_secret(&store).await?;
+                    let key = arcbase::hyper::keys::create(&store, secret.as_bytes(), &instance.id).await?;
+                    Ok(Ok(serde_json::json!({
+                        "key": key.key, "secret": key.secret, "domain": domain,
+                        "connection": format!("http://{}:{}@HOST/STORE", key.key, key.secret),
+                    })))
+                }
+                KeyCommand::List => Ok(Ok(serde_json::json!({ "keys": arcbase::hyper::keys::list(&store).await? }))),
+                KeyCommand::Revoke { key } => Ok(if arcbase::hyper::keys::revoke(&store, &key).await? {
+                    Ok(serde_json::json!({ "revoked": key }))
+                } else {
+                    Err(format!("no key '{key}' that is not revoked"))
+                }),
+            }
+        }
+        .await;
+        store.close().await;
+        match result {
+            Ok(Ok(v)) => {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Ok(Err(refused)) => {
+                eprintln!("error: {refused}");
+                ExitCode::from(2)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 enum Registry {

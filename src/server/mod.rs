@@ -9,6 +9,7 @@
 mod admin;
 pub mod body;
 mod graphql;
+mod hyper;
 pub mod listen;
 mod playground;
 pub mod registry;
@@ -52,12 +53,21 @@ pub struct App {
     pub guards: Arc<crate::ops::throttle::Guards>,
     /// Host names a development server answers besides loopback names and addresses.
     pub allowed_hosts: Vec<String>,
+    /// The hyper services (data, cache, search, storage, queue) behind their ports.
+    pub hyper: crate::hyper::Services,
+    /// The built-in implementation of those services (its background work, its storage
+    /// directory).
+    pub hyper_builtin: Arc<crate::hyper::builtin::Builtin>,
+    /// Verifies the tokens of hyper app keys.
+    pub hyper_keys: Arc<crate::hyper::keys::Verifier>,
 }
 
-/// The router: `/graphql` (POST, GET), `/admin/`, `/health`.
+/// The router: `/graphql` (POST, GET), `/admin/`, `/health`, and hyper's services at the
+/// root (`/`, `/data/`, `/cache/`, `/search/`, `/storage/`, `/queue/`).
 pub fn router(app: Arc<App>) -> Router {
     let body_limit = app.limits.body_bytes;
     Router::new()
+        .merge(hyper::router())
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/health", get(|| async { "ok" }))
         .nest("/admin", admin::router())
@@ -375,6 +385,12 @@ pub struct ServeOptions {
     /// `ARCBASE_ALLOWED_HOSTS`: names a development server answers besides loopback names
     /// and addresses.
     pub allowed_hosts: Vec<String>,
+    /// `--storage-dir`: where hyper storage keeps object bytes. Default: next to the SQLite
+    /// file (`<file>-storage`), or `arcbase-storage` in the working directory.
+    pub storage_dir: Option<std::path::PathBuf>,
+    /// `ARCBASE_QUEUE_PRIVATE_TARGETS`: hyper queues may post to loopback and private
+    /// addresses although an admin key is set (development mode always may).
+    pub queue_private_targets: bool,
 }
 
 impl ServeOptions {
@@ -387,6 +403,21 @@ impl ServeOptions {
             limits: Limits::default(),
             trust_request_id: false,
             allowed_hosts: Vec::new(),
+            storage_dir: None,
+            queue_private_targets: false,
+        }
+    }
+
+    /// The storage directory: `--storage-dir`, else next to the SQLite file, else
+    /// `arcbase-storage`.
+    pub fn storage_dir(&self) -> std::path::PathBuf {
+        if let Some(d) = &self.storage_dir {
+            return d.clone();
+        }
+        let path = self.database_url.strip_prefix("sqlite://").or_else(|| self.database_url.strip_prefix("sqlite:"));
+        match path.map(|p| p.split('?').next().unwrap_or(p)).filter(|p| !p.is_empty() && *p != ":memory:") {
+            Some(p) => std::path::PathBuf::from(format!("{p}-storage")),
+            None => std::path::PathBuf::from("arcbase-storage"),
         }
     }
 }
@@ -430,11 +461,18 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
             }
         }
     };
-    let secret = match std::env::var("ARCBASE_JWT_SECRET").ok().filter(|s| !s.is_empty()) {
-        Some(s) => s,
-        None => store.setting_or_insert("jwt_secret", &crate::auth::random_secret()).await?,
-    };
+    let secret: Arc<[u8]> = Arc::from(crate::auth::server_secret(&store).await?.into_bytes().into_boxed_slice());
     let tasks = Arc::new(crate::tasks::Supervisor::default());
+    let storage_dir = opts.storage_dir();
+    std::fs::create_dir_all(&storage_dir)
+        .map_err(|source| StartError::Read { path: storage_dir.display().to_string(), source })?;
+    let builtin = Arc::new(crate::hyper::builtin::Builtin::new(
+        store.clone(),
+        crate::hyper::HyperLimits::from_limits(&opts.limits),
+        storage_dir,
+        opts.admin_key.is_none() || opts.queue_private_targets,
+    ));
+    builtin.start(&tasks);
     let registry = Arc::new(registry::Registry::load(store.clone(), opts.limits.clone()).await?);
     registry::Registry::watch(&registry, &tasks);
     let engine = registry.snapshot().tenants.get("default").map(|t| t.served.engine.clone());
@@ -445,7 +483,10 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
         registry,
         limits: opts.limits.clone(),
         admin_key: opts.admin_key.clone(),
-        jwt_secret: Arc::from(secret.into_bytes().into_boxed_slice()),
+        hyper: builtin.services.clone(),
+        hyper_builtin: builtin,
+        hyper_keys: Arc::new(crate::hyper::keys::Verifier::new(secret.clone())),
+        jwt_secret: secret,
         trust_request_id: opts.trust_request_id,
         tasks,
         guards: Arc::new(crate::ops::throttle::Guards::new(&opts.limits)),

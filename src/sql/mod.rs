@@ -13,6 +13,7 @@ pub mod changes;
 pub mod ddl;
 pub mod filter;
 pub mod find;
+pub mod hyper;
 pub mod names;
 pub mod read;
 pub mod registry;

@@ -109,10 +109,12 @@ impl Default for Budgets {
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "system", include_str!("../../migrations/sqlite/0001_system.sql")),
     (2, "tenancy", include_str!("../../migrations/sqlite/0002_tenancy.sql")),
+    (3, "hyper", include_str!("../../migrations/sqlite/0003_hyper.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "system", include_str!("../../migrations/postgres/0001_system.sql")),
     (2, "tenancy", include_str!("../../migrations/postgres/0002_tenancy.sql")),
+    (3, "hyper", include_str!("../../migrations/postgres/0003_hyper.sql")),
 ];
 
 /// The advisory lock that serializes migrations and DDL between nodes sharing a PostgreSQL

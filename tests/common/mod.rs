@@ -13,6 +13,7 @@ use tower::ServiceExt;
 use arcbase::config::Limits;
 use arcbase::server::{self, App, ServeOptions};
 
+pub mod clients;
 pub mod pg;
 pub mod process;
 
@@ -66,6 +67,8 @@ impl TestApp {
             limits,
             trust_request_id: false,
             allowed_hosts: Vec::new(),
+            storage_dir: Some(dir.path().join("storage")),
+            queue_private_targets: true,
         };
         let app = server::build(&opts).await.expect("server builds");
         let router = server::router(app.clone());
