@@ -44,6 +44,19 @@ enum Command {
         /// share one directory).
         #[arg(long, env = "ARCBASE_STORAGE_DIR")]
         storage_dir: Option<std::path::PathBuf>,
+        /// The hyper server the `@hyper` types follow into, as a connection string
+        /// (`http(s)://KEY:SECRET@HOST[:PORT]/APP` or `cloud://...`). Default: the built-in
+        /// services.
+        #[arg(long, env = "ARCBASE_HYPER")]
+        hyper: Option<String>,
+    },
+    /// The hyper bridge: where each target's sync stands, and sending refused objects again.
+    Hyper {
+        #[command(subcommand)]
+        command: HyperCommand,
+        /// Where the data lives.
+        #[arg(long, global = true, env = "ARCBASE_DATABASE_URL", default_value = "sqlite://arcbase.db")]
+        database: String,
     },
     /// App keys for the hyper services (`http://KEY:SECRET@host/app` in hyper-connect).
     Key {
@@ -120,6 +133,15 @@ enum InstanceCommand {
 }
 
 #[derive(Subcommand)]
+enum HyperCommand {
+    /// Each target: its position in the change feed and how far behind it is, who holds it,
+    /// a pause and the last error, the objects it refused.
+    Status,
+    /// Send every refused object again and lift pauses (the running servers pick it up).
+    Retry,
+}
+
+#[derive(Subcommand)]
 enum KeyCommand {
     /// Make a key for instance DOMAIN and print it with its secret (shown only this once).
     /// The secret derives from the server's secret: run with the same ARCBASE_JWT_SECRET as
@@ -150,7 +172,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Schema { command: SchemaCommand::Build { file, out } } => schema_build(&file, out.as_deref()),
-        Command::Serve { schema, database, listen, shutdown_grace, storage_dir } => {
+        Command::Serve { schema, database, listen, shutdown_grace, storage_dir, hyper } => {
             init_tracing();
             // Request handling recurses over parsed documents, input values and filter trees.
             // Every input is bounded before that, but a worker stack larger than tokio's 2 MiB
@@ -187,6 +209,7 @@ fn main() -> ExitCode {
                 allowed_hosts,
                 storage_dir,
                 queue_private_targets,
+                hyper_url: hyper.filter(|h| !h.is_empty()),
             };
             runtime.block_on(serve(opts, listen, std::time::Duration::from_secs(shutdown_grace)))
         }
@@ -208,7 +231,45 @@ fn main() -> ExitCode {
         Command::Release { command, database } => registry_command(&database, Registry::Release(command)),
         Command::Instance { command, database } => registry_command(&database, Registry::Instance(command)),
         Command::Key { command, database } => key_command(&database, command),
+        Command::Hyper { command, database } => hyper_command(&database, command),
     }
+}
+
+/// `hyper ...`: print JSON.
+fn hyper_command(database: &str, command: HyperCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let store = match arcbase::store::Store::open(database).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: database: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let result = match command {
+            HyperCommand::Status => arcbase::hyper::bridge::status(&store).await,
+            HyperCommand::Retry => {
+                arcbase::hyper::bridge::retry(&store).await.map(|n| serde_json::json!({ "marked": n }))
+            }
+        };
+        store.close().await;
+        match result {
+            Ok(v) => {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 /// `key ...`: print JSON, exit 2 on refusal.

@@ -205,3 +205,99 @@ fn js_modules() -> Result<&'static Path, String> {
     static MODULES: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     MODULES.get_or_init(|| npm_install("hyper-js", Path::new(JS))).as_ref().map(PathBuf::as_path).map_err(Clone::clone)
 }
+
+/// The official clients read what the bridge wrote: a local `arcbase serve --hyper` follows
+/// its `@hyper` Books into a second arcbase serving the hyper API; then `hyper-connect` for
+/// Python and for JS, against that remote, `data.get`, `data.query` and `search.query` them.
+#[test]
+fn hyper_connect_reads_what_the_bridge_wrote() {
+    let test = "hyper_connect_reads_what_the_bridge_wrote";
+    let venv = match python_venv() {
+        Ok(dir) => dir,
+        Err(why) => return unavailable(test, &why),
+    };
+    let modules = match js_modules() {
+        Ok(dir) => dir,
+        Err(why) => return unavailable(test, &why),
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let remote_dir = work.path().join("remote");
+    fs::create_dir_all(remote_dir.join("storage")).expect("remote folder");
+    let storage = remote_dir.join("storage").display().to_string();
+    let remote = Server::start(&remote_dir, &["--storage-dir", &storage]);
+    let schema = work.path().join("books.graphql");
+    fs::write(
+        &schema,
+        "type Book @hyper(search: [\"title\"], store: [\"title\", \"year\"]) {\n  title: String!\n  year: Int\n}\n",
+    )
+    .expect("schema");
+    let local_dir = work.path().join("local");
+    fs::create_dir_all(local_dir.join("storage")).expect("local folder");
+    let hyper = format!("http://{}/books", remote.addr);
+    let local_storage = local_dir.join("storage").display().to_string();
+    let schema = schema.display().to_string();
+    let local = Server::start(&local_dir, &["--schema", &schema, "--hyper", &hyper, "--storage-dir", &local_storage]);
+
+    let q = serde_json::json!({ "query": "mutation { upsert(values: {Book: [{title: \"Dune\", year: 1965}, {title: \"Dune Messiah\", year: 1969}, {title: \"Emma\", year: 1815}]}) { id } }" });
+    let (status, _, body) = common::process::post_full(&local.addr, "/graphql", &q, &[]);
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<String> = body["data"]["upsert"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|h| h["id"].as_str().expect("id").to_string())
+        .collect();
+    let ids_json = serde_json::to_string(&ids).expect("json");
+
+    let py = r#"
+import json, sys, time
+from hyper_connect import connect
+hyper = connect(sys.argv[1])
+ids = json.loads(sys.argv[2])
+deadline = time.time() + 20
+while True:
+    s = hyper.search.query("dune", {"fields": ["title"], "filter": None})
+    if s.get("ok") and len(s.get("matches", [])) == 2:
+        break
+    if time.time() > deadline:
+        sys.exit(f"FAIL search.query('dune') never found the two Dune books: {s}")
+    time.sleep(0.2)
+assert sorted(m["id"] for m in s["matches"]) == sorted(ids[:2]), s
+assert all(m["type"] == "Book" and "title" in m for m in s["matches"]), s
+got = hyper.data.get(ids[0])
+assert got["_id"] == ids[0] and got["type"] == "Book" and got["title"] == "Dune" and got["year"] == 1965, got
+q = hyper.data.query({"type": "Book"}, {"fields": ["_id", "title"], "sort": None, "limit": 100, "useIndex": None})
+assert q["ok"] and sorted(d["_id"] for d in q["docs"]) == sorted(ids), q
+print("PASS python hyper-connect read the mirrored Books:", len(q["docs"]), "docs,", len(s["matches"]), "matches")
+"#;
+    let mut cmd = Command::new(venv.join("bin").join("python"));
+    cmd.args(["-c", py, &hyper, &ids_json]).env("PYTHONDONTWRITEBYTECODE", "1");
+    no_proxy(&mut cmd);
+    let out = bounded(&mut cmd, work.path(), "bridge-python", SCRIPT_TIMEOUT);
+    assert!(out.ok, "{test}: python: {}\n{}", out.status, out.text);
+    println!("{}", out.text);
+
+    let js = r#"
+import { connect } from 'hyper-connect';
+const [hyperUrl, idsJson] = process.argv.slice(2);
+const ids = JSON.parse(idsJson);
+const hyper = connect(hyperUrl);
+const fail = (what, got) => { console.log(`FAIL ${what}: ${JSON.stringify(got)}`); process.exit(1); };
+const got = await hyper.data.get(ids[0]);
+if (!got.ok || got.doc?._id !== ids[0] || got.doc?.title !== 'Dune') fail('data.get', got);
+const q = await hyper.data.query({ type: 'Book' });
+if (!q.ok || q.docs.map((d) => d._id).sort().join() !== [...ids].sort().join()) fail('data.query', q);
+const s = await hyper.search.query('messiah');
+if (!s.ok || s.matches.length !== 1 || s.matches[0].id !== ids[1]) fail('search.query', s);
+console.log(`PASS js hyper-connect read the mirrored Books: ${q.docs.length} docs, search found ${s.matches[0].title}`);
+"#;
+    let run = tempfile::Builder::new().prefix("bridge-").tempdir_in(modules).expect("script folder in the cache");
+    fs::write(run.path().join("bridge.mjs"), js).expect("write bridge.mjs");
+    let mut cmd = Command::new("node");
+    cmd.arg("bridge.mjs").arg(&hyper).arg(&ids_json).current_dir(run.path());
+    no_proxy(&mut cmd);
+    let out = bounded(&mut cmd, work.path(), "bridge-js", SCRIPT_TIMEOUT);
+    assert!(out.ok, "{test}: js: {}\n{}", out.status, out.text);
+    println!("{}", out.text);
+    drop(local);
+}

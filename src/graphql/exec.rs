@@ -626,6 +626,43 @@ impl<'a> Exec<'a> {
                     }
                 }))
             }
+            "search" => {
+                let type_idx = type_of("type")?;
+                let conn_sets = g.sets();
+                let (node_sets, _, _) = self.find_selection(&conn_sets)?;
+                let selection = tracing::info_span!("plan")
+                    .in_scope(|| read_plan(self.env, self.model(), &engine.limits, type_idx, &node_sets))?;
+                let service =
+                    caller.search.clone().ok_or_else(|| ApiError::validation("this server has no search service"))?;
+                let a = ops::search::SearchArgs {
+                    type_idx,
+                    query: args.required("query")?,
+                    filter: args.string("filter")?,
+                    first: args.int("first")?,
+                    after: args.string("after")?,
+                    selection,
+                };
+                let p = ops::search::search(engine, caller, service.as_ref(), &a).await?;
+                let start = p.edges.first().map_or_else(|| ops::read::FIRST.to_string(), |e| e.cursor.clone());
+                let end = p.edges.last().map_or_else(|| ops::read::LAST.to_string(), |e| e.cursor.clone());
+                let edges: Vec<Json> = p
+                    .edges
+                    .into_iter()
+                    .map(|e| json!({ "node": self.tagged(e.node, type_idx), "cursor": e.cursor, "score": e.score }))
+                    .collect();
+                Ok(json!({
+                    "edges": edges,
+                    "pageInfo": {
+                        "hasPreviousPage": p.has_previous_page,
+                        "hasNextPage": p.has_next_page,
+                        "startCursor": start,
+                        "endCursor": end,
+                        "pageLimit": p.page_limit,
+                        "nextOffsets": null,
+                        "previousOffsets": null,
+                    }
+                }))
+            }
             name @ ("login" | "loginByEmail") => {
                 let by_email = name == "loginByEmail";
                 let a = ops::account::LoginArgs {

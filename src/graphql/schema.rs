@@ -113,6 +113,25 @@ impl Out {
     }
 }
 
+/// `@hyper(...)` as the generated SDL shows it: every option, defaults written out.
+fn hyper_directive(ty: &ObjectType, h: &crate::model::HyperSpec) -> async_graphql::dynamic::Directive {
+    use async_graphql::{Name, Value};
+    let names = |idx: &[usize]| Value::List(idx.iter().map(|&i| Value::String(ty.fields[i].name.clone())).collect());
+    let mut d = async_graphql::dynamic::Directive::new("hyper")
+        .argument("data", Value::Boolean(h.data))
+        .argument("search", names(&h.search))
+        .argument("store", names(&h.store));
+    for (name, on) in [("cache", h.cache), ("count", h.count), ("notify", h.notify), ("attachments", h.attachments)] {
+        d = d.argument(name, Value::Boolean(on));
+    }
+    d = d.argument("mode", Value::Enum(Name::new(h.mode.as_str())));
+    if !h.modes.is_empty() {
+        let modes = h.modes.iter().map(|(s, m)| (Name::new(s.as_str()), Value::Enum(Name::new(m.as_str())))).collect();
+        d = d.argument("modes", Value::Object(modes));
+    }
+    d
+}
+
 /// An output object in both forms.
 struct Obj {
     object: Object,
@@ -177,6 +196,9 @@ fn wrap(name: String, list: bool, required: bool, item_required: bool) -> TypeRe
 /// The object type `X` itself, plus `hypi: Hypi`.
 fn object_type(model: &Model, ty: &ObjectType) -> Obj {
     let mut obj = Obj::new(&ty.name).describe(ty.description.as_deref());
+    if let Some(h) = &ty.hyper {
+        obj.object = obj.object.directive(hyper_directive(ty, h));
+    }
     obj = obj.field(out("hypi", TypeRef::named("Hypi"), Key::Name));
     for f in &ty.fields {
         let tref = wrap(scalar_type_name(model, &f.base), f.list, f.required, f.item_required);
@@ -474,7 +496,33 @@ fn build(model: &Model) -> Builder {
             .field(out("errorCode", TypeRef::named(TypeRef::STRING), Key::Name))
             .field(out("errorMsg", TypeRef::named(TypeRef::STRING), Key::Name)),
     );
-    b.object(root_query());
+    let mut query = root_query();
+    if model.types.iter().any(|t| t.hyper.as_ref().is_some_and(|h| !h.search.is_empty())) {
+        let arg = InputValue::new;
+        query = query.field(
+            out("search", TypeRef::named_nn("HypiSearchConnection"), Key::Alias)
+                .arg(arg("type", TypeRef::named_nn("HypiMutationType")))
+                .arg(arg("query", TypeRef::named_nn(TypeRef::STRING)))
+                .arg(arg("filter", TypeRef::named(TypeRef::STRING)))
+                .arg(arg("first", TypeRef::named(TypeRef::INT)))
+                .arg(arg("after", TypeRef::named(TypeRef::STRING)))
+                .describe(Some(
+                    "Objects of a type with @hyper(search: [...]) whose searched fields hold the query's words, best first; filter is ArcQL over the objects.",
+                )),
+        );
+        b.object(
+            Obj::new("HypiSearchConnection")
+                .field(out("edges", TypeRef::named_nn_list_nn("HypiSearchEdge"), Key::Name))
+                .field(out("pageInfo", TypeRef::named_nn("PageInfo"), Key::Name)),
+        );
+        b.object(
+            Obj::new("HypiSearchEdge")
+                .field(out("node", TypeRef::named_nn(ROOT_UNION), Key::Name))
+                .field(out("cursor", TypeRef::named_nn(TypeRef::ID), Key::Name))
+                .field(out("score", TypeRef::named_nn(TypeRef::FLOAT), Key::Name)),
+        );
+    }
+    b.object(query);
     b.object(root_mutation());
     b
 }

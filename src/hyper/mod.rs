@@ -14,11 +14,13 @@
 //! Stores (data stores, caches, search indexes, buckets, queues) come into being on first
 //! write, as the hyper clients' examples assume; the explicit create calls work too.
 
+pub mod bridge;
 pub mod builtin;
 pub mod cache;
 pub mod data;
 pub mod keys;
 pub mod queue;
+pub mod remote;
 pub mod search;
 pub mod storage;
 

@@ -245,6 +245,12 @@ pub trait SearchService: Send + Sync {
     async fn load(&self, scope: &Scope, index: &StoreName, docs: Vec<(String, Value)>) -> HyperResult<Vec<String>>;
 }
 
+impl std::fmt::Debug for dyn SearchService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SearchService")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,7 +154,106 @@ pub struct ObjectType {
     pub access: Access,
     /// The built-in `Account` type (its rows also hold a password hash).
     pub builtin: bool,
+    /// `@hyper(...)`: the hyper services that follow this type's objects.
+    pub hyper: Option<HyperSpec>,
     field_index: HashMap<String, usize>,
+}
+
+/// A hyper service that can follow a type (`@hyper`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HyperService {
+    Data,
+    Search,
+    Cache,
+    Count,
+    Notify,
+    Attachments,
+}
+
+impl HyperService {
+    pub const ALL: [HyperService; 6] = [
+        HyperService::Data,
+        HyperService::Search,
+        HyperService::Cache,
+        HyperService::Count,
+        HyperService::Notify,
+        HyperService::Attachments,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HyperService::Data => "data",
+            HyperService::Search => "search",
+            HyperService::Cache => "cache",
+            HyperService::Count => "count",
+            HyperService::Notify => "notify",
+            HyperService::Attachments => "attachments",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<HyperService> {
+        HyperService::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// How a write waits for a service that follows its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HyperMode {
+    /// The write commits; the service catches up.
+    #[default]
+    NonAtomic,
+    /// The write waits for the service and fails (rolled back) when it fails.
+    Atomic,
+}
+
+impl HyperMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HyperMode::NonAtomic => "NON_ATOMIC",
+            HyperMode::Atomic => "ATOMIC",
+        }
+    }
+}
+
+/// `@hyper(search: [...], store: [...], cache:, count:, notify:, attachments:, data:, mode:,
+/// modes: {...})` on a type, validated: field lists are indexes into the type's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HyperSpec {
+    /// Mirror every object as a hyper data document (on unless `data: false`).
+    pub data: bool,
+    /// Fields searched as words (String, ID or enum, not lists).
+    pub search: Vec<usize>,
+    /// Fields returned with each search match (default: the searched ones).
+    pub store: Vec<usize>,
+    pub cache: bool,
+    pub count: bool,
+    pub notify: bool,
+    pub attachments: bool,
+    /// The mode of every service without its own in `modes`.
+    pub mode: HyperMode,
+    pub modes: Vec<(HyperService, HyperMode)>,
+}
+
+impl HyperSpec {
+    /// The services this spec turns on, in a fixed order.
+    pub fn services(&self) -> Vec<HyperService> {
+        HyperService::ALL
+            .into_iter()
+            .filter(|s| match s {
+                HyperService::Data => self.data,
+                HyperService::Search => !self.search.is_empty(),
+                HyperService::Cache => self.cache,
+                HyperService::Count => self.count,
+                HyperService::Notify => self.notify,
+                HyperService::Attachments => self.attachments,
+            })
+            .collect()
+    }
+
+    /// The mode of `service`.
+    pub fn mode_of(&self, service: HyperService) -> HyperMode {
+        self.modes.iter().find(|(s, _)| *s == service).map_or(self.mode, |(_, m)| *m)
+    }
 }
 
 /// Who may see (read) or change (write) objects of a type, besides the admin key.
@@ -220,6 +319,7 @@ impl ObjectType {
             description: Some("An account of the instance: it logs in and owns what it creates.".into()),
             access: Access::default(),
             builtin: true,
+            hyper: None,
             field_index,
         }
     }

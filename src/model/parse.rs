@@ -6,8 +6,8 @@ use graphql_parser::schema::{self as ast, Definition, TypeDefinition};
 use graphql_parser::Pos;
 
 use super::{
-    Access, Base, EnumType, Field, Level, Model, ObjectType, Scalar, GENERATED_SUFFIXES, MAX_FIELDS, MAX_NAME_LEN,
-    MAX_TYPES, RESERVED_TYPE_NAMES,
+    Access, Base, EnumType, Field, HyperMode, HyperService, HyperSpec, Level, Model, ObjectType, Scalar,
+    GENERATED_SUFFIXES, MAX_FIELDS, MAX_NAME_LEN, MAX_TYPES, RESERVED_TYPE_NAMES,
 };
 
 /// One problem found in an SDL document, at a 1-based line and column (the column counts
@@ -381,10 +381,13 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
         }
         let mut indices = Vec::new();
         let mut access = Access::default();
+        let mut hyper = None;
         for d in &o.directives {
             match d.name {
                 "indices" => indices.extend(parse_indices(&mut c, d, o.name, &fields, &field_index)),
                 "access" => access = parse_access(&mut c, d, o.name),
+                "hyper" if hyper.is_some() => c.err(d.position, format!("@hyper is given twice on '{}'", o.name)),
+                "hyper" => hyper = Some(parse_hyper(&mut c, d, o.name, &fields, &field_index)),
                 other => c.err(d.position, format!("unknown directive '@{other}' on type '{}'", o.name)),
             }
         }
@@ -395,6 +398,7 @@ pub fn parse_sdl(source: &str) -> Result<Model, Vec<Diagnostic>> {
             description: o.description.clone(),
             access,
             builtin: false,
+            hyper,
             field_index,
         });
     }
@@ -544,6 +548,147 @@ fn parse_access<'a>(c: &mut Checker, d: &ast::Directive<'a, &'a str>, type_name:
         }
     }
     access
+}
+
+/// `@hyper(search: ["title"], store: ["title", "price"], cache: true, count: true,
+/// notify: true, attachments: true, data: true, mode: NON_ATOMIC, modes: {search: ATOMIC})`.
+fn parse_hyper<'a>(
+    c: &mut Checker,
+    d: &ast::Directive<'a, &'a str>,
+    type_name: &str,
+    fields: &[Field],
+    field_index: &HashMap<String, usize>,
+) -> HyperSpec {
+    let mut spec = HyperSpec { data: true, ..HyperSpec::default() };
+    let mut store_given = false;
+    let mode_of = |v: &ast::Value<'a, &'a str>| {
+        let name = match v {
+            ast::Value::Enum(m) => *m,
+            ast::Value::String(m) => m.as_str(),
+            _ => return None,
+        };
+        match name {
+            "ATOMIC" => Some(HyperMode::Atomic),
+            "NON_ATOMIC" => Some(HyperMode::NonAtomic),
+            _ => None,
+        }
+    };
+    for (name, value) in &d.arguments {
+        let at = format!("@hyper on '{type_name}'");
+        match *name {
+            "search" | "store" => {
+                let ast::Value::List(items) = value else {
+                    c.err(d.position, format!("{at}: {name} is a list of field names, e.g. {name}: [\"title\"]"));
+                    continue;
+                };
+                let mut out = Vec::new();
+                for item in items {
+                    let ast::Value::String(f) = item else {
+                        c.err(d.position, format!("{at}: {name} lists field names as strings"));
+                        continue;
+                    };
+                    let Some(&i) = field_index.get(f.as_str()) else {
+                        c.err(d.position, format!("{at}: {name} names '{f}', which is not a field of '{type_name}'"));
+                        continue;
+                    };
+                    let field = &fields[i];
+                    let text = matches!(field.base, Base::Scalar(Scalar::String | Scalar::Id) | Base::Enum(_));
+                    if matches!(field.base, Base::Object(_)) {
+                        c.err(
+                            d.position,
+                            format!(
+                                "{at}: {name} names '{f}', a reference; only scalar fields can be {}",
+                                if *name == "search" { "searched" } else { "stored" }
+                            ),
+                        );
+                    } else if *name == "search" && (field.list || !text) {
+                        c.err(d.position, format!("{at}: search names '{f}', which is not a single String, ID or enum: only those are searched as words"));
+                    } else if out.contains(&i) {
+                        c.err(d.position, format!("{at}: {name} names '{f}' twice"));
+                    } else {
+                        out.push(i);
+                    }
+                }
+                if *name == "search" {
+                    if items.is_empty() {
+                        c.err(d.position, format!("{at}: search names at least one field"));
+                    }
+                    spec.search = out;
+                } else {
+                    store_given = true;
+                    spec.store = out;
+                }
+            }
+            "data" | "cache" | "count" | "notify" | "attachments" => {
+                let ast::Value::Boolean(b) = value else {
+                    c.err(d.position, format!("{at}: {name} is true or false"));
+                    continue;
+                };
+                match *name {
+                    "data" => spec.data = *b,
+                    "cache" => spec.cache = *b,
+                    "count" => spec.count = *b,
+                    "notify" => spec.notify = *b,
+                    _ => spec.attachments = *b,
+                }
+            }
+            "mode" => match mode_of(value) {
+                Some(m) => spec.mode = m,
+                None => c.err(d.position, format!("{at}: mode is ATOMIC or NON_ATOMIC")),
+            },
+            "modes" => {
+                let ast::Value::Object(m) = value else {
+                    c.err(
+                        d.position,
+                        format!("{at}: modes is an object such as {{search: ATOMIC, cache: NON_ATOMIC}}"),
+                    );
+                    continue;
+                };
+                for (service, v) in m {
+                    let Some(s) = HyperService::from_name(service) else {
+                        c.err(d.position, format!("{at}: modes names '{service}', which is not data, search, cache, count, notify or attachments"));
+                        continue;
+                    };
+                    match mode_of(v) {
+                        Some(mode) => spec.modes.push((s, mode)),
+                        None => c.err(d.position, format!("{at}: the mode of {service} is ATOMIC or NON_ATOMIC")),
+                    }
+                }
+            }
+            other => c.err(
+                d.position,
+                format!(
+                    "{at} takes search, store, data, cache, count, notify, attachments, mode and modes, not {other}"
+                ),
+            ),
+        }
+    }
+    if !store_given {
+        spec.store = spec.search.clone();
+    }
+    // Accepted by the grammar, refused until they are served: nothing is silently ignored.
+    for (on, name) in
+        [(spec.cache, "cache"), (spec.count, "count"), (spec.notify, "notify"), (spec.attachments, "attachments")]
+    {
+        if on {
+            c.err(d.position, format!("@hyper on '{type_name}': {name} is not available yet (data and search are)"));
+        }
+    }
+    if spec.mode == HyperMode::Atomic || spec.modes.iter().any(|(_, m)| *m == HyperMode::Atomic) {
+        c.err(
+            d.position,
+            format!("@hyper on '{type_name}': ATOMIC is not available yet; NON_ATOMIC (the write commits, the services catch up) is"),
+        );
+    }
+    for (s, _) in &spec.modes {
+        if !spec.services().contains(s) {
+            c.err(
+                d.position,
+                format!("@hyper on '{type_name}': modes gives a mode to {}, which is not turned on", s.as_str()),
+            );
+        }
+    }
+    spec
 }
 
 /// `@indices(sets: [["a", "b"], ["c"]])` → field index sets.

@@ -26,6 +26,7 @@ pub mod bulk;
 pub mod changes;
 pub mod link;
 pub mod read;
+pub mod search;
 pub mod throttle;
 pub mod upsert;
 
@@ -62,6 +63,8 @@ pub struct Caller {
     pub client: Option<std::net::IpAddr>,
     /// The server's hashing slots and failed-login records.
     pub guards: Arc<throttle::Guards>,
+    /// The search service the `@hyper(search:)` types follow into (`search`), if any.
+    pub search: Option<Arc<dyn crate::hyper::search::SearchService>>,
 }
 
 impl Engine {

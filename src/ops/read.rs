@@ -43,6 +43,27 @@ pub async fn get(engine: &Engine, caller: &Caller, args: &GetArgs) -> ApiResult<
     }
 }
 
+/// The objects among `ids` that exist, are not trashed and the caller may see, in one
+/// statement (at most `limits.objects_per_call * 20` ids: background readers batch).
+pub async fn get_many(
+    engine: &Engine,
+    caller: &Caller,
+    selection: &ObjectSelection,
+    ids: &[String],
+) -> ApiResult<Vec<Json>> {
+    check_estimate(engine, selection.estimate().saturating_mul(ids.len() as u64))?;
+    let r = reader(engine, caller);
+    let sql = r.get_by_ids(selection, &caller.instance, ids, false);
+    let rows = engine.store.fetch_rows_within(&sql, engine.limits.response_bytes).await?;
+    rows.into_iter()
+        .filter_map(|row| row.into_iter().next())
+        .filter_map(|v| match v {
+            SqlValue::Text(text) => Some(r.decode(selection, &text)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Refuse a read that could return more objects than allowed, before it runs.
 fn check_estimate(engine: &Engine, estimate: u64) -> ApiResult<()> {
     let max = engine.limits.read_objects;

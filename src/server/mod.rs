@@ -60,6 +60,8 @@ pub struct App {
     pub hyper_builtin: Arc<crate::hyper::builtin::Builtin>,
     /// Verifies the tokens of hyper app keys.
     pub hyper_keys: Arc<crate::hyper::keys::Verifier>,
+    /// The search service the `@hyper(search:)` types follow into (the bridge's target).
+    pub hyper_search: Arc<dyn crate::hyper::search::SearchService>,
 }
 
 /// The router: `/graphql` (POST, GET), `/admin/`, `/health`, and hyper's services at the
@@ -278,6 +280,7 @@ pub(crate) async fn resolve(
             jwt_secret: app.jwt_secret.clone(),
             client,
             guards: app.guards.clone(),
+            search: Some(app.hyper_search.clone()),
         },
         anonymous_requests: tenant.row.anonymous_requests,
     })
@@ -359,6 +362,8 @@ pub enum StartError {
     Schema(#[from] async_graphql::dynamic::SchemaError),
     #[error("{0}")]
     Tenancy(#[from] crate::tenancy::TenancyError),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// `FILE:line:column: message`, one per line.
@@ -391,6 +396,9 @@ pub struct ServeOptions {
     /// `ARCBASE_QUEUE_PRIVATE_TARGETS`: hyper queues may post to loopback and private
     /// addresses although an admin key is set (development mode always may).
     pub queue_private_targets: bool,
+    /// `--hyper URL`: the hyper server the `@hyper` types follow into (a connection string);
+    /// without it, the built-in services.
+    pub hyper_url: Option<String>,
 }
 
 impl ServeOptions {
@@ -405,6 +413,7 @@ impl ServeOptions {
             allowed_hosts: Vec::new(),
             storage_dir: None,
             queue_private_targets: false,
+            hyper_url: None,
         }
     }
 
@@ -467,7 +476,7 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
     std::fs::create_dir_all(&storage_dir)
         .map_err(|source| StartError::Read { path: storage_dir.display().to_string(), source })?;
     let builtin = Arc::new(crate::hyper::builtin::Builtin::new(
-        store.clone(),
+        store.with_own_count(),
         crate::hyper::HyperLimits::from_limits(&opts.limits),
         storage_dir,
         opts.admin_key.is_none() || opts.queue_private_targets,
@@ -475,6 +484,43 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
     builtin.start(&tasks);
     let registry = Arc::new(registry::Registry::load(store.clone(), opts.limits.clone()).await?);
     registry::Registry::watch(&registry, &tasks);
+    let target = match &opts.hyper_url {
+        Some(url) => {
+            let remote = crate::hyper::remote::Remote::parse(url, std::time::Duration::from_secs(8))
+                .map_err(|why| StartError::Config(format!("--hyper: {why}")))?;
+            tracing::info!(remote = %remote.describe(), "the @hyper types follow into a remote hyper server");
+            crate::hyper::bridge::Target {
+                name: remote.describe(),
+                data: Arc::new(crate::hyper::remote::RemoteData(remote.clone())),
+                search: Arc::new(crate::hyper::remote::RemoteSearch(remote)),
+            }
+        }
+        None => crate::hyper::bridge::Target {
+            name: "builtin".into(),
+            data: builtin.services.data.clone(),
+            search: builtin.services.search.clone(),
+        },
+    };
+    let lookup_registry = registry.clone();
+    let lookup: crate::hyper::bridge::Lookup = Arc::new(move |instance: &str| {
+        let snapshot = lookup_registry.snapshot();
+        snapshot
+            .tenants
+            .get(instance)
+            .filter(|t| t.row.id == instance)
+            .or_else(|| snapshot.tenants.values().find(|t| t.row.id == instance))
+            .map(|t| t.served.engine.clone())
+    });
+    let active_registry = registry.clone();
+    let active: crate::hyper::bridge::Active = Arc::new(move || {
+        active_registry
+            .snapshot()
+            .tenants
+            .values()
+            .any(|t| t.served.engine.model.types.iter().any(|ty| ty.hyper.is_some()))
+    });
+    let hyper_search = target.search.clone();
+    crate::hyper::bridge::Bridge::new(store.with_own_count(), target, lookup, active).start(&tasks);
     let engine = registry.snapshot().tenants.get("default").map(|t| t.served.engine.clone());
     Ok(Arc::new(App {
         store,
@@ -486,6 +532,7 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
         hyper: builtin.services.clone(),
         hyper_builtin: builtin,
         hyper_keys: Arc::new(crate::hyper::keys::Verifier::new(secret.clone())),
+        hyper_search,
         jwt_secret: secret,
         trust_request_id: opts.trust_request_id,
         tasks,

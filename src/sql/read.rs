@@ -52,6 +52,34 @@ impl ReadRenderer<'_> {
         sql
     }
 
+    /// The objects among `ids` (at most one statement's worth: the caller batches), one
+    /// document per row, in no particular order; trashed ones with `include_trashed` only.
+    pub fn get_by_ids(&self, sel: &ObjectSelection, instance: &str, ids: &[String], include_trashed: bool) -> Sql {
+        let ty = &self.model.types[sel.type_idx];
+        let mut sql = Sql::new(self.dialect);
+        sql.push("SELECT ");
+        let mut n = 0;
+        self.document(&mut sql, sel, "t0", &mut n);
+        sql.push(" FROM ").ident(&object_table(self.app, ty)).push(" t0 WHERE t0.");
+        sql.push(COL_INSTANCE).push(" = ").bind(instance);
+        sql.push(" AND t0.").push(COL_ID).push(" IN (");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(id.as_str());
+        }
+        if ids.is_empty() {
+            sql.push("NULL");
+        }
+        sql.push(")");
+        if !include_trashed {
+            sql.push(" AND t0.").push(COL_TRASHED).push(" IS NULL");
+        }
+        self.viewer.restrict(&mut sql, self.model, sel.type_idx, "t0", false);
+        sql
+    }
+
     /// The JSON document expression of `sel` for the row aliased `alias`. `n` numbers aliases.
     ///
     /// SQLite: `json_object` of the first chunk, the further chunks added with `json_insert`

@@ -110,11 +110,13 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "system", include_str!("../../migrations/sqlite/0001_system.sql")),
     (2, "tenancy", include_str!("../../migrations/sqlite/0002_tenancy.sql")),
     (3, "hyper", include_str!("../../migrations/sqlite/0003_hyper.sql")),
+    (4, "hyper sync", include_str!("../../migrations/sqlite/0004_hyper_sync.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "system", include_str!("../../migrations/postgres/0001_system.sql")),
     (2, "tenancy", include_str!("../../migrations/postgres/0002_tenancy.sql")),
     (3, "hyper", include_str!("../../migrations/postgres/0003_hyper.sql")),
+    (4, "hyper sync", include_str!("../../migrations/postgres/0004_hyper_sync.sql")),
 ];
 
 /// The advisory lock that serializes migrations and DDL between nodes sharing a PostgreSQL
@@ -481,6 +483,13 @@ impl Store {
 
     fn count(&self) {
         self.statements.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The same database with a statement count of its own: for background work (the hyper
+    /// services' workers and the bridge), so that the count of a request's statements is not
+    /// disturbed by a timer.
+    pub fn with_own_count(&self) -> Store {
+        Store { statements: Arc::new(AtomicU64::new(0)), ..self.clone() }
     }
 
     /// How many statements this store has executed (reads, writes, BEGIN, COMMIT).

@@ -180,6 +180,24 @@ impl Lease {
     }
 }
 
+/// Roll back the transaction of `c` and make sure none is open any more: `BEGIN` succeeds
+/// only outside one (then it is undone at once). A ROLLBACK can fail (an interrupted statement
+/// not yet reset); the connection is then tried again, and given up (closed, the pool opens
+/// another) rather than lent out inside a transaction, where every later write would fail.
+async fn rolled_back(c: &mut Conn) -> bool {
+    for attempt in 0..3u64 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
+        }
+        let _ = sqlx::Executor::execute(&mut c.conn, "ROLLBACK").await;
+        if sqlx::Executor::execute(&mut c.conn, "BEGIN").await.is_ok() {
+            return sqlx::Executor::execute(&mut c.conn, "ROLLBACK").await.is_ok();
+        }
+    }
+    tracing::warn!("a SQLite connection could not be rolled back: closed");
+    false
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         let Some(mut c) = self.conn.take() else { return };
@@ -198,12 +216,13 @@ impl Drop for Lease {
             c.budget.cancelled.store(true, Ordering::Release);
         }
         let cleanup = async move {
-            let ok = if in_tx {
-                c.budget.clear();
-                sqlx::Executor::execute(&mut c.conn, "ROLLBACK").await.is_ok() || c.conn.ping().await.is_ok()
-            } else {
-                c.conn.ping().await.is_ok()
-            };
+            // First wait for the cut-off statement to end (a ping queues behind it and runs no
+            // statement, so the cancellation still stops it); only then lift the cancellation.
+            let quiet = !busy || c.conn.ping().await.is_ok();
+            c.budget.clear();
+            // Roll back, also after a statement cut off outside a transaction: it may have
+            // been the `BEGIN` itself, which then ran without its lease knowing.
+            let ok = quiet && (!(in_tx || busy) || rolled_back(&mut c).await);
             c.budget.clear();
             if ok {
                 pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(c);

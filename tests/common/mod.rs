@@ -69,6 +69,7 @@ impl TestApp {
             allowed_hosts: Vec::new(),
             storage_dir: Some(dir.path().join("storage")),
             queue_private_targets: true,
+            hyper_url: None,
         };
         let app = server::build(&opts).await.expect("server builds");
         let router = server::router(app.clone());

@@ -55,11 +55,21 @@ impl Cache {
     }
 
     pub async fn sweep_loop(&self, mut shutdown: crate::tasks::Shutdown) {
+        // The first round after a while: start-up has its own `PRAGMA optimize`.
+        if shutdown.sleep(SWEEP_EVERY).await {
+            return;
+        }
         loop {
             match self.sweep().await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(removed = n, "expired cache entries removed"),
                 Err(e) => tracing::warn!(status = e.status, "cache sweep failed: {}", e.msg),
+            }
+            // The planner's statistics follow the documents as they grow (SQLite).
+            if let Some(optimize) = crate::sql::hyper::data::optimize(self.base.dialect()) {
+                if let Err(e) = self.base.store.execute(&optimize).await {
+                    tracing::warn!("statistics refresh failed: {e}");
+                }
             }
             if shutdown.sleep(SWEEP_EVERY).await {
                 return;

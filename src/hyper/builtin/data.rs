@@ -145,18 +145,19 @@ impl DataService for Data {
     async fn query(&self, scope: &Scope, store: &StoreName, q: &FindQuery) -> HyperResult<Vec<Value>> {
         let row = self.base.existing(scope, Service::Data, store).await?;
         let d = self.base.dialect();
-        // SQLite's planner, without statistics, walks the primary key to give the id order
-        // rather than an index on a constrained field; told so, the query leaves it the index.
-        let wants_known = q.use_index.is_some()
-            || (d == crate::sql::Dialect::Sqlite && q.selector != crate::hyper::data::Selector::All);
-        let known = if wants_known { self.indexes_in(None, row.id).await? } else { Vec::new() };
+        // The planner chooses between walking the ids in order (a selector most documents
+        // match) and an index (a selective one) from the statistics (`ANALYZE` after `_index`
+        // and every 30 s). A query naming its index (`use_index`) gets it, when the selector
+        // constrains the index's first field.
+        let mut prefer_index = false;
         if let Some(name) = &q.use_index {
-            if !known.iter().any(|(n, _, _)| n == name) {
+            let known = self.indexes_in(None, row.id).await?;
+            let Some((_, fields, _)) = known.iter().find(|(n, _, _)| n == name) else {
                 return Err(HyperError::invalid(format!("no index named '{name}' (create it with _index)")));
-            }
+            };
+            let constrained: Vec<String> = q.selector.constrained_fields().iter().map(|f| f.dotted()).collect();
+            prefer_index = fields.first().is_some_and(|f| constrained.contains(f));
         }
-        let constrained: Vec<String> = q.selector.constrained_fields().iter().map(|f| f.dotted()).collect();
-        let prefer_index = known.iter().any(|(_, fields, _)| fields.first().is_some_and(|f| constrained.contains(f)));
         let rows = self
             .base
             .store
@@ -195,6 +196,11 @@ impl DataService for Data {
             tx_execute(&mut tx, &ddl).await?;
         }
         tx.commit().await?;
+        // Statistics for the planner to weigh the new index (SQLite; PostgreSQL's autovacuum
+        // analyzes on its own).
+        if let Some(analyze) = dsql::analyze(d) {
+            self.base.store.execute(&analyze).await?;
+        }
         Ok(())
     }
 

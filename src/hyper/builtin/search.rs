@@ -40,6 +40,12 @@ impl Search {
         }
         let fields: Vec<(String, String)> =
             config(row).texts(doc).into_iter().map(|(f, t)| (f, words(&t))).filter(|(_, w)| !w.is_empty()).collect();
+        if fields.len() as i64 > ssql::FIELDS_PER_DOC {
+            return Err(HyperError::invalid(format!(
+                "a search document has at most {} searched fields",
+                ssql::FIELDS_PER_DOC
+            )));
+        }
         if let Some(stmt) = ssql::insert_words(d, row.id, key, &fields) {
             tx_execute(tx, &stmt).await?;
         }

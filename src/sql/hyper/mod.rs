@@ -17,6 +17,7 @@ pub mod keys;
 pub mod queue;
 pub mod search;
 pub mod storage;
+pub mod sync;
 
 use serde_json::Value;
 

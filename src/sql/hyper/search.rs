@@ -72,7 +72,15 @@ pub fn delete_doc(dialect: Dialect, store_id: i64, key: &str) -> Sql {
 pub fn delete_words(dialect: Dialect, store_id: i64, key: &str) -> Sql {
     let mut sql = Sql::new(dialect);
     match dialect {
-        Dialect::Sqlite => sql.push(&format!("DELETE FROM {} WHERE key = ", fts_table(store_id))).bind(key),
+        // By rowid range (see `insert_words`): `key` is not indexed in FTS5, a delete by it
+        // would scan the whole index.
+        Dialect::Sqlite => {
+            sql.push(&format!("DELETE FROM {} WHERE rowid BETWEEN ", fts_table(store_id)));
+            doc_rowid(&mut sql, store_id, key);
+            sql.push(&format!(" * {FIELDS_PER_DOC} AND "));
+            doc_rowid(&mut sql, store_id, key);
+            sql.push(&format!(" * {FIELDS_PER_DOC} + {}", FIELDS_PER_DOC - 1))
+        }
         Dialect::Postgres => {
             sql.push("DELETE FROM hyper_search_terms WHERE store_id = ").bind(store_id).push(" AND key = ").bind(key)
         }
@@ -80,14 +88,25 @@ pub fn delete_words(dialect: Dialect, store_id: i64, key: &str) -> Sql {
     sql
 }
 
-/// Store the words of fields of a document: `(field, words separated by spaces)`.
+/// The most fields of one document an index keeps words of (SQLite numbers a document's
+/// FTS5 rows `doc rowid * FIELDS_PER_DOC + field`, so a document's words are one rowid range).
+pub const FIELDS_PER_DOC: i64 = 1 << 16;
+
+/// `(SELECT rowid FROM hyper_search_docs WHERE ...)` of a document (SQLite).
+fn doc_rowid(sql: &mut Sql, store_id: i64, key: &str) {
+    sql.push("(SELECT rowid FROM hyper_search_docs WHERE store_id = ").bind(store_id);
+    sql.push(" AND key = ").bind(key).push(")");
+}
+
+/// Store the words of fields of a document (at most [`FIELDS_PER_DOC`], after its row in
+/// `hyper_search_docs` is written): `(field, words separated by spaces)`.
 pub fn insert_words(dialect: Dialect, store_id: i64, key: &str, fields: &[(String, String)]) -> Option<Sql> {
     if fields.is_empty() {
         return None;
     }
     let mut sql = Sql::new(dialect);
     match dialect {
-        Dialect::Sqlite => sql.push(&format!("INSERT INTO {} (key, field, words) VALUES ", fts_table(store_id))),
+        Dialect::Sqlite => sql.push(&format!("INSERT INTO {} (rowid, key, field, words) VALUES ", fts_table(store_id))),
         Dialect::Postgres => sql.push("INSERT INTO hyper_search_terms (store_id, key, field, tsv) VALUES "),
     };
     for (i, (field, words)) in fields.iter().enumerate() {
@@ -95,9 +114,13 @@ pub fn insert_words(dialect: Dialect, store_id: i64, key: &str, fields: &[(Strin
             sql.push(", ");
         }
         sql.push("(");
-        if dialect == Dialect::Postgres {
-            sql.bind(store_id).push(", ");
-        }
+        match dialect {
+            Dialect::Postgres => sql.bind(store_id).push(", "),
+            Dialect::Sqlite => {
+                doc_rowid(&mut sql, store_id, key);
+                sql.push(&format!(" * {FIELDS_PER_DOC} + {i}, "))
+            }
+        };
         sql.bind(key).push(", ").bind(field.as_str()).push(", ");
         match dialect {
             Dialect::Sqlite => sql.bind(words.as_str()),
@@ -165,7 +188,10 @@ pub fn query(
             fields_in(&mut sql, "t.field");
         }
     }
-    sql.push(" GROUP BY key) m JOIN hyper_search_docs sd ON sd.store_id = ").bind(store_id);
+    // The matches drive the join (SQLite's planner, without fresh statistics, would walk the
+    // whole store's documents instead: CROSS JOIN fixes the order).
+    let join = if dialect == Dialect::Sqlite { " CROSS JOIN " } else { " JOIN " };
+    sql.push(" GROUP BY key) m").push(join).push("hyper_search_docs sd ON sd.store_id = ").bind(store_id);
     sql.push(" AND sd.key = m.key");
     if let Some(filter) = filter {
         sql.push(" WHERE ");

@@ -1,0 +1,558 @@
+//! The bridge: the objects of every type with `@hyper(...)` follow into hyper's data and search
+//! services, built in (the same database) or on a remote hyper server (`--hyper URL`).
+//!
+//! **The outbox is the change feed.** Every write already appends one row per changed object
+//! to `arcbase_changes` in its own transaction, so the bridge keeps only a cursor per target
+//! (`arcbase_hyper_sync.position`): nothing extra is written per mutation, a rolled-back
+//! write leaves nothing to send, and positions are read in commit order
+//! ([`crate::ops::changes::FeedReader`], which waits out PostgreSQL's late commits).
+//!
+//! **One node at a time per target**, under a lease (`locked_by`, `locked_until`, renewed each
+//! round and taken over when it lapses), so any number of nodes can run the worker; the
+//! position only moves forward, and only for the lease holder.
+//!
+//! **A round**: read up to [`BATCH`] changes after the position, keep the last change per
+//! object (last write wins), read those objects' current state in one statement per type
+//! (what is missing or trashed is removed), send the data documents in one `_bulk` and each
+//! search document as hyper-api.md says (remove, then add), then move the position past the
+//! batch. Idempotent: a batch resent after a crash writes the same documents again.
+//!
+//! **Failures**: network errors, timeouts, 5xx and 429 keep the position and are retried with
+//! exponential backoff and jitter capped at 10 s (honouring `Retry-After`); 401/403 pause the target
+//! (a configuration error: the reason shows in `arcbase hyper status` and the log; retried
+//! every minute); any other 4xx for one object records it as dead (`arcbase_hyper_dead`, with
+//! the reason) and the batch moves on; `arcbase hyper retry` sends dead objects again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use super::data::{BulkOp, DataService};
+use super::search::{IndexConfig, SearchService};
+use super::{HyperError, Scope, StoreName};
+use crate::feed::ChangeOp;
+use crate::model::{Base, HyperSpec, ObjectType};
+use crate::ops::{Caller, Engine};
+use crate::plan::read::{HypiField, Item, ObjectSelection};
+use crate::sql::hyper::sync as ssql;
+use crate::store::Store;
+
+/// Changes read per round.
+pub const BATCH: u64 = 500;
+/// Objects read per statement.
+const READ_CHUNK: usize = 200;
+/// The lease a node takes on a target, renewed every round (a node that dies holds the
+/// target this long at most).
+const LEASE_MS: i64 = 10_000;
+/// How long a 401/403 pauses a target.
+const PAUSE_MS: i64 = 60_000;
+const IDLE: Duration = Duration::from_millis(250);
+/// The longest pause between retries: a remote back from an outage is caught up with soon.
+const MAX_BACKOFF_MS: u64 = 10_000;
+
+/// Where the services are: the built-in ones or a remote hyper server.
+#[derive(Clone)]
+pub struct Target {
+    /// `builtin`, or the remote's URL without credentials.
+    pub name: String,
+    pub data: Arc<dyn DataService>,
+    pub search: Arc<dyn SearchService>,
+}
+
+/// The engine serving an instance (from the registry), or `None` when it serves none.
+pub type Lookup = Arc<dyn Fn(&str) -> Option<Arc<Engine>> + Send + Sync>;
+
+/// Whether any instance serves a release with a `@hyper` type (else the bridge stays idle and
+/// touches nothing; it catches up from its position once one does).
+pub type Active = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Why a round stopped.
+#[derive(Debug)]
+enum Stop {
+    /// Try the same batch again after a pause (`Retry-After` seconds when the remote said).
+    Retry(String, Option<u64>),
+    /// The remote refused our credentials: pause the target.
+    Pause(String),
+    /// Our own database failed.
+    Local(String),
+}
+
+enum Class {
+    Retry,
+    Pause,
+    Dead,
+}
+
+fn classify(e: &HyperError) -> Class {
+    match e.status {
+        401 | 403 => Class::Pause,
+        429 | 408 => Class::Retry,
+        s if (400..500).contains(&s) => Class::Dead,
+        _ => Class::Retry,
+    }
+}
+
+fn stop_for(e: &HyperError) -> Stop {
+    match classify(e) {
+        Class::Pause => Stop::Pause(format!("{} {}", e.status, e.msg)),
+        _ => Stop::Retry(format!("{} {}", e.status, e.msg), e.retry_after),
+    }
+}
+
+/// The bridge of one target.
+pub struct Bridge {
+    store: Store,
+    target: Target,
+    lookup: Lookup,
+    active: Active,
+    /// The sync row of the target exists.
+    ensured: std::sync::atomic::AtomicBool,
+    node: String,
+    /// (instance, store) pairs whose data store and search index exist on the target.
+    provisioned: Mutex<HashSet<(String, String)>>,
+}
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    pub changes: usize,
+    pub sent: usize,
+    pub dead: usize,
+}
+
+impl Bridge {
+    pub fn new(store: Store, target: Target, lookup: Lookup, active: Active) -> Arc<Bridge> {
+        Arc::new(Bridge {
+            store,
+            target,
+            lookup,
+            active,
+            ensured: std::sync::atomic::AtomicBool::new(false),
+            node: ulid::Ulid::new().to_string(),
+            provisioned: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Run rounds until shutdown.
+    pub fn start(self: &Arc<Self>, tasks: &crate::tasks::Supervisor) {
+        let me = self.clone();
+        tasks.spawn("hyper bridge", move |mut shutdown| async move {
+            let mut reader = crate::ops::changes::FeedReader::after(0);
+            let mut failures: u32 = 0;
+            loop {
+                let pause = match me.round(&mut reader).await {
+                    Ok(r) if r.changes > 0 => {
+                        failures = 0;
+                        Duration::ZERO
+                    }
+                    Ok(_) => {
+                        failures = 0;
+                        IDLE
+                    }
+                    Err(stop) => {
+                        failures = failures.saturating_add(1);
+                        me.failed(&stop, failures).await
+                    }
+                };
+                if shutdown.sleep(pause.max(Duration::from_millis(10))).await {
+                    let _ = me.store.execute(&ssql::release(me.store.dialect(), &me.target.name, &me.node)).await;
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Record a failed round; how long to wait before the next.
+    async fn failed(&self, stop: &Stop, failures: u32) -> Duration {
+        let d = self.store.dialect();
+        let now = crate::plan::write::now();
+        let (msg, pause_until, wait_ms) = match stop {
+            Stop::Pause(m) => {
+                tracing::error!(target = %self.target.name, "hyper bridge paused: the target refused our credentials: {m}");
+                (m.clone(), Some(super::now_ms() + PAUSE_MS), PAUSE_MS as u64)
+            }
+            Stop::Retry(m, after) => {
+                let base = 500u64.saturating_mul(1 << failures.min(10)).min(MAX_BACKOFF_MS);
+                let jitter = u64::from(ulid::Ulid::new().random() as u16) % (base / 2 + 1);
+                let wait = after.map_or(base / 2 + jitter, |s| s.saturating_mul(1000).min(MAX_BACKOFF_MS));
+                tracing::warn!(target = %self.target.name, retry_in_ms = wait, "hyper bridge: {m}");
+                (m.clone(), None, wait)
+            }
+            Stop::Local(m) => {
+                tracing::error!(target = %self.target.name, "hyper bridge: {m}");
+                (m.clone(), None, 1_000)
+            }
+        };
+        let _ = self.store.execute(&ssql::failed(d, &self.target.name, &msg, pause_until, &now)).await;
+        Duration::from_millis(wait_ms)
+    }
+
+    /// One round (see the module documentation). `reader` is this node's place in the feed,
+    /// reset to the stored position whenever the lease is (re)taken elsewhere.
+    async fn round(&self, reader: &mut crate::ops::changes::FeedReader) -> Result<Round, Stop> {
+        if !(self.active)() {
+            return Ok(Round::default());
+        }
+        let d = self.store.dialect();
+        if !self.ensured.load(std::sync::atomic::Ordering::Acquire) {
+            let now = crate::plan::write::now();
+            self.store
+                .execute(&ssql::ensure(d, &self.target.name, 0, &now))
+                .await
+                .map_err(|e| Stop::Local(e.to_string()))?;
+            self.ensured.store(true, std::sync::atomic::Ordering::Release);
+        }
+        let now_ms = super::now_ms();
+        let rows = self
+            .store
+            .fetch_rows(&ssql::claim(d, &self.target.name, &self.node, now_ms, now_ms + LEASE_MS))
+            .await
+            .map_err(|e| Stop::Local(e.to_string()))?;
+        let Some(position) = rows.first().and_then(|r| r.first()).and_then(|v| v.as_i64()) else {
+            return Ok(Round::default());
+        };
+        if reader.position != position {
+            *reader = crate::ops::changes::FeedReader::after(position);
+        }
+        let mut next = reader.clone();
+        let changes = next.next(&self.store, BATCH).await.map_err(|e| Stop::Local(e.message))?;
+        let mut round = Round { changes: changes.len(), ..Round::default() };
+        // The last change per object, grouped by instance and type.
+        let mut groups: BTreeMap<(String, String), HashMap<String, ChangeOp>> = BTreeMap::new();
+        for c in &changes {
+            groups.entry((c.instance.clone(), c.type_name.clone())).or_default().insert(c.id.clone(), c.op);
+        }
+        for ((instance, type_name), objects) in groups {
+            let ids: Vec<String> = objects.into_keys().collect();
+            let r = self.sync_objects(&instance, &type_name, &ids).await?;
+            round.sent += r.sent;
+            round.dead += r.dead;
+        }
+        round.sent += self.retry_dead(&mut round).await?;
+        if next.position != position || round.sent > 0 {
+            let now = crate::plan::write::now();
+            self.store
+                .execute(&ssql::advance(d, &self.target.name, &self.node, next.position, round.sent as i64, &now))
+                .await
+                .map_err(|e| Stop::Local(e.to_string()))?;
+        }
+        *reader = next;
+        Ok(round)
+    }
+
+    /// Send dead objects marked for another try (`arcbase hyper retry`).
+    async fn retry_dead(&self, round: &mut Round) -> Result<usize, Stop> {
+        let d = self.store.dialect();
+        let rows = self
+            .store
+            .fetch_rows(&ssql::retries(d, &self.target.name, 200))
+            .await
+            .map_err(|e| Stop::Local(e.to_string()))?;
+        let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for r in rows {
+            let s = |i: usize| r.get(i).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            groups.entry((s(0), s(1))).or_default().push(s(2));
+        }
+        let mut sent = 0;
+        for ((instance, type_name), ids) in groups {
+            let r = self.sync_objects(&instance, &type_name, &ids).await?;
+            sent += r.sent;
+            round.dead += r.dead;
+            // What was sent is no longer dead; what failed again was recorded anew (retry = 0).
+            for id in &ids {
+                if !r.dead_ids.contains(id) {
+                    let _ = self.store.execute(&ssql::undead(d, &self.target.name, &instance, &type_name, id)).await;
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Bring the target's copy of these objects to their current state.
+    async fn sync_objects(&self, instance: &str, type_name: &str, ids: &[String]) -> Result<Synced, Stop> {
+        let mut out = Synced::default();
+        let Some(engine) = (self.lookup)(instance) else { return Ok(out) };
+        let Some(type_idx) = engine.model.types.iter().position(|t| t.name == type_name) else { return Ok(out) };
+        let ty = &engine.model.types[type_idx];
+        let Some(spec) = &ty.hyper else { return Ok(out) };
+        let scope = Scope { instance: instance.to_string() };
+        let store =
+            StoreName::parse(&engine.app).or_else(|_| StoreName::parse("arcbase")).map_err(|e| Stop::Local(e.msg))?;
+        self.provision(&engine, &scope, &store).await?;
+
+        let selection = mirror_selection(ty, type_idx);
+        let caller = admin_caller(instance);
+        let mut current: HashMap<String, Value> = HashMap::new();
+        for chunk in ids.chunks(READ_CHUNK) {
+            let docs = crate::ops::read::get_many(&engine, &caller, &selection, chunk)
+                .await
+                .map_err(|e| Stop::Local(e.message))?;
+            for doc in docs {
+                if let Some(id) = doc["hypi"]["id"].as_str() {
+                    current.insert(id.to_string(), mirror_doc(ty, &doc));
+                }
+            }
+        }
+        let now = crate::plan::write::now();
+        if spec.data {
+            let ops: Vec<BulkOp> = ids
+                .iter()
+                .map(|id| match current.get(id) {
+                    Some(doc) => BulkOp::Put { id: id.clone(), doc: doc.clone() },
+                    None => BulkOp::Delete { id: id.clone() },
+                })
+                .collect();
+            for batch in ops.chunks(200) {
+                match self.target.data.bulk(&scope, &store, batch.to_vec()).await {
+                    Ok(results) => {
+                        for (op, r) in batch.iter().zip(results.iter().map(Some).chain(std::iter::repeat(None))) {
+                            let (id, deleting) = match op {
+                                BulkOp::Put { id, .. } => (id, false),
+                                BulkOp::Delete { id } => (id, true),
+                            };
+                            match r {
+                                Some(r) if r.ok => out.sent += 1,
+                                // Removing what the target does not have is done.
+                                Some(r) if deleting && r.msg.as_deref().is_some_and(|m| m.contains("not found")) => {
+                                    out.sent += 1
+                                }
+                                Some(r) => {
+                                    let reason = r.msg.clone().unwrap_or_else(|| "refused".into());
+                                    self.dead(&mut out, instance, type_name, id, "data", 422, &reason, &now).await?;
+                                }
+                                None => {
+                                    return Err(Stop::Retry("the data service answered fewer results".into(), None))
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => match classify(&e) {
+                        Class::Dead => {
+                            for op in batch {
+                                let id = match op {
+                                    BulkOp::Put { id, .. } | BulkOp::Delete { id } => id,
+                                };
+                                self.dead(&mut out, instance, type_name, id, "data", e.status, &e.msg, &now).await?;
+                            }
+                        }
+                        _ => return Err(stop_for(&e)),
+                    },
+                }
+            }
+        }
+        if !spec.search.is_empty() {
+            for id in ids {
+                let r = match current.get(id) {
+                    Some(doc) => self.target.search.update(&scope, &store, id, search_doc(ty, spec, doc)).await,
+                    None => match self.target.search.remove(&scope, &store, id).await {
+                        Err(e) if e.status == 404 => Ok(()),
+                        other => other,
+                    },
+                };
+                match r {
+                    Ok(()) => out.sent += 1,
+                    Err(e) => match classify(&e) {
+                        Class::Dead => {
+                            self.dead(&mut out, instance, type_name, id, "search", e.status, &e.msg, &now).await?
+                        }
+                        _ => return Err(stop_for(&e)),
+                    },
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn dead(
+        &self,
+        out: &mut Synced,
+        instance: &str,
+        type_name: &str,
+        id: &str,
+        service: &str,
+        status: u16,
+        reason: &str,
+        now: &str,
+    ) -> Result<(), Stop> {
+        tracing::warn!(target = %self.target.name, instance, type_name, id, service, status, "hyper bridge: refused: {reason}");
+        let sql =
+            ssql::dead(self.store.dialect(), &self.target.name, instance, type_name, id, service, status, reason, now);
+        self.store.execute(&sql).await.map_err(|e| Stop::Local(e.to_string()))?;
+        out.dead += 1;
+        out.dead_ids.insert(id.to_string());
+        Ok(())
+    }
+
+    /// Create the data store and the search index of `scope` on the target once (201 and 409
+    /// are both fine).
+    async fn provision(&self, engine: &Engine, scope: &Scope, store: &StoreName) -> Result<(), Stop> {
+        let key = (scope.instance.clone(), store.as_str().to_string());
+        if self.provisioned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&key) {
+            return Ok(());
+        }
+        let ok = |r: Result<(), HyperError>| match r {
+            Ok(()) => Ok(()),
+            Err(e) if e.status == 409 => Ok(()),
+            Err(e) => Err(stop_for(&e)),
+        };
+        ok(self.target.data.create(scope, store).await)?;
+        let (fields, stored) = index_fields(engine);
+        if !fields.is_empty() {
+            let path = |n: &String| super::data::FieldPath::parse(n).map_err(|e| Stop::Local(e.msg));
+            let config = IndexConfig {
+                fields: Some(fields.iter().map(path).collect::<Result<_, _>>()?),
+                store_fields: Some(stored.iter().map(path).collect::<Result<_, _>>()?),
+            };
+            ok(self.target.search.create(scope, store, &config).await)?;
+        }
+        self.provisioned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Synced {
+    sent: usize,
+    dead: usize,
+    dead_ids: HashSet<String>,
+}
+
+fn admin_caller(instance: &str) -> Caller {
+    Caller {
+        instance: instance.to_string(),
+        viewer: crate::access::Viewer::Admin,
+        anonymous_registrations: false,
+        jwt_secret: Arc::from(Vec::new().into_boxed_slice()),
+        client: None,
+        guards: Arc::new(crate::ops::throttle::Guards::new(&crate::config::Limits::default())),
+        search: None,
+    }
+}
+
+/// What a mirror reads of an object: its scalar (and enum) fields, the ids its one-to-one
+/// references point at, and its id and times.
+pub fn mirror_selection(ty: &ObjectType, type_idx: usize) -> ObjectSelection {
+    let mut sel = ObjectSelection::new(type_idx);
+    sel.add_hypi(&[HypiField::Id, HypiField::Created, HypiField::Updated]);
+    for (i, f) in ty.fields.iter().enumerate() {
+        match (&f.base, f.list) {
+            (Base::Scalar(_) | Base::Enum(_), false) => sel.add_column(i),
+            (Base::Object(target), false) => {
+                let mut sub = ObjectSelection::new(*target);
+                sub.add_hypi(&[HypiField::Id]);
+                sel.items.push(Item::Ref { field: i, key: f.name.clone(), sub });
+            }
+            _ => {}
+        }
+    }
+    sel
+}
+
+/// The hyper document of an object read with [`mirror_selection`]: `_id`, `type`, its
+/// scalar fields, each reference as the referenced id, and `created`/`updated`.
+pub fn mirror_doc(ty: &ObjectType, doc: &Value) -> Value {
+    let mut m = Map::new();
+    m.insert("_id".into(), doc["hypi"]["id"].clone());
+    m.insert("type".into(), Value::String(ty.name.clone()));
+    for f in &ty.fields {
+        match (&f.base, f.list) {
+            (Base::Scalar(_) | Base::Enum(_), false) => {
+                if let Some(v) = doc.get(&f.name) {
+                    m.insert(f.name.clone(), v.clone());
+                }
+            }
+            (Base::Object(_), false) => {
+                let key = crate::plan::read::ref_key(&f.name);
+                m.insert(f.name.clone(), doc[key.as_str()]["hypi"]["id"].clone());
+            }
+            _ => {}
+        }
+    }
+    m.insert("created".into(), doc["hypi"]["created"].clone());
+    m.insert("updated".into(), doc["hypi"]["updated"].clone());
+    Value::Object(m)
+}
+
+/// The search document of a mirrored object: its searched and stored fields and its type.
+pub fn search_doc(ty: &ObjectType, spec: &HyperSpec, doc: &Value) -> Value {
+    let mut m = Map::new();
+    m.insert("type".into(), json!(ty.name));
+    for &i in spec.search.iter().chain(&spec.store) {
+        let name = &ty.fields[i].name;
+        if let Some(v) = doc.get(name) {
+            m.insert(name.clone(), v.clone());
+        }
+    }
+    Value::Object(m)
+}
+
+/// The fields of an app's search index: every type's searched fields; stored: their stored
+/// fields and `type`.
+pub fn index_fields(engine: &Engine) -> (Vec<String>, Vec<String>) {
+    let mut fields = Vec::new();
+    let mut stored = vec!["type".to_string()];
+    for ty in &engine.model.types {
+        let Some(spec) = &ty.hyper else { continue };
+        for &i in &spec.search {
+            if !fields.contains(&ty.fields[i].name) {
+                fields.push(ty.fields[i].name.clone());
+            }
+        }
+        for &i in &spec.store {
+            if !stored.contains(&ty.fields[i].name) {
+                stored.push(ty.fields[i].name.clone());
+            }
+        }
+    }
+    (fields, stored)
+}
+
+/// Where each target stands: `arcbase hyper status` and `GET /admin/hyper`.
+pub async fn status(store: &Store) -> Result<Value, crate::store::StoreError> {
+    let d = store.dialect();
+    let head = crate::ops::changes::head(store).await.unwrap_or(0);
+    let rows = store.fetch_rows(&ssql::status(d)).await?;
+    let targets: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let s = |i: usize| r.get(i).and_then(|v| v.as_str()).map(str::to_string);
+            let n = |i: usize| r.get(i).and_then(|v| v.as_i64()).unwrap_or(0);
+            json!({
+                "target": s(0),
+                "position": n(1),
+                "head": head,
+                "behind": (head - n(1)).max(0),
+                "heldBy": s(2),
+                "paused": s(4),
+                "lastError": s(5),
+                "sent": n(6),
+                "updatedAt": s(7),
+                "dead": n(8),
+            })
+        })
+        .collect();
+    let dead: Vec<Value> = store
+        .fetch_rows(&ssql::dead_list(d, 20))
+        .await?
+        .iter()
+        .map(|r| {
+            let s = |i: usize| r.get(i).and_then(|v| v.as_str()).map(str::to_string);
+            json!({ "target": s(0), "instance": s(1), "type": s(2), "id": s(3), "service": s(4),
+                    "status": r.get(5).and_then(|v| v.as_i64()), "reason": s(6), "at": s(7) })
+        })
+        .collect();
+    Ok(json!({ "targets": targets, "dead": dead }))
+}
+
+/// Send every dead object again, and lift pauses: `arcbase hyper retry`. The number marked.
+pub async fn retry(store: &Store) -> Result<u64, crate::store::StoreError> {
+    let d = store.dialect();
+    let mut tx = store.begin_write().await?;
+    crate::store::tx_execute(&mut tx, &ssql::unpause(d)).await?;
+    let n = crate::store::tx_execute(&mut tx, &ssql::retry_all(d, None)).await?;
+    tx.commit().await?;
+    Ok(n)
+}

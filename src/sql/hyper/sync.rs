@@ -1,0 +1,129 @@
+//! Statements of the hyper bridge: each target's position in the change feed, held by one
+//! node at a time under a lease, and the objects a target refused.
+
+use crate::sql::{Dialect, Sql};
+
+/// Make the sync row of `target` (starting at feed position `position`) unless it exists.
+pub fn ensure(dialect: Dialect, target: &str, position: i64, now: &str) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("INSERT INTO arcbase_hyper_sync (target, position, updated_at) VALUES (").bind(target);
+    sql.push(", ").bind(position).push(", ").bind(now).push(") ON CONFLICT (target) DO NOTHING");
+    sql
+}
+
+/// Take (or keep) the lease of `target` for `node` until `until_ms`, unless another node holds
+/// it or the sync is paused: `position` when taken, no row otherwise.
+pub fn claim(dialect: Dialect, target: &str, node: &str, now_ms: i64, until_ms: i64) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("UPDATE arcbase_hyper_sync SET locked_by = ").bind(node).push(", locked_until = ").bind(until_ms);
+    sql.push(" WHERE target = ").bind(target).push(" AND (locked_until < ").bind(now_ms);
+    sql.push(" OR locked_by = ").bind(node).push(") AND paused_until < ").bind(now_ms);
+    sql.push(" RETURNING position");
+    sql
+}
+
+/// Move the position of `target` forward to `position` (only while `node` holds the lease),
+/// counting `sent` deliveries; clears the last error and a pause.
+pub fn advance(dialect: Dialect, target: &str, node: &str, position: i64, sent: i64, now: &str) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("UPDATE arcbase_hyper_sync SET position = ").bind(position).push(", sent = sent + ").bind(sent);
+    sql.push(", last_error = NULL, paused = NULL, updated_at = ").bind(now);
+    sql.push(" WHERE target = ").bind(target).push(" AND locked_by = ").bind(node);
+    sql.push(" AND position <= ").bind(position);
+    sql
+}
+
+/// Record a failed attempt (the position stays); with `pause_until_ms`, pause the sync.
+pub fn failed(dialect: Dialect, target: &str, error: &str, pause_until_ms: Option<i64>, now: &str) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("UPDATE arcbase_hyper_sync SET last_error = ").bind(error).push(", updated_at = ").bind(now);
+    if let Some(until) = pause_until_ms {
+        sql.push(", paused = ").bind(error).push(", paused_until = ").bind(until);
+    }
+    sql.push(" WHERE target = ").bind(target);
+    sql
+}
+
+/// Give up the lease.
+pub fn release(dialect: Dialect, target: &str, node: &str) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("UPDATE arcbase_hyper_sync SET locked_by = NULL, locked_until = 0 WHERE target = ").bind(target);
+    sql.push(" AND locked_by = ").bind(node);
+    sql
+}
+
+/// Record an object `target` refused.
+#[allow(clippy::too_many_arguments)]
+pub fn dead(
+    dialect: Dialect,
+    target: &str,
+    instance: &str,
+    type_name: &str,
+    id: &str,
+    service: &str,
+    status: u16,
+    reason: &str,
+    now: &str,
+) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("INSERT INTO arcbase_hyper_dead (target, instance_id, type_name, object_id, service, status, reason, retry, at) VALUES (");
+    for (i, v) in [target, instance, type_name, id, service].into_iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(v);
+    }
+    sql.push(", ").bind(i64::from(status)).push(", ").bind(reason).push(", 0, ").bind(now);
+    sql.push(") ON CONFLICT (target, instance_id, type_name, object_id, service) DO UPDATE SET status = excluded.status, reason = excluded.reason, retry = 0, at = excluded.at");
+    sql
+}
+
+/// Forget a refused object (delivered since).
+pub fn undead(dialect: Dialect, target: &str, instance: &str, type_name: &str, id: &str) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("DELETE FROM arcbase_hyper_dead WHERE target = ").bind(target).push(" AND instance_id = ").bind(instance);
+    sql.push(" AND type_name = ").bind(type_name).push(" AND object_id = ").bind(id);
+    sql
+}
+
+/// Mark every refused object of `target` (all targets when `None`) to be sent again; clears
+/// pauses too. Rows changed: the objects marked.
+pub fn retry_all(dialect: Dialect, target: Option<&str>) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("UPDATE arcbase_hyper_dead SET retry = 1");
+    if let Some(t) = target {
+        sql.push(" WHERE target = ").bind(t);
+    }
+    sql
+}
+
+/// Lift the pause of every target.
+pub fn unpause(dialect: Dialect) -> Sql {
+    Sql::raw(dialect, "UPDATE arcbase_hyper_sync SET paused = NULL, paused_until = 0")
+}
+
+/// Refused objects marked for another try: `instance_id, type_name, object_id`.
+pub fn retries(dialect: Dialect, target: &str, limit: u32) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT DISTINCT instance_id, type_name, object_id FROM arcbase_hyper_dead WHERE target = ").bind(target);
+    sql.push(" AND retry = 1 ORDER BY instance_id, type_name, object_id LIMIT ").bind(i64::from(limit));
+    sql
+}
+
+/// Every target: `target, position, locked_by, locked_until, paused, last_error, sent,
+/// updated_at, dead`.
+pub fn status(dialect: Dialect) -> Sql {
+    Sql::raw(
+        dialect,
+        "SELECT s.target, s.position, s.locked_by, s.locked_until, s.paused, s.last_error, s.sent, s.updated_at, \
+         (SELECT COUNT(*) FROM arcbase_hyper_dead d WHERE d.target = s.target) FROM arcbase_hyper_sync s ORDER BY s.target",
+    )
+}
+
+/// The refused objects: `target, instance_id, type_name, object_id, service, status, reason, at`.
+pub fn dead_list(dialect: Dialect, limit: u32) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT target, instance_id, type_name, object_id, service, status, reason, at FROM arcbase_hyper_dead ORDER BY at DESC LIMIT ");
+    sql.bind(i64::from(limit));
+    sql
+}
