@@ -139,6 +139,12 @@ enum HyperCommand {
     Status,
     /// Send every refused object again and lift pauses (the running servers pick it up).
     Retry,
+    /// Rebuild the targets from the local objects: queue every object of the `@hyper` types
+    /// (or of TYPE) to be sent again; resumes an interrupted resync.
+    Resync {
+        #[arg(long = "type")]
+        type_name: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -235,8 +241,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// `hyper ...`: print JSON.
-fn hyper_command(database: &str, command: HyperCommand) -> ExitCode {
+/// Run `f` with the store at `database` on a small runtime: the frame of every command that
+/// talks to the database (`release`, `instance`, `key`, `hyper`).
+fn with_store<F, Fut>(database: &str, f: F) -> ExitCode
+where
+    F: FnOnce(arcbase::store::Store) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -245,17 +256,38 @@ fn hyper_command(database: &str, command: HyperCommand) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let store = match arcbase::store::Store::open(database).await {
-            Ok(s) => s,
+        match arcbase::store::Store::open(database).await {
+            Ok(store) => f(store).await,
             Err(e) => {
                 eprintln!("error: database: {e}");
-                return ExitCode::FAILURE;
+                ExitCode::FAILURE
             }
-        };
+        }
+    })
+}
+
+/// `hyper ...`: print JSON.
+fn hyper_command(database: &str, command: HyperCommand) -> ExitCode {
+    with_store(database, move |store| async move {
         let result = match command {
             HyperCommand::Status => arcbase::hyper::bridge::status(&store).await,
             HyperCommand::Retry => {
                 arcbase::hyper::bridge::retry(&store).await.map(|n| serde_json::json!({ "marked": n }))
+            }
+            HyperCommand::Resync { type_name } => {
+                let mut progress = |ty: &str, domain: &str, n: u64| {
+                    eprint!("\rresync {ty} ({domain}): {n} objects queued   ");
+                };
+                let r = arcbase::hyper::bridge::resync(&store, type_name.as_deref(), &mut progress).await;
+                eprintln!();
+                match r {
+                    Ok(v) => Ok(v),
+                    Err(e) => {
+                        store.close().await;
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
             }
         };
         store.close().await;
@@ -274,21 +306,7 @@ fn hyper_command(database: &str, command: HyperCommand) -> ExitCode {
 
 /// `key ...`: print JSON, exit 2 on refusal.
 fn key_command(database: &str, command: KeyCommand) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let store = match arcbase::store::Store::open(database).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: database: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    with_store(database, move |store| async move {
         let result: Result<Result<serde_json::Value, String>, arcbase::store::StoreError> = async {
             match command {
                 KeyCommand::Create { domain } => {
@@ -340,21 +358,7 @@ enum Registry {
 /// `release ...` and `instance ...`: run against the database, print JSON, exit 2 on refusal.
 fn registry_command(database: &str, command: Registry) -> ExitCode {
     use arcbase::tenancy;
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let store = match arcbase::store::Store::open(database).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: database: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    with_store(database, move |store| async move {
         let result: Result<serde_json::Value, tenancy::TenancyError> = match command {
             Registry::Release(ReleaseCommand::Publish { app, name, file }) => match std::fs::read_to_string(&file) {
                 Ok(sdl) => tenancy::publish(&store, &app, &name, &sdl).await.map(

@@ -204,8 +204,9 @@ async fn objects_follow_into_the_builtin_data_and_search_services() {
     })
     .await;
 
-    // Where the sync stands.
-    let status = arcbase::hyper::bridge::status(&t.app.store).await.unwrap();
+    // Where the sync stands (the same figures as `arcbase hyper status`).
+    let (s, status) = hyper_get(&t, "GET", "/admin/hyper", None).await;
+    assert_eq!(s, 200, "{status}");
     let target = &status["targets"][0];
     assert_eq!(target["target"], "builtin", "{status}");
     assert_eq!(target["behind"], 0, "{status}");
@@ -370,4 +371,67 @@ fn objects_follow_into_a_remote_hyper_server_with_minted_tokens() {
     });
     let s = hyper_status(&wrong_db);
     assert!(s["targets"][0]["behind"].as_i64().unwrap() > 0, "nothing passed over: {s}");
+}
+
+/// `arcbase hyper resync`: a target that lost its documents gets them back from the local
+/// objects; the walk resumes from its checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_rebuilds_a_target_and_resumes_from_its_checkpoint() {
+    let t = TestApp::new(SDL).await;
+    let app = t.engine().app.clone();
+    let data = t
+        .ok("mutation { upsert(values: {Book: [{title: \"A\"}, {title: \"B\"}, {title: \"C\"}], Note: [{text: \"n\"}]}) { id } }", json!({}))
+        .await;
+    let mut ids: Vec<String> =
+        data["upsert"].as_array().unwrap().iter().take(3).map(|h| h["id"].as_str().unwrap().to_string()).collect();
+    ids.sort();
+    for id in &ids {
+        let path = format!("/data/{app}/{id}");
+        eventually("the first sync", || async {
+            let (s, v) = hyper_get(&t, "GET", &path, None).await;
+            if s == 200 {
+                Ok(())
+            } else {
+                Err(format!("{s} {v}"))
+            }
+        })
+        .await;
+    }
+    // The target loses everything.
+    let (s, v) = hyper_get(&t, "DELETE", &format!("/data/{app}"), None).await;
+    assert_eq!(s, 200, "{v}");
+    let mut pages = Vec::new();
+    let r = arcbase::hyper::bridge::resync(&t.app.store, Some("Book"), &mut |ty, domain, n| {
+        pages.push(format!("{ty} {domain} {n}"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(r["resync"][0]["queued"], 3, "{r}");
+    assert_eq!(pages, vec!["Book default 3"]);
+    for id in &ids {
+        let path = format!("/data/{app}/{id}");
+        eventually("the resynced Book", || async {
+            let (s, v) = hyper_get(&t, "GET", &path, None).await;
+            if s == 200 {
+                Ok(())
+            } else {
+                Err(format!("{s} {v}"))
+            }
+        })
+        .await;
+    }
+    let status = arcbase::hyper::bridge::status(&t.app.store).await.unwrap();
+    assert_eq!(status["targets"][0]["resyncPending"], 0, "{status}");
+
+    // An interrupted walk continues after its checkpoint.
+    let d = t.app.store.dialect();
+    t.app
+        .store
+        .execute(&arcbase::sql::hyper::sync::set_checkpoint(d, "builtin", "default", "Book", &ids[0]))
+        .await
+        .unwrap();
+    let r = arcbase::hyper::bridge::resync(&t.app.store, Some("Book"), &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(r["resync"][0]["queued"], 2, "only the objects after the checkpoint: {r}");
+    let e = arcbase::hyper::bridge::resync(&t.app.store, Some("Note"), &mut |_, _, _| {}).await.unwrap_err();
+    assert!(e.contains("no instance serves a type 'Note' with @hyper"), "{e}");
 }

@@ -301,3 +301,25 @@ console.log(`PASS js hyper-connect read the mirrored Books: ${q.docs.length} doc
     println!("{}", out.text);
     drop(local);
 }
+
+/// The Python block of README.md's "hyper services" section runs as printed (the address
+/// replaced by the test server's), raising nothing.
+#[test]
+fn the_readme_python_block_runs() {
+    let test = "the_readme_python_block_runs";
+    let venv = match python_venv() {
+        Ok(dir) => dir,
+        Err(why) => return unavailable(test, &why),
+    };
+    let readme = include_str!("../README.md");
+    let section = readme.split("## hyper services").nth(1).expect("the README's hyper services section");
+    let block = section.split("```python\n").nth(1).and_then(|b| b.split("```").next()).expect("a python block");
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut target = Target::start(work.path());
+    let code = block.replace("127.0.0.1:4000", target.addr());
+    let mut cmd = Command::new(venv.join("bin").join("python"));
+    cmd.args(["-c", &code]).env("PYTHONDONTWRITEBYTECODE", "1");
+    no_proxy(&mut cmd);
+    let out = bounded(&mut cmd, work.path(), "readme-block", SCRIPT_TIMEOUT);
+    finish(test, "the README's python block", &out, &mut target);
+}

@@ -231,6 +231,7 @@ impl Bridge {
             round.dead += r.dead;
         }
         round.sent += self.retry_dead(&mut round).await?;
+        round.sent += self.resync_some(&mut round).await?;
         if next.position != position || round.sent > 0 {
             let now = crate::plan::write::now();
             self.store
@@ -250,11 +251,7 @@ impl Bridge {
             .fetch_rows(&ssql::retries(d, &self.target.name, 200))
             .await
             .map_err(|e| Stop::Local(e.to_string()))?;
-        let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-        for r in rows {
-            let s = |i: usize| r.get(i).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-            groups.entry((s(0), s(1))).or_default().push(s(2));
-        }
+        let groups = by_type(rows);
         let mut sent = 0;
         for ((instance, type_name), ids) in groups {
             let r = self.sync_objects(&instance, &type_name, &ids).await?;
@@ -265,6 +262,28 @@ impl Bridge {
                 if !r.dead_ids.contains(id) {
                     let _ = self.store.execute(&ssql::undead(d, &self.target.name, &instance, &type_name, id)).await;
                 }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Send objects a resync queued (`arcbase hyper resync`), a batch a round.
+    async fn resync_some(&self, round: &mut Round) -> Result<usize, Stop> {
+        let d = self.store.dialect();
+        let rows = self
+            .store
+            .fetch_rows(&ssql::resync_take(d, &self.target.name, READ_CHUNK as u32))
+            .await
+            .map_err(|e| Stop::Local(e.to_string()))?;
+        let groups = by_type(rows);
+        let mut sent = 0;
+        for ((instance, type_name), ids) in groups {
+            let r = self.sync_objects(&instance, &type_name, &ids).await?;
+            sent += r.sent;
+            round.dead += r.dead;
+            for id in &ids {
+                let done = ssql::resync_done(d, &self.target.name, &instance, &type_name, id);
+                self.store.execute(&done).await.map_err(|e| Stop::Local(e.to_string()))?;
             }
         }
         Ok(sent)
@@ -420,6 +439,16 @@ struct Synced {
     dead_ids: HashSet<String>,
 }
 
+/// Rows of `instance_id, type_name, object_id` grouped by instance and type.
+fn by_type(rows: Vec<Vec<crate::value::SqlValue>>) -> BTreeMap<(String, String), Vec<String>> {
+    let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for r in rows {
+        let s = |i: usize| r.get(i).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        groups.entry((s(0), s(1))).or_default().push(s(2));
+    }
+    groups
+}
+
 fn admin_caller(instance: &str) -> Caller {
     Caller {
         instance: instance.to_string(),
@@ -531,6 +560,7 @@ pub async fn status(store: &Store) -> Result<Value, crate::store::StoreError> {
                 "sent": n(6),
                 "updatedAt": s(7),
                 "dead": n(8),
+                "resyncPending": n(9),
             })
         })
         .collect();
@@ -555,4 +585,80 @@ pub async fn retry(store: &Store) -> Result<u64, crate::store::StoreError> {
     let n = crate::store::tx_execute(&mut tx, &ssql::retry_all(d, None)).await?;
     tx.commit().await?;
     Ok(n)
+}
+
+/// `arcbase hyper resync [--type T]`: walk every object of the `@hyper` types (or of `T`) of
+/// every instance in id order and queue it to be sent again to every target the bridge has
+/// synced to; the running servers send the queue (`resyncPending` in `status`). The walk keeps
+/// a checkpoint per target, instance and type, so an interrupted resync continues where it
+/// stopped. `progress` is told each page. Objects deleted outright are not in the walk: their
+/// documents stay on the target.
+pub async fn resync(
+    store: &Store,
+    type_filter: Option<&str>,
+    progress: &mut dyn FnMut(&str, &str, u64),
+) -> Result<Value, String> {
+    const PAGE: u32 = 500;
+    let d = store.dialect();
+    let err = |e: crate::store::StoreError| e.to_string();
+    let targets: Vec<String> = store
+        .fetch_rows(&ssql::targets(d))
+        .await
+        .map_err(err)?
+        .iter()
+        .filter_map(|r| r.first().and_then(|v| v.as_str()).map(str::to_string))
+        .collect();
+    if targets.is_empty() {
+        return Err(
+            "no hyper bridge has run on this database yet: start `arcbase serve` (with its --hyper, if any) first"
+                .into(),
+        );
+    }
+    let mut summary = Vec::new();
+    let mut matched = false;
+    for inst in store.instance_rows().await.map_err(err)? {
+        let Some(release) = &inst.release else { continue };
+        let Some(row) = store.release(&inst.app, release).await.map_err(err)? else { continue };
+        let model =
+            crate::model::parse_sdl(&row.sdl).map_err(|e| format!("release {}/{}: {}", inst.app, release, e.len()))?;
+        for ty in model.types.iter().filter(|t| t.hyper.is_some()) {
+            if type_filter.is_some_and(|t| t != ty.name) {
+                continue;
+            }
+            matched = true;
+            let table = crate::sql::names::object_table(&inst.app, ty);
+            for target in &targets {
+                let start = store.fetch_rows(&ssql::checkpoint(d, target, &inst.id, &ty.name)).await.map_err(err)?;
+                let mut after =
+                    start.first().and_then(|r| r.first()).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                let mut queued: u64 = 0;
+                loop {
+                    let rows =
+                        store.fetch_rows(&ssql::ids_after(d, &table, &inst.id, &after, PAGE)).await.map_err(err)?;
+                    let ids: Vec<String> =
+                        rows.iter().filter_map(|r| r.first().and_then(|v| v.as_str()).map(str::to_string)).collect();
+                    let Some(last) = ids.last().cloned() else { break };
+                    let mut tx = store.begin_write().await.map_err(err)?;
+                    crate::store::tx_execute(&mut tx, &ssql::resync_add(d, target, &inst.id, &ty.name, &ids))
+                        .await
+                        .map_err(err)?;
+                    crate::store::tx_execute(&mut tx, &ssql::set_checkpoint(d, target, &inst.id, &ty.name, &last))
+                        .await
+                        .map_err(err)?;
+                    tx.commit().await.map_err(err)?;
+                    queued += ids.len() as u64;
+                    progress(&ty.name, &inst.domain, queued);
+                    after = last;
+                }
+                store.execute(&ssql::clear_checkpoint(d, target, &inst.id, &ty.name)).await.map_err(err)?;
+                summary.push(json!({ "target": target, "instance": inst.domain, "type": ty.name, "queued": queued }));
+            }
+        }
+    }
+    if let Some(t) = type_filter {
+        if !matched {
+            return Err(format!("no instance serves a type '{t}' with @hyper"));
+        }
+    }
+    Ok(json!({ "resync": summary }))
 }

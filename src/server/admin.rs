@@ -29,6 +29,19 @@ pub fn router() -> Router<Arc<App>> {
         .route("/releases", get(list_releases).post(publish))
         .route("/instances", get(list_instances).post(create_instance))
         .route("/instances/upgrade", post(upgrade))
+        .route("/hyper", get(hyper_status))
+}
+
+/// `GET /admin/hyper`: where the hyper bridge's sync stands (what `arcbase hyper status`
+/// prints).
+async fn hyper_status(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if !is_admin(&app, &headers) {
+        return unauthorized("the admin key is required");
+    }
+    match crate::hyper::bridge::status(&app.store).await {
+        Ok(v) => ok(StatusCode::OK, v),
+        Err(e) => refused(e.into()),
+    }
 }
 
 fn ok(status: StatusCode, body: serde_json::Value) -> Response {

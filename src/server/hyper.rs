@@ -645,10 +645,11 @@ async fn storage(app: &App, scope: &Scope, store: &StoreName, call: Call) -> Hyp
                 .and_then(|v| v.to_str().ok())
                 .filter(|p| *p == "https")
                 .unwrap_or("http");
-            let path: String = call.segments.iter().map(|s| format!("/{}", encode_segment(s))).collect();
+            let path: String =
+                call.segments.iter().map(|s| format!("/{}", crate::hyper::remote::encode_segment(s))).collect();
             let url = format!(
                 "{scheme}://{host}/storage{path}?instance={}&expires={expires}&signature={sig}",
-                encode_segment(&scope.instance)
+                crate::hyper::remote::encode_segment(&scope.instance)
             );
             Ok(ok(StatusCode::OK, json!({ "url": url })))
         }
@@ -674,19 +675,6 @@ async fn storage(app: &App, scope: &Scope, store: &StoreName, call: Call) -> Hyp
         }
         _ => Err(not_allowed(&call, Service::Storage)),
     }
-}
-
-/// Percent-encode a path segment.
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 async fn queue(app: &App, scope: &Scope, store: &StoreName, call: Call) -> HyperResult<Response> {

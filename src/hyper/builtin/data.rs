@@ -226,6 +226,17 @@ impl DataService for Data {
             }
         }
         tx.commit().await?;
+        // A load can change the shape of the store a lot: let the planner's statistics follow
+        // (SQLite's `PRAGMA optimize` analyzes only what grew or shrank much since the last
+        // time, so it costs next to nothing otherwise).
+        if results.len() >= BULK_OPTIMIZE {
+            if let Some(optimize) = dsql::optimize(d) {
+                self.base.store.execute(&optimize).await?;
+            }
+        }
         Ok(results)
     }
 }
+
+/// Documents in one bulk call from which the statistics are refreshed after it.
+const BULK_OPTIMIZE: usize = 50;

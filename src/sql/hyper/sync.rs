@@ -111,13 +111,91 @@ pub fn retries(dialect: Dialect, target: &str, limit: u32) -> Sql {
 }
 
 /// Every target: `target, position, locked_by, locked_until, paused, last_error, sent,
-/// updated_at, dead`.
+/// updated_at, dead, resync`.
 pub fn status(dialect: Dialect) -> Sql {
     Sql::raw(
         dialect,
         "SELECT s.target, s.position, s.locked_by, s.locked_until, s.paused, s.last_error, s.sent, s.updated_at, \
-         (SELECT COUNT(*) FROM arcbase_hyper_dead d WHERE d.target = s.target) FROM arcbase_hyper_sync s ORDER BY s.target",
+         (SELECT COUNT(*) FROM arcbase_hyper_dead d WHERE d.target = s.target), \
+         (SELECT COUNT(*) FROM arcbase_hyper_resync r WHERE r.target = s.target) \
+         FROM arcbase_hyper_sync s ORDER BY s.target",
     )
+}
+
+/// The targets the bridge has synced to.
+pub fn targets(dialect: Dialect) -> Sql {
+    Sql::raw(dialect, "SELECT target FROM arcbase_hyper_sync ORDER BY target")
+}
+
+/// Up to `limit` object ids of table `table` (a name from the validated model) of
+/// `instance` after `after`, in id order: the walk of a resync. Trashed objects too (the
+/// bridge removes them from the target).
+pub fn ids_after(dialect: Dialect, table: &str, instance: &str, after: &str, limit: u32) -> Sql {
+    use crate::sql::names::{COL_ID, COL_INSTANCE};
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT ").push(COL_ID).push(" FROM ").ident(table).push(" WHERE ").push(COL_INSTANCE);
+    sql.push(" = ").bind(instance).push(" AND ").push(COL_ID).push(" > ").bind(after);
+    sql.push(" ORDER BY ").push(COL_ID).push(" LIMIT ").bind(i64::from(limit));
+    sql
+}
+
+/// Queue objects of one type to be sent again to `target`.
+pub fn resync_add(dialect: Dialect, target: &str, instance: &str, type_name: &str, ids: &[String]) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("INSERT INTO arcbase_hyper_resync (target, instance_id, type_name, object_id) VALUES ");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push("(").bind(target).push(", ").bind(instance).push(", ").bind(type_name);
+        sql.push(", ").bind(id.as_str()).push(")");
+    }
+    sql.push(" ON CONFLICT (target, instance_id, type_name, object_id) DO NOTHING");
+    sql
+}
+
+/// Where the walk of one type stands: `last_id`.
+pub fn checkpoint(dialect: Dialect, target: &str, instance: &str, type_name: &str) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT last_id FROM arcbase_hyper_resync_from WHERE target = ").bind(target);
+    sql.push(" AND instance_id = ").bind(instance).push(" AND type_name = ").bind(type_name);
+    sql
+}
+
+/// Record where the walk of one type stands.
+pub fn set_checkpoint(dialect: Dialect, target: &str, instance: &str, type_name: &str, last_id: &str) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("INSERT INTO arcbase_hyper_resync_from (target, instance_id, type_name, last_id) VALUES (").bind(target);
+    sql.push(", ").bind(instance).push(", ").bind(type_name).push(", ").bind(last_id);
+    sql.push(") ON CONFLICT (target, instance_id, type_name) DO UPDATE SET last_id = excluded.last_id");
+    sql
+}
+
+/// The walk of one type is complete.
+pub fn clear_checkpoint(dialect: Dialect, target: &str, instance: &str, type_name: &str) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("DELETE FROM arcbase_hyper_resync_from WHERE target = ").bind(target);
+    sql.push(" AND instance_id = ").bind(instance).push(" AND type_name = ").bind(type_name);
+    sql
+}
+
+/// Objects queued by a resync: `instance_id, type_name, object_id`.
+pub fn resync_take(dialect: Dialect, target: &str, limit: u32) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT instance_id, type_name, object_id FROM arcbase_hyper_resync WHERE target = ").bind(target);
+    sql.push(" ORDER BY instance_id, type_name, object_id LIMIT ").bind(i64::from(limit));
+    sql
+}
+
+/// An object of a resync has been sent.
+pub fn resync_done(dialect: Dialect, target: &str, instance: &str, type_name: &str, id: &str) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("DELETE FROM arcbase_hyper_resync WHERE target = ")
+        .bind(target)
+        .push(" AND instance_id = ")
+        .bind(instance);
+    sql.push(" AND type_name = ").bind(type_name).push(" AND object_id = ").bind(id);
+    sql
 }
 
 /// The refused objects: `target, instance_id, type_name, object_id, service, status, reason, at`.
