@@ -485,6 +485,11 @@ pub fn mirror_selection(ty: &ObjectType, type_idx: usize) -> ObjectSelection {
 pub fn mirror_doc(ty: &ObjectType, doc: &Value) -> Value {
     let mut m = Map::new();
     m.insert("_id".into(), doc["hypi"]["id"].clone());
+    // The id also as `id`, unless the type has a field of that name: hyper's pouchdb adapter
+    // takes a bulk document's id from `id`.
+    if ty.field("id").is_none() {
+        m.insert("id".into(), doc["hypi"]["id"].clone());
+    }
     m.insert("type".into(), Value::String(ty.name.clone()));
     for f in &ty.fields {
         match (&f.base, f.list) {
@@ -508,6 +513,10 @@ pub fn mirror_doc(ty: &ObjectType, doc: &Value) -> Value {
 /// The search document of a mirrored object: its searched and stored fields and its type.
 pub fn search_doc(ty: &ObjectType, spec: &HyperSpec, doc: &Value) -> Value {
     let mut m = Map::new();
+    // minisearch (hyper's search adapter) indexes a document only with an `id`.
+    if ty.field("id").is_none() {
+        m.insert("id".into(), doc["_id"].clone());
+    }
     m.insert("type".into(), json!(ty.name));
     for &i in spec.search.iter().chain(&spec.store) {
         let name = &ty.fields[i].name;

@@ -313,7 +313,8 @@ impl DataService for RemoteData {
             .into_iter()
             .map(|op| match op {
                 BulkOp::Put { id, doc } => super::data::with_id(doc, &id),
-                BulkOp::Delete { id } => Ok(json!({ "_id": id, "_deleted": true })),
+                // `id` too: hyper's pouchdb adapter reads a bulk document's id from it.
+                BulkOp::Delete { id } => Ok(json!({ "_id": id, "id": id, "_deleted": true })),
             })
             .collect::<HyperResult<_>>()?;
         let v = r
@@ -351,16 +352,21 @@ impl SearchService for RemoteSearch {
         Ok(v.get("doc").cloned().unwrap_or(Value::Null))
     }
     /// As hyper-api.md says to write a search document safely: remove (404 is fine), then add;
-    /// on 409 (another writer in between) once more.
+    /// on 409 (another writer in between) once more. hyper's minisearch adapter answers 500,
+    /// not 404, when removing a key it does not have: a failed remove is therefore judged by
+    /// the add that follows (a 409 then means the remove really failed, and its error is given).
     async fn update(&self, scope: &Scope, index: &StoreName, key: &str, doc: Value) -> HyperResult<()> {
+        let mut removal = None;
         for attempt in 0..2 {
             match self.remove(scope, index, key).await {
                 Ok(()) => {}
                 Err(e) if e.status == 404 => {}
-                Err(e) => return Err(e),
+                Err(e) if e.status == 401 || e.status == 403 => return Err(e),
+                Err(e) => removal = Some(e),
             }
             match self.add(scope, index, key, doc.clone()).await {
                 Err(e) if e.status == 409 && attempt == 0 => continue,
+                Err(e) if e.status == 409 => return Err(removal.unwrap_or(e)),
                 other => return other,
             }
         }
