@@ -204,7 +204,17 @@ async fn objects_follow_into_the_builtin_data_and_search_services() {
     })
     .await;
 
-    // Where the sync stands (the same figures as `arcbase hyper status`).
+    // Where the sync stands (the same figures as `arcbase hyper status`), once the round
+    // that sent the last change has moved the position.
+    eventually("the position past the last change", || async {
+        let (_, status) = hyper_get(&t, "GET", "/admin/hyper", None).await;
+        if status["targets"][0]["behind"] == 0 {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    })
+    .await;
     let (s, status) = hyper_get(&t, "GET", "/admin/hyper", None).await;
     assert_eq!(s, 200, "{status}");
     let target = &status["targets"][0];
@@ -420,8 +430,16 @@ async fn resync_rebuilds_a_target_and_resumes_from_its_checkpoint() {
         })
         .await;
     }
-    let status = arcbase::hyper::bridge::status(&t.app.store).await.unwrap();
-    assert_eq!(status["targets"][0]["resyncPending"], 0, "{status}");
+    // The queue empties once the round that sent them has recorded it.
+    eventually("the resync queue empty", || async {
+        let status = arcbase::hyper::bridge::status(&t.app.store).await.unwrap();
+        if status["targets"][0]["resyncPending"] == 0 {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    })
+    .await;
 
     // An interrupted walk continues after its checkpoint.
     let d = t.app.store.dialect();
