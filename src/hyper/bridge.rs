@@ -107,6 +107,9 @@ pub struct Bridge {
     target: Target,
     lookup: Lookup,
     active: Active,
+    /// The server's credential guards, for the admin caller the bridge reads objects as (made
+    /// once: they own the hashing threads).
+    guards: Arc<crate::ops::throttle::Guards>,
     /// The sync row of the target exists.
     ensured: std::sync::atomic::AtomicBool,
     node: String,
@@ -123,12 +126,19 @@ pub struct Round {
 }
 
 impl Bridge {
-    pub fn new(store: Store, target: Target, lookup: Lookup, active: Active) -> Arc<Bridge> {
+    pub fn new(
+        store: Store,
+        target: Target,
+        lookup: Lookup,
+        active: Active,
+        guards: Arc<crate::ops::throttle::Guards>,
+    ) -> Arc<Bridge> {
         Arc::new(Bridge {
             store,
             target,
             lookup,
             active,
+            guards,
             ensured: std::sync::atomic::AtomicBool::new(false),
             node: ulid::Ulid::new().to_string(),
             provisioned: Mutex::new(HashSet::new()),
@@ -258,10 +268,10 @@ impl Bridge {
             sent += r.sent;
             round.dead += r.dead;
             // What was sent is no longer dead; what failed again was recorded anew (retry = 0).
-            for id in &ids {
-                if !r.dead_ids.contains(id) {
-                    let _ = self.store.execute(&ssql::undead(d, &self.target.name, &instance, &type_name, id)).await;
-                }
+            let sent_ids: Vec<String> = ids.into_iter().filter(|id| !r.dead_ids.contains(id)).collect();
+            if !sent_ids.is_empty() {
+                let undead = ssql::undead(d, &self.target.name, &instance, &type_name, &sent_ids);
+                self.store.execute(&undead).await.map_err(|e| Stop::Local(e.to_string()))?;
             }
         }
         Ok(sent)
@@ -281,10 +291,8 @@ impl Bridge {
             let r = self.sync_objects(&instance, &type_name, &ids).await?;
             sent += r.sent;
             round.dead += r.dead;
-            for id in &ids {
-                let done = ssql::resync_done(d, &self.target.name, &instance, &type_name, id);
-                self.store.execute(&done).await.map_err(|e| Stop::Local(e.to_string()))?;
-            }
+            let done = ssql::resync_done(d, &self.target.name, &instance, &type_name, &ids);
+            self.store.execute(&done).await.map_err(|e| Stop::Local(e.to_string()))?;
         }
         Ok(sent)
     }
@@ -302,7 +310,7 @@ impl Bridge {
         self.provision(&engine, &scope, &store).await?;
 
         let selection = mirror_selection(ty, type_idx);
-        let caller = admin_caller(instance);
+        let caller = admin_caller(instance, &self.guards);
         let mut current: HashMap<String, Value> = HashMap::new();
         for chunk in ids.chunks(READ_CHUNK) {
             let docs = crate::ops::read::get_many(&engine, &caller, &selection, chunk)
@@ -449,14 +457,14 @@ fn by_type(rows: Vec<Vec<crate::value::SqlValue>>) -> BTreeMap<(String, String),
     groups
 }
 
-fn admin_caller(instance: &str) -> Caller {
+fn admin_caller(instance: &str, guards: &Arc<crate::ops::throttle::Guards>) -> Caller {
     Caller {
         instance: instance.to_string(),
         viewer: crate::access::Viewer::Admin,
         anonymous_registrations: false,
         jwt_secret: Arc::from(Vec::new().into_boxed_slice()),
         client: None,
-        guards: Arc::new(crate::ops::throttle::Guards::new(&crate::config::Limits::default())),
+        guards: guards.clone(),
         search: None,
     }
 }

@@ -520,7 +520,8 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
             .any(|t| t.served.engine.model.types.iter().any(|ty| ty.hyper.is_some()))
     });
     let hyper_search = target.search.clone();
-    crate::hyper::bridge::Bridge::new(store.with_own_count(), target, lookup, active).start(&tasks);
+    let guards = Arc::new(crate::ops::throttle::Guards::new(&opts.limits));
+    crate::hyper::bridge::Bridge::new(store.with_own_count(), target, lookup, active, guards.clone()).start(&tasks);
     let engine = registry.snapshot().tenants.get("default").map(|t| t.served.engine.clone());
     Ok(Arc::new(App {
         store,
@@ -536,7 +537,7 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
         jwt_secret: secret,
         trust_request_id: opts.trust_request_id,
         tasks,
-        guards: Arc::new(crate::ops::throttle::Guards::new(&opts.limits)),
+        guards,
         allowed_hosts: opts.allowed_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),
     }))
 }

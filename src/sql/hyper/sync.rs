@@ -78,11 +78,22 @@ pub fn dead(
     sql
 }
 
-/// Forget a refused object (delivered since).
-pub fn undead(dialect: Dialect, target: &str, instance: &str, type_name: &str, id: &str) -> Sql {
+/// Forget refused objects (delivered since): one statement for a batch.
+pub fn undead(dialect: Dialect, target: &str, instance: &str, type_name: &str, ids: &[String]) -> Sql {
     let mut sql = Sql::new(dialect);
     sql.push("DELETE FROM arcbase_hyper_dead WHERE target = ").bind(target).push(" AND instance_id = ").bind(instance);
-    sql.push(" AND type_name = ").bind(type_name).push(" AND object_id = ").bind(id);
+    sql.push(" AND type_name = ").bind(type_name);
+    sql.push(" AND object_id IN (");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(id.as_str());
+    }
+    if ids.is_empty() {
+        sql.push("NULL");
+    }
+    sql.push(")");
     sql
 }
 
@@ -187,14 +198,25 @@ pub fn resync_take(dialect: Dialect, target: &str, limit: u32) -> Sql {
     sql
 }
 
-/// An object of a resync has been sent.
-pub fn resync_done(dialect: Dialect, target: &str, instance: &str, type_name: &str, id: &str) -> Sql {
+/// Objects of a resync have been sent: one statement for a batch.
+pub fn resync_done(dialect: Dialect, target: &str, instance: &str, type_name: &str, ids: &[String]) -> Sql {
     let mut sql = Sql::new(dialect);
     sql.push("DELETE FROM arcbase_hyper_resync WHERE target = ")
         .bind(target)
         .push(" AND instance_id = ")
         .bind(instance);
-    sql.push(" AND type_name = ").bind(type_name).push(" AND object_id = ").bind(id);
+    sql.push(" AND type_name = ").bind(type_name);
+    sql.push(" AND object_id IN (");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(id.as_str());
+    }
+    if ids.is_empty() {
+        sql.push("NULL");
+    }
+    sql.push(")");
     sql
 }
 
