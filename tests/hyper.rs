@@ -917,7 +917,11 @@ async fn queue_delivers_signed_retries_and_errors() {
     assert!(!hook.deliveries().iter().any(|d| d.job_id == late), "no target yet");
     expect(&t, 201, "PUT", "/queue/late", Some(json!({ "target": hook.url }))).await;
     expect(&t, 409, "PUT", "/queue/late", Some(json!({ "target": hook.url }))).await;
-    let d = hook.wait_for("the late jobs", Duration::from_secs(10), |d| d.iter().any(|x| x.job_id == late)).await;
+    let d = hook
+        .wait_for("both late jobs", Duration::from_secs(10), |d| {
+            d.iter().any(|x| x.job_id == late) && d.iter().any(|x| x.body.contains("\"y\":2"))
+        })
+        .await;
     assert!(
         d.iter().any(|x| x.job_id == late) && d.iter().any(|x| x.body.contains("\"y\":2")),
         "both waiting jobs go out"
