@@ -230,7 +230,7 @@ async fn graphql(url: &str, connections: usize, seconds: u64) {
                 jwt_secret: secret,
                 client: None,
                 guards: guards.clone(),
-                search: None,
+                hyper: None,
             };
             let credentials = std::sync::atomic::AtomicUsize::new(0);
             let ctx = arcbase::graphql::Context {

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     Overloaded,
     /// The caller sent too many requests of a kind (failed logins): retry later (HTTP 429).
     RateLimited,
+    /// A hyper service in ATOMIC mode could not take the write, which was rolled back.
+    HyperUnavailable,
     Internal,
 }
 
@@ -46,6 +48,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::Overloaded => "OVERLOADED",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::HyperUnavailable => "HYPER_UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }
     }

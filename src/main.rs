@@ -216,6 +216,17 @@ fn main() -> ExitCode {
                 storage_dir,
                 queue_private_targets,
                 hyper_url: hyper.filter(|h| !h.is_empty()),
+                hyper_atomic_timeout: match std::env::var("ARCBASE_HYPER_ATOMIC_TIMEOUT_MS")
+                    .ok()
+                    .map(|v| v.parse::<u64>())
+                {
+                    None => std::time::Duration::from_secs(5),
+                    Some(Ok(ms)) if ms > 0 => std::time::Duration::from_millis(ms),
+                    Some(_) => {
+                        eprintln!("error: ARCBASE_HYPER_ATOMIC_TIMEOUT_MS is a number of milliseconds above 0");
+                        return ExitCode::from(2);
+                    }
+                },
             };
             runtime.block_on(serve(opts, listen, std::time::Duration::from_secs(shutdown_grace)))
         }

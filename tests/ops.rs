@@ -26,7 +26,7 @@ fn caller(viewer: Viewer) -> Caller {
         jwt_secret: Arc::from(&b"s"[..]),
         client: None,
         guards: Arc::new(arcbase::ops::throttle::Guards::new(&Default::default())),
-        search: None,
+        hyper: None,
     }
 }
 

@@ -632,8 +632,11 @@ impl<'a> Exec<'a> {
                 let (node_sets, _, _) = self.find_selection(&conn_sets)?;
                 let selection = tracing::info_span!("plan")
                     .in_scope(|| read_plan(self.env, self.model(), &engine.limits, type_idx, &node_sets))?;
-                let service =
-                    caller.search.clone().ok_or_else(|| ApiError::validation("this server has no search service"))?;
+                let service = caller
+                    .hyper
+                    .as_ref()
+                    .map(|t| t.search.clone())
+                    .ok_or_else(|| ApiError::validation("this server has no search service"))?;
                 let a = ops::search::SearchArgs {
                     type_idx,
                     query: args.required("query")?,
@@ -663,6 +666,7 @@ impl<'a> Exec<'a> {
                     }
                 }))
             }
+            "count" => Ok(json!(ops::aggregate::count(engine, caller, type_of("type")?).await?)),
             name @ ("login" | "loginByEmail") => {
                 let by_email = name == "loginByEmail";
                 let a = ops::account::LoginArgs {

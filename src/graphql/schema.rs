@@ -522,6 +522,15 @@ fn build(model: &Model) -> Builder {
                 .field(out("score", TypeRef::named_nn(TypeRef::FLOAT), Key::Name)),
         );
     }
+    if model.types.iter().any(|t| t.hyper.as_ref().is_some_and(|h| h.count)) {
+        query = query.field(
+            out("count", TypeRef::named_nn(TypeRef::INT), Key::Alias)
+                .arg(InputValue::new("type", TypeRef::named_nn("HypiMutationType")))
+                .describe(Some(
+                    "How many live objects of the type the caller can read: O(1) from the counter of a type with @hyper(count: true) when the caller may read all of them, else counted.",
+                )),
+        );
+    }
     b.object(query);
     b.object(root_mutation());
     b

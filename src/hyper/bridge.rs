@@ -29,11 +29,13 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use super::cache::CacheService;
 use super::data::{BulkOp, DataService};
+use super::queue::QueueService;
 use super::search::{IndexConfig, SearchService};
 use super::{HyperError, Scope, StoreName};
 use crate::feed::ChangeOp;
-use crate::model::{Base, HyperSpec, ObjectType};
+use crate::model::{Base, HyperMode, HyperService, HyperSpec, ObjectType};
 use crate::ops::{Caller, Engine};
 use crate::plan::read::{HypiField, Item, ObjectSelection};
 use crate::sql::hyper::sync as ssql;
@@ -59,6 +61,52 @@ pub struct Target {
     pub name: String,
     pub data: Arc<dyn DataService>,
     pub search: Arc<dyn SearchService>,
+    pub cache: Arc<dyn CacheService>,
+    pub queue: Arc<dyn QueueService>,
+    /// The built-in services, when they are the target (ATOMIC then writes them in the
+    /// write's own transaction).
+    pub builtin: Option<Arc<super::builtin::Builtin>>,
+    /// How long an ATOMIC write waits for a remote target.
+    pub atomic_timeout: Duration,
+    /// (instance, store) pairs provisioned on the target by this process.
+    pub provisioned: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl Target {
+    /// The built-in services as a target.
+    pub fn builtin(b: &Arc<super::builtin::Builtin>) -> Target {
+        Target {
+            name: "builtin".into(),
+            data: b.services.data.clone(),
+            search: b.services.search.clone(),
+            cache: b.services.cache.clone(),
+            queue: b.services.queue.clone(),
+            builtin: Some(b.clone()),
+            atomic_timeout: Duration::from_secs(5),
+            provisioned: Default::default(),
+        }
+    }
+
+    /// A remote hyper server as a target.
+    pub fn remote(remote: super::remote::Remote, atomic_timeout: Duration) -> Target {
+        use super::remote::{RemoteCache, RemoteData, RemoteQueue, RemoteSearch};
+        Target {
+            name: remote.describe(),
+            data: Arc::new(RemoteData(remote.clone())),
+            search: Arc::new(RemoteSearch(remote.clone())),
+            cache: Arc::new(RemoteCache(remote.clone())),
+            queue: Arc::new(RemoteQueue(remote)),
+            builtin: None,
+            atomic_timeout,
+            provisioned: Default::default(),
+        }
+    }
 }
 
 /// The engine serving an instance (from the registry), or `None` when it serves none.
@@ -70,7 +118,7 @@ pub type Active = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// Why a round stopped.
 #[derive(Debug)]
-enum Stop {
+pub(crate) enum Stop {
     /// Try the same batch again after a pause (`Retry-After` seconds when the remote said).
     Retry(String, Option<u64>),
     /// The remote refused our credentials: pause the target.
@@ -113,8 +161,6 @@ pub struct Bridge {
     /// The sync row of the target exists.
     ensured: std::sync::atomic::AtomicBool,
     node: String,
-    /// (instance, store) pairs whose data store and search index exist on the target.
-    provisioned: Mutex<HashSet<(String, String)>>,
 }
 
 /// What one round did.
@@ -141,7 +187,6 @@ impl Bridge {
             guards,
             ensured: std::sync::atomic::AtomicBool::new(false),
             node: ulid::Ulid::new().to_string(),
-            provisioned: Mutex::new(HashSet::new()),
         })
     }
 
@@ -234,12 +279,14 @@ impl Bridge {
         for c in &changes {
             groups.entry((c.instance.clone(), c.type_name.clone())).or_default().insert(c.id.clone(), c.op);
         }
-        for ((instance, type_name), objects) in groups {
-            let ids: Vec<String> = objects.into_keys().collect();
-            let r = self.sync_objects(&instance, &type_name, &ids).await?;
+        for ((instance, type_name), objects) in &groups {
+            let ids: Vec<String> = objects.keys().cloned().collect();
+            let r = self.sync_objects(instance, type_name, &ids).await?;
             round.sent += r.sent;
             round.dead += r.dead;
         }
+        self.notify(&changes, &mut round).await?;
+        self.counts(&groups).await?;
         round.sent += self.retry_dead(&mut round).await?;
         round.sent += self.resync_some(&mut round).await?;
         if next.position != position || round.sent > 0 {
@@ -297,7 +344,8 @@ impl Bridge {
         Ok(sent)
     }
 
-    /// Bring the target's copy of these objects to their current state.
+    /// Bring the target's copy of these objects to their current state (every service of the
+    /// type but notify, which [`Bridge::notify`] sends per change).
     async fn sync_objects(&self, instance: &str, type_name: &str, ids: &[String]) -> Result<Synced, Stop> {
         let mut out = Synced::default();
         let Some(engine) = (self.lookup)(instance) else { return Ok(out) };
@@ -305,14 +353,12 @@ impl Bridge {
         let ty = &engine.model.types[type_idx];
         let Some(spec) = &ty.hyper else { return Ok(out) };
         let scope = Scope { instance: instance.to_string() };
-        let store =
-            StoreName::parse(&engine.app).or_else(|_| StoreName::parse("arcbase")).map_err(|e| Stop::Local(e.msg))?;
-        self.provision(&engine, &scope, &store).await?;
-
-        let selection = mirror_selection(ty, type_idx);
+        let store = store_name(&engine).map_err(|e| Stop::Local(e.msg))?;
+        provision(&self.target, &engine, &scope, &store).await?;
         let caller = admin_caller(instance, &self.guards);
         let mut current: HashMap<String, Value> = HashMap::new();
         for chunk in ids.chunks(READ_CHUNK) {
+            let selection = mirror_selection(ty, type_idx);
             let docs = crate::ops::read::get_many(&engine, &caller, &selection, chunk)
                 .await
                 .map_err(|e| Stop::Local(e.message))?;
@@ -322,74 +368,78 @@ impl Bridge {
                 }
             }
         }
+        let services: Vec<HyperService> = spec
+            .services()
+            .into_iter()
+            .filter(|s| matches!(s, HyperService::Data | HyperService::Search | HyperService::Cache))
+            .collect();
+        let sent = send_objects(&self.target, &scope, &store, ty, &services, ids, &current).await?;
+        out.sent = sent.sent;
         let now = crate::plan::write::now();
-        if spec.data {
-            let ops: Vec<BulkOp> = ids
-                .iter()
-                .map(|id| match current.get(id) {
-                    Some(doc) => BulkOp::Put { id: id.clone(), doc: doc.clone() },
-                    None => BulkOp::Delete { id: id.clone() },
-                })
-                .collect();
-            for batch in ops.chunks(200) {
-                match self.target.data.bulk(&scope, &store, batch.to_vec()).await {
-                    Ok(results) => {
-                        for (op, r) in batch.iter().zip(results.iter().map(Some).chain(std::iter::repeat(None))) {
-                            let (id, deleting) = match op {
-                                BulkOp::Put { id, .. } => (id, false),
-                                BulkOp::Delete { id } => (id, true),
-                            };
-                            match r {
-                                Some(r) if r.ok => out.sent += 1,
-                                // Removing what the target does not have is done.
-                                Some(r) if deleting && r.msg.as_deref().is_some_and(|m| m.contains("not found")) => {
-                                    out.sent += 1
-                                }
-                                Some(r) => {
-                                    let reason = r.msg.clone().unwrap_or_else(|| "refused".into());
-                                    self.dead(&mut out, instance, type_name, id, "data", 422, &reason, &now).await?;
-                                }
-                                None => {
-                                    return Err(Stop::Retry("the data service answered fewer results".into(), None))
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => match classify(&e) {
-                        Class::Dead => {
-                            for op in batch {
-                                let id = match op {
-                                    BulkOp::Put { id, .. } | BulkOp::Delete { id } => id,
-                                };
-                                self.dead(&mut out, instance, type_name, id, "data", e.status, &e.msg, &now).await?;
-                            }
-                        }
-                        _ => return Err(stop_for(&e)),
-                    },
-                }
-            }
-        }
-        if !spec.search.is_empty() {
-            for id in ids {
-                let r = match current.get(id) {
-                    Some(doc) => self.target.search.update(&scope, &store, id, search_doc(ty, spec, doc)).await,
-                    None => match self.target.search.remove(&scope, &store, id).await {
-                        Err(e) if e.status == 404 => Ok(()),
-                        other => other,
-                    },
-                };
-                match r {
-                    Ok(()) => out.sent += 1,
-                    Err(e) => match classify(&e) {
-                        Class::Dead => {
-                            self.dead(&mut out, instance, type_name, id, "search", e.status, &e.msg, &now).await?
-                        }
-                        _ => return Err(stop_for(&e)),
-                    },
-                }
-            }
+        for f in sent.refused {
+            self.dead(&mut out, instance, type_name, &f.id, f.service.as_str(), f.status, &f.reason, &now).await?;
         }
         Ok(out)
+    }
+
+    /// Enqueue `{action, type, id, version, at, seq}` for every change of a `notify` type (not
+    /// in ATOMIC mode: the mutation sent those), in feed order.
+    async fn notify(&self, changes: &[crate::feed::Change], round: &mut Round) -> Result<(), Stop> {
+        let now = crate::plan::write::now();
+        for c in changes {
+            let Some(engine) = (self.lookup)(&c.instance) else { continue };
+            let Some((_, ty)) = engine.model.type_by_name(&c.type_name) else { continue };
+            let Some(spec) = &ty.hyper else { continue };
+            if !spec.notify || spec.mode_of(HyperService::Notify) == HyperMode::Atomic {
+                continue;
+            }
+            let scope = Scope { instance: c.instance.clone() };
+            let store = store_name(&engine).map_err(|e| Stop::Local(e.msg))?;
+            match self.target.queue.enqueue(&scope, &store, notice(c)).await {
+                Ok(_) => round.sent += 1,
+                Err(e) if e.status == 404 => {
+                    return Err(Stop::Pause(format!(
+                        "notify: the queue '{}' does not exist on {}: create it with PUT /queue/{} {{\"target\": ...}}",
+                        store.as_str(),
+                        self.target.name,
+                        store.as_str()
+                    )))
+                }
+                Err(e) => match classify(&e) {
+                    Class::Dead => {
+                        let mut out = Synced::default();
+                        self.dead(&mut out, &c.instance, &c.type_name, &c.id, "notify", e.status, &e.msg, &now).await?;
+                        round.dead += out.dead;
+                    }
+                    _ => return Err(stop_for(&e)),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the counters of the `count` types changed in this batch to the cache service
+    /// (key `<type>~count`, the number as its value).
+    async fn counts(&self, changed: &BTreeMap<(String, String), HashMap<String, ChangeOp>>) -> Result<(), Stop> {
+        let d = self.store.dialect();
+        for (instance, type_name) in changed.keys() {
+            let Some(engine) = (self.lookup)(instance) else { continue };
+            if !engine.model.type_by_name(type_name).is_some_and(|(_, t)| t.hyper.as_ref().is_some_and(|h| h.count)) {
+                continue;
+            }
+            let rows = self
+                .store
+                .fetch_rows(&crate::sql::hyper::counts::read(d, instance, type_name))
+                .await
+                .map_err(|e| Stop::Local(e.to_string()))?;
+            let Some(n) = rows.first().and_then(|r| r.first()).and_then(|v| v.as_i64()) else { continue };
+            let scope = Scope { instance: instance.clone() };
+            let store = store_name(&engine).map_err(|e| Stop::Local(e.msg))?;
+            if let Err(e) = self.target.cache.set(&scope, &store, &count_key(type_name), json!(n), None).await {
+                return Err(stop_for(&e));
+            }
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -412,32 +462,42 @@ impl Bridge {
         out.dead_ids.insert(id.to_string());
         Ok(())
     }
+}
 
-    /// Create the data store and the search index of `scope` on the target once (201 and 409
-    /// are both fine).
-    async fn provision(&self, engine: &Engine, scope: &Scope, store: &StoreName) -> Result<(), Stop> {
-        let key = (scope.instance.clone(), store.as_str().to_string());
-        if self.provisioned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&key) {
-            return Ok(());
-        }
-        let ok = |r: Result<(), HyperError>| match r {
-            Ok(()) => Ok(()),
-            Err(e) if e.status == 409 => Ok(()),
-            Err(e) => Err(stop_for(&e)),
-        };
-        ok(self.target.data.create(scope, store).await)?;
-        let (fields, stored) = index_fields(engine);
-        if !fields.is_empty() {
-            let path = |n: &String| super::data::FieldPath::parse(n).map_err(|e| Stop::Local(e.msg));
-            let config = IndexConfig {
-                fields: Some(fields.iter().map(path).collect::<Result<_, _>>()?),
-                store_fields: Some(stored.iter().map(path).collect::<Result<_, _>>()?),
-            };
-            ok(self.target.search.create(scope, store, &config).await)?;
-        }
-        self.provisioned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key);
-        Ok(())
+/// The search index configuration of an engine's app: every `@hyper` type's searched fields,
+/// and their stored fields plus `type`.
+pub(crate) fn index_config(engine: &Engine) -> Result<IndexConfig, HyperError> {
+    let (fields, stored) = index_fields(engine);
+    let path = |n: &String| super::data::FieldPath::parse(n);
+    Ok(IndexConfig {
+        fields: Some(fields.iter().map(path).collect::<Result<_, _>>()?),
+        store_fields: Some(stored.iter().map(path).collect::<Result<_, _>>()?),
+    })
+}
+
+/// Create the data store, the search index (when a type searches) and the cache (when a type
+/// caches or counts) of `scope` on the target, once per process (201 and 409 are both fine).
+pub(crate) async fn provision(target: &Target, engine: &Engine, scope: &Scope, store: &StoreName) -> Result<(), Stop> {
+    let key = (scope.instance.clone(), store.as_str().to_string());
+    if target.provisioned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&key) {
+        return Ok(());
     }
+    let ok = |r: Result<(), HyperError>| match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.status == 409 => Ok(()),
+        Err(e) => Err(stop_for(&e)),
+    };
+    ok(target.data.create(scope, store).await)?;
+    let config = index_config(engine).map_err(|e| Stop::Local(e.msg))?;
+    if config.fields.as_ref().is_some_and(|f| !f.is_empty()) {
+        ok(target.search.create(scope, store, &config).await)?;
+    }
+    let specs = || engine.model.types.iter().filter_map(|t| t.hyper.as_ref());
+    if specs().any(|h| h.cache || h.count) {
+        ok(target.cache.create(scope, store).await)?;
+    }
+    target.provisioned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key);
+    Ok(())
 }
 
 #[derive(Default)]
@@ -445,6 +505,150 @@ struct Synced {
     sent: usize,
     dead: usize,
     dead_ids: HashSet<String>,
+}
+
+/// The store (data store, search index, cache and queue name) of an engine's app on a target.
+pub(crate) fn store_name(engine: &Engine) -> Result<StoreName, HyperError> {
+    StoreName::parse(&engine.app).or_else(|_| StoreName::parse("arcbase"))
+}
+
+/// The cache key of an object: `<type>-<id>`, lower-cased as hyper's keys must be (`None` when
+/// the id has characters a key cannot hold).
+pub fn cache_key(type_name: &str, id: &str) -> Option<String> {
+    let key = format!("{}-{}", type_name.to_ascii_lowercase(), id.to_ascii_lowercase());
+    super::cache::check_key(&key).ok().map(|_| key)
+}
+
+/// The cache key of a type's counter: `<type>~count`.
+pub fn count_key(type_name: &str) -> String {
+    format!("{}~count", type_name.to_ascii_lowercase())
+}
+
+/// The queue job of a change: `{action, type, id, version, at, seq}` (`seq`, its place in the
+/// change feed, tells a consumer a job it has seen: delivery is at least once).
+pub fn notice(c: &crate::feed::Change) -> Value {
+    json!({ "action": c.op.as_str(), "type": c.type_name, "id": c.id, "version": c.version, "at": c.at, "seq": c.seq })
+}
+
+/// An object a service refused (4xx other than 401/403/429/408).
+#[derive(Debug, Clone)]
+pub(crate) struct Refused {
+    pub id: String,
+    pub service: HyperService,
+    pub status: u16,
+    pub reason: String,
+}
+
+/// What [`send_objects`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Sent {
+    pub sent: usize,
+    pub refused: Vec<Refused>,
+}
+
+/// Bring the copies of `ids` on `target` to `current` (an object missing from it is removed)
+/// in `services` (data, search, cache; others are ignored): data in `_bulk` batches of 200,
+/// search as remove-then-add per object, cache per object. The bridge and ATOMIC writes both
+/// send through here.
+pub(crate) async fn send_objects(
+    target: &Target,
+    scope: &Scope,
+    store: &StoreName,
+    ty: &ObjectType,
+    services: &[HyperService],
+    ids: &[String],
+    current: &HashMap<String, Value>,
+) -> Result<Sent, Stop> {
+    let mut out = Sent::default();
+    let Some(spec) = &ty.hyper else { return Ok(out) };
+    let refuse = |out: &mut Sent, id: &str, service: HyperService, status: u16, reason: &str| {
+        out.refused.push(Refused { id: id.to_string(), service, status, reason: reason.to_string() })
+    };
+    if services.contains(&HyperService::Data) && spec.data {
+        let ops: Vec<BulkOp> = ids
+            .iter()
+            .map(|id| match current.get(id) {
+                Some(doc) => BulkOp::Put { id: id.clone(), doc: doc.clone() },
+                None => BulkOp::Delete { id: id.clone() },
+            })
+            .collect();
+        for batch in ops.chunks(200) {
+            match target.data.bulk(scope, store, batch.to_vec()).await {
+                Ok(results) => {
+                    for (op, r) in batch.iter().zip(results.iter().map(Some).chain(std::iter::repeat(None))) {
+                        let (id, deleting) = match op {
+                            BulkOp::Put { id, .. } => (id, false),
+                            BulkOp::Delete { id } => (id, true),
+                        };
+                        match r {
+                            Some(r) if r.ok => out.sent += 1,
+                            // Removing what the target does not have is done.
+                            Some(r) if deleting && r.msg.as_deref().is_some_and(|m| m.contains("not found")) => {
+                                out.sent += 1
+                            }
+                            Some(r) => {
+                                let reason = r.msg.clone().unwrap_or_else(|| "refused".into());
+                                refuse(&mut out, id, HyperService::Data, 422, &reason);
+                            }
+                            None => return Err(Stop::Retry("the data service answered fewer results".into(), None)),
+                        }
+                    }
+                }
+                Err(e) => match classify(&e) {
+                    Class::Dead => {
+                        for op in batch {
+                            let id = match op {
+                                BulkOp::Put { id, .. } | BulkOp::Delete { id } => id,
+                            };
+                            refuse(&mut out, id, HyperService::Data, e.status, &e.msg);
+                        }
+                    }
+                    _ => return Err(stop_for(&e)),
+                },
+            }
+        }
+    }
+    if services.contains(&HyperService::Search) && !spec.search.is_empty() {
+        for id in ids {
+            let r = match current.get(id) {
+                Some(doc) => target.search.update(scope, store, id, search_doc(ty, spec, doc)).await,
+                None => match target.search.remove(scope, store, id).await {
+                    Err(e) if e.status == 404 => Ok(()),
+                    other => other,
+                },
+            };
+            match r {
+                Ok(()) => out.sent += 1,
+                Err(e) => match classify(&e) {
+                    Class::Dead => refuse(&mut out, id, HyperService::Search, e.status, &e.msg),
+                    _ => return Err(stop_for(&e)),
+                },
+            }
+        }
+    }
+    if services.contains(&HyperService::Cache) && spec.cache {
+        for id in ids {
+            let Some(key) = cache_key(&ty.name, id) else {
+                refuse(&mut out, id, HyperService::Cache, 422, "the id has characters a cache key cannot hold");
+                continue;
+            };
+            let r = match current.get(id) {
+                Some(doc) => target.cache.set(scope, store, &key, doc.clone(), None).await,
+                None => match target.cache.remove(scope, store, &key).await {
+                    Err(e) if e.status == 404 => Ok(()),
+                    other => other,
+                },
+            };
+            match r {
+                Ok(()) => out.sent += 1,
+                Err(e) => match classify(&e) {
+                    Class::Dead => refuse(&mut out, id, HyperService::Cache, e.status, &e.msg),
+                    _ => return Err(stop_for(&e)),
+                },
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Rows of `instance_id, type_name, object_id` grouped by instance and type.
@@ -465,7 +669,7 @@ fn admin_caller(instance: &str, guards: &Arc<crate::ops::throttle::Guards>) -> C
         jwt_secret: Arc::from(Vec::new().into_boxed_slice()),
         client: None,
         guards: guards.clone(),
-        search: None,
+        hyper: None,
     }
 }
 

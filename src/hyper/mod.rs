@@ -14,6 +14,7 @@
 //! Stores (data stores, caches, search indexes, buckets, queues) come into being on first
 //! write, as the hyper clients' examples assume; the explicit create calls work too.
 
+pub mod atomic;
 pub mod bridge;
 pub mod builtin;
 pub mod cache;

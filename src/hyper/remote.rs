@@ -1,4 +1,4 @@
-//! The remote adapters: the data and search services of another hyper server, over its REST
+//! The remote adapters: the data, search, cache and queue services of another hyper server, over its REST
 //! API, behind the same traits as the built-in ones. A connection string as the official
 //! clients take it, `http(s)://key:secret@host[:port]/<app>` or `cloud://key:secret@host/<app>`
 //! (HTTPS), names the server, the app (the store and index of the default instance; another
@@ -13,7 +13,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use super::cache::{CacheService, Pattern};
 use super::data::{BulkOp, BulkResult, Cond, DataService, FindQuery, IndexSpec, ListQuery, Selector};
+use super::queue::{JobInfo, JobStatus, QueueConfig, QueueService};
 use super::search::{IndexConfig, Match, SearchQuery, SearchService};
 use super::{HyperError, HyperResult, Scope, StoreName};
 
@@ -413,6 +415,140 @@ impl SearchService for RemoteSearch {
             keys.push(key);
         }
         Ok(keys)
+    }
+}
+
+/// A time to live as hyper writes it (whole seconds, at least one).
+fn ttl_text(ttl: Duration) -> String {
+    format!("{}s", ttl.as_secs().max(1))
+}
+
+/// The remote cache service.
+pub struct RemoteCache(pub Remote);
+
+#[async_trait]
+impl CacheService for RemoteCache {
+    async fn create(&self, scope: &Scope, _cache: &StoreName) -> HyperResult<()> {
+        let r = &self.0;
+        r.send(reqwest::Method::PUT, r.url("cache", &r.store_for(scope)?, &[]), None).await.map(|_| ())
+    }
+    async fn destroy(&self, scope: &Scope, _cache: &StoreName) -> HyperResult<()> {
+        let r = &self.0;
+        r.send(reqwest::Method::DELETE, r.url("cache", &r.store_for(scope)?, &[]), None).await.map(|_| ())
+    }
+    async fn add(
+        &self,
+        scope: &Scope,
+        _cache: &StoreName,
+        key: &str,
+        value: Value,
+        ttl: Option<Duration>,
+    ) -> HyperResult<()> {
+        let r = &self.0;
+        let mut body = json!({ "key": key, "value": value });
+        if let Some(t) = ttl {
+            body["ttl"] = json!(ttl_text(t));
+        }
+        r.send(reqwest::Method::POST, r.url("cache", &r.store_for(scope)?, &[]), Some(&body)).await.map(|_| ())
+    }
+    async fn get(&self, scope: &Scope, _cache: &StoreName, key: &str) -> HyperResult<Value> {
+        let r = &self.0;
+        r.send(reqwest::Method::GET, r.url("cache", &r.store_for(scope)?, &[key]), None).await
+    }
+    async fn set(
+        &self,
+        scope: &Scope,
+        _cache: &StoreName,
+        key: &str,
+        value: Value,
+        ttl: Option<Duration>,
+    ) -> HyperResult<()> {
+        let r = &self.0;
+        let mut url = r.url("cache", &r.store_for(scope)?, &[key]);
+        if let Some(t) = ttl {
+            url.push_str(&format!("?ttl={}", ttl_text(t)));
+        }
+        r.send(reqwest::Method::PUT, url, Some(&value)).await.map(|_| ())
+    }
+    async fn remove(&self, scope: &Scope, _cache: &StoreName, key: &str) -> HyperResult<()> {
+        let r = &self.0;
+        r.send(reqwest::Method::DELETE, r.url("cache", &r.store_for(scope)?, &[key]), None).await.map(|_| ())
+    }
+    async fn query(
+        &self,
+        scope: &Scope,
+        _cache: &StoreName,
+        pattern: &Pattern,
+        limit: u32,
+    ) -> HyperResult<Vec<(String, Value)>> {
+        let r = &self.0;
+        let url =
+            format!("{}?pattern={}", r.url("cache", &r.store_for(scope)?, &["_query"]), encode_segment(&pattern.0));
+        let v = r.send(reqwest::Method::POST, url, None).await?;
+        Ok(v["docs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| Some((d["key"].as_str()?.to_string(), d["value"].clone())))
+            .take(limit as usize)
+            .collect())
+    }
+}
+
+/// The remote queue service.
+pub struct RemoteQueue(pub Remote);
+
+#[async_trait]
+impl QueueService for RemoteQueue {
+    async fn create(&self, scope: &Scope, _queue: &StoreName, config: &QueueConfig) -> HyperResult<()> {
+        let r = &self.0;
+        let mut body = json!({ "target": config.target });
+        if let Some(s) = &config.secret {
+            body["secret"] = json!(s);
+        }
+        r.send(reqwest::Method::PUT, r.url("queue", &r.store_for(scope)?, &[]), Some(&body)).await.map(|_| ())
+    }
+    async fn destroy(&self, scope: &Scope, _queue: &StoreName) -> HyperResult<()> {
+        let r = &self.0;
+        r.send(reqwest::Method::DELETE, r.url("queue", &r.store_for(scope)?, &[]), None).await.map(|_| ())
+    }
+    async fn enqueue(&self, scope: &Scope, _queue: &StoreName, job: Value) -> HyperResult<String> {
+        let r = &self.0;
+        let v = r.send(reqwest::Method::POST, r.url("queue", &r.store_for(scope)?, &[]), Some(&job)).await?;
+        Ok(v["id"].as_str().unwrap_or_default().to_string())
+    }
+    async fn list(
+        &self,
+        scope: &Scope,
+        _queue: &StoreName,
+        status: JobStatus,
+        limit: u32,
+    ) -> HyperResult<Vec<JobInfo>> {
+        let r = &self.0;
+        let url = format!("{}?status={}", r.url("queue", &r.store_for(scope)?, &[]), status.as_str());
+        let v = r.send(reqwest::Method::GET, url, None).await?;
+        Ok(v["jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(limit as usize)
+            .map(|j| JobInfo {
+                id: j["id"].as_str().unwrap_or_default().to_string(),
+                status,
+                job: if j.get("job").is_some() { j["job"].clone() } else { j.clone() },
+                attempts: j["attempts"].as_u64().unwrap_or(0) as u32,
+                error: j["error"].as_str().map(str::to_string),
+                created_at: j["createdAt"].as_str().unwrap_or_default().to_string(),
+            })
+            .collect())
+    }
+    async fn cancel(&self, scope: &Scope, _queue: &StoreName, id: &str) -> HyperResult<()> {
+        let r = &self.0;
+        r.send(reqwest::Method::DELETE, r.url("queue", &r.store_for(scope)?, &[id]), None).await.map(|_| ())
+    }
+    async fn retry(&self, scope: &Scope, _queue: &StoreName, id: &str) -> HyperResult<()> {
+        let r = &self.0;
+        r.send(reqwest::Method::POST, r.url("queue", &r.store_for(scope)?, &[id, "_retry"]), None).await.map(|_| ())
     }
 }
 

@@ -250,6 +250,11 @@ impl HyperSpec {
             .collect()
     }
 
+    /// Some service of this spec is in ATOMIC mode.
+    pub fn any_atomic(&self) -> bool {
+        self.services().into_iter().any(|s| self.mode_of(s) == HyperMode::Atomic)
+    }
+
     /// The mode of `service`.
     pub fn mode_of(&self, service: HyperService) -> HyperMode {
         self.modes.iter().find(|(s, _)| *s == service).map_or(self.mode, |(_, m)| *m)

@@ -666,19 +666,30 @@ fn parse_hyper<'a>(
     if !store_given {
         spec.store = spec.search.clone();
     }
-    // Accepted by the grammar, refused until they are served: nothing is silently ignored.
-    for (on, name) in
-        [(spec.cache, "cache"), (spec.count, "count"), (spec.notify, "notify"), (spec.attachments, "attachments")]
-    {
-        if on {
-            c.err(d.position, format!("@hyper on '{type_name}': {name} is not available yet (data and search are)"));
-        }
-    }
-    if spec.mode == HyperMode::Atomic || spec.modes.iter().any(|(_, m)| *m == HyperMode::Atomic) {
+    // Accepted by the grammar, refused until it is served: nothing is silently ignored.
+    if spec.attachments {
         c.err(
             d.position,
-            format!("@hyper on '{type_name}': ATOMIC is not available yet; NON_ATOMIC (the write commits, the services catch up) is"),
+            format!(
+                "@hyper on '{type_name}': attachments is not available yet (data, search, cache, count and notify are)"
+            ),
         );
+    }
+    for (s, _) in &spec.modes {
+        if matches!(s, HyperService::Count | HyperService::Attachments) {
+            c.err(
+                d.position,
+                format!(
+                    "@hyper on '{type_name}': {} takes no mode: {}",
+                    s.as_str(),
+                    if *s == HyperService::Count {
+                        "the counter is kept in the write's own transaction"
+                    } else {
+                        "files are written by their own uploads"
+                    }
+                ),
+            );
+        }
     }
     for (s, _) in &spec.modes {
         if !spec.services().contains(s) {

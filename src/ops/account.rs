@@ -141,7 +141,7 @@ pub async fn create_account(engine: &Engine, caller: &Caller, args: &CreateAccou
     let mut tx = engine.store.begin_write().await?;
     let record = write_object(&mut tx, &ctx, &w, &obj, false).await?;
     tx_execute(&mut tx, &r.set_password(&caller.instance, &record.id, &hash)).await?;
-    tx.commit().await?;
+    crate::ops::commit::commit(engine, caller, &ctx, tx).await?;
     Ok(record)
 }
 

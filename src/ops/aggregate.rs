@@ -83,6 +83,38 @@ pub async fn aggregate(engine: &Engine, caller: &Caller, args: &AggregateArgs) -
     }
 }
 
+/// `count(type)`: how many live objects of the type the caller can read. O(1) from the
+/// type's counter when it has `@hyper(count: true)` and the caller may read every object of it
+/// (the admin; `@access(read: PUBLIC)`, or `AUTHENTICATED` for an account); otherwise one
+/// `count(*)` under the caller's read rule, as `aggregate` counts.
+pub async fn count(engine: &Engine, caller: &Caller, type_idx: usize) -> ApiResult<i64> {
+    let ty = &engine.model.types[type_idx];
+    if ty.hyper.as_ref().is_some_and(|h| h.count)
+        && caller.viewer.allowed(&engine.model, type_idx, false) == crate::access::Allowed::All
+    {
+        let sql = crate::sql::hyper::counts::read(engine.store.dialect(), &caller.instance, &ty.name);
+        if let Some(n) = engine.store.fetch_rows(&sql).await?.first().and_then(|r| r.first()).and_then(SqlValue::as_i64)
+        {
+            return Ok(n);
+        }
+    }
+    let fields = vec![AggField {
+        key: "n".into(),
+        target: crate::plan::aggregate::AggTarget::Column(
+            crate::plan::filter::Col::System("hypi_id"),
+            crate::model::Scalar::Id,
+        ),
+        calls: vec![crate::plan::aggregate::AggCall {
+            key: "count".into(),
+            func: crate::plan::aggregate::AggFn::Count,
+            distinct: false,
+        }],
+        group_values: false,
+    }];
+    let a = aggregate(engine, caller, &AggregateArgs { type_idx, fields, where_: None, grouping: None }).await?;
+    Ok(a.doc["n"]["count"].as_i64().unwrap_or(0))
+}
+
 fn renderer(engine: &Engine) -> AggRenderer<'_> {
     AggRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() }
 }

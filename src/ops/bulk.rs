@@ -94,8 +94,7 @@ async fn record(
     }
     let changes: Vec<NewChange<'_>> =
         rows.iter().map(|(id, version)| NewChange { type_idx, id, op, version: *version }).collect();
-    tx_execute(tx, &crate::sql::changes::insert(ctx.dialect, ctx.model, ctx.instance, &changes, &ctx.now)).await?;
-    Ok(())
+    ctx.record(tx, &changes).await
 }
 
 /// `trash` / `untrash`: how many objects changed.
@@ -114,7 +113,8 @@ pub async fn trash(engine: &Engine, caller: &Caller, args: &TrashArgs) -> ApiRes
         id_versions(tx_fetch(&mut tx, &r.set_trashed(args.type_idx, ctx.instance, &ids, stamp, &ctx.now)).await?);
     let op = if args.restore { ChangeOp::Untrash } else { ChangeOp::Trash };
     record(&mut tx, &ctx, args.type_idx, &rows, op).await?;
-    tx.commit().await?;
+    ctx.count(args.type_idx, if args.restore { rows.len() as i64 } else { -(rows.len() as i64) });
+    super::commit::commit(engine, caller, &ctx, tx).await?;
     Ok(rows.len() as u64)
 }
 
@@ -178,9 +178,13 @@ pub async fn delete(engine: &Engine, caller: &Caller, args: &DeleteArgs) -> ApiR
             }
         }
     }
-    let rows = id_versions(tx_fetch(&mut tx, &r.delete(type_idx, instance, &ids)).await?);
+    let deleted = tx_fetch(&mut tx, &r.delete(type_idx, instance, &ids)).await?;
+    // The third column is `hypi_trashed`: only live objects were counted.
+    let live = deleted.iter().filter(|row| row.get(2).is_some_and(|t| *t == SqlValue::Null)).count();
+    ctx.count(type_idx, -(live as i64));
+    let rows = id_versions(deleted);
     record(&mut tx, &ctx, type_idx, &rows, ChangeOp::Delete).await?;
-    tx.commit().await?;
+    super::commit::commit(engine, caller, &ctx, tx).await?;
     Ok(rows.len() as u64)
 }
 
@@ -248,6 +252,6 @@ pub async fn delete_scalars(engine: &Engine, caller: &Caller, args: &DeleteScala
     }
     let rows = id_versions(tx_fetch(&mut tx, &r.touch(type_idx, ctx.instance, &owners, &ctx.now)).await?);
     record(&mut tx, &ctx, type_idx, &rows, ChangeOp::Update).await?;
-    tx.commit().await?;
+    super::commit::commit(engine, caller, &ctx, tx).await?;
     Ok(owners.len() as u64)
 }

@@ -73,9 +73,9 @@ pub async fn link(engine: &Engine, caller: &Caller, args: &LinkArgs) -> ApiResul
     if let Some(version) = version {
         let op = if args.add { ChangeOp::Link } else { ChangeOp::Unlink };
         let change = NewChange { type_idx: from, id: &args.from_id, op, version };
-        tx_execute(&mut tx, &crate::sql::changes::insert(ctx.dialect, model, instance, &[change], &ctx.now)).await?;
+        ctx.record(&mut tx, &[change]).await?;
     }
-    tx.commit().await?;
+    super::commit::commit(engine, caller, &ctx, tx).await?;
     Ok(true)
 }
 

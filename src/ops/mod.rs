@@ -24,6 +24,7 @@ pub mod account;
 pub mod aggregate;
 pub mod bulk;
 pub mod changes;
+pub mod commit;
 pub mod link;
 pub mod read;
 pub mod search;
@@ -63,8 +64,9 @@ pub struct Caller {
     pub client: Option<std::net::IpAddr>,
     /// The server's hashing slots and failed-login records.
     pub guards: Arc<throttle::Guards>,
-    /// The search service the `@hyper(search:)` types follow into (`search`), if any.
-    pub search: Option<Arc<dyn crate::hyper::search::SearchService>>,
+    /// Where the `@hyper` types' services are (the `search` field reads it; ATOMIC writes
+    /// write it), if anywhere.
+    pub hyper: Option<Arc<crate::hyper::bridge::Target>>,
 }
 
 impl Engine {

@@ -64,6 +64,27 @@ pub async fn get_many(
         .collect()
 }
 
+/// [`get_many`] read in `tx` (so it sees that transaction's own writes).
+pub(crate) async fn get_many_in(
+    tx: &mut crate::store::Tx,
+    engine: &Engine,
+    caller: &Caller,
+    selection: &ObjectSelection,
+    ids: &[String],
+) -> ApiResult<Vec<Json>> {
+    let r = reader(engine, caller);
+    let sql = r.get_by_ids(selection, &caller.instance, ids, false);
+    crate::store::tx_fetch(tx, &sql)
+        .await?
+        .into_iter()
+        .filter_map(|row| row.into_iter().next())
+        .filter_map(|v| match v {
+            SqlValue::Text(text) => Some(r.decode(selection, &text)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Refuse a read that could return more objects than allowed, before it runs.
 fn check_estimate(engine: &Engine, estimate: u64) -> ApiResult<()> {
     let max = engine.limits.read_objects;

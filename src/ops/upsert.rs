@@ -60,6 +60,8 @@ pub(crate) struct WriteCtx<'a> {
     pub viewer: &'a Viewer,
     pub now: String,
     pub dialect: crate::sql::Dialect,
+    /// What [`WriteCtx::record`] and [`WriteCtx::count`] gathered for [`super::commit::commit`].
+    pub touched: std::sync::Mutex<super::commit::Touched>,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -72,6 +74,7 @@ impl<'a> WriteCtx<'a> {
             viewer: &caller.viewer,
             now: super::now(),
             dialect: engine.store.dialect(),
+            touched: Default::default(),
         }
     }
 
@@ -91,7 +94,7 @@ pub async fn upsert(engine: &Engine, caller: &Caller, args: &UpsertArgs) -> ApiR
     for obj in &objects {
         out.push(write_object(&mut tx, &ctx, &r, obj, false).await?);
     }
-    tx.commit().await?;
+    super::commit::commit(engine, caller, &ctx, tx).await?;
     Ok(out)
 }
 
@@ -224,7 +227,10 @@ pub(crate) fn write_object<'a>(
         // Version 1 is a fresh row (an insert that met a concurrent insert became an update).
         let op = if version == 1 { crate::feed::ChangeOp::Insert } else { crate::feed::ChangeOp::Update };
         let change = crate::feed::NewChange { type_idx: obj.type_idx, id: &id, op, version };
-        tx_execute(tx, &crate::sql::changes::insert(ctx.dialect, ctx.model, ctx.instance, &[change], &ctx.now)).await?;
+        ctx.record(tx, &[change]).await?;
+        if op == crate::feed::ChangeOp::Insert {
+            ctx.count(obj.type_idx, 1);
+        }
 
         let text = |i: usize| row.get(i).and_then(SqlValue::as_str).map(str::to_string);
         Ok(HypiRecord {

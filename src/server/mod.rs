@@ -60,8 +60,8 @@ pub struct App {
     pub hyper_builtin: Arc<crate::hyper::builtin::Builtin>,
     /// Verifies the tokens of hyper app keys.
     pub hyper_keys: Arc<crate::hyper::keys::Verifier>,
-    /// The search service the `@hyper(search:)` types follow into (the bridge's target).
-    pub hyper_search: Arc<dyn crate::hyper::search::SearchService>,
+    /// Where the `@hyper` types' services are (the bridge's target).
+    pub hyper_target: Arc<crate::hyper::bridge::Target>,
 }
 
 /// The router: `/graphql` (POST, GET), `/admin/`, `/health`, and hyper's services at the
@@ -280,7 +280,7 @@ pub(crate) async fn resolve(
             jwt_secret: app.jwt_secret.clone(),
             client,
             guards: app.guards.clone(),
-            search: Some(app.hyper_search.clone()),
+            hyper: Some(app.hyper_target.clone()),
         },
         anonymous_requests: tenant.row.anonymous_requests,
     })
@@ -399,6 +399,9 @@ pub struct ServeOptions {
     /// `--hyper URL`: the hyper server the `@hyper` types follow into (a connection string);
     /// without it, the built-in services.
     pub hyper_url: Option<String>,
+    /// `ARCBASE_HYPER_ATOMIC_TIMEOUT_MS`: how long a write with an ATOMIC `@hyper` service
+    /// waits for a remote hyper server before it fails (default 5 s).
+    pub hyper_atomic_timeout: std::time::Duration,
 }
 
 impl ServeOptions {
@@ -414,6 +417,7 @@ impl ServeOptions {
             storage_dir: None,
             queue_private_targets: false,
             hyper_url: None,
+            hyper_atomic_timeout: std::time::Duration::from_secs(5),
         }
     }
 
@@ -489,17 +493,9 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
             let remote = crate::hyper::remote::Remote::parse(url, std::time::Duration::from_secs(8))
                 .map_err(|why| StartError::Config(format!("--hyper: {why}")))?;
             tracing::info!(remote = %remote.describe(), "the @hyper types follow into a remote hyper server");
-            crate::hyper::bridge::Target {
-                name: remote.describe(),
-                data: Arc::new(crate::hyper::remote::RemoteData(remote.clone())),
-                search: Arc::new(crate::hyper::remote::RemoteSearch(remote)),
-            }
+            crate::hyper::bridge::Target::remote(remote, opts.hyper_atomic_timeout)
         }
-        None => crate::hyper::bridge::Target {
-            name: "builtin".into(),
-            data: builtin.services.data.clone(),
-            search: builtin.services.search.clone(),
-        },
+        None => crate::hyper::bridge::Target::builtin(&builtin),
     };
     let lookup_registry = registry.clone();
     let lookup: crate::hyper::bridge::Lookup = Arc::new(move |instance: &str| {
@@ -519,7 +515,7 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
             .values()
             .any(|t| t.served.engine.model.types.iter().any(|ty| ty.hyper.is_some()))
     });
-    let hyper_search = target.search.clone();
+    let hyper_target = Arc::new(target.clone());
     let guards = Arc::new(crate::ops::throttle::Guards::new(&opts.limits));
     crate::hyper::bridge::Bridge::new(store.with_own_count(), target, lookup, active, guards.clone()).start(&tasks);
     let engine = registry.snapshot().tenants.get("default").map(|t| t.served.engine.clone());
@@ -533,7 +529,7 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
         hyper: builtin.services.clone(),
         hyper_builtin: builtin,
         hyper_keys: Arc::new(crate::hyper::keys::Verifier::new(secret.clone())),
-        hyper_search,
+        hyper_target,
         jwt_secret: secret,
         trust_request_id: opts.trust_request_id,
         tasks,

@@ -86,6 +86,14 @@ impl Registry {
                     s
                 }
             };
+            // A release newly served to an instance counts its `@hyper(count)` types once,
+            // before any write under it (and forgets the counts of types that stopped).
+            let unchanged =
+                old.tenants.get(&row.domain).is_some_and(|t| t.row.id == row.id && t.row.release == row.release);
+            if !unchanged {
+                let model = &served.engine.model;
+                crate::ops::commit::recount(&self.store.with_own_count(), &row.app, &row.id, &release, model).await?;
+            }
             tenants.insert(row.domain.clone(), Tenant { row, served });
         }
         let next = Arc::new(Snapshot { version, tenants, built });

@@ -112,6 +112,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "hyper", include_str!("../../migrations/sqlite/0003_hyper.sql")),
     (4, "hyper sync", include_str!("../../migrations/sqlite/0004_hyper_sync.sql")),
     (5, "hyper resync", include_str!("../../migrations/sqlite/0005_hyper_resync.sql")),
+    (6, "hyper counts", include_str!("../../migrations/sqlite/0006_hyper_counts.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "system", include_str!("../../migrations/postgres/0001_system.sql")),
@@ -119,6 +120,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "hyper", include_str!("../../migrations/postgres/0003_hyper.sql")),
     (4, "hyper sync", include_str!("../../migrations/postgres/0004_hyper_sync.sql")),
     (5, "hyper resync", include_str!("../../migrations/postgres/0005_hyper_resync.sql")),
+    (6, "hyper counts", include_str!("../../migrations/postgres/0006_hyper_counts.sql")),
 ];
 
 /// The advisory lock that serializes migrations and DDL between nodes sharing a PostgreSQL

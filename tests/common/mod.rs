@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -70,6 +71,7 @@ impl TestApp {
             storage_dir: Some(dir.path().join("storage")),
             queue_private_targets: true,
             hyper_url: None,
+            hyper_atomic_timeout: Duration::from_secs(5),
         };
         let app = server::build(&opts).await.expect("server builds");
         let router = server::router(app.clone());

@@ -3,6 +3,7 @@
 //! directory, queue delivery by a background task. Transactional with each other and with
 //! nothing else to run.
 
+pub mod atomic;
 pub mod cache;
 pub mod data;
 pub mod queue;
@@ -131,6 +132,7 @@ pub struct Builtin {
     pub queue: Arc<queue::Queue>,
     pub storage: Arc<storage::Storage>,
     pub cache: Arc<cache::Cache>,
+    pub(crate) base: Base,
 }
 
 impl Builtin {
@@ -147,7 +149,7 @@ impl Builtin {
             queue: queue.clone(),
             limits,
         };
-        Builtin { services, queue, storage, cache }
+        Builtin { services, queue, storage, cache, base }
     }
 
     /// Start the background work: queue delivery, the cache sweeper, the storage sweeper.

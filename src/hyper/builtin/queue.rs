@@ -36,7 +36,7 @@ const MAX_BACKOFF_MS: i64 = 300_000;
 
 pub struct Queue {
     pub(crate) base: Base,
-    wake: tokio::sync::Notify,
+    pub(super) wake: tokio::sync::Notify,
     client: Option<reqwest::Client>,
     allow_private: bool,
 }
@@ -290,7 +290,8 @@ impl QueueService for Queue {
             Value::Object(_) => {}
             _ => return Err(HyperError::invalid("a job is a JSON object")),
         }
-        let id = ulid::Ulid::new().to_string();
+        // Monotonic, so jobs enqueued in the same millisecond keep their order.
+        let id = crate::ops::upsert::new_id();
         let stmt = qsql::insert(
             self.base.dialect(),
             &scope.instance,

@@ -21,7 +21,7 @@ fn config(row: &StoreRow) -> IndexConfig {
 
 impl Search {
     /// The index row in `tx`, created (searching every top-level string field) when missing.
-    async fn ensure(&self, tx: &mut Tx, scope: &Scope, index: &StoreName) -> HyperResult<StoreRow> {
+    pub(super) async fn ensure(&self, tx: &mut Tx, scope: &Scope, index: &StoreName) -> HyperResult<StoreRow> {
         let (row, created) =
             self.base.ensure(tx, scope, Service::Search, index, &IndexConfig::default().to_json()).await?;
         if created {
@@ -33,7 +33,14 @@ impl Search {
     }
 
     /// Write the words of `doc` under `key` (after removing the old ones).
-    async fn index_words(&self, tx: &mut Tx, row: &StoreRow, key: &str, doc: &Value, replace: bool) -> HyperResult<()> {
+    pub(super) async fn index_words(
+        &self,
+        tx: &mut Tx,
+        row: &StoreRow,
+        key: &str,
+        doc: &Value,
+        replace: bool,
+    ) -> HyperResult<()> {
         let d = self.base.dialect();
         if replace {
             tx_execute(tx, &ssql::delete_words(d, row.id, key)).await?;

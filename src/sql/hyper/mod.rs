@@ -12,6 +12,7 @@
 //! same path then serves the query); any other path is bound.
 
 pub mod cache;
+pub mod counts;
 pub mod data;
 pub mod keys;
 pub mod queue;

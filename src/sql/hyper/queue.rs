@@ -53,7 +53,7 @@ pub fn claim(dialect: Dialect, now_ms: i64, lease_until: i64, batch: u32) -> Sql
     sql.push("UPDATE hyper_jobs SET locked_until = ").bind(lease_until);
     sql.push(" WHERE id IN (SELECT j.id FROM hyper_jobs j JOIN hyper_stores s ON s.id = j.store_id WHERE s.target IS NOT NULL AND j.status = 'READY' AND j.next_at <= ");
     sql.bind(now_ms).push(" AND (j.locked_until IS NULL OR j.locked_until <= ").bind(now_ms).push(")");
-    sql.push(" ORDER BY j.next_at LIMIT ").bind(i64::from(batch));
+    sql.push(" ORDER BY j.next_at, j.id LIMIT ").bind(i64::from(batch));
     if dialect == Dialect::Postgres {
         sql.push(" FOR UPDATE OF j SKIP LOCKED");
     }

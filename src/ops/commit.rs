@@ -1,0 +1,102 @@
+//! How a write ends. Every write operation records its changes through
+//! [`WriteCtx::record`] (the change-feed rows, one per object) and ends with [`commit`],
+//! which adds what the `@hyper` types of the changed objects ask for inside the same
+//! transaction before committing it:
+//!
+//! - `count: true`: the per-type counters move by the objects inserted, trashed, untrashed
+//!   and deleted (one statement per counted type per call);
+//! - services in ATOMIC mode: see [`crate::hyper::atomic`].
+//!
+//! An operation that returns early (nothing matched, an error) drops its transaction, which
+//! rolls everything back, counters included.
+
+use std::collections::BTreeMap;
+
+use super::upsert::WriteCtx;
+use super::{Caller, Engine};
+use crate::error::ApiResult;
+use crate::feed::NewChange;
+use crate::model::Model;
+use crate::store::{tx_execute, Store, StoreError, Tx};
+
+/// What a write did to objects of `@hyper` types, gathered for [`commit`].
+#[derive(Debug, Default)]
+pub(crate) struct Touched {
+    /// Count deltas per counted type.
+    pub counts: BTreeMap<usize, i64>,
+    /// The changes to objects of types with a service in ATOMIC mode, in order.
+    pub atomic: Vec<AtomicChange>,
+}
+
+/// A change [`crate::hyper::atomic::commit`] sends before the commit.
+#[derive(Debug, Clone)]
+pub(crate) struct AtomicChange {
+    pub type_idx: usize,
+    pub id: String,
+    pub op: crate::feed::ChangeOp,
+    pub version: i64,
+}
+
+impl WriteCtx<'_> {
+    /// Append the change-feed rows of `changes` (in the write's transaction).
+    pub(crate) async fn record(&self, tx: &mut Tx, changes: &[NewChange<'_>]) -> ApiResult<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        tx_execute(tx, &crate::sql::changes::insert(self.dialect, self.model, self.instance, changes, &self.now))
+            .await?;
+        let mut touched = self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for c in changes {
+            if self.model.types[c.type_idx].hyper.as_ref().is_some_and(|h| h.any_atomic()) {
+                touched.atomic.push(AtomicChange {
+                    type_idx: c.type_idx,
+                    id: c.id.to_string(),
+                    op: c.op,
+                    version: c.version,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `delta` more (or fewer) live objects of `type_idx`, if that type counts them.
+    pub(crate) fn count(&self, type_idx: usize, delta: i64) {
+        if delta != 0 && self.model.types[type_idx].hyper.as_ref().is_some_and(|h| h.count) {
+            let mut touched = self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *touched.counts.entry(type_idx).or_default() += delta;
+        }
+    }
+}
+
+/// Finish a write: the counters, the ATOMIC services, then the commit.
+pub(crate) async fn commit(engine: &Engine, caller: &Caller, ctx: &WriteCtx<'_>, mut tx: Tx) -> ApiResult<()> {
+    let touched = std::mem::take(&mut *ctx.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    for (&type_idx, &delta) in &touched.counts {
+        if delta != 0 {
+            let name = &ctx.model.types[type_idx].name;
+            tx_execute(&mut tx, &crate::sql::hyper::counts::add(ctx.dialect, ctx.instance, name, delta)).await?;
+        }
+    }
+    if touched.atomic.is_empty() {
+        tx.commit().await?;
+        return Ok(());
+    }
+    crate::hyper::atomic::commit(engine, caller, tx, &touched.atomic, &ctx.now).await
+}
+
+/// Count the objects of every `@hyper(count: true)` type of `model` in `instance`, unless they
+/// were counted under `release` already, and forget the counts of types that no longer count.
+/// The registry calls this before it serves a release to an instance, so the writes under that
+/// release start from an exact number.
+pub async fn recount(store: &Store, app: &str, instance: &str, release: &str, model: &Model) -> Result<(), StoreError> {
+    let d = store.dialect();
+    let counted: Vec<_> = model.types.iter().filter(|t| t.hyper.as_ref().is_some_and(|h| h.count)).collect();
+    let keep: Vec<String> = counted.iter().map(|t| t.name.clone()).collect();
+    let mut tx = store.begin_write().await?;
+    tx_execute(&mut tx, &crate::sql::hyper::counts::forget_others(d, instance, &keep)).await?;
+    for ty in counted {
+        let table = crate::sql::names::object_table(app, ty);
+        tx_execute(&mut tx, &crate::sql::hyper::counts::recount(d, instance, &ty.name, &table, release)).await?;
+    }
+    tx.commit().await
+}
