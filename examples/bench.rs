@@ -231,6 +231,7 @@ async fn graphql(url: &str, connections: usize, seconds: u64) {
                 client: None,
                 guards: guards.clone(),
                 hyper: None,
+                pending: Default::default(),
             };
             let credentials = std::sync::atomic::AtomicUsize::new(0);
             let ctx = arcbase::graphql::Context {

@@ -90,6 +90,7 @@ async fn objects_follow_into_the_builtin_data_and_search_services() {
     assert_eq!((doc["title"].clone(), doc["year"].clone()), (json!("Dune"), json!(1965)));
     assert!(doc["author"].as_str().is_some_and(|a| a.len() > 5), "a reference as the id it points at: {doc}");
     assert!(doc["updated"].is_string(), "{doc}");
+    assert_eq!(doc["_v"], 1, "the version as _v: {doc}");
     let (s, _) = hyper_get(&t, "GET", &format!("/data/{app}/{note}"), None).await;
     assert_eq!(s, 404, "a type without @hyper is not followed");
 

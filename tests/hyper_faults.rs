@@ -141,13 +141,23 @@ fn remote_call(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value)
 
 /// The ids of the remote's Book documents.
 fn remote_ids(addr: &str) -> Vec<String> {
-    let (status, v) = remote_call(addr, "POST", "/data/books/_query", r#"{"selector":{"type":"Book"},"limit":1000}"#);
-    if status == 404 {
-        return Vec::new();
+    // Pages of 1,000 (the remote's page limit): a minute's outage writes more than one.
+    let mut ids: Vec<String> = Vec::new();
+    loop {
+        let q = json!({ "selector": { "type": "Book" }, "sort": [{ "_id": "ASC" }], "limit": 1000, "skip": ids.len() });
+        let (status, v) = remote_call(addr, "POST", "/data/books/_query", &q.to_string());
+        if status == 404 {
+            return Vec::new();
+        }
+        assert_eq!(status, 200, "{v}");
+        let page: Vec<String> =
+            v["docs"].as_array().unwrap().iter().map(|d| d["_id"].as_str().unwrap().to_string()).collect();
+        let done = page.len() < 1000;
+        ids.extend(page);
+        if done {
+            break;
+        }
     }
-    assert_eq!(status, 200, "{v}");
-    let mut ids: Vec<String> =
-        v["docs"].as_array().unwrap().iter().map(|d| d["_id"].as_str().unwrap().to_string()).collect();
     ids.sort();
     ids
 }

@@ -145,18 +145,31 @@ async fn count_cache_notify_and_atomic_search_on_the_builtin_services() {
     t.ok("mutation { delete(type: Book, arcql: \"*\") }", json!({})).await;
     assert_eq!(counts(&t, "Book").await, (0, 0));
 
+    // The mutation says what the bridge still has to send (NON_ATOMIC services only).
+    let body = t
+        .gql("mutation { upsert(values: {Book: [{title: \"Kim\"}], Film: [{name: \"Ran\"}]}) { id } }", json!({}))
+        .await;
+    assert_eq!(
+        body["extensions"]["hyper"]["pending"],
+        json!({ "Book": ["data", "cache"], "Film": ["notify"] }),
+        "{body}"
+    );
+    let body = t.gql("{ count(type: Book) }", json!({})).await;
+    assert!(body.get("extensions").is_none(), "a read leaves nothing pending: {body}");
+    t.ok("mutation { delete(type: Book, arcql: \"*\") delete2: delete(type: Film, arcql: \"*\") }", json!({})).await;
+
     // NON_ATOMIC notify: the bridge enqueues each change of a Film, in order.
     let f = t.upsert(json!({ "Film": [{ "name": "Alien" }] })).await;
     t.upsert(json!({ "Film": [{ "hypi": { "id": f[0] }, "name": "Aliens" }] })).await;
     t.ok(&format!("mutation {{ trash(type: Film, arcql: \"hypi.id = '{}'\") }}", f[0]), json!({})).await;
-    eventually("three Film jobs", || async {
+    eventually("the Film jobs", || async {
         let films: Vec<String> = jobs(&t, &app)
             .await
             .iter()
             .filter(|j| j["type"] == "Film")
             .map(|j| format!("{} {}", j["action"].as_str().unwrap(), j["version"]))
             .collect();
-        if films == ["insert 1", "update 2", "trash 3"] {
+        if films == ["insert 1", "delete 1", "insert 1", "update 2", "trash 3"] {
             Ok(())
         } else {
             Err(format!("{films:?}"))
@@ -359,17 +372,52 @@ mod remote {
         body
     }
 
+    /// One raw request: (status, body text).
+    pub fn http(addr: &str, method: &str, path: &str, body: &[u8], auth: Option<&str>) -> (u16, String) {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let auth = auth.map(|a| format!("Authorization: Bearer {a}\r\n")).unwrap_or_default();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let resp = String::from_utf8_lossy(&resp).into_owned();
+        let status = resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (status, resp.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default())
+    }
+
+    /// [`setup`] for a test outside this module: (local address, remote address, the servers).
+    pub fn setup_for_tests(sdl: &str) -> (String, String, Setup) {
+        let s = setup(sdl);
+        (s.local.addr.clone(), s.remote.addr.clone(), s)
+    }
+
     fn head(db: &str) -> i64 {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_arcbase"))
             .args(["hyper", "status", "--database", db])
             .output()
             .unwrap();
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("hyper status: {e}: {}", String::from_utf8_lossy(&out.stderr)));
         v["targets"][0]["head"].as_i64().unwrap_or(0)
     }
 
-    #[test]
-    fn atomic_writes_wait_for_the_remote_and_roll_back_when_it_fails() {
+    pub struct Setup {
+        _dir: tempfile::TempDir,
+        remote: Server,
+        local: Server,
+        local_db: String,
+        mode: Arc<AtomicU8>,
+    }
+
+    /// A remote `arcbase serve` (admin key), a proxy to it, and a local server following
+    /// `sdl` into it.
+    fn setup(sdl: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let remote_db = format!("sqlite://{}", dir.path().join("remote.db").display());
         let storage = dir.path().join("remote-storage").display().to_string();
@@ -383,7 +431,7 @@ mod remote {
         let k: Value = serde_json::from_slice(&out.stdout).unwrap();
         let (proxy, mode) = proxy(remote.addr.clone());
         let schema = dir.path().join("schema.graphql");
-        std::fs::write(&schema, SDL).unwrap();
+        std::fs::write(&schema, sdl).unwrap();
         let local_db = format!("sqlite://{}", dir.path().join("local.db").display());
         let hyper = format!("http://{}:{}@{proxy}/books", k["key"].as_str().unwrap(), k["secret"].as_str().unwrap());
         let local_storage = dir.path().join("local-storage").display().to_string();
@@ -400,6 +448,12 @@ mod remote {
             ],
             &[("ARCBASE_HYPER_ATOMIC_TIMEOUT_MS", "3000")],
         );
+        Setup { _dir: dir, remote, local, local_db, mode }
+    }
+
+    #[test]
+    fn atomic_writes_wait_for_the_remote_and_roll_back_when_it_fails() {
+        let Setup { _dir: _kept, remote, local, local_db, mode } = setup(SDL);
         let upsert = "mutation($v: HypiUpsertInputUnion!) { upsert(values: $v) { id } }";
         let title_of = |id: &str| {
             let d = gql(
@@ -448,5 +502,226 @@ mod remote {
         let emma = body["data"]["upsert"][0]["id"].as_str().unwrap().to_string();
         let (s, _) = remote_call(&remote.addr, "GET", &format!("/data/books/{emma}"), "");
         assert_eq!(s, 200);
+    }
+}
+
+const FILES: &str = r#"
+type Doc @hyper(attachments: true) {
+  title: String
+}
+type Plain {
+  title: String
+}
+"#;
+
+async fn raw(t: &TestApp, method: &str, path: &str, body: &[u8], auth: Option<&str>) -> (u16, String, String) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(a) = auth {
+        req = req.header("authorization", format!("Bearer {a}"));
+    }
+    let (s, h, text) = t.send_full(req.body(Body::from(body.to_vec())).unwrap()).await;
+    let ct = h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    (s.as_u16(), ct, text)
+}
+
+/// Files per object: REST upload, listing, download, replace and removal; the GraphQL
+/// `attachments` field read in the object's own statement; access; limits; and the files
+/// going with their object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_are_uploaded_listed_downloaded_and_deleted_with_their_object() {
+    let limits = arcbase::config::Limits { object_bytes: 1000, ..Default::default() };
+    let t = TestApp::with(FILES, Some("admin-key"), limits).await;
+    let app = t.engine().app.clone();
+    let admin = Some("admin-key");
+    let (s, body) = t
+        .post_with(
+            &json!({ "query": "mutation { upsert(values: {Doc: [{title: \"a\"}], Plain: [{title: \"p\"}]}) { id } }" }),
+            &[("authorization", "Bearer admin-key")],
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let id = body["data"]["upsert"][0]["id"].as_str().unwrap().to_string();
+    let plain = body["data"]["upsert"][1]["id"].as_str().unwrap().to_string();
+    let base = format!("/rest/v1/Doc/{id}/attachments");
+
+    let (s, ct, text) = raw(&t, "PUT", &format!("{base}/notes/a%20b.txt"), b"hello", admin).await;
+    assert_eq!(s, 201, "{text}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let a: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        a,
+        json!({ "name": "notes/a b.txt", "size": 5, "contentType": "text/plain", "url": format!("{base}/notes/a%20b.txt") })
+    );
+    let (s, _, text) = raw(&t, "POST", &format!("{base}/pic.png"), &[1, 2, 3], admin).await;
+    assert_eq!(s, 201, "{text}");
+
+    // GraphQL: in name order, aliases work, nested in find as in get.
+    let q = "query($id: String!) { get(type: Doc, id: $id) { ... on Doc { title attachments { name size contentType url } } } find(type: Doc, arcql: \"*\") { edges { node { ... on Doc { files: attachments { name } } } } } }";
+    let (s, body) =
+        t.post_with(&json!({ "query": q, "variables": { "id": id } }), &[("authorization", "Bearer admin-key")]).await;
+    assert_eq!(s, 200, "{body}");
+    let got = &body["data"]["get"]["attachments"];
+    assert_eq!(got[0]["name"], "notes/a b.txt", "{body}");
+    assert_eq!(
+        (got[1]["name"].clone(), got[1]["size"].clone(), got[1]["contentType"].clone()),
+        (json!("pic.png"), json!(3), json!("image/png"))
+    );
+    assert_eq!(got[1]["url"], format!("{base}/pic.png"));
+    assert_eq!(body["data"]["find"]["edges"][0]["node"]["files"].as_array().unwrap().len(), 2, "{body}");
+
+    // Download, replace, list, remove.
+    let (s, ct, text) = raw(&t, "GET", &format!("{base}/notes/a%20b.txt"), b"", admin).await;
+    assert_eq!((s, ct.as_str(), text.as_str()), (200, "text/plain", "hello"));
+    let (s, _, _) = raw(&t, "PUT", &format!("{base}/pic.png"), &[9; 10], admin).await;
+    assert_eq!(s, 201);
+    let (s, _, text) = raw(&t, "GET", &base, b"", admin).await;
+    assert_eq!(s, 200, "{text}");
+    let list: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(list["attachments"].as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list["attachments"][1]["size"], 10, "replaced: {list}");
+    let (s, _, text) = raw(&t, "DELETE", &format!("{base}/pic.png"), b"", admin).await;
+    assert_eq!(s, 200, "{text}");
+    let (s, _, _) = raw(&t, "GET", &format!("{base}/pic.png"), b"", admin).await;
+    assert_eq!(s, 404);
+    let (s, _, _) = raw(&t, "GET", &format!("/storage/{app}/Doc/{id}/pic.png"), b"", admin).await;
+    assert_eq!(s, 404, "its bytes are gone from storage");
+
+    // Bad requests: clear errors, nothing kept.
+    let (s, _, text) = raw(&t, "PUT", &format!("{base}/big.bin"), &[0; 1001], admin).await;
+    assert_eq!(s, 413, "{text}");
+    let (s, _, text) = raw(&t, "GET", &base, b"", admin).await;
+    assert!(s == 200 && !text.contains("big.bin"), "{text}");
+    let (s, _, text) = raw(&t, "PUT", &format!("/rest/v1/Plain/{plain}/attachments/x.txt"), b"x", admin).await;
+    assert!(s == 404 && text.contains("attachments: true"), "{s} {text}");
+    let (s, _, _) = raw(&t, "PUT", "/rest/v1/Nope/1/attachments/x.txt", b"x", admin).await;
+    assert_eq!(s, 404);
+    let (s, _, text) = raw(&t, "PUT", "/rest/v1/Doc/missing/attachments/x.txt", b"x", admin).await;
+    assert!(s == 404 && text.contains("does not exist"), "{s} {text}");
+    let (s, _, _) = raw(&t, "PUT", &format!("{base}/x.txt"), b"x", None).await;
+    assert_eq!(s, 401, "credentials are required");
+
+    // An account may not touch the admin's object, but its own.
+    t.post_with(&json!({ "query": "mutation { createAccount(value: {username: \"u1\", password: \"correct horse 1\", emails: [\"u1@example.com\"]}) { id } }" }), &[("authorization", "Bearer admin-key")]).await;
+    let (_, d) = t
+        .post_with(
+            &json!({ "query": "{ login(username: \"u1\", password: \"correct horse 1\") { sessionToken } }" }),
+            &[],
+        )
+        .await;
+    let token = d["data"]["login"]["sessionToken"].as_str().unwrap().to_string();
+    let (s, _, _) = raw(&t, "PUT", &format!("{base}/mine.txt"), b"x", Some(&token)).await;
+    assert_eq!(s, 404, "another's object is not there for an account");
+    let (s, _, _) = raw(&t, "GET", &format!("{base}/notes/a%20b.txt"), b"", Some(&token)).await;
+    assert_eq!(s, 404);
+    let (_, body) = t
+        .post_with(
+            &json!({ "query": "mutation { upsert(values: {Doc: [{title: \"mine\"}]}) { id } }" }),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await;
+    let own = body["data"]["upsert"][0]["id"].as_str().unwrap().to_string();
+    let (s, _, text) = raw(&t, "PUT", &format!("/rest/v1/Doc/{own}/attachments/mine.txt"), b"mine", Some(&token)).await;
+    assert_eq!(s, 201, "{text}");
+
+    // Deleting the object deletes its files.
+    let (s, body) = t
+        .post_with(
+            &json!({ "query": format!("mutation {{ delete(type: Doc, arcql: \"hypi.id = '{id}'\") }}") }),
+            &[("authorization", "Bearer admin-key")],
+        )
+        .await;
+    assert_eq!((s.as_u16(), body["data"]["delete"].clone()), (200, json!(1)), "{body}");
+    let storage_path = format!("/storage/{app}/Doc/{id}/notes/a%20b.txt");
+    eventually("the deleted object's file gone from storage", || async {
+        let (s, _, _) = raw(&t, "GET", &storage_path, b"", admin).await;
+        let rows = t.sql_int(&format!("SELECT count(*) FROM arcbase_attachments WHERE object_id = '{id}'")).await;
+        if s == 404 && rows == 0 {
+            Ok(())
+        } else {
+            Err(format!("{s}, {rows} rows"))
+        }
+    })
+    .await;
+    let (s, _, _) = raw(&t, "GET", &format!("/rest/v1/Doc/{own}/attachments/mine.txt"), b"", Some(&token)).await;
+    assert_eq!(s, 200, "other objects keep their files");
+}
+
+/// Attachments on a remote hyper server's storage: uploaded and read through arcbase, the
+/// bytes on the remote, removed there when their object is deleted.
+#[test]
+fn attachments_live_in_the_remote_storage() {
+    use common::process::post_full;
+    let sdl = "type Doc @hyper(attachments: true) {\n  title: String\n}\n";
+    let s = remote::setup_for_tests(sdl);
+    let (status, _, body) = post_full(
+        &s.0,
+        "/graphql",
+        &json!({ "query": "mutation { upsert(values: {Doc: [{title: \"a\"}]}) { id } }" }),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    let id = body["data"]["upsert"][0]["id"].as_str().unwrap().to_string();
+    let (status, text) =
+        remote::http(&s.0, "PUT", &format!("/rest/v1/Doc/{id}/attachments/r.txt"), b"remote bytes", None);
+    assert_eq!(status, 201, "{text}");
+    let (status, text) =
+        remote::http(&s.1, "GET", &format!("/storage/books/Doc/{id}/r.txt"), b"", Some("remote-admin"));
+    assert_eq!((status, text.as_str()), (200, "remote bytes"), "the bytes are on the remote");
+    let (status, text) = remote::http(&s.0, "GET", &format!("/rest/v1/Doc/{id}/attachments/r.txt"), b"", None);
+    assert_eq!((status, text.as_str()), (200, "remote bytes"));
+    let (status, _, body) = post_full(
+        &s.0,
+        "/graphql",
+        &json!({ "query": format!("mutation {{ delete(type: Doc, arcql: \"hypi.id = '{id}'\") }}") }),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    let start = Instant::now();
+    loop {
+        let (status, _) =
+            remote::http(&s.1, "GET", &format!("/storage/books/Doc/{id}/r.txt"), b"", Some("remote-admin"));
+        if status == 404 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "the file is still on the remote: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(s.2);
+}
+
+#[test]
+fn the_new_options_are_validated_and_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.graphql");
+    std::fs::write(
+        &bad,
+        "type A @hyper(attachments: true, count: true, modes: {count: ATOMIC}) {\n  attachments: String\n}\n",
+    )
+    .unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_arcbase")).args(["schema", "build"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in ["bad.graphql:1:", "which the type already has", "count takes no mode"] {
+        assert!(err.contains(want), "the errors name {want:?}:\n{err}");
+    }
+    let good = dir.path().join("good.graphql");
+    std::fs::write(&good, SDL.to_string() + FILES).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arcbase"))
+        .args(["schema", "build"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sdl = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "cache: true",
+        "count: true",
+        "notify: true",
+        "attachments: true",
+        "attachments: [Attachment!]",
+        "count(type: HypiMutationType!): Int!",
+    ] {
+        assert!(sdl.contains(want), "the generated SDL shows {want:?}:\n{sdl}");
     }
 }

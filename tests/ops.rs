@@ -27,6 +27,7 @@ fn caller(viewer: Viewer) -> Caller {
         client: None,
         guards: Arc::new(arcbase::ops::throttle::Guards::new(&Default::default())),
         hyper: None,
+        pending: Default::default(),
     }
 }
 

@@ -117,6 +117,12 @@ pub fn read_plan(
             sel.add_hypi(&fields);
             continue;
         }
+        if name == "attachments" && ty.hyper.as_ref().is_some_and(|h| h.attachments) {
+            if !sel.items.contains(&Item::Attachments) {
+                sel.items.push(Item::Attachments);
+            }
+            continue;
+        }
         let Some((fi, field)) = ty.field(name) else { continue };
         let key = group.key.to_string();
         match field.storage() {

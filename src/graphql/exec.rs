@@ -128,7 +128,11 @@ async fn run(served: &Served, ctx: &Context<'_>, req: Request) -> Result<(Respon
     let variables = coerce_variables(registry, &op.variable_definitions, &variables)?;
     let env = Env { doc: &doc, variables: &variables, shapes: &served.shapes };
     let exec = Exec { served, caller: ctx.caller, env: &env, registry };
-    let response = exec.operation(op).await;
+    let mut response = exec.operation(op).await;
+    let pending = ctx.caller.pending.take();
+    if !pending.is_empty() {
+        response.extensions = Some(serde_json::json!({ "hyper": { "pending": pending } }));
+    }
     Ok((response, Outcome::Executed))
 }
 
@@ -476,7 +480,7 @@ impl<'a> Exec<'a> {
             let results = futures_util::future::join_all(groups.iter().map(|g| self.root_field(root, g))).await;
             for (g, r) in groups.iter().zip(results) {
                 if !self.place(root, g, r, &mut data, &mut errors) {
-                    return Response { data: Some(Json::Null), errors };
+                    return Response { data: Some(Json::Null), errors, extensions: None };
                 }
             }
         } else {
@@ -485,11 +489,11 @@ impl<'a> Exec<'a> {
             for g in &groups {
                 let r = self.root_field(root, g).await;
                 if !self.place(root, g, r, &mut data, &mut errors) {
-                    return Response { data: Some(Json::Null), errors };
+                    return Response { data: Some(Json::Null), errors, extensions: None };
                 }
             }
         }
-        Response { data: Some(Json::Object(data)), errors }
+        Response { data: Some(Json::Object(data)), errors, extensions: None }
     }
 
     /// Encode a root field's result into `data`; `false` when `data` must become null.

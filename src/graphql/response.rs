@@ -84,6 +84,9 @@ pub struct Response {
     pub data: Option<Json>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<GqlError>,
+    /// `{"hyper": {"pending": {Type: [services]}}}` after writes the bridge catches up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Json>,
 }
 
 /// How a request ended, which decides the HTTP status a transport answers with.
@@ -102,7 +105,7 @@ pub enum Outcome {
 impl Response {
     /// A request error: no `data`.
     pub fn request_error(errors: Vec<GqlError>) -> Self {
-        Response { data: None, errors }
+        Response { data: None, errors, extensions: None }
     }
 
     /// Put the request id into every error.

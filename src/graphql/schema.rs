@@ -209,6 +209,12 @@ fn object_type(model: &Model, ty: &ObjectType) -> Obj {
         };
         obj = obj.field(field.describe(f.description.as_deref()));
     }
+    if ty.hyper.as_ref().is_some_and(|h| h.attachments) {
+        let files = out("attachments", TypeRef::named_nn_list("Attachment"), Key::Name);
+        obj = obj.field(files.describe(Some(
+            "The object's files (@hyper(attachments: true)), by name; upload and download at their url.",
+        )));
+    }
     obj
 }
 
@@ -529,6 +535,15 @@ fn build(model: &Model) -> Builder {
                 .describe(Some(
                     "How many live objects of the type the caller can read: O(1) from the counter of a type with @hyper(count: true) when the caller may read all of them, else counted.",
                 )),
+        );
+    }
+    if model.types.iter().any(|t| t.hyper.as_ref().is_some_and(|h| h.attachments)) {
+        b.object(
+            Obj::new("Attachment")
+                .field(out("name", TypeRef::named_nn(TypeRef::STRING), Key::Name))
+                .field(out("size", TypeRef::named_nn("Long"), Key::Name))
+                .field(out("contentType", TypeRef::named_nn(TypeRef::STRING), Key::Name))
+                .field(out("url", TypeRef::named_nn(TypeRef::STRING), Key::Name)),
         );
     }
     b.object(query);

@@ -63,6 +63,7 @@ pub struct Target {
     pub search: Arc<dyn SearchService>,
     pub cache: Arc<dyn CacheService>,
     pub queue: Arc<dyn QueueService>,
+    pub storage: Arc<dyn super::storage::StorageService>,
     /// The built-in services, when they are the target (ATOMIC then writes them in the
     /// write's own transaction).
     pub builtin: Option<Arc<super::builtin::Builtin>>,
@@ -87,6 +88,7 @@ impl Target {
             search: b.services.search.clone(),
             cache: b.services.cache.clone(),
             queue: b.services.queue.clone(),
+            storage: b.services.storage.clone(),
             builtin: Some(b.clone()),
             atomic_timeout: Duration::from_secs(5),
             provisioned: Default::default(),
@@ -94,14 +96,15 @@ impl Target {
     }
 
     /// A remote hyper server as a target.
-    pub fn remote(remote: super::remote::Remote, atomic_timeout: Duration) -> Target {
-        use super::remote::{RemoteCache, RemoteData, RemoteQueue, RemoteSearch};
+    pub fn remote(remote: super::remote::Remote, atomic_timeout: Duration, object_bytes: u64) -> Target {
+        use super::remote::{RemoteCache, RemoteData, RemoteQueue, RemoteSearch, RemoteStorage};
         Target {
             name: remote.describe(),
             data: Arc::new(RemoteData(remote.clone())),
             search: Arc::new(RemoteSearch(remote.clone())),
             cache: Arc::new(RemoteCache(remote.clone())),
-            queue: Arc::new(RemoteQueue(remote)),
+            queue: Arc::new(RemoteQueue(remote.clone())),
+            storage: Arc::new(RemoteStorage(remote, object_bytes)),
             builtin: None,
             atomic_timeout,
             provisioned: Default::default(),
@@ -288,6 +291,7 @@ impl Bridge {
         self.notify(&changes, &mut round).await?;
         self.counts(&groups).await?;
         round.sent += self.retry_dead(&mut round).await?;
+        round.sent += self.sweep_attachments().await?;
         round.sent += self.resync_some(&mut round).await?;
         if next.position != position || round.sent > 0 {
             let now = crate::plan::write::now();
@@ -322,6 +326,31 @@ impl Bridge {
             }
         }
         Ok(sent)
+    }
+
+    /// Remove the bytes of attachments marked gone (their object or the file was deleted), a
+    /// batch a round; then forget them.
+    async fn sweep_attachments(&self) -> Result<usize, Stop> {
+        let d = self.store.dialect();
+        let local = |e: crate::store::StoreError| Stop::Local(e.to_string());
+        let rows = self.store.fetch_rows(&crate::sql::hyper::attachments::gone(d, 100)).await.map_err(local)?;
+        let mut removed = 0;
+        for r in rows {
+            let s = |i: usize| r.get(i).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let (instance, type_name, id, name) = (s(0), s(1), s(2), s(3));
+            let Some(engine) = (self.lookup)(&instance) else { continue };
+            let scope = Scope { instance: instance.clone() };
+            let bucket = store_name(&engine).map_err(|e| Stop::Local(e.msg))?;
+            match self.target.storage.remove(&scope, &bucket, &format!("{type_name}/{id}/{name}")).await {
+                Ok(()) => {}
+                Err(e) if e.status == 404 => {}
+                Err(e) => return Err(stop_for(&e)),
+            }
+            let forget = crate::sql::hyper::attachments::forget(d, &instance, &type_name, &id, &name);
+            self.store.execute(&forget).await.map_err(local)?;
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// Send objects a resync queued (`arcbase hyper resync`), a batch a round.
@@ -670,6 +699,7 @@ fn admin_caller(instance: &str, guards: &Arc<crate::ops::throttle::Guards>) -> C
         client: None,
         guards: guards.clone(),
         hyper: None,
+        pending: Default::default(),
     }
 }
 
@@ -677,7 +707,7 @@ fn admin_caller(instance: &str, guards: &Arc<crate::ops::throttle::Guards>) -> C
 /// references point at, and its id and times.
 pub fn mirror_selection(ty: &ObjectType, type_idx: usize) -> ObjectSelection {
     let mut sel = ObjectSelection::new(type_idx);
-    sel.add_hypi(&[HypiField::Id, HypiField::Created, HypiField::Updated]);
+    sel.add_hypi(&[HypiField::Id, HypiField::Created, HypiField::Updated, HypiField::Version]);
     for (i, f) in ty.fields.iter().enumerate() {
         match (&f.base, f.list) {
             (Base::Scalar(_) | Base::Enum(_), false) => sel.add_column(i),
@@ -719,6 +749,7 @@ pub fn mirror_doc(ty: &ObjectType, doc: &Value) -> Value {
     }
     m.insert("created".into(), doc["hypi"]["created"].clone());
     m.insert("updated".into(), doc["hypi"]["updated"].clone());
+    m.insert("_v".into(), doc["hypi"]["version"].clone());
     Value::Object(m)
 }
 

@@ -1,4 +1,4 @@
-//! The remote adapters: the data, search, cache and queue services of another hyper server, over its REST
+//! The remote adapters: the data, search, cache, queue and storage services of another hyper server, over its REST
 //! API, behind the same traits as the built-in ones. A connection string as the official
 //! clients take it, `http(s)://key:secret@host[:port]/<app>` or `cloud://key:secret@host/<app>`
 //! (HTTPS), names the server, the app (the store and index of the default instance; another
@@ -17,6 +17,7 @@ use super::cache::{CacheService, Pattern};
 use super::data::{BulkOp, BulkResult, Cond, DataService, FindQuery, IndexSpec, ListQuery, Selector};
 use super::queue::{JobInfo, JobStatus, QueueConfig, QueueService};
 use super::search::{IndexConfig, Match, SearchQuery, SearchService};
+use super::storage::{ByteStream, Object, ObjectInfo, StorageService};
 use super::{HyperError, HyperResult, Scope, StoreName};
 
 /// A remote hyper server, from its connection string.
@@ -549,6 +550,103 @@ impl QueueService for RemoteQueue {
     async fn retry(&self, scope: &Scope, _queue: &StoreName, id: &str) -> HyperResult<()> {
         let r = &self.0;
         r.send(reqwest::Method::POST, r.url("queue", &r.store_for(scope)?, &[id, "_retry"]), None).await.map(|_| ())
+    }
+}
+
+/// The remote storage service. Objects pass through memory (a hyper server takes an upload as
+/// one request body), bounded by `max_bytes` (`ARCBASE_LIMIT_HYPER_OBJECT_BYTES`).
+pub struct RemoteStorage(pub Remote, pub u64);
+
+impl Remote {
+    /// One request with raw bytes; the response's status, content type and body.
+    async fn send_bytes(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        body: Option<Vec<u8>>,
+    ) -> HyperResult<(String, bytes::Bytes)> {
+        let mut req = self.client.request(method, &url);
+        if let Some(t) = self.token() {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/octet-stream").body(b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            let status = if e.is_timeout() { 504 } else { 503 };
+            HyperError::new(status, format!("hyper server {}: {}", self.base, e.without_url()))
+        })?;
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| HyperError::new(503, format!("hyper server {}: the answer was cut: {e}", self.base)))?;
+        if (200..300).contains(&status) {
+            return Ok((ct, bytes));
+        }
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let msg = v["msg"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+        Err(HyperError::new(status, format!("hyper server {}: {msg}", self.base)))
+    }
+
+    /// `/storage/<bucket>/<name...>` with each segment of the name encoded.
+    fn object_url(&self, store: &StoreName, name: &str) -> String {
+        let segments: Vec<&str> = name.split('/').collect();
+        self.url("storage", store, &segments)
+    }
+}
+
+#[async_trait]
+impl StorageService for RemoteStorage {
+    async fn create(&self, scope: &Scope, _bucket: &StoreName) -> HyperResult<()> {
+        let r = &self.0;
+        r.send(reqwest::Method::PUT, r.url("storage", &r.store_for(scope)?, &[]), None).await.map(|_| ())
+    }
+    async fn destroy(&self, scope: &Scope, _bucket: &StoreName) -> HyperResult<()> {
+        let r = &self.0;
+        r.send(reqwest::Method::DELETE, r.url("storage", &r.store_for(scope)?, &[]), None).await.map(|_| ())
+    }
+    async fn put(
+        &self,
+        scope: &Scope,
+        _bucket: &StoreName,
+        name: &str,
+        mut body: ByteStream,
+    ) -> HyperResult<ObjectInfo> {
+        use futures_util::StreamExt;
+        super::storage::check_name(name)?;
+        let mut buf = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| HyperError::bad_request(format!("the upload was cut: {e}")))?;
+            if (buf.len() + chunk.len()) as u64 > self.1 {
+                return Err(HyperError::new(413, format!("an object is at most {} bytes", self.1)));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        let size = buf.len() as u64;
+        let r = &self.0;
+        r.send_bytes(reqwest::Method::POST, r.object_url(&r.store_for(scope)?, name), Some(buf)).await?;
+        Ok(ObjectInfo { name: name.to_string(), size })
+    }
+    async fn get(&self, scope: &Scope, _bucket: &StoreName, name: &str) -> HyperResult<Object> {
+        let r = &self.0;
+        let (content_type, bytes) =
+            r.send_bytes(reqwest::Method::GET, r.object_url(&r.store_for(scope)?, name), None).await?;
+        let size = bytes.len() as u64;
+        Ok(Object { size, content_type, body: Box::pin(futures_util::stream::once(async move { Ok(bytes) })) })
+    }
+    async fn remove(&self, scope: &Scope, _bucket: &StoreName, name: &str) -> HyperResult<()> {
+        let r = &self.0;
+        r.send_bytes(reqwest::Method::DELETE, r.object_url(&r.store_for(scope)?, name), None).await.map(|_| ())
     }
 }
 

@@ -666,13 +666,10 @@ fn parse_hyper<'a>(
     if !store_given {
         spec.store = spec.search.clone();
     }
-    // Accepted by the grammar, refused until it is served: nothing is silently ignored.
-    if spec.attachments {
+    if spec.attachments && field_index.contains_key("attachments") {
         c.err(
             d.position,
-            format!(
-                "@hyper on '{type_name}': attachments is not available yet (data, search, cache, count and notify are)"
-            ),
+            format!("@hyper on '{type_name}': attachments adds a field 'attachments', which the type already has"),
         );
     }
     for (s, _) in &spec.modes {

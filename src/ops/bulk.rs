@@ -184,6 +184,13 @@ pub async fn delete(engine: &Engine, caller: &Caller, args: &DeleteArgs) -> ApiR
     ctx.count(type_idx, -(live as i64));
     let rows = id_versions(deleted);
     record(&mut tx, &ctx, type_idx, &rows, ChangeOp::Delete).await?;
+    if model.types[type_idx].hyper.as_ref().is_some_and(|h| h.attachments) && !rows.is_empty() {
+        // Their files go with them: marked here, their bytes removed by the bridge.
+        let gone: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
+        let name = &model.types[type_idx].name;
+        tx_execute(&mut tx, &crate::sql::hyper::attachments::mark_objects_gone(ctx.dialect, instance, name, &gone))
+            .await?;
+    }
     super::commit::commit(engine, caller, &ctx, tx).await?;
     Ok(rows.len() as u64)
 }

@@ -16,7 +16,7 @@ use super::upsert::WriteCtx;
 use super::{Caller, Engine};
 use crate::error::ApiResult;
 use crate::feed::NewChange;
-use crate::model::Model;
+use crate::model::{HyperMode, HyperService, Model};
 use crate::store::{tx_execute, Store, StoreError, Tx};
 
 /// What a write did to objects of `@hyper` types, gathered for [`commit`].
@@ -26,6 +26,8 @@ pub(crate) struct Touched {
     pub counts: BTreeMap<usize, i64>,
     /// The changes to objects of types with a service in ATOMIC mode, in order.
     pub atomic: Vec<AtomicChange>,
+    /// The `@hyper` types whose objects changed.
+    pub types: std::collections::BTreeSet<usize>,
 }
 
 /// A change [`crate::hyper::atomic::commit`] sends before the commit.
@@ -47,6 +49,9 @@ impl WriteCtx<'_> {
             .await?;
         let mut touched = self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for c in changes {
+            if self.model.types[c.type_idx].hyper.is_some() {
+                touched.types.insert(c.type_idx);
+            }
             if self.model.types[c.type_idx].hyper.as_ref().is_some_and(|h| h.any_atomic()) {
                 touched.atomic.push(AtomicChange {
                     type_idx: c.type_idx,
@@ -79,9 +84,24 @@ pub(crate) async fn commit(engine: &Engine, caller: &Caller, ctx: &WriteCtx<'_>,
     }
     if touched.atomic.is_empty() {
         tx.commit().await?;
-        return Ok(());
+    } else {
+        crate::hyper::atomic::commit(engine, caller, tx, &touched.atomic, &ctx.now).await?;
     }
-    crate::hyper::atomic::commit(engine, caller, tx, &touched.atomic, &ctx.now).await
+    for &t in &touched.types {
+        let ty = &ctx.model.types[t];
+        let Some(spec) = &ty.hyper else { continue };
+        let later: Vec<&'static str> = spec
+            .services()
+            .into_iter()
+            .filter(|s| !matches!(s, HyperService::Count | HyperService::Attachments))
+            .filter(|s| spec.mode_of(*s) == HyperMode::NonAtomic)
+            .map(HyperService::as_str)
+            .collect();
+        if !later.is_empty() {
+            caller.pending.add(&ty.name, later);
+        }
+    }
+    Ok(())
 }
 
 /// Count the objects of every `@hyper(count: true)` type of `model` in `instance`, unless they

@@ -22,6 +22,7 @@
 
 pub mod account;
 pub mod aggregate;
+pub mod attachments;
 pub mod bulk;
 pub mod changes;
 pub mod commit;
@@ -67,6 +68,31 @@ pub struct Caller {
     /// Where the `@hyper` types' services are (the `search` field reads it; ATOMIC writes
     /// write it), if anywhere.
     pub hyper: Option<Arc<crate::hyper::bridge::Target>>,
+    /// What the writes of this request left for the bridge: per `@hyper` type, its NON_ATOMIC
+    /// services (a GraphQL response reports them as `extensions.hyper.pending`).
+    pub pending: Arc<Pending>,
+}
+
+/// See [`Caller::pending`].
+#[derive(Debug, Default)]
+pub struct Pending(std::sync::Mutex<std::collections::BTreeMap<String, Vec<&'static str>>>);
+
+impl Pending {
+    /// Note the services of `type_name` the bridge will catch up.
+    pub fn add(&self, type_name: &str, services: Vec<&'static str>) {
+        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = m.entry(type_name.to_string()).or_default();
+        for s in services {
+            if !entry.contains(&s) {
+                entry.push(s);
+            }
+        }
+    }
+
+    /// What was noted since the last take.
+    pub fn take(&self) -> std::collections::BTreeMap<String, Vec<&'static str>> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
 }
 
 impl Engine {

@@ -16,6 +16,8 @@ pub enum HypiField {
     Trashed,
     CreatedBy,
     InstanceId,
+    /// The object's version (not a field of `Hypi`: read for the hyper mirror's `_v`).
+    Version,
 }
 
 impl HypiField {
@@ -38,6 +40,7 @@ impl HypiField {
             HypiField::Trashed => "trashed",
             HypiField::CreatedBy => "createdBy",
             HypiField::InstanceId => "instanceId",
+            HypiField::Version => "version",
         }
     }
 
@@ -81,6 +84,9 @@ pub enum Item {
     RefList { field: usize, key: String, page: ListPage, sub: ObjectSelection },
     /// A scalar list.
     ValueList { field: usize, key: String, page: ListPage },
+    /// `attachments` of a type with `@hyper(attachments: true)`: its files, by name (at most
+    /// [`crate::ops::attachments::MAX_LISTED`]).
+    Attachments,
 }
 
 /// The selected items of one object type.
@@ -128,6 +134,7 @@ impl ObjectSelection {
                 Item::Ref { sub, .. } => sub.estimate(),
                 Item::RefList { page, sub, .. } => u64::from(page.limit).saturating_mul(sub.estimate()),
                 Item::ValueList { page, .. } => u64::from(page.limit),
+                Item::Attachments => u64::from(crate::ops::attachments::MAX_LISTED),
             };
             n = n.saturating_add(more);
         }

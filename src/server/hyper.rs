@@ -563,7 +563,7 @@ async fn search(app: &App, scope: &Scope, store: &StoreName, call: Call) -> Hype
 }
 
 /// A body stream that fails when a chunk takes longer than `stall` to arrive.
-fn stalling(body: Body, stall: Duration) -> crate::hyper::storage::ByteStream {
+pub(crate) fn stalling(body: Body, stall: Duration) -> crate::hyper::storage::ByteStream {
     let stream = body.into_data_stream();
     Box::pin(futures_util::stream::unfold(Some(stream), move |s| async move {
         let mut s = s?;

@@ -13,6 +13,7 @@ mod hyper;
 pub mod listen;
 mod playground;
 pub mod registry;
+mod rest;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -70,6 +71,7 @@ pub fn router(app: Arc<App>) -> Router {
     let body_limit = app.limits.body_bytes;
     Router::new()
         .merge(hyper::router())
+        .merge(rest::router())
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/health", get(|| async { "ok" }))
         .nest("/admin", admin::router())
@@ -281,6 +283,7 @@ pub(crate) async fn resolve(
             client,
             guards: app.guards.clone(),
             hyper: Some(app.hyper_target.clone()),
+            pending: Default::default(),
         },
         anonymous_requests: tenant.row.anonymous_requests,
     })
@@ -493,7 +496,11 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
             let remote = crate::hyper::remote::Remote::parse(url, std::time::Duration::from_secs(8))
                 .map_err(|why| StartError::Config(format!("--hyper: {why}")))?;
             tracing::info!(remote = %remote.describe(), "the @hyper types follow into a remote hyper server");
-            crate::hyper::bridge::Target::remote(remote, opts.hyper_atomic_timeout)
+            crate::hyper::bridge::Target::remote(
+                remote,
+                opts.hyper_atomic_timeout,
+                crate::hyper::HyperLimits::from_limits(&opts.limits).object_bytes,
+            )
         }
         None => crate::hyper::bridge::Target::builtin(&builtin),
     };

@@ -228,6 +228,21 @@ impl ReadRenderer<'_> {
                     }
                     self.list_close(sql, page);
                 }
+                Item::Attachments => {
+                    Self::key(sql, "attachments", as_path);
+                    sql.push(", ");
+                    self.list_open(sql, true);
+                    sql.push(match self.dialect {
+                        Dialect::Sqlite => "(SELECT json_object(",
+                        Dialect::Postgres => "(SELECT jsonb_build_object(",
+                    });
+                    sql.push("'name', a.name, 'size', a.size, 'contentType', a.content_type, 'url', a.url) AS j, a.name AS p");
+                    sql.push(&format!(" FROM arcbase_attachments a WHERE a.instance_id = {alias}.{COL_INSTANCE}"));
+                    sql.push(" AND a.type_name = ").bind(ty.name.as_str());
+                    sql.push(&format!(" AND a.object_id = {alias}.{COL_ID} AND a.gone = 0"));
+                    sql.push(" ORDER BY p LIMIT ").bind(i64::from(crate::ops::attachments::MAX_LISTED));
+                    sql.push(") s ORDER BY p) q))");
+                }
                 Item::ValueList { field, key, page } => {
                     let f = &ty.fields[*field];
                     *n += 1;
@@ -266,6 +281,7 @@ impl ReadRenderer<'_> {
                 HypiField::Trashed => COL_TRASHED,
                 HypiField::CreatedBy => COL_CREATED_BY,
                 HypiField::InstanceId => COL_INSTANCE,
+                HypiField::Version => COL_VERSION,
                 HypiField::Impl => {
                     sql.bind(self.model.types[type_idx].name.as_str());
                     continue;
@@ -332,7 +348,7 @@ pub fn normalize(model: &Model, sel: &ObjectSelection, doc: &mut serde_json::Val
                     scalar(field.value_scalar(), v);
                 }
             }
-            Item::Hypi(_) => {}
+            Item::Hypi(_) | Item::Attachments => {}
             Item::Ref { key, sub, .. } => {
                 if let Some(v) = obj.get_mut(crate::plan::read::ref_key(key).as_str()) {
                     normalize(model, sub, v);

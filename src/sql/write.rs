@@ -43,6 +43,16 @@ impl WriteRenderer<'_> {
         sql
     }
 
+    /// [`Self::exists`] for writing, holding the row (PostgreSQL: `FOR SHARE`) until the
+    /// transaction ends, so a concurrent delete of the object waits for it.
+    pub fn exists_held(&self, type_idx: usize, instance: &str, id: &str) -> Sql {
+        let mut sql = self.exists(type_idx, instance, id, true);
+        if self.dialect == crate::sql::Dialect::Postgres {
+            sql.push(" FOR SHARE");
+        }
+        sql
+    }
+
     /// Insert a new object with `columns` (field index → value; reference columns included).
     /// Should another writer create the same id first (PostgreSQL, several nodes), the insert
     /// becomes a partial update of `columns` instead of failing: creating one id concurrently

@@ -113,6 +113,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "hyper sync", include_str!("../../migrations/sqlite/0004_hyper_sync.sql")),
     (5, "hyper resync", include_str!("../../migrations/sqlite/0005_hyper_resync.sql")),
     (6, "hyper counts", include_str!("../../migrations/sqlite/0006_hyper_counts.sql")),
+    (7, "attachments", include_str!("../../migrations/sqlite/0007_attachments.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "system", include_str!("../../migrations/postgres/0001_system.sql")),
@@ -121,6 +122,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "hyper sync", include_str!("../../migrations/postgres/0004_hyper_sync.sql")),
     (5, "hyper resync", include_str!("../../migrations/postgres/0005_hyper_resync.sql")),
     (6, "hyper counts", include_str!("../../migrations/postgres/0006_hyper_counts.sql")),
+    (7, "attachments", include_str!("../../migrations/postgres/0007_attachments.sql")),
 ];
 
 /// The advisory lock that serializes migrations and DDL between nodes sharing a PostgreSQL

@@ -11,6 +11,7 @@
 //! Field paths whose segments are plain names are written as literals (an index over the
 //! same path then serves the query); any other path is bound.
 
+pub mod attachments;
 pub mod cache;
 pub mod counts;
 pub mod data;
