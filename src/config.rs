@@ -153,6 +153,26 @@ limits! {
     queue_lease_ms: u64 = 30_000;
     /// hyper queue: time one delivery may take, milliseconds.
     queue_timeout_ms: u64 = 10_000;
+    /// Subscriptions: time for a WebSocket client to send `connection_init`, milliseconds
+    /// (closed with 4408 after it).
+    ws_init_ms: u64 = 10_000;
+    /// Subscriptions: at once on one WebSocket connection.
+    subscriptions_per_connection: usize = 100;
+    /// Subscriptions: one WebSocket message from a client, bytes (closed with 1009 above).
+    ws_message_bytes: usize = 256 << 10;
+    /// Subscriptions: messages a WebSocket client may send per second (closed with 4429 above).
+    ws_messages_per_sec: u32 = 100;
+    /// Subscriptions: events waiting to be sent to one subscriber; a subscriber whose queue
+    /// stays full for 5 s is ended with a reason (it may resume from its last cursor).
+    subscriber_queue: usize = 1_000;
+    /// Subscriptions: changes replayed from the feed per step while catching up.
+    replay_batch: u64 = 500;
+    /// The change feed keeps changes at least this long, seconds (7 days), ...
+    feed_retention_secs: u64 = 7 * 24 * 3600;
+    /// ... and at most about this many rows; older ones are pruned in the background (a cursor
+    /// before what is kept is `CURSOR_EXPIRED`). Never past a hyper bridge position that moved
+    /// within the retention time.
+    feed_retention_rows: i64 = 1_000_000;
 }
 
 impl Limits {

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     RateLimited,
     /// A hyper service in ATOMIC mode could not take the write, which was rolled back.
     HyperUnavailable,
+    /// A subscription's cursor is older than the retained change feed.
+    CursorExpired,
     Internal,
 }
 
@@ -49,6 +51,7 @@ impl ErrorCode {
             ErrorCode::Overloaded => "OVERLOADED",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::HyperUnavailable => "HYPER_UNAVAILABLE",
+            ErrorCode::CursorExpired => "CURSOR_EXPIRED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

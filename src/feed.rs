@@ -51,6 +51,8 @@ pub struct NewChange<'a> {
     pub id: &'a str,
     pub op: ChangeOp,
     pub version: i64,
+    /// The object's owner (`hypi.createdBy`), recorded for a DELETE.
+    pub owner: Option<&'a str>,
 }
 
 /// A recorded change.
@@ -66,4 +68,6 @@ pub struct Change {
     pub version: i64,
     /// When (the write's timestamp, stored form).
     pub at: String,
+    /// The owner of a deleted object (DELETE only).
+    pub owner: Option<String>,
 }

@@ -33,6 +33,7 @@ pub mod hyper;
 pub mod model;
 pub mod ops;
 pub mod plan;
+pub mod realtime;
 pub mod server;
 pub mod sql;
 pub mod store;

@@ -1,6 +1,7 @@
 //! Real GraphQL clients against the real binary (`tests/clients/`): graphql-http's
 //! GraphQL-over-HTTP server audits, Apollo Client's normalized cache and cursor paging, and
-//! GraphQL Code Generator with graphql-js introspection. Each suite is a Node.js script; each
+//! GraphQL Code Generator with graphql-js introspection, and subscriptions with graphql-ws,
+//! subscriptions-transport-ws and Apollo Client's GraphQLWsLink. Each suite is a Node.js script; each
 //! test here starts its own `arcbase serve` on a fresh SQLite file with the example schema and
 //! runs one script against it.
 //!
@@ -31,6 +32,13 @@ fn graphql_over_http_audits() {
 #[test]
 fn apollo_client_cache_and_paging() {
     run_suite("apollo_client_cache_and_paging", "apollo.mjs", false);
+}
+
+/// graphql-ws, subscriptions-transport-ws and Apollo Client's GraphQLWsLink against the
+/// WebSocket subscriptions.
+#[test]
+fn subscription_clients() {
+    run_suite("subscription_clients", "realtime.mjs", false);
 }
 
 #[test]

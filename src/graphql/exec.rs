@@ -83,7 +83,17 @@ impl From<ApiError> for Refused {
     }
 }
 
-async fn run(served: &Served, ctx: &Context<'_>, req: Request) -> Result<(Response, Outcome), Refused> {
+/// A document that passed every check before execution.
+struct Checked {
+    doc: ExecutableDocument,
+    operation_name: Option<String>,
+    /// Coerced against the operation's declarations.
+    variables: Variables,
+}
+
+/// Guard, parse, authorize, validate and coerce: everything a request goes through before it
+/// runs, whatever runs it.
+async fn check(served: &Served, ctx: &Context<'_>, req: Request) -> Result<Checked, Refused> {
     let limits = &served.engine.limits;
     let (doc, variables) = tracing::info_span!("guard").in_scope(|| -> Result<_, Refused> {
         guard::scan(&req.query, limits)?;
@@ -124,9 +134,15 @@ async fn run(served: &Served, ctx: &Context<'_>, req: Request) -> Result<(Respon
         .into());
     }
     validate(served, &doc, req.operation_name.as_deref()).instrument(tracing::info_span!("validate")).await?;
+    let variables = coerce_variables(served.schema.registry(), &op.variable_definitions, &variables)?;
+    Ok(Checked { doc, operation_name: req.operation_name, variables })
+}
+
+async fn run(served: &Served, ctx: &Context<'_>, req: Request) -> Result<(Response, Outcome), Refused> {
+    let c = check(served, ctx, req).await?;
+    let op = operation(&c.doc, c.operation_name.as_deref())?;
     let registry = served.schema.registry();
-    let variables = coerce_variables(registry, &op.variable_definitions, &variables)?;
-    let env = Env { doc: &doc, variables: &variables, shapes: &served.shapes };
+    let env = Env { doc: &c.doc, variables: &c.variables, shapes: &served.shapes };
     let exec = Exec { served, caller: ctx.caller, env: &env, registry };
     let mut response = exec.operation(op).await;
     let pending = ctx.caller.pending.take();
@@ -134,6 +150,102 @@ async fn run(served: &Served, ctx: &Context<'_>, req: Request) -> Result<(Respon
         response.extensions = Some(serde_json::json!({ "hyper": { "pending": pending } }));
     }
     Ok((response, Outcome::Executed))
+}
+
+/// Is the operation of this document (the named one, or the only one) a subscription? (A
+/// document that does not parse is taken as one: the subscription path reports its errors.)
+pub fn is_subscription(query: &str, operation_name: Option<&str>, limits: &crate::config::Limits) -> bool {
+    // The guard first: the parser is recursive.
+    if guard::scan(query, limits).is_err() {
+        return true;
+    }
+    match async_graphql::parser::parse_query(query) {
+        Ok(doc) => operation(&doc, operation_name).map_or(true, |op| op.ty == OperationType::Subscription),
+        Err(_) => true,
+    }
+}
+
+/// A subscription, checked and decoded: what `realtime` drives and how its events are encoded.
+pub struct Subscription {
+    served: Arc<Served>,
+    checked: Checked,
+    /// The operation's arguments.
+    pub args: ops::stream::StreamArgs,
+    /// Identical subscriptions (instance, viewer, document, operation, variables) share the
+    /// reading and encoding of each batch under this key.
+    pub key: String,
+}
+
+/// Check a subscription request and decode its root field (exactly one: the spec's rule).
+pub async fn subscription(
+    served: Arc<Served>,
+    ctx: &Context<'_>,
+    req: Request,
+) -> Result<Subscription, (Outcome, Vec<GqlError>)> {
+    let query = req.query.clone();
+    let refused = |Refused(o, e)| (o, e);
+    let checked = check(&served, ctx, req).await.map_err(refused)?;
+    let op = operation(&checked.doc, checked.operation_name.as_deref()).map_err(refused)?;
+    if op.ty != OperationType::Subscription {
+        let e = GqlError::new(
+            ErrorCode::GraphqlValidation,
+            "this endpoint streams subscriptions; send queries and mutations to POST /graphql",
+        );
+        return Err((Outcome::RequestError, vec![e]));
+    }
+    let args = {
+        let env = Env { doc: &checked.doc, variables: &checked.variables, shapes: &served.shapes };
+        let exec = Exec { served: &served, caller: ctx.caller, env: &env, registry: served.schema.registry() };
+        let api = |e: ApiError| (Outcome::RequestError, vec![GqlError::from_api(e, Vec::new(), None)]);
+        let groups = env.collect("Subscription", &[&op.selection_set.node]).map_err(api)?;
+        let [g] = groups.as_slice() else {
+            let e = GqlError::new(ErrorCode::GraphqlValidation, "a subscription selects exactly one root field");
+            return Err((Outcome::RequestError, vec![e]));
+        };
+        exec.stream_args(g).map_err(|e| {
+            let loc = Some(Location::from(g.first().pos));
+            (Outcome::RequestError, vec![GqlError::from_api(e, vec![PathSegment::Key(g.key.to_string())], loc)])
+        })?
+    };
+    let key = format!(
+        "{}\u{0}{:?}\u{0}{}\u{0}{}\u{0}{}",
+        ctx.caller.instance,
+        ctx.caller.viewer,
+        query,
+        checked.operation_name.as_deref().unwrap_or(""),
+        checked.variables.clone().into_value()
+    );
+    Ok(Subscription { served, checked, args, key })
+}
+
+impl Subscription {
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.served.engine
+    }
+
+    /// Each event as a GraphQL response (`{"data": {...}}`, with `errors` when a value did not
+    /// fit its type).
+    pub fn encode(&self, caller: &Caller, events: &[ops::stream::Event]) -> Vec<Response> {
+        let c = &self.checked;
+        let env = Env { doc: &c.doc, variables: &c.variables, shapes: &self.served.shapes };
+        let exec = Exec { served: &self.served, caller, env: &env, registry: self.served.schema.registry() };
+        let Ok(op) = operation(&c.doc, c.operation_name.as_deref()) else { return Vec::new() };
+        let Ok(groups) = env.collect("Subscription", &[&op.selection_set.node]) else { return Vec::new() };
+        let Some(g) = groups.first() else { return Vec::new() };
+        events
+            .iter()
+            .map(|ev| {
+                let value = exec.event_value(g.name(), ev);
+                let mut data = Map::new();
+                let mut errors = Vec::new();
+                let r = Outcome1 { value: Ok(value), errors: Vec::new() };
+                if !exec.place("Subscription", g, r, &mut data, &mut errors) {
+                    return Response { data: Some(Json::Null), errors, extensions: None };
+                }
+                Response { data: Some(Json::Object(data)), errors, extensions: None }
+            })
+            .collect()
+    }
 }
 
 /// The parser's error as one line with its location.
@@ -743,6 +855,96 @@ impl<'a> Exec<'a> {
     }
 
     /// A document of the model's type `type_idx` as a value of the union: it names its type.
+    /// The arguments of a subscription's root field `g` and the selections of the objects its
+    /// events carry.
+    fn stream_args(&self, g: &Group<'a>) -> ApiResult<ops::stream::StreamArgs> {
+        use crate::feed::ChangeOp;
+        let engine = self.engine();
+        let args = Args { env: self.env, field: &g.first().node };
+        let limits = &engine.limits;
+        match g.name() {
+            "changes" => {
+                let name = args.name("type")?.ok_or_else(|| ApiError::validation("argument 'type' is required"))?;
+                let type_idx = engine.type_index(&name)?;
+                let mut node_sets = Vec::new();
+                for part in self.env.collect("Change", &g.sets())? {
+                    if part.name() == "node" {
+                        node_sets.extend(part.sets());
+                    }
+                }
+                let selection = read_plan(self.env, self.model(), limits, type_idx, &node_sets)?;
+                let op_of = |v: Value| -> ApiResult<ChangeOp> {
+                    let text = match v {
+                        Value::Enum(n) => n.to_string(),
+                        Value::String(t) => t,
+                        other => return Err(ApiError::validation(format!("'ops': {other} is not an operation"))),
+                    };
+                    ChangeOp::parse(&text).ok_or_else(|| {
+                        ApiError::validation(format!(
+                            "'ops': {text} is not an operation of the feed (CURRENT is sent only by includeCurrent)"
+                        ))
+                    })
+                };
+                let ops = match args.value("ops") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::List(items)) => Some(items.into_iter().map(op_of).collect::<ApiResult<Vec<_>>>()?),
+                    Some(one) => Some(vec![op_of(one)?]),
+                };
+                let ids = match args.value("ids") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(args.strings("ids")?),
+                };
+                Ok(ops::stream::StreamArgs {
+                    type_idx: Some(type_idx),
+                    arcql: args.string("arcql")?,
+                    ids,
+                    ops,
+                    after: args.string("after")?,
+                    previous: args.int("previous")?,
+                    include_current: args.flag("includeCurrent"),
+                    selections: vec![(type_idx, selection)],
+                })
+            }
+            "subscribe" => {
+                let mut selections = Vec::new();
+                for part in self.env.collect("HypiSubscriptionUnion", &g.sets())? {
+                    if let Ok(t) = engine.type_index(part.name()) {
+                        let sel = read_plan(self.env, self.model(), limits, t, &part.sets())?;
+                        selections.push((t, sel));
+                    }
+                }
+                Ok(ops::stream::StreamArgs {
+                    type_idx: None,
+                    arcql: None,
+                    ids: args.string("id")?.map(|id| vec![id]),
+                    ops: Some(vec![ChangeOp::Insert, ChangeOp::Update]),
+                    after: None,
+                    previous: None,
+                    include_current: false,
+                    selections,
+                })
+            }
+            other => Err(ApiError::validation(format!("'{other}' is not a subscription"))),
+        }
+    }
+
+    /// The value of a subscription's root field `name` for one event.
+    fn event_value(&self, name: &str, ev: &ops::stream::Event) -> Json {
+        let c = &ev.change;
+        match name {
+            "subscribe" => json!({ c.type_name.clone(): ev.node.clone() }),
+            _ => json!({
+                "cursor": c.seq.to_string(),
+                "op": if ev.current { "CURRENT".to_string() } else { c.op.as_str().to_ascii_uppercase() },
+                "id": c.id,
+                "type": c.type_name,
+                "version": c.version,
+                "at": c.at,
+                "node": ev.node.clone().map(|n| self.tagged(n, ev.type_idx)),
+            }),
+        }
+    }
+
     fn tagged(&self, mut doc: Json, type_idx: usize) -> Json {
         if let Json::Object(o) = &mut doc {
             o.insert(CONCRETE.to_string(), Json::String(self.model().types[type_idx].name.clone()));

@@ -548,16 +548,80 @@ fn build(model: &Model) -> Builder {
     }
     b.object(query);
     b.object(root_mutation());
+    subscription_types(&mut b, model);
     b
+}
+
+/// The operations of the change feed a subscription can ask for (`CURRENT`: an object sent by
+/// `includeCurrent`, as it is).
+pub const CHANGE_OPS: [&str; 8] = ["INSERT", "UPDATE", "TRASH", "UNTRASH", "DELETE", "LINK", "UNLINK", "CURRENT"];
+
+/// `Subscription { subscribe changes }`, `Change`, `ChangeOp` and `HypiSubscriptionUnion` (one
+/// field per type, Hypi's shape). The root's shape is recorded under `Subscription`; its type
+/// is registered by [`build_schema`] (async-graphql wants a subscription type of its own).
+fn subscription_types(b: &mut Builder, model: &Model) {
+    b.push(CHANGE_OPS.iter().fold(Enum::new("ChangeOp"), |e, v| e.item(EnumItem::new(*v))));
+    b.object(
+        Obj::new("Change")
+            .describe(Some("One change of an object, as the change feed recorded it."))
+            .field(out("cursor", TypeRef::named_nn(TypeRef::STRING), Key::Name))
+            .field(out("op", TypeRef::named_nn("ChangeOp"), Key::Name))
+            .field(out("id", TypeRef::named_nn(TypeRef::STRING), Key::Name))
+            .field(out("type", TypeRef::named_nn(TypeRef::STRING), Key::Name))
+            .field(out("version", TypeRef::named_nn("Long"), Key::Name))
+            .field(out("at", TypeRef::named_nn("DateTime"), Key::Name))
+            .field(out("node", TypeRef::named(ROOT_UNION), Key::Name)),
+    );
+    let mut union = Obj::new("HypiSubscriptionUnion")
+        .describe(Some("An inserted or updated object under the field of its type (the others are null)."));
+    for ty in &model.types {
+        union = union.field(out(&ty.name, TypeRef::named(&ty.name), Key::Name));
+    }
+    b.object(union);
+    let mut root = HashMap::new();
+    root.insert("changes".to_string(), OutField { key: Key::Alias, ty: Ty::parse("Change!") });
+    root.insert("subscribe".to_string(), OutField { key: Key::Alias, ty: Ty::parse("HypiSubscriptionUnion!") });
+    b.shapes.objects.insert("Subscription".to_string(), root);
+}
+
+fn never(_: async_graphql::dynamic::ResolverContext<'_>) -> async_graphql::dynamic::SubscriptionFieldFuture<'_> {
+    async_graphql::dynamic::SubscriptionFieldFuture::new(async {
+        Ok(futures_util::stream::empty::<async_graphql::Result<async_graphql::Value>>())
+    })
+}
+
+/// The subscription root for validation and introspection (events come from `realtime`, not
+/// from these resolvers).
+fn subscription_root() -> async_graphql::dynamic::Subscription {
+    use async_graphql::dynamic::{Subscription, SubscriptionField};
+    let arg = InputValue::new;
+    Subscription::new("Subscription")
+        .field(
+            SubscriptionField::new("changes", TypeRef::named_nn("Change"), never)
+                .argument(arg("type", TypeRef::named_nn("HypiMutationType")))
+                .argument(arg("arcql", TypeRef::named(TypeRef::STRING)))
+                .argument(arg("ids", TypeRef::named_nn_list(TypeRef::STRING)))
+                .argument(arg("ops", TypeRef::named_nn_list("ChangeOp")))
+                .argument(arg("after", TypeRef::named(TypeRef::STRING)))
+                .argument(arg("previous", TypeRef::named(TypeRef::INT)))
+                .argument(arg("includeCurrent", TypeRef::named(TypeRef::BOOLEAN)).default_value(false))
+                .description("Every change of one type's objects that the caller may read, filtered by arcql (the state after the change), ids and ops; after: a cursor to resume from, previous: the last n changes first, includeCurrent: the matching objects first."),
+        )
+        .field(
+            SubscriptionField::new("subscribe", TypeRef::named_nn("HypiSubscriptionUnion"), never)
+                .argument(arg("id", TypeRef::named(TypeRef::STRING)))
+                .description("Hypi's shape: every insert and update (of the object with id), under the field of its type."),
+        )
 }
 
 /// The validated, introspectable schema of `model`, and its shapes.
 pub fn build_schema(model: &Model, limits: &Limits) -> Result<(Schema, Shapes), SchemaError> {
     let b = build(model);
-    let mut builder = Schema::build("Query", Some("Mutation"), None);
+    let mut builder = Schema::build("Query", Some("Mutation"), Some("Subscription"));
     for ty in b.types {
         builder = builder.register(ty);
     }
+    builder = builder.register(subscription_root());
     let schema = builder
         .extension(super::exec::ValidateOnly)
         // The request guard bounds depth first (data and introspection apart); this is the

@@ -93,7 +93,7 @@ async fn record(
         return Ok(());
     }
     let changes: Vec<NewChange<'_>> =
-        rows.iter().map(|(id, version)| NewChange { type_idx, id, op, version: *version }).collect();
+        rows.iter().map(|(id, version)| NewChange { type_idx, id, op, version: *version, owner: None }).collect();
     ctx.record(tx, &changes).await
 }
 
@@ -182,8 +182,22 @@ pub async fn delete(engine: &Engine, caller: &Caller, args: &DeleteArgs) -> ApiR
     // The third column is `hypi_trashed`: only live objects were counted.
     let live = deleted.iter().filter(|row| row.get(2).is_some_and(|t| *t == SqlValue::Null)).count();
     ctx.count(type_idx, -(live as i64));
+    // The fourth is `hypi_created_by`: a subscription judges a DELETE by the owner.
+    let owners: Vec<Option<String>> =
+        deleted.iter().map(|row| row.get(3).and_then(SqlValue::as_str).map(str::to_string)).collect();
     let rows = id_versions(deleted);
-    record(&mut tx, &ctx, type_idx, &rows, ChangeOp::Delete).await?;
+    let changes: Vec<NewChange<'_>> = rows
+        .iter()
+        .zip(&owners)
+        .map(|((id, version), owner)| NewChange {
+            type_idx,
+            id,
+            op: ChangeOp::Delete,
+            version: *version,
+            owner: owner.as_deref(),
+        })
+        .collect();
+    ctx.record(&mut tx, &changes).await?;
     if model.types[type_idx].hyper.as_ref().is_some_and(|h| h.attachments) && !rows.is_empty() {
         // Their files go with them: marked here, their bytes removed by the bridge.
         let gone: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();

@@ -29,6 +29,7 @@ pub mod commit;
 pub mod link;
 pub mod read;
 pub mod search;
+pub mod stream;
 pub mod throttle;
 pub mod upsert;
 

@@ -85,6 +85,56 @@ pub(crate) async fn get_many_in(
         .collect()
 }
 
+/// The objects among `ids` (of `type_idx`; trashed ones as `trashed` says) that `filter` (the caller's read rule
+/// included, from [`filter_for`]) matches, read with `selection` in one statement, by id.
+pub(crate) async fn documents_among(
+    engine: &Engine,
+    caller: &Caller,
+    type_idx: usize,
+    mut filter: crate::plan::filter::FilterPlan,
+    ids: &[String],
+    selection: &ObjectSelection,
+    trashed: crate::sql::find::Trashed,
+) -> ApiResult<std::collections::HashMap<String, Json>> {
+    use crate::plan::filter::{Col, Cond, Leaf, Target, Test};
+    use crate::sql::find::{FindRenderer, Output, Select};
+    let mut docs = std::collections::HashMap::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(docs);
+    }
+    let among = Cond::Leaf(Leaf {
+        hops: Vec::new(),
+        target: Target::Column { column: Col::System("hypi_id"), scalar: crate::model::Scalar::Id },
+        test: Test::In(ids.iter().map(|id| SqlValue::Text(id.clone())).collect()),
+    });
+    filter.cond = Some(match filter.cond.take() {
+        Some(c) => Cond::And(vec![among, c]),
+        None => among,
+    });
+    let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
+    let select = Select {
+        type_idx,
+        filter: &filter,
+        instance: &caller.instance,
+        trashed,
+        seeks: Vec::new(),
+        reverse: false,
+        limit: None,
+        offset: 0,
+    };
+    let sql = r.select(&select, Output::Documents(selection));
+    let rows = engine.store.fetch_rows_within(&sql, engine.limits.response_bytes).await?;
+    let reader = reader(engine, caller);
+    for row in rows {
+        let mut it = row.into_iter();
+        let (Some(SqlValue::Text(doc)), Some(SqlValue::Text(id))) = (it.next(), it.next()) else {
+            return Err(ApiError::internal("a document row without its document and id"));
+        };
+        docs.insert(id, reader.decode(selection, &doc)?);
+    }
+    Ok(docs)
+}
+
 /// Refuse a read that could return more objects than allowed, before it runs.
 fn check_estimate(engine: &Engine, estimate: u64) -> ApiResult<()> {
     let max = engine.limits.read_objects;

@@ -15,11 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::hyper::data::{Cond as DocCond, FieldPath, Selector};
 use crate::hyper::search::{terms, SearchQuery, SearchService};
 use crate::hyper::{Scope, StoreName};
-use crate::model::Scalar;
-use crate::plan::filter::{Col, Cond, Leaf, Target, Test};
 use crate::plan::read::ObjectSelection;
-use crate::sql::find::{FindRenderer, Output, Select, Trashed};
-use crate::value::SqlValue;
 
 /// `search(...)`.
 #[derive(Debug, Clone)]
@@ -102,51 +98,17 @@ pub async fn search(
     }
 
     // The objects behind the keys, filtered and access-checked in one statement.
-    let mut filter =
-        super::read::filter_for(engine, caller, args.type_idx, args.filter.as_deref().unwrap_or("*"), false)?;
-    let ids = Cond::Leaf(Leaf {
-        hops: Vec::new(),
-        target: Target::Column { column: Col::System("hypi_id"), scalar: Scalar::Id },
-        test: Test::In(matches.iter().map(|m| SqlValue::Text(m.key.clone())).collect()),
-    });
-    filter.cond = Some(match filter.cond.take() {
-        Some(c) => Cond::And(vec![ids, c]),
-        None => ids,
-    });
-    let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
-    let select = Select {
-        type_idx: args.type_idx,
-        filter: &filter,
-        instance: &caller.instance,
-        trashed: Trashed::Hide,
-        seeks: Vec::new(),
-        reverse: false,
-        limit: None,
-        offset: 0,
-    };
-    let sql = r.select(&select, Output::Documents(&args.selection));
-    let rows = engine.store.fetch_rows_within(&sql, limits.response_bytes).await?;
-    let reader = crate::sql::read::ReadRenderer {
-        model: &engine.model,
-        app: &engine.app,
-        dialect: engine.store.dialect(),
-        viewer: &caller.viewer,
-    };
-    let mut docs = std::collections::HashMap::with_capacity(rows.len());
-    for row in rows {
-        let mut it = row.into_iter();
-        let (Some(SqlValue::Text(doc)), Some(SqlValue::Text(id))) = (it.next(), it.next()) else {
-            return Err(ApiError::internal("search row without document and id"));
-        };
-        docs.insert(id, doc);
-    }
-    // In score order: the positions of the visible ones.
+    let filter = super::read::filter_for(engine, caller, args.type_idx, args.filter.as_deref().unwrap_or("*"), false)?;
+    let keys: Vec<String> = matches.iter().map(|m| m.key.clone()).collect();
+    let hide = crate::sql::find::Trashed::Hide;
+    let docs =
+        super::read::documents_among(engine, caller, args.type_idx, filter, &keys, &args.selection, hide).await?;
     let visible: Vec<(usize, &crate::hyper::search::Match)> =
         matches.iter().filter(|m| docs.contains_key(&m.key)).enumerate().collect();
     let mut edges = Vec::new();
     for (pos, m) in visible.iter().skip(start).take(size as usize) {
         let doc = &docs[&m.key];
-        edges.push(SearchEdge { cursor: pos.to_string(), score: m.score, node: reader.decode(&args.selection, doc)? });
+        edges.push(SearchEdge { cursor: pos.to_string(), score: m.score, node: doc.clone() });
     }
     Ok(SearchPage {
         has_previous_page: start > 0 && !visible.is_empty(),

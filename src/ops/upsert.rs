@@ -226,7 +226,7 @@ pub(crate) fn write_object<'a>(
         let version = row.get(4).and_then(SqlValue::as_i64).unwrap_or(1);
         // Version 1 is a fresh row (an insert that met a concurrent insert became an update).
         let op = if version == 1 { crate::feed::ChangeOp::Insert } else { crate::feed::ChangeOp::Update };
-        let change = crate::feed::NewChange { type_idx: obj.type_idx, id: &id, op, version };
+        let change = crate::feed::NewChange { type_idx: obj.type_idx, id: &id, op, version, owner: None };
         ctx.record(tx, &[change]).await?;
         if op == crate::feed::ChangeOp::Insert {
             ctx.count(obj.type_idx, 1);

@@ -437,6 +437,14 @@ pub fn now() -> String {
     format_datetime(OffsetDateTime::now_utc()).unwrap_or_else(|| "1970-01-01T00:00:00.000Z".into())
 }
 
+/// `ms` milliseconds after the Unix epoch, in the stored form.
+pub fn format_ms(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(format_datetime)
+        .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

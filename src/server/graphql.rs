@@ -249,12 +249,12 @@ pub(super) async fn post(
 }
 
 #[derive(Deserialize)]
-pub(super) struct GetParams {
-    query: Option<String>,
+pub(crate) struct GetParams {
+    pub(crate) query: Option<String>,
     #[serde(rename = "operationName")]
-    operation_name: Option<String>,
-    variables: Option<String>,
-    extensions: Option<String>,
+    pub(crate) operation_name: Option<String>,
+    pub(crate) variables: Option<String>,
+    pub(crate) extensions: Option<String>,
 }
 
 /// Does the client prefer a web page (a browser opening the URL)?

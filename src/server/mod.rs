@@ -14,6 +14,8 @@ pub mod listen;
 mod playground;
 pub mod registry;
 mod rest;
+mod sse;
+mod ws;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,6 +52,8 @@ pub struct App {
     pub trust_request_id: bool,
     /// The background tasks; shut down with the server.
     pub tasks: Arc<crate::tasks::Supervisor>,
+    /// Tails the change feed for the subscriptions.
+    pub hub: Arc<crate::realtime::Hub>,
     /// Hashing slots and failed-login records, for the whole server.
     pub guards: Arc<crate::ops::throttle::Guards>,
     /// Host names a development server answers besides loopback names and addresses.
@@ -72,7 +76,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(hyper::router())
         .merge(rest::router())
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql", get(ws::get_or_upgrade).post(graphql::post))
+        .route("/graphql/stream", get(sse::get).post(sse::post))
         .route("/health", get(|| async { "ok" }))
         .nest("/admin", admin::router())
         .fallback(|| async {
@@ -525,6 +530,9 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
     let hyper_target = Arc::new(target.clone());
     let guards = Arc::new(crate::ops::throttle::Guards::new(&opts.limits));
     crate::hyper::bridge::Bridge::new(store.with_own_count(), target, lookup, active, guards.clone()).start(&tasks);
+    let hub = crate::realtime::Hub::start(store.with_own_count(), &opts.limits, &tasks)
+        .await
+        .map_err(|e| StartError::Config(format!("the realtime hub: {}", e.message)))?;
     let engine = registry.snapshot().tenants.get("default").map(|t| t.served.engine.clone());
     Ok(Arc::new(App {
         store,
@@ -539,6 +547,7 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
         hyper_target,
         jwt_secret: secret,
         trust_request_id: opts.trust_request_id,
+        hub,
         tasks,
         guards,
         allowed_hosts: opts.allowed_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),

@@ -17,9 +17,13 @@ pub fn page(endpoint: &str) -> String {
   <script crossorigin src="https://unpkg.com/react-dom@18.3.1/umd/react-dom.production.min.js"></script>
   <script crossorigin src="https://unpkg.com/graphiql@3.8.3/graphiql.min.js"></script>
   <script>
+    const headers = JSON.parse(localStorage.getItem("arcbase-headers") || "{{}}");
     const fetcher = GraphiQL.createFetcher({{
       url: "{endpoint}",
-      headers: JSON.parse(localStorage.getItem("arcbase-headers") || "{{}}"),
+      headers,
+      // Subscriptions over WebSocket (graphql-transport-ws) at the same path.
+      subscriptionUrl: (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "{endpoint}",
+      wsConnectionParams: headers,
     }});
     ReactDOM.createRoot(document.getElementById("graphiql")).render(
       React.createElement(GraphiQL, {{ fetcher, defaultEditorToolsVisibility: true }})

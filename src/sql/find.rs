@@ -231,7 +231,7 @@ impl FindRenderer<'_> {
             .bind(instance);
         sql.push(&format!(" AND {COL_ID} IN ("));
         bind_list(&mut sql, ids);
-        sql.push(&format!(") RETURNING {COL_ID}, {COL_VERSION}, {COL_TRASHED}"));
+        sql.push(&format!(") RETURNING {COL_ID}, {COL_VERSION}, {COL_TRASHED}, {COL_CREATED_BY}"));
         sql
     }
 

@@ -114,6 +114,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "hyper resync", include_str!("../../migrations/sqlite/0005_hyper_resync.sql")),
     (6, "hyper counts", include_str!("../../migrations/sqlite/0006_hyper_counts.sql")),
     (7, "attachments", include_str!("../../migrations/sqlite/0007_attachments.sql")),
+    (8, "realtime", include_str!("../../migrations/sqlite/0008_realtime.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "system", include_str!("../../migrations/postgres/0001_system.sql")),
@@ -123,6 +124,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "hyper resync", include_str!("../../migrations/postgres/0005_hyper_resync.sql")),
     (6, "hyper counts", include_str!("../../migrations/postgres/0006_hyper_counts.sql")),
     (7, "attachments", include_str!("../../migrations/postgres/0007_attachments.sql")),
+    (8, "realtime", include_str!("../../migrations/postgres/0008_realtime.sql")),
 ];
 
 /// The advisory lock that serializes migrations and DDL between nodes sharing a PostgreSQL
@@ -142,6 +144,9 @@ pub struct Store {
     budgets: Budgets,
     /// Statements executed through this store, for tests that prove a read is one statement.
     statements: Arc<AtomicU64>,
+    /// Woken after every write transaction of this process commits (the realtime hub reads
+    /// the feed then, instead of polling).
+    commits: Arc<tokio::sync::Notify>,
 }
 
 enum TxInner {
@@ -156,6 +161,7 @@ pub struct WriteTx {
     budgets: Budgets,
     /// The whole transaction must end by then.
     deadline: Instant,
+    commits: Arc<tokio::sync::Notify>,
 }
 
 impl WriteTx {
@@ -173,6 +179,7 @@ impl WriteTx {
             }
             TxInner::Postgres(tx) => tx.commit().await.map_err(|e| classify(e, budgets))?,
         }
+        self.commits.notify_waiters();
         Ok(())
     }
 
@@ -204,7 +211,7 @@ impl Store {
         } else {
             return Err(StoreError::BadUrl(url.to_string()));
         };
-        let store = Store { backend, budgets, statements: Default::default() };
+        let store = Store { backend, budgets, statements: Default::default(), commits: Default::default() };
         store.check_settings().await?;
         store.migrate().await?;
         Ok(store)
@@ -484,7 +491,13 @@ impl Store {
             }
             Backend::Postgres { pool } => TxInner::Postgres(pool.begin().await.map_err(|e| classify(e, self.budgets))?),
         };
-        Ok(WriteTx { inner, statements: self.statements.clone(), budgets: self.budgets, deadline })
+        Ok(WriteTx {
+            inner,
+            statements: self.statements.clone(),
+            budgets: self.budgets,
+            deadline,
+            commits: self.commits.clone(),
+        })
     }
 
     fn count(&self) {
@@ -496,6 +509,25 @@ impl Store {
     /// disturbed by a timer.
     pub fn with_own_count(&self) -> Store {
         Store { statements: Arc::new(AtomicU64::new(0)), ..self.clone() }
+    }
+
+    /// Woken after each write transaction of this process commits.
+    pub fn commits(&self) -> Arc<tokio::sync::Notify> {
+        self.commits.clone()
+    }
+
+    /// A listener on the PostgreSQL channel `channel` (`None` on SQLite, whose writers are all
+    /// in this process).
+    pub async fn listen(&self, channel: &str) -> Result<Option<sqlx::postgres::PgListener>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite { .. } => Ok(None),
+            Backend::Postgres { pool } => {
+                let mut l =
+                    sqlx::postgres::PgListener::connect_with(pool).await.map_err(|e| classify(e, self.budgets))?;
+                l.listen(channel).await.map_err(|e| classify(e, self.budgets))?;
+                Ok(Some(l))
+            }
+        }
     }
 
     /// How many statements this store has executed (reads, writes, BEGIN, COMMIT).
