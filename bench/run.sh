@@ -132,9 +132,9 @@ VERSIONS=$(printf 'arcbase %s; %s; %s; PostGraphile v4 %s, v5 %s; Node %s and %s
   "$(node -p "require('$CACHE/pg5/node_modules/postgraphile/package.json').version")" \
   "$(node --version)" "$($N22 --version)" "$(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)")
 MACHINE=$(printf '%s, %s cores, %s RAM' "$(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')" "$(nproc)" "$(free -h | awk '/Mem:/ {print $2}')")
-# The report replaces the file, keeping the sections bench/hyper.sh and bench/realtime.sh write
+# The report replaces the file, keeping the sections bench/hyper.sh, bench/realtime.sh and bench/object_cache.sh write
 # (between their markers).
-KEEP=$(python3 -c 'import re,os; t=open("docs/benchmarks.md").read() if os.path.exists("docs/benchmarks.md") else ""; print("\n\n".join(m.group(0) for m in re.finditer(r"<!-- (hyper|realtime)-bench:start -->.*?<!-- (hyper|realtime)-bench:end -->", t, re.S)))')
+KEEP=$(python3 -c 'import re,os; t=open("docs/benchmarks.md").read() if os.path.exists("docs/benchmarks.md") else ""; print("\n\n".join(m.group(0) for m in re.finditer(r"<!-- (hyper|realtime|object-cache)-bench:start -->.*?<!-- (hyper|realtime|object-cache)-bench:end -->", t, re.S)))')
 python3 bench/report.py "$RESULTS" "$SECS" "$CONNS" "$VERSIONS" "$MACHINE" "bench/run.sh ${1:-}" > docs/benchmarks.md
 if [ -n "$KEEP" ]; then printf '\n%s\n' "$KEEP" >> docs/benchmarks.md; fi
 log "wrote docs/benchmarks.md"

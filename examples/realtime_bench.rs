@@ -5,14 +5,22 @@
 //! `cargo run --release --example realtime_bench -- WRITE_ADDR SUBSCRIBE_ADDR SUBSCRIBERS EVENTS [SERVER_PID]`
 //!
 //! Opens SUBSCRIBERS WebSocket connections (graphql-transport-ws) to SUBSCRIBE_ADDR, each with
-//! `changes(type: Author)`, waits until they are live, then writes EVENTS Authors to WRITE_ADDR,
-//! one upsert at a time from 4 writers. Every subscriber must receive every event. Prints one
-//! JSON line: writes per second, deliveries per second, p50/p99/max latency from the upsert's
-//! start to the receipt (an upper bound of commit → receipt), and, with SERVER_PID, the
-//! subscribing server's resident memory before and after the subscriptions opened (per idle
-//! subscription).
+//! `changes(type: Author, ops: [INSERT])`, waits until they are live, then writes to WRITE_ADDR
+//! in two phases; every subscriber must receive every event of both.
+//!
+//! 1. **Latency at a steady rate**: `RT_PACED` Authors (default 200) at `RT_RATE` upserts per
+//!    second (default 50), each sent on schedule whatever the previous one is doing (an open
+//!    loop, as independent users write): latency from the upsert's start to each receipt
+//!    (an upper bound of commit → receipt).
+//! 2. **Throughput**: EVENTS Authors as fast as 4 writers can upsert them one at a time (a
+//!    closed loop that saturates the delivery): writes per second, deliveries per second, and
+//!    the latency under that saturation, which is the queue in front of the subscribers.
+//!
+//! Prints one JSON line, with, given SERVER_PID, the subscribing server's resident memory
+//! before and after the subscriptions opened (per idle subscription).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +45,28 @@ async fn post(client: &reqwest::Client, addr: &str, body: Value) -> Value {
     serde_json::from_str(&r.text().await.expect("a body")).expect("JSON")
 }
 
+async fn upsert(http: &reqwest::Client, addr: &str, name: &str) {
+    let q = json!({ "query": "mutation($n: String!) { upsert(values: {Author: [{name: $n}]}) { id } }", "variables": { "n": name } });
+    let r = post(http, addr, q).await;
+    assert!(r.get("errors").is_none(), "{r}");
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// p50, p99 and max in milliseconds, two decimals.
+fn percentiles(mut l: Vec<Duration>) -> (f64, f64, f64) {
+    l.sort();
+    let pct = |p: f64| {
+        let ms = l
+            .get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        (ms * 100.0).round() / 100.0
+    };
+    (pct(0.50), pct(0.99), pct(1.0))
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,19 +78,24 @@ async fn main() {
     let subscribers: usize = args[2].parse().expect("SUBSCRIBERS");
     let events: usize = args[3].parse().expect("EVENTS");
     let pid: Option<u32> = args.get(4).and_then(|p| p.parse().ok());
+    let paced = env_or("RT_PACED", 200);
+    let rate = env_or("RT_RATE", 50).max(1);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let rss_before = rss_kib(pid);
 
     // Subscribe everyone, each on its own connection.
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let paced_lat: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let burst_lat: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let paced_done = Arc::new(AtomicUsize::new(0));
+    let total = paced + events;
     let mut tasks = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(subscribers.max(1));
     for i in 0..subscribers {
         let read = read.clone();
-        let sent = sent.clone();
-        let latencies = latencies.clone();
+        let (sent, paced_lat, burst_lat, paced_done) =
+            (sent.clone(), paced_lat.clone(), burst_lat.clone(), paced_done.clone());
         let ready = ready_tx.clone();
         tasks.push(tokio::spawn(async move {
             let mut req = format!("ws://{read}/graphql").into_client_request().unwrap();
@@ -76,7 +111,7 @@ async fn main() {
             let _pong = ws.next().await;
             let _ = ready.send(()).await;
             let mut got = 0;
-            while got < events {
+            while got < total {
                 let Some(Ok(Message::Text(t))) = ws.next().await else { panic!("subscriber {i} lost its connection") };
                 let at = Instant::now();
                 let v: Value = serde_json::from_str(t.as_str()).unwrap();
@@ -86,9 +121,13 @@ async fn main() {
                 };
                 let start = sent.lock().unwrap().get(name).copied();
                 if let Some(s) = start {
-                    latencies.lock().unwrap().push(at.duration_since(s));
+                    let into = if name.starts_with("lat-") { &paced_lat } else { &burst_lat };
+                    into.lock().unwrap().push(at.duration_since(s));
                 }
                 got += 1;
+                if got == paced {
+                    paced_done.fetch_add(1, Ordering::Relaxed);
+                }
             }
             ws
         }));
@@ -100,23 +139,42 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = rss_kib(pid);
 
-    // Write: 4 writers, one upsert per event.
+    // Phase 1: a steady rate, each upsert sent on its schedule.
+    let start = Instant::now();
+    let mut pending = Vec::new();
+    for i in 0..paced {
+        tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / rate as f64)).into()).await;
+        let (http, write, sent) = (http.clone(), write.clone(), sent.clone());
+        pending.push(tokio::spawn(async move {
+            let name = format!("lat-{i}");
+            sent.lock().unwrap().insert(name.clone(), Instant::now());
+            upsert(&http, &write, &name).await;
+        }));
+    }
+    for p in pending {
+        p.await.unwrap();
+    }
+    let until = Instant::now() + Duration::from_secs(60);
+    while paced_done.load(Ordering::Relaxed) < subscribers {
+        assert!(Instant::now() < until, "every paced event within 60 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Phase 2: as fast as 4 writers go, one upsert per event.
     let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();
     for _ in 0..4 {
         let (http, write, sent, next) = (http.clone(), write.clone(), sent.clone(), next.clone());
         writers.push(tokio::spawn(async move {
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= events {
                     break;
                 }
                 let name = format!("rt-{i}");
                 sent.lock().unwrap().insert(name.clone(), Instant::now());
-                let q = json!({ "query": "mutation($n: String!) { upsert(values: {Author: [{name: $n}]}) { id } }", "variables": { "n": name } });
-                let r = post(&http, &write, q).await;
-                assert!(r.get("errors").is_none(), "{r}");
+                upsert(&http, &write, &name).await;
             }
         }));
     }
@@ -129,11 +187,11 @@ async fn main() {
         sockets.push(tokio::time::timeout(Duration::from_secs(60), t).await.expect("every event within 60 s").unwrap());
     }
     let all = started.elapsed();
-    let mut l = latencies.lock().unwrap().clone();
-    l.sort();
-    let pct = |p: f64| {
-        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    let paced_l = paced_lat.lock().unwrap().clone();
+    let burst_l = burst_lat.lock().unwrap().clone();
+    let deliveries = burst_l.len();
+    let (p50, p99, max) = percentiles(paced_l);
+    let (sat_p50, sat_p99, _) = percentiles(burst_l);
     let per_idle = match (rss_before, rss_idle) {
         (Some(b), Some(a)) if subscribers > 0 => Some((a.saturating_sub(b)) as f64 / subscribers as f64),
         _ => None,
@@ -142,13 +200,17 @@ async fn main() {
         "{}",
         json!({
             "subscribers": subscribers,
+            "rate": rate,
+            "paced": paced,
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "max_ms": max,
             "events": events,
-            "deliveries": l.len(),
+            "deliveries": deliveries,
             "writes_per_sec": (events as f64 / wrote.as_secs_f64()).round(),
-            "deliveries_per_sec": (l.len() as f64 / all.as_secs_f64()).round(),
-            "p50_ms": (pct(0.50) * 100.0).round() / 100.0,
-            "p99_ms": (pct(0.99) * 100.0).round() / 100.0,
-            "max_ms": (pct(1.0) * 100.0).round() / 100.0,
+            "deliveries_per_sec": (deliveries as f64 / all.as_secs_f64()).round(),
+            "saturated_p50_ms": sat_p50,
+            "saturated_p99_ms": sat_p99,
             "rss_kib_before": rss_before,
             "rss_kib_subscribed": rss_idle,
             "kib_per_idle_subscription": per_idle.map(|k| (k * 10.0).round() / 10.0),

@@ -173,6 +173,10 @@ limits! {
     /// before what is kept is `CURSOR_EXPIRED`). Never past a hyper bridge position that moved
     /// within the retention time.
     feed_retention_rows: i64 = 1_000_000;
+    /// The object cache (`get` of `@hyper(cache: true)` types, SQLite): documents kept at most.
+    object_cache_entries: usize = 100_000;
+    /// The object cache: bytes kept at most (documents as read, plus their keys).
+    object_cache_bytes: usize = 64 << 20;
 }
 
 impl Limits {

@@ -523,3 +523,32 @@ fn deep_arcql_does_not_kill_the_server() {
     // Still alive.
     assert_eq!(gql_ok(server.addr, "{ __typename }", json!({}))["__typename"], "Query");
 }
+
+/// One serving process per SQLite file: a second `serve` on the file stops at start, naming
+/// the reason, while the first keeps serving; once the first is killed (-9: the lock goes with
+/// the process) a new one starts on the file.
+#[test]
+fn a_second_server_on_the_same_sqlite_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("one.db");
+    let mut first = Server::start(dir.path(), &db, 0);
+    let out = Command::new(env!("CARGO_BIN_EXE_arcbase"))
+        .args(["serve", "--schema", SCHEMA, "--listen", "127.0.0.1:0", "--database"])
+        .arg(format!("sqlite://{}", db.display()))
+        .env_remove("ARCBASE_ADMIN_KEY")
+        .env_remove("ARCBASE_SCHEMA")
+        .env_remove("ARCBASE_DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the second server must not start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is served by another arcbase process"), "{err}");
+    let d = gql_ok(first.addr, "{ __typename }", json!({}));
+    assert_eq!(d["__typename"], "Query", "the first still serves");
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let second = Server::start(dir.path(), &db, 1);
+    let d = gql_ok(second.addr, "{ __typename }", json!({}));
+    assert_eq!(d["__typename"], "Query");
+}

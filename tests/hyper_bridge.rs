@@ -313,7 +313,7 @@ fn objects_follow_into_a_remote_hyper_server_with_minted_tokens() {
     let schema = dir.path().join("schema.graphql");
     std::fs::write(&schema, SDL).unwrap();
     let schema = schema.display().to_string();
-    let local_db = format!("sqlite://{}", dir.path().join("local.db").display());
+    let local_db = common::backend_url(dir.path(), "local.db");
     let hyper = format!("http://{key}:{secret}@{}/books", remote.addr);
     let local = Server::start(&["--schema", &schema, "--database", &local_db, "--hyper", &hyper], &[]);
 

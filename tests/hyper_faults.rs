@@ -231,7 +231,7 @@ impl Setup {
 #[test]
 fn an_outage_500s_429s_and_kill_9_lose_nothing_and_duplicate_nothing() {
     let s = setup();
-    let db = format!("sqlite://{}", s.dir.join("local.db").display());
+    let db = common::backend_url(&s.dir, "local.db");
     DB.with(|d| *d.borrow_mut() = db.clone());
     let local = s.local(&db);
     let mut ids = write_books(&local.addr, 0, 10);

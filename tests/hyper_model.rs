@@ -2,8 +2,9 @@
 //! PostgreSQL with `ARCBASE_TEST_BACKEND=postgres`): `count` (a counter kept in every write's
 //! transaction, checked against `count(*)` after every step of random write sequences),
 //! `cache` (each object under `<type>-<id>`, removed with it; the counter under
-//! `<type>~count`), `notify` (one queue job per change, in order), and ATOMIC services (search
-//! and notify visible the moment the mutation answers).
+//! `<type>~count`; `get` answered from the object cache and never stale after a write
+//! answers), `notify` (one queue job per change, in order), and ATOMIC services (search and
+//! notify visible the moment the mutation answers).
 
 #![allow(clippy::unwrap_used)]
 
@@ -261,6 +262,182 @@ async fn count_answers_what_the_caller_can_read() {
     assert_eq!(body["data"]["count"], 0, "{body}");
 }
 
+/// The object cache's figures from `GET /admin/caches`: (enabled, hits, misses).
+async fn cache_figures(t: &TestApp) -> (bool, u64, u64) {
+    let (s, v) = call(t, "GET", "/admin/caches", None).await;
+    assert_eq!(s, 200, "{v}");
+    let o = &v["objects"];
+    (o["enabled"].as_bool().unwrap(), o["hits"].as_u64().unwrap(), o["misses"].as_u64().unwrap())
+}
+
+async fn get_book(t: &TestApp, id: &str, auth: Option<&str>) -> Value {
+    let q = json!({ "query": "query($id: String!) { get(type: Book, id: $id) { ... on Book { title year hypi { id updated } } } }", "variables": { "id": id } });
+    let headers: Vec<(&str, String)> = auth.map(|a| vec![("authorization", format!("Bearer {a}"))]).unwrap_or_default();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, body) = t.post_with(&q, &headers).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"]["get"].clone()
+}
+
+/// `get` of a `cache: true` type comes from the node's memory (SQLite) and is never stale
+/// after a write answers: random updates, trashes, untrashes and a delete, each followed at
+/// once by `get`s checked against the model; accounts are kept apart; a selection with more
+/// than the object's own fields is read from the database. On PostgreSQL the cache is off and
+/// every answer is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_of_a_cached_type_is_served_from_memory_and_never_stale() {
+    let t = TestApp::new(SDL).await;
+    let pg = common::backend_is_postgres();
+    let (enabled, _, _) = cache_figures(&t).await;
+    assert_eq!(enabled, !pg, "the object cache is on with SQLite only");
+    let ids = t.upsert(json!({ "Book": [{ "title": "Dune", "year": 1965 }, { "title": "Emma", "year": 1815 }] })).await;
+    let mut model: Vec<Option<(String, i64)>> = vec![Some(("Dune".into(), 1965)), Some(("Emma".into(), 1815))];
+    let mut trashed = [false, false];
+
+    let first = get_book(&t, &ids[0], None).await;
+    let (_, h0, m0) = cache_figures(&t).await;
+    let again = get_book(&t, &ids[0], None).await;
+    assert_eq!(first, again);
+    let (_, h1, m1) = cache_figures(&t).await;
+    if pg {
+        assert_eq!((h1, m1), (0, 0), "nothing is looked up with the cache off");
+    } else {
+        assert_eq!((h1 - h0, m1 - m0), (1, 0), "the second get is a hit");
+    }
+
+    let mut seed: u64 = 0xc0ff_ee11;
+    let mut rnd = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for step in 0..80 {
+        let i = rnd(2) as usize;
+        let id = ids[i].clone();
+        let what = match rnd(4) {
+            0 | 1 if !trashed[i] => {
+                let year = rnd(3000) as i64;
+                let title = format!("t{step}");
+                t.upsert(json!({ "Book": [{ "hypi": { "id": id }, "title": title, "year": year }] })).await;
+                model[i] = Some((title, year));
+                "update"
+            }
+            2 if !trashed[i] => {
+                t.ok(&format!("mutation {{ trash(type: Book, arcql: \"hypi.id = '{id}'\") }}"), json!({})).await;
+                trashed[i] = true;
+                "trash"
+            }
+            _ if trashed[i] => {
+                t.ok(&format!("mutation {{ untrash(type: Book, arcql: \"hypi.id = '{id}'\") }}"), json!({})).await;
+                trashed[i] = false;
+                "untrash"
+            }
+            _ => "read only",
+        };
+        for k in 0..2 {
+            for (j, book) in ids.iter().enumerate() {
+                let got = get_book(&t, book, None).await;
+                let want = if trashed[j] { None } else { model[j].clone() };
+                match want {
+                    None => assert_eq!(got, Value::Null, "step {step} ({what}), read {k}: book {j} is trashed"),
+                    Some((title, year)) => {
+                        assert_eq!(
+                            (got["title"].as_str(), got["year"].as_i64()),
+                            (Some(title.as_str()), Some(year)),
+                            "step {step} ({what}), read {k}, book {j}: {got}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // Deleted: gone at once.
+    for id in &ids {
+        get_book(&t, id, None).await;
+    }
+    t.ok(&format!("mutation {{ delete(type: Book, arcql: \"hypi.id = '{}'\") }}", ids[0]), json!({})).await;
+    assert_eq!(get_book(&t, &ids[0], None).await, Value::Null, "deleted");
+    let (_, hits, _) = cache_figures(&t).await;
+    assert!(pg || hits > 80, "most reads of the sequence were hits: {hits}");
+
+    // Accounts: Books are read by their owner only; one account's cached document is not
+    // another's, and the admin's is not an account's.
+    let mut tokens = Vec::new();
+    for name in ["ann", "bob"] {
+        t.ok(&format!("mutation {{ createAccount(value: {{username: \"{name}\", password: \"correct horse 1\", emails: [\"{name}@example.com\"]}}) {{ id }} }}"), json!({})).await;
+        let d = t
+            .ok(
+                &format!("{{ login(username: \"{name}\", password: \"correct horse 1\") {{ sessionToken }} }}"),
+                json!({}),
+            )
+            .await;
+        tokens.push(d["login"]["sessionToken"].as_str().unwrap().to_string());
+    }
+    let (s, body) = t
+        .post_with(
+            &json!({ "query": "mutation { upsert(values: {Book: [{title: \"Ann's\"}]}) { id } }" }),
+            &[("authorization", &format!("Bearer {}", tokens[0]))],
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let ann_book = body["data"]["upsert"][0]["id"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        assert_eq!(get_book(&t, &ann_book, Some(&tokens[0])).await["title"], "Ann's");
+        assert_eq!(get_book(&t, &ann_book, None).await["title"], "Ann's", "the admin reads it");
+        assert_eq!(get_book(&t, &ann_book, Some(&tokens[1])).await, Value::Null, "bob may not read Ann's book");
+    }
+
+    // Aliases of the object's own fields are still a plain selection, answered the same.
+    let q = json!({ "query": "query($id: String!) { a: get(type: Book, id: $id) { ... on Book { t: title title } } }", "variables": { "id": ids[1] } });
+    let (s, body) = t.post_with(&q, &[]).await;
+    assert_eq!(s, 200, "{body}");
+    let live = model[1].clone().filter(|_| !trashed[1]);
+    match live {
+        Some((title, _)) => assert_eq!(body["data"]["a"], json!({ "t": title, "title": title })),
+        None => assert_eq!(body["data"]["a"], Value::Null),
+    }
+}
+
+/// Readers racing writers never go back in time: each writer reads its own write right after
+/// it answers; each reader's view of a book only moves forward (a read that raced a write must
+/// not leave the older document in the cache).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_gets_racing_writes_never_go_back() {
+    let t = std::sync::Arc::new(TestApp::new(SDL).await);
+    let ids = t.upsert(json!({ "Book": [{ "title": "a", "year": 0 }, { "title": "b", "year": 0 }] })).await;
+    let mut tasks = Vec::new();
+    for (w, id) in ids.iter().enumerate() {
+        let (t, id) = (t.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            for year in 1..=60 {
+                t.upsert(json!({ "Book": [{ "hypi": { "id": id }, "year": year }] })).await;
+                let got = get_book(&t, &id, None).await;
+                assert_eq!(got["year"], year, "writer {w} reads its own write at once");
+            }
+        }));
+    }
+    for r in 0..4 {
+        let (t, ids) = (t.clone(), ids.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seen = [0i64; 2];
+            for n in 0..150 {
+                let i = n % 2;
+                let year = get_book(&t, &ids[i], None).await["year"].as_i64().unwrap();
+                assert!(year >= seen[i], "reader {r}: book {i} went back from {} to {year}", seen[i]);
+                seen[i] = year;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for id in &ids {
+        assert_eq!(get_book(&t, id, None).await["year"], 60);
+    }
+}
+
 mod remote {
     //! ATOMIC against a remote hyper server (a second `arcbase serve`), through a proxy that
     //! can refuse connections or answer 500 to the search service only.
@@ -432,7 +609,7 @@ mod remote {
         let (proxy, mode) = proxy(remote.addr.clone());
         let schema = dir.path().join("schema.graphql");
         std::fs::write(&schema, sdl).unwrap();
-        let local_db = format!("sqlite://{}", dir.path().join("local.db").display());
+        let local_db = super::common::backend_url(dir.path(), "local.db");
         let hyper = format!("http://{}:{}@{proxy}/books", k["key"].as_str().unwrap(), k["secret"].as_str().unwrap());
         let local_storage = dir.path().join("local-storage").display().to_string();
         let local = Server::start(

@@ -5,7 +5,9 @@
 //!
 //! - `count: true`: the per-type counters move by the objects inserted, trashed, untrashed
 //!   and deleted (one statement per counted type per call);
-//! - services in ATOMIC mode: see [`crate::hyper::atomic`].
+//! - services in ATOMIC mode: see [`crate::hyper::atomic`];
+//! - `cache: true`: once committed, the changed objects' documents leave
+//!   [`super::read_cache`] before the write answers.
 //!
 //! An operation that returns early (nothing matched, an error) drops its transaction, which
 //! rolls everything back, counters included.
@@ -28,6 +30,9 @@ pub(crate) struct Touched {
     pub atomic: Vec<AtomicChange>,
     /// The `@hyper` types whose objects changed.
     pub types: std::collections::BTreeSet<usize>,
+    /// The changed objects of `@hyper(cache: true)` types, whose cached documents the commit
+    /// drops.
+    pub cached: Vec<(usize, String)>,
 }
 
 /// A change [`crate::hyper::atomic::commit`] sends before the commit.
@@ -49,8 +54,11 @@ impl WriteCtx<'_> {
             .await?;
         let mut touched = self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for c in changes {
-            if self.model.types[c.type_idx].hyper.is_some() {
+            if let Some(h) = &self.model.types[c.type_idx].hyper {
                 touched.types.insert(c.type_idx);
+                if h.cache {
+                    touched.cached.push((c.type_idx, c.id.to_string()));
+                }
             }
             if self.model.types[c.type_idx].hyper.as_ref().is_some_and(|h| h.any_atomic()) {
                 touched.atomic.push(AtomicChange {
@@ -86,6 +94,15 @@ pub(crate) async fn commit(engine: &Engine, caller: &Caller, ctx: &WriteCtx<'_>,
         tx.commit().await?;
     } else {
         crate::hyper::atomic::commit(engine, caller, tx, &touched.atomic, &ctx.now).await?;
+    }
+    // Committed: the cached documents of the changed objects go before the write answers.
+    if !touched.cached.is_empty() {
+        let model = ctx.model;
+        engine.read_cache.invalidate(
+            &engine.app,
+            ctx.instance,
+            touched.cached.iter().map(|(t, id)| (model.types[*t].name.as_str(), id.as_str())),
+        );
     }
     for &t in &touched.types {
         let ty = &ctx.model.types[t];

@@ -9,6 +9,7 @@
 //! | module | operations |
 //! |---|---|
 //! | [`read`] | `get`, `find` (keyset paging and exact page info) |
+//! | [`read_cache`] | `get` of `@hyper(cache: true)` types from memory, dropped by every write |
 //! | [`aggregate`] | `aggregate` over all matching objects, or grouped and paged |
 //! | [`upsert`] | `upsert` (nested objects included) |
 //! | [`link`] | `link`, `unlink` |
@@ -28,6 +29,7 @@ pub mod changes;
 pub mod commit;
 pub mod link;
 pub mod read;
+pub mod read_cache;
 pub mod search;
 pub mod stream;
 pub mod throttle;
@@ -49,6 +51,11 @@ pub struct Engine {
     /// The app whose tables this release reads and writes.
     pub app: String,
     pub limits: Limits,
+    /// The object cache of the database (shared by every release served from it).
+    pub read_cache: Arc<read_cache::ReadCache>,
+    /// This release's mark in [`read_cache`](Self::read_cache): documents read under another
+    /// release's plans are not this one's.
+    pub release_tag: u64,
 }
 
 /// Who calls an operation, on which instance: decided by the front door's authentication.

@@ -32,13 +32,51 @@ pub struct GetArgs {
 
 /// The object, or `None` when it does not exist, is trashed, or the caller may not see it
 /// (the three are indistinguishable).
+///
+/// For a `@hyper(cache: true)` type and a plain selection, answered from
+/// [`super::read_cache`] when it holds the document (see there for why that is never stale).
 pub async fn get(engine: &Engine, caller: &Caller, args: &GetArgs) -> ApiResult<Option<Json>> {
     check_estimate(engine, args.selection.estimate())?;
+    let ty = &engine.model.types[args.selection.type_idx];
+    let cached = engine.read_cache.enabled()
+        && ty.hyper.as_ref().is_some_and(|h| h.cache)
+        && super::read_cache::cacheable(&args.selection);
+    let viewer = match caller.viewer.allowed(&engine.model, args.selection.type_idx, false) {
+        crate::access::Allowed::All => Some(None),
+        crate::access::Allowed::CreatedBy(id) => Some(Some(id)),
+        crate::access::Allowed::Nothing => None,
+    };
+    let lookup = match viewer {
+        Some(viewer) if cached => Some(super::read_cache::Lookup {
+            app: &engine.app,
+            instance: &caller.instance,
+            type_name: &ty.name,
+            id: &args.id,
+            release: engine.release_tag,
+            include_trashed: args.include_trashed,
+            viewer,
+            selection: &args.selection,
+        }),
+        _ => None,
+    };
+    let ticket = match &lookup {
+        Some(l) => match engine.read_cache.get(l) {
+            Ok(doc) => return Ok(Some(doc)),
+            Err(ticket) => Some(ticket),
+        },
+        None => None,
+    };
     let r = reader(engine, caller);
     let sql = r.get_by_id(&args.selection, &caller.instance, &args.id, args.include_trashed);
     let rows = engine.store.fetch_rows_within(&sql, engine.limits.response_bytes).await?;
     match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
-        Some(SqlValue::Text(text)) => Ok(Some(r.decode(&args.selection, &text)?)),
+        Some(SqlValue::Text(text)) => {
+            let doc = r.decode(&args.selection, &text)?;
+            if let (Some(l), Some(t)) = (&lookup, ticket) {
+                engine.read_cache.put(t, l, &doc, text.len());
+            }
+            Ok(Some(doc))
+        }
         _ => Ok(None),
     }
 }

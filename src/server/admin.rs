@@ -30,6 +30,16 @@ pub fn router() -> Router<Arc<App>> {
         .route("/instances", get(list_instances).post(create_instance))
         .route("/instances/upgrade", post(upgrade))
         .route("/hyper", get(hyper_status))
+        .route("/caches", get(caches))
+}
+
+/// `GET /admin/caches`: the node's caches, their size and how often they answered.
+async fn caches(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if !is_admin(&app, &headers) {
+        return unauthorized("the admin key is required");
+    }
+    let objects = serde_json::to_value(app.registry.read_cache.figures()).unwrap_or_default();
+    ok(StatusCode::OK, serde_json::json!({ "objects": objects }))
 }
 
 /// `GET /admin/hyper`: where the hyper bridge's sync stands (what `arcbase hyper status`

@@ -8,6 +8,7 @@
 
 mod admin;
 pub mod body;
+pub mod claim;
 mod graphql;
 mod hyper;
 pub mod listen;
@@ -65,6 +66,8 @@ pub struct App {
     pub hyper_builtin: Arc<crate::hyper::builtin::Builtin>,
     /// Verifies the tokens of hyper app keys.
     pub hyper_keys: Arc<crate::hyper::keys::Verifier>,
+    /// SQLite: this process's hold on the database file, as long as the server lives.
+    pub claim: Option<Arc<claim::Claim>>,
     /// Where the `@hyper` types' services are (the bridge's target).
     pub hyper_target: Arc<crate::hyper::bridge::Target>,
 }
@@ -494,7 +497,17 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
         opts.admin_key.is_none() || opts.queue_private_targets,
     ));
     builtin.start(&tasks);
-    let registry = Arc::new(registry::Registry::load(store.clone(), opts.limits.clone()).await?);
+    // SQLite: this process claims the file (one serving process per file), and the object
+    // cache comes with the claim; PostgreSQL: no cache (see `ops::read_cache`).
+    let claim = match claim::sqlite_file(&opts.database_url) {
+        Some(file) => Some(claim::claim(&file, &opts.limits).map_err(StartError::Config)?),
+        None => None,
+    };
+    let read_cache = match &claim {
+        Some(c) => c.read_cache.clone(),
+        None => Arc::new(crate::ops::read_cache::ReadCache::new(false, 0, 0)),
+    };
+    let registry = Arc::new(registry::Registry::load(store.clone(), opts.limits.clone(), read_cache).await?);
     registry::Registry::watch(&registry, &tasks);
     let target = match &opts.hyper_url {
         Some(url) => {
@@ -544,6 +557,7 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
         hyper: builtin.services.clone(),
         hyper_builtin: builtin,
         hyper_keys: Arc::new(crate::hyper::keys::Verifier::new(secret.clone())),
+        claim,
         hyper_target,
         jwt_secret: secret,
         trust_request_id: opts.trust_request_id,

@@ -36,12 +36,26 @@ pub struct Registry {
     current: RwLock<Arc<Snapshot>>,
     store: Store,
     limits: Limits,
+    /// The object cache of this database, shared by every release's engine.
+    pub read_cache: Arc<crate::ops::read_cache::ReadCache>,
 }
 
+/// A distinct mark per release engine built in this process (see [`Engine::release_tag`]).
+static RELEASE_TAGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl Registry {
-    pub async fn load(store: Store, limits: Limits) -> Result<Registry, TenancyError> {
-        let r =
-            Registry { current: RwLock::new(Arc::new(Snapshot { version: -1, ..Snapshot::default() })), store, limits };
+    /// `read_cache`: the object cache of the database (see `ops::read_cache`).
+    pub async fn load(
+        store: Store,
+        limits: Limits,
+        read_cache: Arc<crate::ops::read_cache::ReadCache>,
+    ) -> Result<Registry, TenancyError> {
+        let r = Registry {
+            current: RwLock::new(Arc::new(Snapshot { version: -1, ..Snapshot::default() })),
+            store,
+            limits,
+            read_cache,
+        };
         r.refresh().await?;
         Ok(r)
     }
@@ -76,6 +90,8 @@ impl Registry {
                         store: self.store.clone(),
                         app: row.app.clone(),
                         limits: self.limits.clone(),
+                        read_cache: self.read_cache.clone(),
+                        release_tag: RELEASE_TAGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                     });
                     let s = Arc::new(crate::graphql::serve(engine).map_err(|e| TenancyError::Corrupt {
                         app: row.app.clone(),

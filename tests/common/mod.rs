@@ -24,6 +24,22 @@ pub fn backend_is_postgres() -> bool {
     std::env::var("ARCBASE_TEST_BACKEND").map(|v| v.eq_ignore_ascii_case("postgres")).unwrap_or(false)
 }
 
+/// A database URL of the test backend for a server process: a fresh PostgreSQL database with
+/// `ARCBASE_TEST_BACKEND=postgres`, else the SQLite file `file` in `dir`.
+#[allow(dead_code)]
+pub fn backend_url(dir: &std::path::Path, file: &str) -> String {
+    if backend_is_postgres() {
+        let cluster = pg::cluster().unwrap_or_else(|why| panic!("PostgreSQL is unavailable: {why}"));
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(pg::fresh_database(cluster))
+    } else {
+        format!("sqlite://{}", dir.join(file).display())
+    }
+}
+
 pub const EXAMPLE: &str = include_str!("../../schema/example.graphql");
 
 pub struct TestApp {
