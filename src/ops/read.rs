@@ -38,16 +38,17 @@ pub struct GetArgs {
 pub async fn get(engine: &Engine, caller: &Caller, args: &GetArgs) -> ApiResult<Option<Json>> {
     check_estimate(engine, args.selection.estimate())?;
     let ty = &engine.model.types[args.selection.type_idx];
-    let cached = engine.read_cache.enabled()
+    // The object cache, for a cached type's plain selection read by someone it may answer.
+    let lookup = if engine.read_cache.enabled()
         && ty.hyper.as_ref().is_some_and(|h| h.cache)
-        && super::read_cache::cacheable(&args.selection);
-    let viewer = match caller.viewer.allowed(&engine.model, args.selection.type_idx, false) {
-        crate::access::Allowed::All => Some(None),
-        crate::access::Allowed::CreatedBy(id) => Some(Some(id)),
-        crate::access::Allowed::Nothing => None,
-    };
-    let lookup = match viewer {
-        Some(viewer) if cached => Some(super::read_cache::Lookup {
+        && super::read_cache::cacheable(&args.selection)
+    {
+        let viewer = match caller.viewer.allowed(&engine.model, args.selection.type_idx, false) {
+            crate::access::Allowed::All => Some(None),
+            crate::access::Allowed::CreatedBy(id) => Some(Some(id)),
+            crate::access::Allowed::Nothing => None,
+        };
+        viewer.map(|viewer| super::read_cache::Lookup {
             app: &engine.app,
             instance: &caller.instance,
             type_name: &ty.name,
@@ -56,8 +57,9 @@ pub async fn get(engine: &Engine, caller: &Caller, args: &GetArgs) -> ApiResult<
             include_trashed: args.include_trashed,
             viewer,
             selection: &args.selection,
-        }),
-        _ => None,
+        })
+    } else {
+        None
     };
     let ticket = match &lookup {
         Some(l) => match engine.read_cache.get(l) {

@@ -46,9 +46,18 @@ struct Entry {
     bytes: usize,
 }
 
-#[derive(Debug, Default)]
+impl Entry {
+    fn matches(&self, l: &Lookup<'_>) -> bool {
+        self.release == l.release
+            && self.include_trashed == l.include_trashed
+            && self.viewer.as_deref() == l.viewer
+            && &self.selection == l.selection
+    }
+}
+
+#[derive(Debug)]
 struct Inner {
-    objects: Option<LruCache<String, Vec<Entry>>>,
+    objects: LruCache<String, Vec<Entry>>,
     entries: usize,
     bytes: usize,
 }
@@ -82,9 +91,10 @@ pub struct Lookup<'a> {
     pub selection: &'a ObjectSelection,
 }
 
-/// A miss's ticket: the shard generation before the statement ran.
-#[derive(Debug, Clone, Copy)]
+/// A miss's ticket: the object's key and its shard's generation before the statement ran.
+#[derive(Debug)]
 pub struct Ticket {
+    key: String,
     shard: usize,
     generation: u64,
 }
@@ -137,7 +147,7 @@ impl ReadCache {
             enabled: enabled && max_entries > 0 && max_bytes > 0,
             max_entries,
             max_bytes,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner { objects: LruCache::new_unbounded(), entries: 0, bytes: 0 }),
             generations: std::array::from_fn(|_| AtomicU64::new(0)),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -161,17 +171,8 @@ impl ReadCache {
         let mut inner = self.lock();
         // Read under the lock, so a write's drop and generation move are seen together.
         let generation = self.generations[shard].load(Ordering::Acquire);
-        let found = inner.objects.as_mut().and_then(|objects| objects.get(&key)).and_then(|entries| {
-            entries
-                .iter()
-                .find(|e| {
-                    e.release == l.release
-                        && e.include_trashed == l.include_trashed
-                        && e.viewer.as_deref() == l.viewer
-                        && &e.selection == l.selection
-                })
-                .map(|e| e.doc.clone())
-        });
+        let found =
+            inner.objects.get(&key).and_then(|entries| entries.iter().find(|e| e.matches(l))).map(|e| e.doc.clone());
         drop(inner);
         match found {
             Some(doc) => {
@@ -180,7 +181,7 @@ impl ReadCache {
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
-                Err(Ticket { shard, generation })
+                Err(Ticket { key, shard, generation })
             }
         }
     }
@@ -191,24 +192,18 @@ impl ReadCache {
         if !self.enabled {
             return;
         }
-        let key = object_key(l.app, l.instance, l.type_name, l.id);
+        let Ticket { key, shard, generation } = ticket;
         let bytes = bytes + key.len() + std::mem::size_of::<Entry>();
         if bytes > self.max_bytes {
             return;
         }
         let mut inner = self.lock();
-        if self.generations[ticket.shard].load(Ordering::Acquire) != ticket.generation {
+        if self.generations[shard].load(Ordering::Acquire) != generation {
             return;
         }
         let inner = &mut *inner;
-        let objects = inner.objects.get_or_insert_with(LruCache::new_unbounded);
-        let entries = objects.entry(key).or_insert_with(Vec::new);
-        if entries.iter().any(|e| {
-            e.release == l.release
-                && e.include_trashed == l.include_trashed
-                && e.viewer.as_deref() == l.viewer
-                && &e.selection == l.selection
-        }) {
+        let entries = inner.objects.entry(key).or_insert_with(Vec::new);
+        if entries.iter().any(|e| e.matches(l)) {
             return;
         }
         if entries.len() >= PER_OBJECT {
@@ -228,7 +223,7 @@ impl ReadCache {
         inner.entries += 1;
         inner.bytes += bytes;
         while inner.entries > self.max_entries || inner.bytes > self.max_bytes {
-            let Some((_, gone)) = objects.remove_lru() else { break };
+            let Some((_, gone)) = inner.objects.remove_lru() else { break };
             inner.entries -= gone.len();
             inner.bytes -= gone.iter().map(|e| e.bytes).sum::<usize>();
             self.evictions.fetch_add(gone.len() as u64, Ordering::Relaxed);
@@ -245,7 +240,7 @@ impl ReadCache {
         for (type_name, id) in objects {
             let key = object_key(app, instance, type_name, id);
             self.generations[shard_of(&key)].fetch_add(1, Ordering::AcqRel);
-            if let Some(gone) = inner.objects.as_mut().and_then(|o| o.remove(&key)) {
+            if let Some(gone) = inner.objects.remove(&key) {
                 inner.entries -= gone.len();
                 inner.bytes -= gone.iter().map(|e| e.bytes).sum::<usize>();
                 self.invalidations.fetch_add(gone.len() as u64, Ordering::Relaxed);
@@ -257,7 +252,7 @@ impl ReadCache {
         let inner = self.lock();
         Figures {
             enabled: self.enabled,
-            objects: inner.objects.as_ref().map_or(0, LruCache::len),
+            objects: inner.objects.len(),
             entries: inner.entries,
             bytes: inner.bytes,
             max_entries: self.max_entries,

@@ -25,7 +25,7 @@ use super::{error_response, playground, read_body, resolve, unauthorized, App, C
 use crate::error::{ApiError, ErrorCode};
 use crate::graphql::guard;
 use crate::graphql::response::{GqlError, Outcome, Response as GqlResponse};
-use crate::graphql::{execute, Context, Request};
+use crate::graphql::{execute, Request};
 
 /// The media type of the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,12 +215,7 @@ pub(super) async fn post(
         Err(e) => return refused(media, None, e, &request_id),
     };
     let credentials = std::sync::atomic::AtomicUsize::new(0);
-    let ctx = Context {
-        caller: &resolved.caller,
-        anonymous_requests: resolved.anonymous_requests,
-        only_queries: false,
-        credentials: &credentials,
-    };
+    let ctx = resolved.context(false, &credentials);
     let mut answers = Vec::with_capacity(requests.len());
     let mut outcomes = Vec::with_capacity(requests.len());
     for req in requests {
@@ -318,12 +313,7 @@ pub(super) async fn get(
     }
     let req = Request { query, operation_name: params.operation_name, variables };
     let credentials = std::sync::atomic::AtomicUsize::new(0);
-    let ctx = Context {
-        caller: &resolved.caller,
-        anonymous_requests: resolved.anonymous_requests,
-        only_queries: true,
-        credentials: &credentials,
-    };
+    let ctx = resolved.context(true, &credentials);
     let (resp, outcome) = execute(&resolved.served, &ctx, req).await;
     let resp = resp.with_request_id(&request_id);
     if let Some((status, after)) = busy_status(std::slice::from_ref(&resp)) {

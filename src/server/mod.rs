@@ -232,6 +232,23 @@ pub(crate) struct Resolved {
     pub anonymous_requests: bool,
 }
 
+impl Resolved {
+    /// The execution context of one request of this caller (`credentials` counts the
+    /// credential checks it makes).
+    pub fn context<'a>(
+        &'a self,
+        only_queries: bool,
+        credentials: &'a std::sync::atomic::AtomicUsize,
+    ) -> crate::graphql::Context<'a> {
+        crate::graphql::Context {
+            caller: &self.caller,
+            anonymous_requests: self.anonymous_requests,
+            only_queries,
+            credentials,
+        }
+    }
+}
+
 /// Pick the instance (`hypi-domain`, else `default`) and authenticate the caller
 /// (`Authorization`: the admin key or a session token); errors are already HTTP responses.
 pub(crate) async fn resolve(
@@ -438,9 +455,8 @@ impl ServeOptions {
         if let Some(d) = &self.storage_dir {
             return d.clone();
         }
-        let path = self.database_url.strip_prefix("sqlite://").or_else(|| self.database_url.strip_prefix("sqlite:"));
-        match path.map(|p| p.split('?').next().unwrap_or(p)).filter(|p| !p.is_empty() && *p != ":memory:") {
-            Some(p) => std::path::PathBuf::from(format!("{p}-storage")),
+        match claim::sqlite_file(&self.database_url) {
+            Some(p) => std::path::PathBuf::from(format!("{}-storage", p.display())),
             None => std::path::PathBuf::from("arcbase-storage"),
         }
     }

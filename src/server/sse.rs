@@ -30,7 +30,7 @@ use serde_json::Value as Json;
 use super::graphql::GetParams;
 use super::{error_response, resolve, App, ClientAddr};
 use crate::error::ApiError;
-use crate::graphql::exec::{Context, Request};
+use crate::graphql::exec::Request;
 use crate::graphql::response::Outcome;
 use crate::realtime::Outgoing;
 
@@ -102,12 +102,7 @@ async fn stream(app: Arc<App>, headers: HeaderMap, client: Option<IpAddr>, req: 
         Err(resp) => return resp,
     };
     let credentials = std::sync::atomic::AtomicUsize::new(0);
-    let ctx = Context {
-        caller: &resolved.caller,
-        anonymous_requests: resolved.anonymous_requests,
-        only_queries: false,
-        credentials: &credentials,
-    };
+    let ctx = resolved.context(false, &credentials);
     let mut sub = match crate::graphql::exec::subscription(resolved.served.clone(), &ctx, req).await {
         Ok(s) => s,
         Err((outcome, errors)) => {

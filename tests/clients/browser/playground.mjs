@@ -144,6 +144,13 @@ async function setQuery(text) {
 }
 const responseText = () =>
   page.evaluate(() => document.querySelector('.graphiql-response .CodeMirror').CodeMirror.getValue());
+/** Wait until the response pane's text contains `text`. */
+const paneShows = (text, timeout) =>
+  page.waitForFunction(
+    (t) => document.querySelector('.graphiql-response .CodeMirror').CodeMirror.getValue().includes(t),
+    text,
+    { timeout },
+  );
 const runButton = () => page.locator('button.graphiql-execute-button');
 
 await check('the page loads GraphiQL and introspects the schema', async () => {
@@ -169,11 +176,7 @@ await check('a query typed into the editor answers in the response pane', async 
   await upsertAuthor(name);
   await setQuery(`{ find(type: Author, arcql: "name = '${name}'") { edges { node { ... on Author { name } } } } }`);
   await runButton().click();
-  await page.waitForFunction(
-    (n) => document.querySelector('.graphiql-response .CodeMirror').CodeMirror.getValue().includes(n),
-    name,
-    { timeout: 15_000 },
-  );
+  await paneShows(name, 15_000);
   const shown = JSON.parse(await responseText());
   assert.deepEqual(shown.data.find.edges, [{ node: { name } }]);
 });
@@ -194,23 +197,14 @@ await check('a subscription shows each upsert as it arrives, and stops', async (
   for (let i = 0; i < 20 && !shownFirst; i++) {
     const warm = `Warm-${stamp}-${i}`;
     await upsertAuthor(warm);
-    shownFirst = await page
-      .waitForFunction(
-        (n) => document.querySelector('.graphiql-response .CodeMirror').CodeMirror.getValue().includes(n),
-        warm,
-        { timeout: 1_000 },
-      )
+    shownFirst = await paneShows(warm, 1_000)
       .then(() => true)
       .catch(() => false);
   }
   assert.ok(shownFirst, 'an upsert reached the response pane');
   for (const name of [`Ursula-${stamp}`, `Octavia-${stamp}`, `Iain-${stamp}`]) {
     await upsertAuthor(name);
-    await page.waitForFunction(
-      (n) => document.querySelector('.graphiql-response .CodeMirror').CodeMirror.getValue().includes(n),
-      name,
-      { timeout: 10_000 },
-    );
+    await paneShows(name, 10_000);
     const shown = JSON.parse(await responseText());
     assert.deepEqual(shown, { data: { subscribe: { Author: { name } } } });
   }
