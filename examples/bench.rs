@@ -35,6 +35,7 @@ async fn main() {
         "raw" => raw(&arg(1), &arg(2), arg(3).parse().unwrap_or(16), arg(4).parse().unwrap_or(10)).await,
         "static" => serve_static(&arg(1)).await,
         "graphql" => graphql(&arg(1), arg(2).parse().unwrap_or(16), arg(3).parse().unwrap_or(10)).await,
+        "router" => router(&arg(1), arg(2).parse().unwrap_or(16), arg(3).parse().unwrap_or(10), &arg(4)).await,
         _ => {
             eprintln!("usage: bench load URL | raw URL get|find|count CONNECTIONS SECONDS | static ADDR");
             std::process::exit(2);
@@ -239,10 +240,46 @@ async fn graphql(url: &str, connections: usize, seconds: u64) {
                 anonymous_requests: false,
                 only_queries: false,
                 credentials: &credentials,
+                fresh: false,
             };
             let req = arcbase::graphql::Request { query: q, ..Default::default() };
             let (resp, _) = arcbase::graphql::execute(&served, &ctx, req).await;
             assert!(resp.errors.is_empty(), "{:?}", resp.errors);
+            rng
+        }
+    })
+    .await;
+}
+
+/// `get by id` through the whole HTTP handler (router, middleware, body, JSON) in process, with
+/// no socket: what the front door costs apart from the network. `texts`: `literal` (the id in
+/// the query text, a new text per request) or `variables` (one text, the id a variable).
+async fn router(url: &str, connections: usize, seconds: u64, texts: &str) {
+    use tower::ServiceExt;
+    let opts = arcbase::server::ServeOptions::new(Some("bench/schema.graphql".into()), url);
+    let app = arcbase::server::build(&opts).await.expect("build");
+    let router = arcbase::server::router(app);
+    let literal = texts != "variables";
+    drive(connections, seconds, move |mut rng| {
+        let router = router.clone();
+        async move {
+            let id = rng.below(MESSAGES) + 1;
+            let body = if literal {
+                format!(r#"{{"query":"{{ get(type: Message, id: \"m{id:06}\") {{ ... on Message {{ text score }} }} }}"}}"#)
+            } else {
+                format!(
+                    r#"{{"query":"query($id: String!) {{ get(type: Message, id: $id) {{ ... on Message {{ text score }} }} }}","variables":{{"id":"m{id:06}"}}}}"#
+                )
+            };
+            let req = axum::http::Request::post("/graphql")
+                .header("content-type", "application/json")
+                .header("host", "127.0.0.1")
+                .body(axum::body::Body::from(body))
+                .expect("request");
+            let resp = router.oneshot(req).await.expect("response");
+            assert_eq!(resp.status(), 200);
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+            assert!(!bytes.windows(8).any(|w| w == b"\"errors\""), "{}", String::from_utf8_lossy(&bytes));
             rng
         }
     })

@@ -177,6 +177,16 @@ limits! {
     object_cache_entries: usize = 100_000;
     /// The object cache: bytes kept at most (documents as read, plus their keys).
     object_cache_bytes: usize = 64 << 20;
+    /// The operation cache (GraphQL texts parsed, guarded and validated once per release):
+    /// operations kept at most (0: every request compiles its text).
+    operation_cache_entries: usize = 10_000;
+    /// The operation cache: bytes kept at most (estimated: about 11 bytes per byte of text).
+    operation_cache_bytes: usize = 32 << 20;
+    /// Automatic persisted queries: texts kept by their hash at most (0: none; clients then
+    /// send their texts).
+    persisted_query_entries: usize = 10_000;
+    /// Automatic persisted queries: bytes of text kept at most.
+    persisted_query_bytes: usize = 16 << 20;
 }
 
 impl Limits {

@@ -30,6 +30,8 @@ pub enum ErrorCode {
     HyperUnavailable,
     /// A subscription's cursor is older than the retained change feed.
     CursorExpired,
+    /// A persisted query's hash names no text this node knows: send the text with it.
+    PersistedQueryNotFound,
     Internal,
 }
 
@@ -52,6 +54,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::HyperUnavailable => "HYPER_UNAVAILABLE",
             ErrorCode::CursorExpired => "CURSOR_EXPIRED",
+            ErrorCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -81,6 +81,12 @@ fn apollo_client_cache_and_paging() {
     run_suite("apollo_client_cache_and_paging", "apollo.mjs", false);
 }
 
+/// Apollo Client's automatic persisted queries over POST and GET.
+#[test]
+fn apollo_persisted_queries() {
+    run_suite("apollo_persisted_queries", "persisted.mjs", false);
+}
+
 /// graphql-ws, subscriptions-transport-ws and Apollo Client's GraphQLWsLink against the
 /// WebSocket subscriptions.
 #[test]

@@ -96,8 +96,6 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use axum::body::Body;
-use axum::http::Request;
 use serde_json::{json, Map, Value};
 
 use common::TestApp;
@@ -1497,9 +1495,8 @@ impl Client<'_> {
     /// `INTERNAL` error, the body is exactly what serde_json prints for it).
     async fn post(&mut self, query: &str, vars: &Value) -> Check<Value> {
         self.requests += 1;
-        let body = json!({ "query": query, "variables": vars }).to_string();
-        let req = Request::post("/graphql").header("content-type", "application/json").body(Body::from(body)).unwrap();
-        let (status, _headers, raw) = self.app.send_full(req).await;
+        let body = json!({ "query": query, "variables": vars });
+        let (status, _headers, raw) = self.app.post_graphql(&body, &[]).await;
         let shown = || {
             format!(
                 "request:\n{}\nvariables: {}\nresponse ({status}): {}",

@@ -89,3 +89,72 @@ async fn indexed_filters_and_cursor_seeks_do_not_scan() {
         data["find"]["edges"].as_array().unwrap().iter().map(|e| e["cursor"].as_str().unwrap()).collect();
     assert_eq!(ids, ["00090001", "00090002", "00090003"]);
 }
+
+/// SQLite's planner statistics follow the data as it grows, without a restart: messages
+/// loaded through upserts after the table was first analyzed (with a handful of rows, all of
+/// one member) get a `find` by member the index, on every connection that serves reads.
+/// Before the refresh the stale statistics pick the primary-key walk (checked first, so the
+/// test shows the problem it guards against).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_follow_a_bulk_load_without_a_restart() {
+    const SDL: &str = include_str!("../bench/schema.graphql");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("stats.db").display());
+    let limits = arcbase::config::Limits { objects_per_call: 1000, write_objects: 2000, ..Default::default() };
+    let t = TestApp::at(SDL, None, limits, dir, &url).await;
+    let members: Vec<String> = (0..500).map(|i| format!("a{i:04}")).collect();
+    let values: Vec<_> = members.iter().map(|m| serde_json::json!({ "hypi": { "id": m }, "name": m })).collect();
+    t.upsert(serde_json::json!({ "Member": values })).await;
+    // The first rows: 30 messages of one member, analyzed as they are.
+    let first: Vec<_> =
+        (0..30).map(|i| serde_json::json!({ "score": i % 10, "account": { "hypi": { "id": "a0000" } } })).collect();
+    t.upsert(serde_json::json!({ "Message": first })).await;
+    t.app.store.refresh_statistics().await.unwrap();
+
+    let engine = t.engine();
+    let (message, _) = engine.model.type_by_name("Message").unwrap();
+    let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
+    let filter = plan_query(&engine.model, message, "account.hypi.id = 'a0007' AND score > 5").unwrap();
+    let select = Select {
+        type_idx: message,
+        filter: &filter,
+        instance: "default",
+        trashed: Trashed::Hide,
+        seeks: Vec::new(),
+        reverse: false,
+        limit: Some(26),
+        offset: 0,
+    };
+    let sql = r.select(&select, Output::Ids);
+    let uses_index = |p: &str| p.contains("INDEX") && p.contains("account=?");
+    let plans = t.app.store.query_plans(&sql).await.unwrap();
+    assert!(plans.iter().all(|p| !uses_index(p)), "the stale statistics walk the primary key: {plans:?}");
+
+    // 20,000 messages over 500 members, through upserts, while the server runs.
+    for batch in 0..20 {
+        let values: Vec<_> = (0..1000)
+            .map(|i| {
+                let n = batch * 1000 + i;
+                serde_json::json!({ "score": n % 10, "account": { "hypi": { "id": members[n % 500] } } })
+            })
+            .collect();
+        t.upsert(serde_json::json!({ "Message": values })).await;
+    }
+    // The refresh runs in the background after the writes that cross its threshold.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let plans = t.app.store.query_plans(&sql).await.unwrap();
+        if plans.iter().all(|p| uses_index(p)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still not the index after the load: {plans:?}\n{}", sql.text);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let data = t
+        .ok(
+            "{ find(type: Message, arcql: \"account.hypi.id = 'a0007' AND score > 5\", first: 25) { edges { cursor } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(data["find"]["edges"].as_array().unwrap().len(), 25);
+}

@@ -22,6 +22,7 @@ use serde_json::{json, Map, Value as Json};
 use tracing::Instrument;
 
 use super::collect::{Env, Group};
+use super::compiled::{Compiled, OperationCache, Parsed};
 use super::decode::{agg_fields, read_plan, Args};
 use super::encode::{absorb, Encoder, CONCRETE};
 use super::guard;
@@ -39,6 +40,8 @@ pub struct Served {
     /// Validation, introspection and the printed SDL.
     pub schema: Schema,
     pub shapes: Shapes,
+    /// The node's operation cache (shared by every release; entries are per release).
+    pub operations: Arc<OperationCache>,
 }
 
 /// A GraphQL request as a transport received it.
@@ -60,6 +63,9 @@ pub struct Context<'a> {
     /// Credential checks (`login`, `loginByEmail`, `createAccount`) this transport request has
     /// made so far (a batch shares one count).
     pub credentials: &'a std::sync::atomic::AtomicUsize,
+    /// Compile the text afresh, neither reading nor filling the operation cache (the second
+    /// path of the differential test; every front door leaves it `false`).
+    pub fresh: bool,
 }
 
 /// Root fields a caller without credentials may always use: logging in and registering
@@ -75,7 +81,15 @@ pub async fn execute(served: &Served, ctx: &Context<'_>, req: Request) -> (Respo
 }
 
 /// A request that was not executed, and why.
-struct Refused(Outcome, Vec<GqlError>);
+#[derive(Debug, Clone)]
+pub(crate) struct Refused(Outcome, Vec<GqlError>);
+
+#[cfg(test)]
+impl Refused {
+    pub(crate) fn test(message: &str) -> Refused {
+        Refused(Outcome::RequestError, vec![GqlError::new(ErrorCode::GraphqlValidation, message)])
+    }
+}
 
 impl From<ApiError> for Refused {
     fn from(e: ApiError) -> Self {
@@ -85,46 +99,103 @@ impl From<ApiError> for Refused {
 
 /// A document that passed every check before execution.
 struct Checked {
-    doc: ExecutableDocument,
-    operation_name: Option<String>,
+    parsed: Arc<Parsed>,
     /// Coerced against the operation's declarations.
     variables: Variables,
 }
 
+impl Checked {
+    fn doc(&self) -> &ExecutableDocument {
+        &self.parsed.doc
+    }
+
+    fn operation_name(&self) -> Option<&str> {
+        self.parsed.operation_name.as_deref()
+    }
+}
+
+/// What the request's text comes to under the served release: from the operation cache, or
+/// compiled now (and kept, unless the context asks for a fresh compile).
+async fn compiled(served: &Served, fresh: bool, query: &str, name: Option<&str>) -> Arc<Compiled> {
+    let release = served.engine.release_tag;
+    if !fresh {
+        if let Some(c) = served.operations.get(release, query, name) {
+            return c;
+        }
+    }
+    let c = Arc::new(compile(served, query, name).await);
+    if !fresh {
+        served.operations.put(c.clone());
+    }
+    c
+}
+
+/// Compile `query` into the operation cache now, so that a later request with this text is a
+/// hit (warming a node; the differential test).
+pub async fn prepare(served: &Served, query: &str, operation_name: Option<&str>) {
+    compiled(served, false, query, operation_name).await;
+}
+
+/// Everything about a request that depends on its text alone (see [`super::compiled`]).
+async fn compile(served: &Served, query: &str, name: Option<&str>) -> Compiled {
+    let limits = &served.engine.limits;
+    let scan = guard::scan(query, limits).map_err(Refused::from);
+    if let Err(e) = &scan {
+        return Compiled::new(served.engine.release_tag, query, name, scan.clone(), Err(e.clone()));
+    }
+    let parsed = tracing::info_span!("parse").in_scope(|| -> Result<_, Refused> {
+        let doc = async_graphql::parser::parse_query(query).map_err(syntax_error)?;
+        guard::check(&doc, name, limits)?;
+        let op = operation(&doc, name)?;
+        let (ty, open_only, credential_checks) =
+            (op.ty, only_open_fields(&doc, &op.selection_set.node), credential_fields(&doc, &op.selection_set.node, 0));
+        Ok((doc, ty, open_only, credential_checks))
+    });
+    let parsed = match parsed {
+        Ok((doc, ty, open_only, credential_checks)) => {
+            let validation = validate(served, &doc, name).instrument(tracing::info_span!("validate")).await;
+            Ok(Arc::new(Parsed {
+                doc,
+                operation_name: name.map(Into::into),
+                ty,
+                open_only,
+                credential_checks,
+                validation,
+            }))
+        }
+        Err(e) => Err(e),
+    };
+    Compiled::new(served.engine.release_tag, query, name, scan, parsed)
+}
+
 /// Guard, parse, authorize, validate and coerce: everything a request goes through before it
-/// runs, whatever runs it.
+/// runs, whatever runs it. The checks that depend on the text alone come from the
+/// [`Compiled`] operation, met in the order they would be if each ran now.
 async fn check(served: &Served, ctx: &Context<'_>, req: Request) -> Result<Checked, Refused> {
     let limits = &served.engine.limits;
-    let (doc, variables) = tracing::info_span!("guard").in_scope(|| -> Result<_, Refused> {
-        guard::scan(&req.query, limits)?;
-        let variables = match req.variables {
-            Json::Null => Variables::default(),
-            v @ Json::Object(_) => Variables::from_json(v),
-            _ => return Err(ApiError::validation("'variables' must be an object").into()),
-        };
-        guard::check_variables(&variables, limits)?;
-        let doc = async_graphql::parser::parse_query(&req.query).map_err(syntax_error)?;
-        guard::check(&doc, req.operation_name.as_deref(), limits)?;
-        Ok((doc, variables))
-    })?;
-    let op = operation(&doc, req.operation_name.as_deref())?;
-    if ctx.only_queries && op.ty != OperationType::Query {
+    let compiled = compiled(served, ctx.fresh, &req.query, req.operation_name.as_deref()).await;
+    compiled.scan.clone()?;
+    let variables = match req.variables {
+        Json::Null => Variables::default(),
+        v @ Json::Object(_) => Variables::from_json(v),
+        _ => return Err(ApiError::validation("'variables' must be an object").into()),
+    };
+    guard::check_variables(&variables, limits)?;
+    let parsed = compiled.parsed.as_ref().map_err(Clone::clone)?;
+    if ctx.only_queries && parsed.ty != OperationType::Query {
         return Err(Refused(
             Outcome::MutationNotAllowed,
             vec![GqlError::new(ErrorCode::Forbidden, "mutations are not allowed over GET; use POST")],
         ));
     }
-    if ctx.caller.viewer == Viewer::Anonymous
-        && !ctx.anonymous_requests
-        && !only_open_fields(&doc, &op.selection_set.node)
-    {
+    if ctx.caller.viewer == Viewer::Anonymous && !ctx.anonymous_requests && !parsed.open_only {
         return Err(Refused(
             Outcome::Unauthenticated,
             vec![GqlError::new(ErrorCode::Unauthenticated, "authentication required")],
         ));
     }
     // Each credential check costs a password hash: a few per HTTP request, batch included.
-    let checks = credential_fields(&doc, &op.selection_set.node, 0);
+    let checks = parsed.credential_checks;
     let before = ctx.credentials.fetch_add(checks, std::sync::atomic::Ordering::Relaxed);
     if checks > 0 && before + checks > limits.credential_checks {
         return Err(ApiError::limit(format!(
@@ -133,16 +204,17 @@ async fn check(served: &Served, ctx: &Context<'_>, req: Request) -> Result<Check
         ))
         .into());
     }
-    validate(served, &doc, req.operation_name.as_deref()).instrument(tracing::info_span!("validate")).await?;
+    parsed.validation.clone()?;
+    let op = operation(&parsed.doc, parsed.operation_name.as_deref())?;
     let variables = coerce_variables(served.schema.registry(), &op.variable_definitions, &variables)?;
-    Ok(Checked { doc, operation_name: req.operation_name, variables })
+    Ok(Checked { parsed: parsed.clone(), variables })
 }
 
 async fn run(served: &Served, ctx: &Context<'_>, req: Request) -> Result<(Response, Outcome), Refused> {
     let c = check(served, ctx, req).await?;
-    let op = operation(&c.doc, c.operation_name.as_deref())?;
+    let op = operation(c.doc(), c.operation_name())?;
     let registry = served.schema.registry();
-    let env = Env { doc: &c.doc, variables: &c.variables, shapes: &served.shapes };
+    let env = Env { doc: c.doc(), variables: &c.variables, shapes: &served.shapes };
     let exec = Exec { served, caller: ctx.caller, env: &env, registry };
     let mut response = exec.operation(op).await;
     let pending = ctx.caller.pending.take();
@@ -153,15 +225,20 @@ async fn run(served: &Served, ctx: &Context<'_>, req: Request) -> Result<(Respon
 }
 
 /// Is the operation of this document (the named one, or the only one) a subscription? (A
-/// document that does not parse is taken as one: the subscription path reports its errors.)
-pub fn is_subscription(query: &str, operation_name: Option<&str>, limits: &crate::config::Limits) -> bool {
-    // The guard first: the parser is recursive.
-    if guard::scan(query, limits).is_err() {
+/// document that does not compile is taken as one: the subscription path reports its errors.)
+pub async fn is_subscription(served: &Served, query: &str, operation_name: Option<&str>) -> bool {
+    let c = compiled(served, false, query, operation_name).await;
+    if c.scan.is_err() {
         return true;
     }
-    match async_graphql::parser::parse_query(query) {
-        Ok(doc) => operation(&doc, operation_name).map_or(true, |op| op.ty == OperationType::Subscription),
-        Err(_) => true,
+    match &c.parsed {
+        Ok(p) => p.ty == OperationType::Subscription,
+        // Refused after the parse (by the guard, say): the kind of the operation still decides
+        // which path reports it.
+        Err(_) => match async_graphql::parser::parse_query(query) {
+            Ok(doc) => operation(&doc, operation_name).map_or(true, |op| op.ty == OperationType::Subscription),
+            Err(_) => true,
+        },
     }
 }
 
@@ -185,7 +262,7 @@ pub async fn subscription(
     let query = req.query.clone();
     let refused = |Refused(o, e)| (o, e);
     let checked = check(&served, ctx, req).await.map_err(refused)?;
-    let op = operation(&checked.doc, checked.operation_name.as_deref()).map_err(refused)?;
+    let op = operation(checked.doc(), checked.operation_name()).map_err(refused)?;
     if op.ty != OperationType::Subscription {
         let e = GqlError::new(
             ErrorCode::GraphqlValidation,
@@ -194,7 +271,7 @@ pub async fn subscription(
         return Err((Outcome::RequestError, vec![e]));
     }
     let args = {
-        let env = Env { doc: &checked.doc, variables: &checked.variables, shapes: &served.shapes };
+        let env = Env { doc: checked.doc(), variables: &checked.variables, shapes: &served.shapes };
         let exec = Exec { served: &served, caller: ctx.caller, env: &env, registry: served.schema.registry() };
         let api = |e: ApiError| (Outcome::RequestError, vec![GqlError::from_api(e, Vec::new(), None)]);
         let groups = env.collect("Subscription", &[&op.selection_set.node]).map_err(api)?;
@@ -212,7 +289,7 @@ pub async fn subscription(
         ctx.caller.instance,
         ctx.caller.viewer,
         query,
-        checked.operation_name.as_deref().unwrap_or(""),
+        checked.operation_name().unwrap_or(""),
         checked.variables.clone().into_value()
     );
     Ok(Subscription { served, checked, args, key })
@@ -227,9 +304,9 @@ impl Subscription {
     /// fit its type).
     pub fn encode(&self, caller: &Caller, events: &[ops::stream::Event]) -> Vec<Response> {
         let c = &self.checked;
-        let env = Env { doc: &c.doc, variables: &c.variables, shapes: &self.served.shapes };
+        let env = Env { doc: c.doc(), variables: &c.variables, shapes: &self.served.shapes };
         let exec = Exec { served: &self.served, caller, env: &env, registry: self.served.schema.registry() };
-        let Ok(op) = operation(&c.doc, c.operation_name.as_deref()) else { return Vec::new() };
+        let Ok(op) = operation(c.doc(), c.operation_name()) else { return Vec::new() };
         let Ok(groups) = env.collect("Subscription", &[&op.selection_set.node]) else { return Vec::new() };
         let Some(g) = groups.first() else { return Vec::new() };
         events

@@ -193,12 +193,18 @@ struct Checker<'a> {
 /// Check a parsed document; returns the type of the operation that would run.
 pub fn check(doc: &ExecutableDocument, operation_name: Option<&str>, limits: &Limits) -> ApiResult<OperationType> {
     let mut c = Checker { doc, limits, memo: HashMap::new(), in_progress: Vec::new(), aliases: 0 };
-    for (name, frag) in &doc.fragments {
+    // In the document's order: the parser keeps fragments and operations in hash maps, and
+    // the error a client gets must not change from one run to the next.
+    let mut fragments: Vec<_> = doc.fragments.iter().collect();
+    fragments.sort_by_key(|(_, f)| (f.pos.line, f.pos.column));
+    for (name, frag) in fragments {
         c.directives(frag.node.directives.len())?;
         c.fragment(name, frag)?;
     }
+    let mut operations: Vec<_> = doc.operations.iter().collect();
+    operations.sort_by_key(|(_, op)| (op.pos.line, op.pos.column));
     let mut chosen = None;
-    for (name, op) in doc.operations.iter() {
+    for (name, op) in operations {
         c.directives(op.node.directives.len())?;
         let cost = c.set(&op.node.selection_set.node)?;
         if cost.data_depth > limits.depth {

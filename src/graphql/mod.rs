@@ -6,20 +6,24 @@
 //! | [`schema`] | the generated types of contract §2 and §3, as an async-graphql schema (validation, introspection, the printed SDL) and as [`schema::Shapes`] for the encoder |
 //! | [`guard`] | limits checked on the document before anything else looks at it |
 //! | [`exec`] | one request: guard, parse, validate, coerce variables, run each root field |
+//! | [`compiled`] | the operation cache: each (release, text, operation name) parsed, guarded and validated once |
 //! | [`collect`] | the spec's CollectFields, shared by the planner and the encoder |
 //! | [`decode`] | arguments and selection sets → the operations' argument types |
 //! | [`encode`] | operation results → `data`, per the selection |
+//! | [`persisted`] | automatic persisted queries: texts kept by their SHA-256 |
 //! | [`introspection`] | `__schema` and `__type` from the validated schema |
 //! | [`response`] | the response and its errors, classified once |
 //!
 //! Invariant: this module never touches sqlx or SQL; it calls `ops` with typed arguments.
 
 pub mod collect;
+pub mod compiled;
 pub mod decode;
 pub mod encode;
 pub mod exec;
 pub mod guard;
 pub mod introspection;
+pub mod persisted;
 pub mod response;
 pub mod schema;
 
@@ -34,10 +38,11 @@ use crate::config::Limits;
 use crate::model::Model;
 use crate::ops::Engine;
 
-/// Build what serving `engine`'s release needs: its validated schema and shapes.
-pub fn serve(engine: Arc<Engine>) -> Result<Served, SchemaError> {
+/// Build what serving `engine`'s release needs: its validated schema and shapes; its compiled
+/// operations are kept in the node's `operations` cache.
+pub fn serve(engine: Arc<Engine>, operations: Arc<compiled::OperationCache>) -> Result<Served, SchemaError> {
     let (schema, shapes) = schema::build_schema(&engine.model, &engine.limits)?;
-    Ok(Served { engine, schema, shapes })
+    Ok(Served { engine, schema, shapes, operations })
 }
 
 /// Check that `model` builds a valid GraphQL schema (before anything is written for it).

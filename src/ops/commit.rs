@@ -52,6 +52,7 @@ impl WriteCtx<'_> {
         }
         tx_execute(tx, &crate::sql::changes::insert(self.dialect, self.model, self.instance, changes, &self.now))
             .await?;
+        tx.note_changes(changes.len());
         let mut touched = self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for c in changes {
             if let Some(h) = &self.model.types[c.type_idx].hyper {
@@ -90,20 +91,22 @@ pub(crate) async fn commit(engine: &Engine, caller: &Caller, ctx: &WriteCtx<'_>,
             tx_execute(&mut tx, &crate::sql::hyper::counts::add(ctx.dialect, ctx.instance, name, delta)).await?;
         }
     }
+    // The cached documents of the changed objects go before the commit, none is kept while it
+    // runs, and they go again once it is done, before the write answers (`read_cache`).
+    let model = ctx.model;
+    let writing = (!touched.cached.is_empty()).then(|| {
+        engine.read_cache.writing(
+            &engine.app,
+            ctx.instance,
+            touched.cached.iter().map(|(t, id)| (model.types[*t].name.as_str(), id.as_str())),
+        )
+    });
     if touched.atomic.is_empty() {
         tx.commit().await?;
     } else {
         crate::hyper::atomic::commit(engine, caller, tx, &touched.atomic, &ctx.now).await?;
     }
-    // Committed: the cached documents of the changed objects go before the write answers.
-    if !touched.cached.is_empty() {
-        let model = ctx.model;
-        engine.read_cache.invalidate(
-            &engine.app,
-            ctx.instance,
-            touched.cached.iter().map(|(t, id)| (model.types[*t].name.as_str(), id.as_str())),
-        );
-    }
+    drop(writing);
     for &t in &touched.types {
         let ty = &ctx.model.types[t];
         let Some(spec) = &ty.hyper else { continue };

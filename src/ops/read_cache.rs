@@ -60,6 +60,8 @@ struct Inner {
     objects: LruCache<String, Vec<Entry>>,
     entries: usize,
     bytes: usize,
+    /// Writes of each shard's objects between their start and their end ([`Writing`]).
+    pending: [usize; SHARDS],
 }
 
 /// The cache of one database (shared by every release and instance served from it).
@@ -147,7 +149,7 @@ impl ReadCache {
             enabled: enabled && max_entries > 0 && max_bytes > 0,
             max_entries,
             max_bytes,
-            inner: Mutex::new(Inner { objects: LruCache::new_unbounded(), entries: 0, bytes: 0 }),
+            inner: Mutex::new(Inner { objects: LruCache::new_unbounded(), entries: 0, bytes: 0, pending: [0; SHARDS] }),
             generations: std::array::from_fn(|_| AtomicU64::new(0)),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -198,7 +200,7 @@ impl ReadCache {
             return;
         }
         let mut inner = self.lock();
-        if self.generations[shard].load(Ordering::Acquire) != generation {
+        if self.generations[shard].load(Ordering::Acquire) != generation || inner.pending[shard] > 0 {
             return;
         }
         let inner = &mut *inner;
@@ -230,17 +232,35 @@ impl ReadCache {
         }
     }
 
-    /// Drop every document of these objects (a write committed changes to them).
-    pub fn invalidate<'a>(&self, app: &str, instance: &str, objects: impl IntoIterator<Item = (&'a str, &'a str)>) {
-        if !self.enabled {
-            return;
+    /// A write of these objects is about to commit: their documents go now, and until the
+    /// returned mark is dropped (after the commit, or when the write failed) no read keeps a
+    /// document of their shards; dropping it moves the generations, so a read that began
+    /// before it ends keeps nothing either, and drops the documents again.
+    ///
+    /// Both ends are needed: a read that ran before the commit and stores between the commit
+    /// and the end would leave the old document for readers that already saw the new one; a
+    /// document kept from before the start would be answered after the commit.
+    pub fn writing<'a>(
+        &self,
+        app: &str,
+        instance: &str,
+        objects: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Writing<'_> {
+        let keys: Vec<String> = objects.into_iter().map(|(t, id)| object_key(app, instance, t, id)).collect();
+        if self.enabled {
+            let mut inner = self.lock();
+            for key in &keys {
+                inner.pending[shard_of(key)] += 1;
+            }
+            self.drop_documents(&mut inner, &keys);
         }
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        for (type_name, id) in objects {
-            let key = object_key(app, instance, type_name, id);
-            self.generations[shard_of(&key)].fetch_add(1, Ordering::AcqRel);
-            if let Some(gone) = inner.objects.remove(&key) {
+        Writing { cache: self, keys }
+    }
+
+    fn drop_documents(&self, inner: &mut Inner, keys: &[String]) {
+        for key in keys {
+            self.generations[shard_of(key)].fetch_add(1, Ordering::AcqRel);
+            if let Some(gone) = inner.objects.remove(key) {
                 inner.entries -= gone.len();
                 inner.bytes -= gone.iter().map(|e| e.bytes).sum::<usize>();
                 self.invalidations.fetch_add(gone.len() as u64, Ordering::Relaxed);
@@ -262,6 +282,26 @@ impl ReadCache {
             evictions: self.evictions.load(Ordering::Relaxed),
             invalidations: self.invalidations.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// A write of cached objects in progress (see [`ReadCache::writing`]).
+pub struct Writing<'a> {
+    cache: &'a ReadCache,
+    keys: Vec<String>,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        if !self.cache.enabled {
+            return;
+        }
+        let mut inner = self.cache.lock();
+        for key in &self.keys {
+            let p = &mut inner.pending[shard_of(key)];
+            *p = p.saturating_sub(1);
+        }
+        self.cache.drop_documents(&mut inner, &self.keys);
     }
 }
 
@@ -315,16 +355,38 @@ mod tests {
         let c = ReadCache::new(true, 100, 1 << 20);
         let s = sel(&[1]);
         let t = c.get(&lookup("b1", &s, None)).unwrap_err();
-        c.invalidate("a", "i", [("Book", "b1")]);
+        drop(c.writing("a", "i", [("Book", "b1")]));
         c.put(t, &lookup("b1", &s, None), &json!({"title": "old"}), 20);
         assert!(c.get(&lookup("b1", &s, None)).is_err());
         // A ticket taken after the write stores.
         let t = c.get(&lookup("b1", &s, None)).unwrap_err();
         c.put(t, &lookup("b1", &s, None), &json!({"title": "new"}), 20);
         assert_eq!(c.get(&lookup("b1", &s, None)).unwrap(), json!({"title": "new"}));
-        c.invalidate("a", "i", [("Book", "b1")]);
+        drop(c.writing("a", "i", [("Book", "b1")]));
         assert!(c.get(&lookup("b1", &s, None)).is_err());
         assert_eq!(c.figures().entries, 0);
+    }
+
+    #[test]
+    fn a_read_from_before_a_commit_is_not_kept_while_the_write_ends() {
+        // The race the end-to-end test met: a read of the old document, stored between the
+        // write's commit and its end, answered later to a reader that had seen the new one.
+        let c = ReadCache::new(true, 100, 1 << 20);
+        let s = sel(&[1]);
+        let l = lookup("b1", &s, None);
+        let t = c.get(&l).unwrap_err();
+        c.put(t, &l, &json!({"year": 0}), 20);
+        assert_eq!(c.get(&l).unwrap(), json!({"year": 0}));
+        let writing = c.writing("a", "i", [("Book", "b1")]);
+        assert!(c.get(&l).is_err(), "the document goes before the commit");
+        let during = c.get(&l).unwrap_err();
+        // ... the commit happens here; a read that began before it stores now:
+        c.put(during, &l, &json!({"year": 0}), 20);
+        assert!(c.get(&l).is_err(), "nothing is kept while the write is in progress");
+        drop(writing);
+        let t = c.get(&l).unwrap_err();
+        c.put(t, &l, &json!({"year": 1}), 20);
+        assert_eq!(c.get(&l).unwrap(), json!({"year": 1}));
     }
 
     #[test]

@@ -39,7 +39,12 @@ async fn caches(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         return unauthorized("the admin key is required");
     }
     let objects = serde_json::to_value(app.registry.read_cache.figures()).unwrap_or_default();
-    ok(StatusCode::OK, serde_json::json!({ "objects": objects }))
+    let operations = serde_json::to_value(app.registry.operations.figures()).unwrap_or_default();
+    let persisted = serde_json::to_value(app.persisted.figures()).unwrap_or_default();
+    ok(
+        StatusCode::OK,
+        serde_json::json!({ "objects": objects, "operations": operations, "persistedQueries": persisted }),
+    )
 }
 
 /// `GET /admin/hyper`: where the hyper bridge's sync stands (what `arcbase hyper status`

@@ -21,9 +21,10 @@ use axum::Extension;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::{error_response, playground, read_body, resolve, unauthorized, App, ClientAddr, RequestId};
+use super::{error_response, playground, read_body, resolve, unauthorized, App, ClientAddr, FreshCompile, RequestId};
 use crate::error::{ApiError, ErrorCode};
 use crate::graphql::guard;
+use crate::graphql::persisted::{self, Persisted};
 use crate::graphql::response::{GqlError, Outcome, Response as GqlResponse};
 use crate::graphql::{execute, Request};
 
@@ -137,7 +138,7 @@ fn with_retry(mut r: Response, after: u64) -> Response {
 /// JSON nesting (a linear scan, so no parser recurses deeper than the limit), JSON syntax, the
 /// batch size, then the shape of each request. `Err` holds the error; the bool says whether
 /// it was a batch.
-fn parse_body(body: &[u8], limits: &crate::config::Limits) -> Result<(Vec<Request>, bool), ApiError> {
+fn parse_body(body: &[u8], limits: &crate::config::Limits) -> Result<(Vec<Incoming>, bool), ApiError> {
     // A batch array and the request object sit above the variables, whose own nesting is
     // judged against `limits.nesting`.
     if guard::json_nesting(body) > limits.nesting + 2 {
@@ -164,15 +165,36 @@ fn parse_body(body: &[u8], limits: &crate::config::Limits) -> Result<(Vec<Reques
     }
 }
 
-/// `{query, operationName?, variables?, extensions?}`.
-fn one_request(v: Json) -> Result<Request, ApiError> {
+/// A request as the body or the query string gave it: its text may be persisted.
+struct Incoming {
+    /// The text (absent when a persisted query's hash stands for it).
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Json,
+    persisted: Option<Persisted>,
+}
+
+impl Incoming {
+    /// The request to execute: with its own text, or the one persisted under its hash.
+    fn resolve(self, app: &App) -> Result<Request, ApiError> {
+        let query = match &self.persisted {
+            Some(p) => app.persisted.resolve(self.query, p)?,
+            None => self.query.ok_or_else(|| ApiError::validation("a GraphQL request needs a 'query' string"))?,
+        };
+        Ok(Request { query, operation_name: self.operation_name, variables: self.variables })
+    }
+}
+
+/// `{query, operationName?, variables?, extensions?}` (`query` may be left out when
+/// `extensions.persistedQuery` names it).
+fn one_request(v: Json) -> Result<Incoming, ApiError> {
     let Json::Object(mut o) = v else {
         return Err(ApiError::validation("a GraphQL request must be an object"));
     };
     let query = match o.remove("query") {
-        Some(Json::String(q)) => q,
+        Some(Json::String(q)) => Some(q),
+        None | Some(Json::Null) => None,
         Some(_) => return Err(ApiError::validation("'query' must be a string")),
-        None => return Err(ApiError::validation("a GraphQL request needs a 'query' string")),
     };
     let operation_name = match o.remove("operationName") {
         None | Some(Json::Null) => None,
@@ -184,17 +206,36 @@ fn one_request(v: Json) -> Result<Request, ApiError> {
         Some(v @ Json::Object(_)) => v,
         Some(_) => return Err(ApiError::validation("'variables' must be an object")),
     };
-    match o.remove("extensions") {
-        None | Some(Json::Null) | Some(Json::Object(_)) => {}
+    let persisted = match o.remove("extensions") {
+        None | Some(Json::Null) => None,
+        Some(e @ Json::Object(_)) => persisted::from_extensions(Some(&e))?,
         Some(_) => return Err(ApiError::validation("'extensions' must be an object")),
+    };
+    if query.is_none() && persisted.is_none() {
+        return Err(ApiError::validation("a GraphQL request needs a 'query' string"));
     }
-    Ok(Request { query, operation_name, variables })
+    Ok(Incoming { query, operation_name, variables, persisted })
+}
+
+/// Run one request of a body: a persisted query whose text is unknown (or whose hash does not
+/// fit its text) is answered as a request error without running.
+async fn run_one(
+    app: &App,
+    served: &crate::graphql::Served,
+    ctx: &crate::graphql::Context<'_>,
+    incoming: Incoming,
+) -> (GqlResponse, Outcome) {
+    match incoming.resolve(app) {
+        Ok(req) => execute(served, ctx, req).await,
+        Err(e) => (GqlResponse::request_error(vec![GqlError::from_api(e, Vec::new(), None)]), Outcome::RequestError),
+    }
 }
 
 pub(super) async fn post(
     State(app): State<Arc<App>>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     client: Option<Extension<ClientAddr>>,
+    fresh: Option<Extension<FreshCompile>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
@@ -215,11 +256,12 @@ pub(super) async fn post(
         Err(e) => return refused(media, None, e, &request_id),
     };
     let credentials = std::sync::atomic::AtomicUsize::new(0);
-    let ctx = resolved.context(false, &credentials);
+    let mut ctx = resolved.context(false, &credentials);
+    ctx.fresh = fresh.is_some();
     let mut answers = Vec::with_capacity(requests.len());
     let mut outcomes = Vec::with_capacity(requests.len());
     for req in requests {
-        let (resp, outcome) = execute(&resolved.served, &ctx, req).await;
+        let (resp, outcome) = run_one(&app, &resolved.served, &ctx, req).await;
         answers.push(resp.with_request_id(&request_id));
         outcomes.push(outcome);
     }
@@ -261,6 +303,7 @@ pub(super) async fn get(
     State(app): State<Arc<App>>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     client: Option<Extension<ClientAddr>>,
+    fresh: Option<Extension<FreshCompile>>,
     headers: HeaderMap,
     params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -271,13 +314,34 @@ pub(super) async fn get(
             return refused(media, None, ApiError::validation("invalid query string"), &request_id);
         }
     };
-    let Some(query) = params.query else {
+    let persisted = match params.extensions.as_deref().filter(|t| !t.is_empty()) {
+        None => None,
+        Some(text) => {
+            let media = negotiate(&headers).unwrap_or(Media::Json);
+            match serde_json::from_str::<Json>(text) {
+                Ok(e @ Json::Object(_)) => match persisted::from_extensions(Some(&e)) {
+                    Ok(p) => p,
+                    Err(e) => return refused(media, None, e, &request_id),
+                },
+                Ok(Json::Null) => None,
+                _ => {
+                    return refused(
+                        media,
+                        None,
+                        ApiError::validation("'extensions' must be a JSON object"),
+                        &request_id,
+                    )
+                }
+            }
+        }
+    };
+    if params.query.is_none() && persisted.is_none() {
         if wants_html(&headers) || headers.get(header::ACCEPT).is_none() {
             return Html(playground::page("/graphql")).into_response();
         }
         let Some(media) = negotiate(&headers) else { return not_acceptable() };
         return refused(media, None, ApiError::validation("a GraphQL request needs a 'query' parameter"), &request_id);
-    };
+    }
     let Some(media) = negotiate(&headers) else { return not_acceptable() };
     let resolved = match resolve(&app, &headers, client.map(|c| c.0 .0.ip())).await {
         Ok(c) => c,
@@ -306,15 +370,11 @@ pub(super) async fn get(
             }
         }
     };
-    if let Some(text) = params.extensions.as_deref().filter(|t| !t.is_empty()) {
-        if !matches!(serde_json::from_str::<Json>(text), Ok(Json::Object(_) | Json::Null)) {
-            return refused(media, None, ApiError::validation("'extensions' must be a JSON object"), &request_id);
-        }
-    }
-    let req = Request { query, operation_name: params.operation_name, variables };
+    let incoming = Incoming { query: params.query, operation_name: params.operation_name, variables, persisted };
     let credentials = std::sync::atomic::AtomicUsize::new(0);
-    let ctx = resolved.context(true, &credentials);
-    let (resp, outcome) = execute(&resolved.served, &ctx, req).await;
+    let mut ctx = resolved.context(true, &credentials);
+    ctx.fresh = fresh.is_some();
+    let (resp, outcome) = run_one(&app, &resolved.served, &ctx, incoming).await;
     let resp = resp.with_request_id(&request_id);
     if let Some((status, after)) = busy_status(std::slice::from_ref(&resp)) {
         return with_retry(answer(media, status, &resp), after);
@@ -328,6 +388,12 @@ pub(super) async fn get(
             r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
             r
         }
-        o => answer(media, media.status(o), &resp),
+        o => {
+            // An HTTP cache in front may keep a GET answer (a persisted query's URL is short
+            // and stable), but only apart for each caller, instance and media type.
+            let mut r = answer(media, media.status(o), &resp);
+            r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Authorization, hypi-domain"));
+            r
+        }
     }
 }

@@ -70,6 +70,8 @@ pub struct App {
     pub claim: Option<Arc<claim::Claim>>,
     /// Where the `@hyper` types' services are (the bridge's target).
     pub hyper_target: Arc<crate::hyper::bridge::Target>,
+    /// Query texts of automatic persisted queries, by hash (see `graphql::persisted`).
+    pub persisted: Arc<crate::graphql::persisted::PersistedQueries>,
 }
 
 /// The router: `/graphql` (POST, GET), `/admin/`, `/health`, and hyper's services at the
@@ -104,6 +106,12 @@ pub fn router(app: Arc<App>) -> Router {
 /// The address of the client at the other end of the connection (set by the listener).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub std::net::SocketAddr);
+
+/// A request extension that makes `/graphql` compile the request's text afresh, neither
+/// reading nor filling the operation cache. No front door sets it: the differential test adds
+/// it to a second router over the same app, to compare the two paths' answers.
+#[derive(Debug, Clone, Copy)]
+pub struct FreshCompile;
 
 /// The id of the request being served (set by the request-span middleware).
 #[derive(Debug, Clone)]
@@ -245,6 +253,7 @@ impl Resolved {
             anonymous_requests: self.anonymous_requests,
             only_queries,
             credentials,
+            fresh: false,
         }
     }
 }
@@ -575,6 +584,10 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
         hyper_keys: Arc::new(crate::hyper::keys::Verifier::new(secret.clone())),
         claim,
         hyper_target,
+        persisted: Arc::new(crate::graphql::persisted::PersistedQueries::new(
+            opts.limits.persisted_query_entries,
+            opts.limits.persisted_query_bytes,
+        )),
         jwt_secret: secret,
         trust_request_id: opts.trust_request_id,
         hub,

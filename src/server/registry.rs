@@ -38,6 +38,8 @@ pub struct Registry {
     limits: Limits,
     /// The object cache of this database, shared by every release's engine.
     pub read_cache: Arc<crate::ops::read_cache::ReadCache>,
+    /// The node's compiled GraphQL operations (see `graphql::compiled`).
+    pub operations: Arc<crate::graphql::compiled::OperationCache>,
 }
 
 /// A distinct mark per release engine built in this process (see [`Engine::release_tag`]).
@@ -50,11 +52,16 @@ impl Registry {
         limits: Limits,
         read_cache: Arc<crate::ops::read_cache::ReadCache>,
     ) -> Result<Registry, TenancyError> {
+        let operations = Arc::new(crate::graphql::compiled::OperationCache::new(
+            limits.operation_cache_entries,
+            limits.operation_cache_bytes,
+        ));
         let r = Registry {
             current: RwLock::new(Arc::new(Snapshot { version: -1, ..Snapshot::default() })),
             store,
             limits,
             read_cache,
+            operations,
         };
         r.refresh().await?;
         Ok(r)
@@ -93,10 +100,8 @@ impl Registry {
                         read_cache: self.read_cache.clone(),
                         release_tag: RELEASE_TAGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                     });
-                    let s = Arc::new(crate::graphql::serve(engine).map_err(|e| TenancyError::Corrupt {
-                        app: row.app.clone(),
-                        name: release.clone(),
-                        why: e.to_string(),
+                    let s = Arc::new(crate::graphql::serve(engine, self.operations.clone()).map_err(|e| {
+                        TenancyError::Corrupt { app: row.app.clone(), name: release.clone(), why: e.to_string() }
                     })?);
                     built.insert(key, s.clone());
                     s
@@ -112,6 +117,9 @@ impl Registry {
             }
             tenants.insert(row.domain.clone(), Tenant { row, served });
         }
+        // Compiled operations of releases no instance runs any more can never be used again.
+        let live = tenants.values().map(|t| t.served.engine.release_tag).collect();
+        self.operations.retain_releases(&live);
         let next = Arc::new(Snapshot { version, tenants, built });
         match self.current.write() {
             Ok(mut g) => *g = next,

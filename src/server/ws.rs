@@ -53,6 +53,7 @@ pub(super) async fn get_or_upgrade(
     State(app): State<Arc<App>>,
     request_id: Extension<RequestId>,
     client: Option<Extension<ClientAddr>>,
+    fresh: Option<Extension<super::FreshCompile>>,
     headers: HeaderMap,
     params: Result<Query<GetParams>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -73,7 +74,7 @@ pub(super) async fn get_or_upgrade(
             };
             ws.on_upgrade(move |socket| connection(app, socket, proto, headers, ip))
         }
-        Err(_) => super::graphql::get(State(app), request_id, client, headers, params).await,
+        Err(_) => super::graphql::get(State(app), request_id, client, fresh, headers, params).await,
     }
 }
 
@@ -144,8 +145,14 @@ fn start(
     let anonymous_requests = resolved.anonymous_requests;
     tokio::spawn(async move {
         let credentials = std::sync::atomic::AtomicUsize::new(0);
-        let ctx = Context { caller: &caller, anonymous_requests, only_queries: false, credentials: &credentials };
-        if !crate::graphql::exec::is_subscription(&req.query, req.operation_name.as_deref(), &app.limits) {
+        let ctx = Context {
+            caller: &caller,
+            anonymous_requests,
+            only_queries: false,
+            credentials: &credentials,
+            fresh: false,
+        };
+        if !crate::graphql::exec::is_subscription(&served, &req.query, req.operation_name.as_deref()).await {
             let (resp, _) = crate::graphql::exec::execute(&served, &ctx, req).await;
             let payload: Arc<str> = Arc::from(serde_json::to_string(&resp).unwrap_or_else(|_| "{}".into()));
             let _ = to_client.send(ToClient::Next { id: id.clone(), payload, permit: None }).await;

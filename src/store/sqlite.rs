@@ -65,15 +65,17 @@ impl Budget {
 pub(crate) struct Conn {
     pub conn: SqliteConnection,
     budget: Arc<Budget>,
+    /// The pool's statistics generation this connection's planner has loaded.
+    statistics: u64,
 }
 
 impl Conn {
-    async fn open(opts: &SqliteConnectOptions) -> Result<Conn, StoreError> {
+    async fn open(opts: &SqliteConnectOptions, statistics: u64) -> Result<Conn, StoreError> {
         let mut conn = SqliteConnection::connect_with(opts).await?;
         let budget = Arc::new(Budget::default());
         let b = budget.clone();
         conn.lock_handle().await?.set_progress_handler(PROGRESS_OPS, move || b.allows());
-        Ok(Conn { conn, budget })
+        Ok(Conn { conn, budget, statistics })
     }
 }
 
@@ -82,6 +84,8 @@ struct Inner {
     permits: Arc<Semaphore>,
     opts: SqliteConnectOptions,
     size: usize,
+    /// Moved each time the planner's statistics were refreshed (by another connection).
+    statistics: AtomicU64,
 }
 
 /// A pool of budgeted connections.
@@ -112,10 +116,15 @@ pub(crate) struct Lease {
 impl Pool {
     /// A pool of at most `size` connections, `min` of them opened now.
     pub async fn open(opts: SqliteConnectOptions, size: usize, min: usize) -> Result<Pool, StoreError> {
-        let inner =
-            Arc::new(Inner { idle: Mutex::new(Vec::new()), permits: Arc::new(Semaphore::new(size)), opts, size });
+        let inner = Arc::new(Inner {
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(size)),
+            opts,
+            size,
+            statistics: AtomicU64::new(0),
+        });
         for _ in 0..min.min(size) {
-            let c = Conn::open(&inner.opts).await?;
+            let c = Conn::open(&inner.opts, 0).await?;
             inner.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(c);
         }
         Ok(Pool { inner })
@@ -129,11 +138,36 @@ impl Pool {
             Err(_) => return Err(StoreError::Overloaded),
         };
         let idle = self.inner.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
-        let conn = match idle {
+        let statistics = self.inner.statistics.load(Ordering::Acquire);
+        let mut conn = match idle {
             Some(c) => c,
-            None => Conn::open(&self.inner.opts).await?,
+            // A new connection loads the statistics as they are now.
+            None => Conn::open(&self.inner.opts, statistics).await?,
         };
+        if conn.statistics != statistics {
+            // SQLite's planner loads the statistics tables with the schema and does not see
+            // another connection's ANALYZE: reload them (SQLite's documented way).
+            if let Err(e) = sqlx::Executor::execute(&mut conn.conn, "ANALYZE sqlite_schema").await {
+                tracing::warn!("a connection could not reload the planner's statistics: {e}");
+            }
+            conn.statistics = statistics;
+        }
         Ok(Lease { conn: Some(conn), pool: self.inner.clone(), permit: Some(permit), state: State::Idle, in_tx: false })
+    }
+
+    /// The planner's statistics changed: every connection reloads them before its next
+    /// statement.
+    pub fn statistics_changed(&self) {
+        self.inner.statistics.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Every connection of the pool at once (waiting for those lent out), for a look at each.
+    pub async fn acquire_all(&self, wait: Duration) -> Result<Vec<Lease>, StoreError> {
+        let mut all = Vec::with_capacity(self.inner.size);
+        for _ in 0..self.inner.size {
+            all.push(self.acquire(wait).await?);
+        }
+        Ok(all)
     }
 
     /// Close every connection (waiting for those lent out to come back).

@@ -45,7 +45,23 @@ pub const EXAMPLE: &str = include_str!("../../schema/example.graphql");
 pub struct TestApp {
     pub app: Arc<App>,
     pub router: axum::Router,
+    /// The same app with the operation cache bypassed (see [`TestApp::post_graphql`]).
+    pub fresh_router: axum::Router,
     pub dir: tempfile::TempDir,
+    /// Statements run by the differential's second requests (left out of [`TestApp::statements`]).
+    shadow_statements: std::sync::atomic::AtomicU64,
+    /// Run the differential (on by default; off for tests whose reads race their own writes
+    /// or count the object cache's hits).
+    differential: std::sync::atomic::AtomicBool,
+}
+
+/// Does the differential run this request a second time? Only reads that change nothing:
+/// queries, not mutations or subscriptions, and no credential checks (they count attempts).
+fn differential_applies(query: &str) -> bool {
+    let q = query.trim_start();
+    let writes = q.starts_with("mutation") || q.starts_with("subscription");
+    let credentials = ["login", "createAccount", "loginByEmail"].iter().any(|f| query.contains(f));
+    !writes && !credentials
 }
 
 impl TestApp {
@@ -91,7 +107,15 @@ impl TestApp {
         };
         let app = server::build(&opts).await.expect("server builds");
         let router = server::router(app.clone());
-        TestApp { app, router, dir }
+        let fresh_router = server::router(app.clone()).layer(axum::Extension(server::FreshCompile));
+        TestApp {
+            app,
+            router,
+            fresh_router,
+            dir,
+            shadow_statements: Default::default(),
+            differential: std::sync::atomic::AtomicBool::new(true),
+        }
     }
 
     /// Send a request; returns the status and the JSON body (`Value::Null` if not JSON).
@@ -113,11 +137,61 @@ impl TestApp {
 
     /// POST a GraphQL body with extra headers.
     pub async fn post_with(&self, body: &Value, headers: &[(&str, &str)]) -> (StatusCode, Value) {
-        let mut req = Request::post("/graphql").header("content-type", "application/json");
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        self.send(req.body(Body::from(body.to_string())).expect("request")).await
+        let (status, _, text) = self.post_graphql(body, headers).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Turn the differential of [`TestApp::post_graphql`] off (or on again).
+    pub fn differential(&self, on: bool) {
+        self.differential.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// POST a GraphQL body with extra headers; returns the status, headers and body text.
+    ///
+    /// The differential test of the operation cache (`graphql::compiled`) runs here, for every
+    /// query the behaviour suites send: the text is first compiled into the cache, so the
+    /// answer comes from a cache hit; then the same request runs again with the cache bypassed
+    /// (a second router over the same app), and the two answers must be the same bytes (the
+    /// request id aside). Its statements are left out of [`TestApp::statements`].
+    pub async fn post_graphql(
+        &self,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, axum::http::HeaderMap, String) {
+        let request = |headers: &[(&str, &str)]| {
+            let mut req = Request::post("/graphql").header("content-type", "application/json");
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.body(Body::from(body.to_string())).expect("request")
+        };
+        let on = self.differential.load(std::sync::atomic::Ordering::Relaxed);
+        let query = body.get("query").and_then(Value::as_str).filter(|q| on && differential_applies(q));
+        let served = match (query, headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("hypi-domain"))) {
+            (Some(_), false) => self.app.registry.snapshot().tenants.get("default").map(|t| t.served.clone()),
+            _ => None,
+        };
+        let (Some(q), Some(served)) = (query, served) else {
+            return self.send_full(request(headers)).await;
+        };
+        let name = body.get("operationName").and_then(Value::as_str);
+        arcbase::graphql::exec::prepare(&served, q, name).await;
+        let first = self.send_full(request(headers)).await;
+        let before = self.app.store.statement_count();
+        let resp = self.fresh_router.clone().oneshot(request(headers)).await.expect("router answers");
+        let (status, fresh_headers) = (resp.status(), resp.headers().clone());
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let shadow = self.app.store.statement_count() - before;
+        self.shadow_statements.fetch_add(shadow, std::sync::atomic::Ordering::Relaxed);
+        let id =
+            |h: &axum::http::HeaderMap| h.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let text = String::from_utf8_lossy(&bytes).replace(&id(&fresh_headers), &id(&first.1));
+        assert_eq!(
+            (first.0, &first.2),
+            (status, &text),
+            "differential: the answer from the operation cache differs from a fresh compile's for {body}"
+        );
+        first
     }
 
     /// POST `query` with `variables`; asserts HTTP 200 and returns the whole response body.
@@ -185,7 +259,7 @@ impl TestApp {
 
     /// Statements the store has executed so far.
     pub fn statements(&self) -> u64 {
-        self.app.store.statement_count()
+        self.app.store.statement_count() - self.shadow_statements.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

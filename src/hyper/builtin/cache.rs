@@ -66,10 +66,8 @@ impl Cache {
                 Err(e) => tracing::warn!(status = e.status, "cache sweep failed: {}", e.msg),
             }
             // The planner's statistics follow the documents as they grow (SQLite).
-            if let Some(optimize) = crate::sql::hyper::data::optimize(self.base.dialect()) {
-                if let Err(e) = self.base.store.execute(&optimize).await {
-                    tracing::warn!("statistics refresh failed: {e}");
-                }
+            if let Err(e) = self.base.store.refresh_statistics().await {
+                tracing::warn!("statistics refresh failed: {e}");
             }
             if shutdown.sleep(SWEEP_EVERY).await {
                 return;

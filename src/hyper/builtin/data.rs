@@ -230,9 +230,7 @@ impl DataService for Data {
         // (SQLite's `PRAGMA optimize` analyzes only what grew or shrank much since the last
         // time, so it costs next to nothing otherwise).
         if results.len() >= BULK_OPTIMIZE {
-            if let Some(optimize) = dsql::optimize(d) {
-                self.base.store.execute(&optimize).await?;
-            }
+            self.base.store.refresh_statistics().await?;
         }
         Ok(results)
     }

@@ -149,12 +149,6 @@ pub fn analyze(dialect: Dialect) -> Option<Sql> {
     (dialect == Dialect::Sqlite).then(|| Sql::raw(dialect, "ANALYZE hyper_docs"))
 }
 
-/// Refresh the statistics of whatever changed much since the last time (SQLite, for the
-/// periodic sweep; `0x10002`: every table, as if this connection had used them all).
-pub fn optimize(dialect: Dialect) -> Option<Sql> {
-    (dialect == Dialect::Sqlite).then(|| Sql::raw(dialect, "PRAGMA optimize=0x10002"))
-}
-
 /// Drop a database index made by [`create_indexes`].
 pub fn drop_index(dialect: Dialect, name: &str) -> Sql {
     Sql::raw(dialect, &format!("DROP INDEX IF EXISTS {name}"))

@@ -12,7 +12,7 @@ import { serverUrl } from './lib.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 serverUrl('run-all');
 const failed = [];
-for (const suite of ['audits', 'codegen', 'apollo']) {
+for (const suite of ['audits', 'codegen', 'apollo', 'persisted']) {
   console.log(`\n==== ${suite}`);
   const r = spawnSync(process.execPath, [join(here, `${suite}.mjs`), ...process.argv.slice(2)], {
     stdio: 'inherit',

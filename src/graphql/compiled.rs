@@ -1,0 +1,269 @@
+//! The operation cache: what the text of a request comes to under one release, whatever its
+//! variables, computed once per (release, query text, operation name) and shared by every
+//! request that sends the same text. Real clients (Apollo, Relay, urql) send a few texts over
+//! and over, with only the variables changing.
+//!
+//! A [`Compiled`] entry holds the guard's verdict on the text, the parsed document, the
+//! operation it names and its kind, what authorization asks of it (does it use only the open
+//! root fields; how many credential checks it makes), and the validation verdict. A request
+//! then checks only what depends on it: its variables (size and nesting, then their values
+//! against the declared types), the transport's rule (GET: queries only) and the caller
+//! (anonymous callers: open fields only; credential checks per request), in the same order as
+//! when nothing is cached, so a cached answer is the uncached answer byte for byte
+//! (`tests/common` runs every query of the behaviour suites both ways and compares).
+//!
+//! Refusing verdicts are cached too: a client repeating a broken document gets the same error
+//! without the parser and validator running again.
+//!
+//! Bounded by entries and by (estimated) bytes, least recently used evicted first; entries of
+//! releases no instance runs any more are dropped when the registry changes
+//! ([`OperationCache::retain_releases`]). A key is a 64-bit SipHash (random key per process)
+//! of the release, name and text; an entry also keeps its text and name and is used only when
+//! they match, so a collision is a miss, never a wrong document. Two requests missing on the
+//! same new text at once both compile it (no single flight: compiling is bounded by the guard
+//! and takes microseconds).
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
+use hashlink::LruCache;
+use serde::Serialize;
+
+use super::exec::Refused;
+
+/// The bytes an entry is charged: its text and name, plus an estimate of the parsed document
+/// (a document's nodes cost about ten times the text they were parsed from) and the entry.
+fn cost(text: &str, name: Option<&str>) -> usize {
+    11 * text.len() + name.map_or(0, str::len) + 1024
+}
+
+/// What a request's text comes to under one release.
+pub(crate) struct Compiled {
+    release: u64,
+    text: Box<str>,
+    operation_name: Option<Box<str>>,
+    /// The guard's scan of the text (before anything parses it).
+    pub(crate) scan: Result<(), Refused>,
+    /// The parse, the guard's checks of the document and the choice of operation.
+    pub(crate) parsed: Result<Arc<Parsed>, Refused>,
+}
+
+/// A document that parsed, passed the guard and names one operation.
+pub(crate) struct Parsed {
+    pub doc: ExecutableDocument,
+    pub operation_name: Option<Box<str>>,
+    pub ty: OperationType,
+    /// Only root fields an anonymous caller may always use.
+    pub open_only: bool,
+    /// Root fields that check credentials (each costs a password hash).
+    pub credential_checks: usize,
+    /// The validation verdict against the release's schema.
+    pub validation: Result<(), Refused>,
+}
+
+impl Compiled {
+    pub(crate) fn new(
+        release: u64,
+        text: &str,
+        operation_name: Option<&str>,
+        scan: Result<(), Refused>,
+        parsed: Result<Arc<Parsed>, Refused>,
+    ) -> Compiled {
+        Compiled { release, text: text.into(), operation_name: operation_name.map(Into::into), scan, parsed }
+    }
+
+    fn is(&self, release: u64, text: &str, name: Option<&str>) -> bool {
+        self.release == release && &*self.text == text && self.operation_name.as_deref() == name
+    }
+}
+
+/// Sizes and counts, as `GET /admin/caches` shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figures {
+    pub enabled: bool,
+    pub entries: usize,
+    pub bytes: usize,
+    pub max_entries: usize,
+    pub max_bytes: usize,
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+}
+
+struct Inner {
+    map: LruCache<u64, (Arc<Compiled>, usize)>,
+    bytes: usize,
+}
+
+/// Compiled operations of every release this node serves (one cache per node).
+pub struct OperationCache {
+    max_entries: usize,
+    max_bytes: usize,
+    keys: std::collections::hash_map::RandomState,
+    inner: Mutex<Inner>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl OperationCache {
+    /// At most `max_entries` operations and `max_bytes` (estimated); either 0: nothing is kept
+    /// (every request compiles its text).
+    pub fn new(max_entries: usize, max_bytes: usize) -> OperationCache {
+        OperationCache {
+            max_entries,
+            max_bytes,
+            keys: Default::default(),
+            inner: Mutex::new(Inner { map: LruCache::new_unbounded(), bytes: 0 }),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.max_entries > 0 && self.max_bytes > 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn key(&self, release: u64, text: &str, name: Option<&str>) -> u64 {
+        let mut h = self.keys.build_hasher();
+        release.hash(&mut h);
+        name.hash(&mut h);
+        text.hash(&mut h);
+        h.finish()
+    }
+
+    /// The compiled operation of `text` under `release`, if it is kept (a hit moves it to the
+    /// most recently used end).
+    pub(crate) fn get(&self, release: u64, text: &str, name: Option<&str>) -> Option<Arc<Compiled>> {
+        if !self.enabled() {
+            return None;
+        }
+        let key = self.key(release, text, name);
+        let found = self.lock().map.get(&key).filter(|(c, _)| c.is(release, text, name)).map(|(c, _)| c.clone());
+        match &found {
+            Some(_) => self.hits.fetch_add(1, Ordering::Relaxed),
+            None => self.misses.fetch_add(1, Ordering::Relaxed),
+        };
+        found
+    }
+
+    /// Keep `compiled`, evicting the least recently used entries past the bounds. An entry
+    /// larger than the whole byte budget is not kept.
+    pub(crate) fn put(&self, compiled: Arc<Compiled>) {
+        if !self.enabled() {
+            return;
+        }
+        let size = cost(&compiled.text, compiled.operation_name.as_deref());
+        if size > self.max_bytes {
+            return;
+        }
+        let key = self.key(compiled.release, &compiled.text, compiled.operation_name.as_deref());
+        let mut inner = self.lock();
+        if let Some((_, old)) = inner.map.insert(key, (compiled, size)) {
+            inner.bytes -= old;
+        }
+        inner.bytes += size;
+        while inner.map.len() > self.max_entries || inner.bytes > self.max_bytes {
+            let Some((_, (_, s))) = inner.map.remove_lru() else { break };
+            inner.bytes -= s;
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drop the entries of every release not in `live` (releases no instance runs any more).
+    pub fn retain_releases(&self, live: &std::collections::HashSet<u64>) {
+        let mut inner = self.lock();
+        let gone: Vec<u64> =
+            inner.map.iter().filter(|(_, (c, _))| !live.contains(&c.release)).map(|(k, _)| *k).collect();
+        for k in gone {
+            if let Some((_, s)) = inner.map.remove(&k) {
+                inner.bytes -= s;
+            }
+        }
+    }
+
+    pub fn figures(&self) -> Figures {
+        let inner = self.lock();
+        Figures {
+            enabled: self.enabled(),
+            entries: inner.map.len(),
+            bytes: inner.bytes,
+            max_entries: self.max_entries,
+            max_bytes: self.max_bytes,
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(release: u64, text: &str) -> Arc<Compiled> {
+        Arc::new(Compiled::new(release, text, None, Ok(()), Err(Refused::test("x"))))
+    }
+
+    #[test]
+    fn keeps_by_release_text_and_name_and_counts() {
+        let c = OperationCache::new(10, 1 << 20);
+        assert!(c.get(1, "{ a }", None).is_none());
+        c.put(entry(1, "{ a }"));
+        assert!(c.get(1, "{ a }", None).is_some());
+        assert!(c.get(2, "{ a }", None).is_none(), "another release");
+        assert!(c.get(1, "{ a }", Some("A")).is_none(), "another operation name");
+        assert!(c.get(1, "{ b }", None).is_none(), "another text");
+        let f = c.figures();
+        assert_eq!((f.entries, f.hits, f.misses), (1, 1, 4));
+        assert_eq!(f.bytes, cost("{ a }", None));
+    }
+
+    #[test]
+    fn evicts_the_least_recently_used_within_entries_and_bytes() {
+        let c = OperationCache::new(2, 1 << 20);
+        c.put(entry(1, "{ a }"));
+        c.put(entry(1, "{ b }"));
+        assert!(c.get(1, "{ a }", None).is_some());
+        c.put(entry(1, "{ c }"));
+        assert!(c.get(1, "{ b }", None).is_none(), "b was the least recently used");
+        assert!(c.get(1, "{ a }", None).is_some() && c.get(1, "{ c }", None).is_some());
+        assert_eq!(c.figures().evictions, 1);
+
+        let one = cost("{ a }", None);
+        let c = OperationCache::new(100, 2 * one + one / 2);
+        for t in ["{ a }", "{ b }", "{ c }"] {
+            c.put(entry(1, t));
+        }
+        let f = c.figures();
+        assert_eq!((f.entries, f.bytes), (2, 2 * one));
+        assert!(c.get(1, "{ a }", None).is_none());
+
+        let c = OperationCache::new(100, 100);
+        c.put(entry(1, "{ a }"));
+        assert_eq!(c.figures().entries, 0, "an entry over the whole budget is not kept");
+    }
+
+    #[test]
+    fn disabled_keeps_nothing_and_releases_are_dropped() {
+        let c = OperationCache::new(0, 1 << 20);
+        c.put(entry(1, "{ a }"));
+        assert!(c.get(1, "{ a }", None).is_none());
+        assert_eq!(c.figures().hits + c.figures().misses, 0);
+
+        let c = OperationCache::new(10, 1 << 20);
+        c.put(entry(1, "{ a }"));
+        c.put(entry(2, "{ a }"));
+        c.retain_releases(&[2].into_iter().collect());
+        assert!(c.get(1, "{ a }", None).is_none());
+        assert!(c.get(2, "{ a }", None).is_some());
+        assert_eq!(c.figures().bytes, cost("{ a }", None));
+    }
+}
