@@ -8,8 +8,11 @@
 # and the same data as plain tables for PostGraphile on the same PostgreSQL; then measures with
 # one load tool (wrk, a Lua script checking every response for "errors"): get by id, find 25
 # with a filter plus a cursor step, upsert of 25 (half new, half existing), count + sum for one
-# member. Physical limits: the same statements through sqlx alone, and a static handler on the
-# same HTTP stack. Servers (and PostgreSQL) run on CPU 0, the load generator on CPU 1.
+# member; every target sends one text per operation with the values in its variables, as real
+# clients do. arcbase also: get as an automatic persisted query over GET (hash only), and get
+# and find with the server on both cores. Physical limits: the same statements through sqlx
+# alone (and `SELECT 1`: the driver's cost per statement), and a static handler on the same
+# HTTP stack. Servers (and PostgreSQL) run on CPU 0, the load generator on CPU 1.
 # Writes docs/benchmarks.md. Peers and tools install into $ARCBASE_BENCH_CACHE
 # (default ~/.cache/arcbase-bench), nothing system-wide except the Debian package wrk.
 set -euo pipefail
@@ -73,10 +76,17 @@ log "loading the dataset into arcbase on SQLite and PostgreSQL"
 # ---- helpers ------------------------------------------------------------------------------
 wait_port() { for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; log "port $1 never opened"; return 1; }
 rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# The persisted query of the get-apq workload: its text (as bench/wrk/workload.lua has it) and hash.
+GET_QUERY='query Get($id: String!) { get(type: Message, id: $id) { ... on Message { text score } } }'
+GET_HASH=$(printf '%s' "$GET_QUERY" | sha256sum | cut -d' ' -f1)
+persist_get() { # port: send the text once with its hash, as Apollo's link does after a miss
+  curl -sf -X POST "http://127.0.0.1:$1/graphql" -H 'content-type: application/json' \
+    -d "{\"query\":\"$GET_QUERY\",\"variables\":{\"id\":\"m000001\"},\"extensions\":{\"persistedQuery\":{\"version\":1,\"sha256Hash\":\"$GET_HASH\"}}}" >/dev/null
+}
 measure() { # name target workload port
   local name=$1 target=$2 workload=$3 port=$4 out
-  taskset -c 1 wrk -t1 -c$CONNS -d${WARM}s -s bench/wrk/workload.lua "http://127.0.0.1:$port" -- "$workload" "$target" >/dev/null 2>&1 || true
-  out=$(taskset -c 1 wrk -t1 -c$CONNS -d${SECS}s --latency -s bench/wrk/workload.lua "http://127.0.0.1:$port" -- "$workload" "$target" | grep '^{"rps"')
+  taskset -c 1 wrk -t1 -c$CONNS -d${WARM}s -s bench/wrk/workload.lua "http://127.0.0.1:$port" -- "$workload" "$target" 100000 "$GET_HASH" >/dev/null 2>&1 || true
+  out=$(taskset -c 1 wrk -t1 -c$CONNS -d${SECS}s --latency -s bench/wrk/workload.lua "http://127.0.0.1:$port" -- "$workload" "$target" 100000 "$GET_HASH" | grep '^{"rps"')
   echo "{\"server\": \"$name\", \"workload\": \"$workload\", \"result\": $out}" >> "$RESULTS"
   log "$name $workload: $out"
 }
@@ -92,7 +102,19 @@ for db in sqlite postgres; do
   RUST_LOG=warn taskset -c 0 "$ARCBASE" serve --schema bench/schema.graphql --database "$URL" --listen 127.0.0.1:5001 >/dev/null 2>&1 &
   P=$!; PIDS+=($P); wait_port 5001
   for w in get find upsert count; do measure "arcbase-$db" arcbase $w 5001; done
+  persist_get 5001
+  measure "arcbase-$db" arcbase get-apq 5001
   server_done "arcbase-$db" $P
+done
+
+# ---- arcbase on both cores (the load generator shares CPU 1 with it) ----------------------
+for db in sqlite postgres; do
+  if [ $db = sqlite ]; then URL="sqlite://$WORK/bench.db"; else URL="$PG/arcbase"; fi
+  log "arcbase on $db, CPUs 0 and 1"
+  RUST_LOG=warn taskset -c 0,1 "$ARCBASE" serve --schema bench/schema.graphql --database "$URL" --listen 127.0.0.1:5001 >/dev/null 2>&1 &
+  P=$!; PIDS+=($P); wait_port 5001
+  for w in get find; do measure "arcbase-$db-2cpu" arcbase $w 5001; done
+  server_done "arcbase-$db-2cpu" $P
 done
 
 # ---- PostGraphile -------------------------------------------------------------------------
@@ -118,7 +140,7 @@ server_done static-axum $P
 
 for db in sqlite postgres; do
   if [ $db = sqlite ]; then URL="sqlite://$WORK/bench.db"; else URL="$PG/arcbase"; fi
-  for w in get find count; do
+  for w in get find count noop; do
     out=$(taskset -c 0 "$BENCH" raw "$URL" $w $CONNS $SECS | grep '^{"rps"')
     echo "{\"server\": \"raw-sqlx-$db\", \"workload\": \"$w\", \"result\": $out}" >> "$RESULTS"
     log "raw-sqlx-$db $w: $out"
@@ -132,9 +154,9 @@ VERSIONS=$(printf 'arcbase %s; %s; %s; PostGraphile v4 %s, v5 %s; Node %s and %s
   "$(node -p "require('$CACHE/pg5/node_modules/postgraphile/package.json').version")" \
   "$(node --version)" "$($N22 --version)" "$(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)")
 MACHINE=$(printf '%s, %s cores, %s RAM' "$(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')" "$(nproc)" "$(free -h | awk '/Mem:/ {print $2}')")
-# The report replaces the file, keeping the sections bench/hyper.sh, bench/realtime.sh and bench/object_cache.sh write
+# The report replaces the file, keeping the sections bench/hyper.sh, bench/realtime.sh, bench/object_cache.sh and bench/scale.sh write
 # (between their markers).
-KEEP=$(python3 -c 'import re,os; t=open("docs/benchmarks.md").read() if os.path.exists("docs/benchmarks.md") else ""; print("\n\n".join(m.group(0) for m in re.finditer(r"<!-- (hyper|realtime|object-cache)-bench:start -->.*?<!-- (hyper|realtime|object-cache)-bench:end -->", t, re.S)))')
+KEEP=$(python3 -c 'import re,os; t=open("docs/benchmarks.md").read() if os.path.exists("docs/benchmarks.md") else ""; print("\n\n".join(m.group(0) for m in re.finditer(r"<!-- (hyper|realtime|object-cache|scale)-bench:start -->.*?<!-- (hyper|realtime|object-cache|scale)-bench:end -->", t, re.S)))')
 python3 bench/report.py "$RESULTS" "$SECS" "$CONNS" "$VERSIONS" "$MACHINE" "bench/run.sh ${1:-}" > docs/benchmarks.md
 if [ -n "$KEEP" ]; then printf '\n%s\n' "$KEEP" >> docs/benchmarks.md; fi
 log "wrote docs/benchmarks.md"

@@ -1,10 +1,16 @@
 //! Benchmark helper for `bench/run.sh`:
 //!
-//! - `load DATABASE_URL`: publish `bench/schema.graphql` as the `default` app's release and fill
-//!   it with 1,000 members and 100,000 messages (the same data `bench/postgraphile.sql` makes).
+//! - `load DATABASE_URL [MESSAGES]`: publish `bench/schema.graphql` as the `default` app's
+//!   release and fill it with 1,000 members and 100,000 messages, or MESSAGES (the same data
+//!   `bench/postgraphile.sql` makes).
 //! - `raw DATABASE_URL WORKLOAD CONNECTIONS SECONDS`: run the statements arcbase renders for a
 //!   workload (`get`, `find`, `count`) straight through sqlx, no HTTP and no GraphQL: the
-//!   physical limit of the database path. Prints one JSON line with rps, p50 and p99.
+//!   physical limit of the database path (`noop`: `SELECT 1`, the driver's own cost per
+//!   statement). Prints one JSON line with rps, p50 and p99.
+//! - `graphql DATABASE_URL CONNECTIONS SECONDS`: `get by id` through the GraphQL layer in
+//!   process (no HTTP).
+//! - `router DATABASE_URL CONNECTIONS SECONDS literal|variables`: `get by id` through the whole
+//!   HTTP handler in process (no socket), with the id in the text or in the variables.
 //! - `static ADDR`: an axum server answering every POST with a fixed GraphQL response: the
 //!   limit of the HTTP stack.
 
@@ -31,7 +37,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     match arg(0).as_str() {
-        "load" => load(&arg(1)).await,
+        "load" => load(&arg(1), arg(2).parse().unwrap_or(MESSAGES)).await,
         "raw" => raw(&arg(1), &arg(2), arg(3).parse().unwrap_or(16), arg(4).parse().unwrap_or(10)).await,
         "static" => serve_static(&arg(1)).await,
         "graphql" => graphql(&arg(1), arg(2).parse().unwrap_or(16), arg(3).parse().unwrap_or(10)).await,
@@ -49,43 +55,53 @@ async fn open(url: &str) -> Store {
     store
 }
 
-async fn load(url: &str) {
+async fn load(url: &str, count: i64) {
     let store = open(url).await;
     let d = store.dialect();
     let now = "'2026-01-01T00:00:00.000Z'";
-    let (members, messages) = match d {
-        arcbase::sql::Dialect::Sqlite => (
-            format!(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {MEMBERS}) \
-                 INSERT INTO \"default__Member\" (hypi_instance, hypi_id, hypi_created, hypi_updated, name) \
-                 SELECT 'default', printf('a%04d', i), {now}, {now}, 'member ' || i FROM n"
-            ),
-            format!(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {MESSAGES}) \
-                 INSERT INTO \"default__Message\" (hypi_instance, hypi_id, hypi_created, hypi_updated, text, score, account) \
-                 SELECT 'default', printf('m%06d', i), {now}, {now}, 'message ' || i, (i * 37) % 100, \
-                 printf('a%04d', ((i - 1) % {MEMBERS}) + 1) FROM n"
-            ),
+    let members = match d {
+        arcbase::sql::Dialect::Sqlite => format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {MEMBERS}) \
+             INSERT INTO \"default__Member\" (hypi_instance, hypi_id, hypi_created, hypi_updated, name) \
+             SELECT 'default', printf('a%04d', i), {now}, {now}, 'member ' || i FROM n"
         ),
-        arcbase::sql::Dialect::Postgres => (
-            format!(
-                "INSERT INTO \"default__Member\" (hypi_instance, hypi_id, hypi_created, hypi_updated, name) \
-                 SELECT 'default', 'a' || lpad(i::text, 4, '0'), {now}, {now}, 'member ' || i FROM generate_series(1, {MEMBERS}) i"
-            ),
-            format!(
-                "INSERT INTO \"default__Message\" (hypi_instance, hypi_id, hypi_created, hypi_updated, text, score, account) \
-                 SELECT 'default', 'm' || lpad(i::text, 6, '0'), {now}, {now}, 'message ' || i, (i * 37) % 100, \
-                 'a' || lpad((((i - 1) % {MEMBERS}) + 1)::text, 4, '0') FROM generate_series(1, {MESSAGES}) i"
-            ),
+        arcbase::sql::Dialect::Postgres => format!(
+            "INSERT INTO \"default__Member\" (hypi_instance, hypi_id, hypi_created, hypi_updated, name) \
+             SELECT 'default', 'a' || lpad(i::text, 4, '0'), {now}, {now}, 'member ' || i FROM generate_series(1, {MEMBERS}) i"
         ),
     };
-    for sql in ["DELETE FROM \"default__Message\"", "DELETE FROM \"default__Member\"", &members, &messages] {
+    // Messages m000001 ... in chunks of 100,000 (each statement within the statement budget).
+    let messages = |from: i64, to: i64| {
+        match d {
+        arcbase::sql::Dialect::Sqlite => format!(
+            "WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {to}) \
+             INSERT INTO \"default__Message\" (hypi_instance, hypi_id, hypi_created, hypi_updated, text, score, account) \
+             SELECT 'default', printf('m%06d', i), {now}, {now}, 'message ' || i, (i * 37) % 100, \
+             printf('a%04d', ((i - 1) % {MEMBERS}) + 1) FROM n"
+        ),
+        arcbase::sql::Dialect::Postgres => format!(
+            "INSERT INTO \"default__Message\" (hypi_instance, hypi_id, hypi_created, hypi_updated, text, score, account) \
+             SELECT 'default', 'm' || CASE WHEN i < 1000000 THEN lpad(i::text, 6, '0') ELSE i::text END, {now}, {now}, \
+             'message ' || i, (i * 37) % 100, 'a' || lpad((((i - 1) % {MEMBERS}) + 1)::text, 4, '0') \
+             FROM generate_series({from}, {to}) i"
+        ),
+    }
+    };
+    let mut statements =
+        vec!["DELETE FROM \"default__Message\"".to_string(), "DELETE FROM \"default__Member\"".to_string(), members];
+    let mut from = 1;
+    while from <= count {
+        let to = (from + 99_999).min(count);
+        statements.push(messages(from, to));
+        from = to + 1;
+    }
+    for sql in &statements {
         store.execute(&Sql::raw(d, sql)).await.expect("load");
     }
     // Fresh statistics, so the planner sees the data it will serve.
     let _ = store.execute(&Sql::raw(d, "ANALYZE")).await;
     store.close().await;
-    println!("loaded {MEMBERS} members and {MESSAGES} messages into {url}");
+    println!("loaded {MEMBERS} members and {count} messages into {url}");
 }
 
 /// Pseudo-random numbers without a dependency (xorshift).
@@ -107,6 +123,9 @@ fn statement(model: &Model, app: &str, d: arcbase::sql::Dialect, workload: &str,
     let sel = ObjectSelection { type_idx: msg, items: vec![Item::Column(text), Item::Column(score)] };
     let member = rng.below(MEMBERS) + 1;
     match workload {
+        // The floor of one statement through the driver: on SQLite, the hop to the
+        // connection's thread and back around a statement that does nothing.
+        "noop" => Sql::raw(d, "SELECT 1"),
         "get" => {
             let id = format!("m{:06}", rng.below(MESSAGES) + 1);
             ReadRenderer { model, app, dialect: d, viewer: &viewer }.get_by_id(&sel, "default", &id, false)

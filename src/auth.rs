@@ -85,7 +85,7 @@ fn verify_with(password: &str, stored: Option<&str>, blocks: &mut [Block]) -> bo
     same && stored.is_some()
 }
 
-/// Password hashing on a few long-lived threads, each with its argon2 memory allocated once
+/// Password hashing on a few long-lived threads, each with its argon2 memory allocated once (at its first hash)
 /// and reused: however many requests check passwords, hashing holds `threads × 19 MiB` (a
 /// hash allocated per request is freed into per-thread allocator arenas that keep growing).
 /// Callers bound how many jobs wait (the server's hashing slots).
@@ -107,12 +107,17 @@ impl Hasher {
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new().name(format!("arcbase-hash-{i}")).spawn(move || {
-                let mut blocks = vec![Block::default(); Params::default().block_count()];
+                // Allocated at the thread's first hash and kept: a server whose callers never log
+                // in (admin keys, anonymous reads) does not carry the 19 MiB per thread.
+                let mut blocks: Vec<Block> = Vec::new();
                 loop {
                     let job = match rx.lock() {
                         Ok(r) => r.recv(),
                         Err(_) => return,
                     };
+                    if blocks.is_empty() && job.is_ok() {
+                        blocks = vec![Block::default(); Params::default().block_count()];
+                    }
                     match job {
                         Ok(Job::Hash(p, reply)) => {
                             let _ = reply.send(hash_with(&p, &mut blocks));

@@ -1021,3 +1021,49 @@ fn serve_without_a_schema_file() {
     );
     assert!(body.get("errors").is_none(), "{body}");
 }
+
+/// The operation cache: a repeated text is a hit (`GET /admin/caches`), a refusal is cached
+/// per release and not carried over to the next one, and the entries of a release no instance
+/// runs any more are dropped when an instance is upgraded.
+#[tokio::test]
+async fn the_operation_cache_follows_releases() {
+    let t = server().await;
+    let store = &t.app.store;
+    tenancy::publish(store, "lib", "v1", V1).await.unwrap();
+    tenancy::create_instance(store, "oc.example", "lib", "v1", InstanceSettings::default()).await.unwrap();
+    t.app.registry.refresh().await.unwrap();
+    async fn operations(t: &TestApp) -> Value {
+        admin(t, "GET", "/admin/caches", None, Some(KEY)).await.1["operations"].clone()
+    }
+    let base = operations(&t).await;
+
+    let list = "{ find(type: Book, arcql: \"*\") { edges { cursor } } }";
+    on_ok(&t, "oc.example", list, json!({})).await;
+    on_ok(&t, "oc.example", list, json!({})).await;
+    let new_field = "{ get(type: Book, id: \"b1\") { ... on Book { title subtitle } } }";
+    on_err(&t, "oc.example", new_field, json!({})).await;
+    let e = on_err(&t, "oc.example", new_field, json!({})).await;
+    assert_eq!(code(&e), "GRAPHQL_VALIDATION", "{e}");
+    let after = operations(&t).await;
+    let delta = |k: &str| after[k].as_u64().unwrap() - base[k].as_u64().unwrap();
+    assert_eq!((delta("hits"), delta("misses")), (2, 2), "{after}");
+    assert_eq!(after["entries"].as_u64().unwrap(), base["entries"].as_u64().unwrap() + 2, "{after}");
+
+    let (status, body) =
+        admin(&t, "POST", "/admin/releases", Some(json!({ "app": "lib", "name": "v2", "sdl": V2 })), Some(KEY)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = admin(
+        &t,
+        "POST",
+        "/admin/instances/upgrade",
+        Some(json!({ "domain": "oc.example", "release": "v2" })),
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let upgraded = operations(&t).await;
+    assert_eq!(upgraded["entries"], base["entries"], "v1's entries are dropped: {upgraded}");
+    // The text refused under v1 is valid under v2: the cached refusal was v1's only.
+    let data = on_ok(&t, "oc.example", new_field, json!({})).await;
+    assert_eq!(data["get"], Value::Null, "{data}");
+}

@@ -1,5 +1,6 @@
 -- wrk script for every workload and target: `wrk ... -s workload.lua URL -- WORKLOAD TARGET`.
--- WORKLOAD: get | find | upsert | count; TARGET: arcbase | pg4 | pg5 | static.
+-- WORKLOAD: get | find | upsert | count | get-apq; TARGET: arcbase | pg4 | pg5 | static.
+-- Further arguments: MESSAGES (the dataset's size, default 100000), HASH (get-apq).
 -- Every response is checked: a status other than 200 or a body with "errors" is counted, and
 -- the summary line (JSON) carries the count, so a fast wrong answer cannot pass for speed.
 
@@ -15,71 +16,119 @@ end
 function init(args)
   workload = args[1] or "get"
   target = args[2] or "arcbase"
+  -- How many messages the dataset holds (ids m000001 ... mN), and for get-apq the SHA-256 of
+  -- GET_QUERY (registered by the caller before the run).
+  messages = tonumber(args[3] or "") or 100000
+  apq_hash = args[4] or ""
   math.randomseed(os.time() * 1000 + seed)
   errors = 0
   checked = 0
   sample = ""
 end
 
-local function q(s)
-  return '{"query":' .. string.format("%q", s):gsub("\\\n", "\\n") .. '}'
+-- Real clients send one text per operation and put what changes in the variables: so does
+-- every target here (each server may then keep the parsed text).
+local function json_string(s)
+  return (string.format("%q", s):gsub("\\\n", "\\n"))
+end
+
+local function q(text, vars)
+  return '{"query":' .. json_string(text) .. ',"variables":' .. vars .. '}'
+end
+
+GET_QUERY = "query Get($id: String!) { get(type: Message, id: $id) { ... on Message { text score } } }"
+local FIND_QUERY = "query Find($arcql: String!, $after: String) { find(type: Message, arcql: $arcql, first: 25, after: $after) { edges { cursor node { ... on Message { text score } } } pageInfo { hasNextPage endCursor } } }"
+local COUNT_QUERY = "query Count($where: String) { aggregate { message(where: $where) { score { count sum } } } }"
+local UPSERT_QUERY = "mutation Upsert($values: HypiUpsertInputUnion!) { upsert(values: $values) { id } }"
+
+local function message_id()
+  return string.format("m%06d", math.random(1, messages))
 end
 
 local function get_body()
-  local i = math.random(1, 100000)
-  if target == "pg4" then return q(string.format("{ messageById(id: %d) { text score } }", i)) end
-  if target == "pg5" then return q(string.format("{ messageByRowId(rowId: %d) { text score } }", i)) end
-  return q(string.format('{ get(type: Message, id: "m%06d") { ... on Message { text score } } }', i))
+  local i = math.random(1, messages)
+  if target == "pg4" then return q("query Get($id: Int!) { messageById(id: $id) { text score } }", string.format('{"id":%d}', i)) end
+  if target == "pg5" then return q("query Get($id: Int!) { messageByRowId(rowId: $id) { text score } }", string.format('{"id":%d}', i)) end
+  return q(GET_QUERY, string.format('{"id":"m%06d"}', i))
 end
 
 local function find_body()
   local a = math.random(1, 1000)
-  local after = a + 1000 * math.random(0, 49)
+  -- A cursor within the first half of the messages (it must name an object).
+  local after = a + 1000 * math.random(0, math.max(0, math.floor(messages / 2000) - 1))
   if target == "pg4" or target == "pg5" then
     local idf = (target == "pg4") and "id" or "rowId"
     return q(string.format(
-      "{ allMessages(first: 25, orderBy: PRIMARY_KEY_ASC, condition: {accountId: %d}, filter: {score: {greaterThan: 5}, %s: {greaterThan: %d}}) { nodes { text score } pageInfo { hasNextPage endCursor } } }",
-      a, idf, after))
+      "query Find($a: Int!, $after: Int!) { allMessages(first: 25, orderBy: PRIMARY_KEY_ASC, condition: {accountId: $a}, filter: {score: {greaterThan: 5}, %s: {greaterThan: $after}}) { nodes { text score } pageInfo { hasNextPage endCursor } } }",
+      idf), string.format('{"a":%d,"after":%d}', a, after))
   end
-  return q(string.format(
-    "{ find(type: Message, arcql: \"account.hypi.id = 'a%04d' AND score > 5\", first: 25, after: \"m%06d\") { edges { cursor node { ... on Message { text score } } } pageInfo { hasNextPage endCursor } } }",
-    a, after))
+  return q(FIND_QUERY, string.format('{"arcql":"account.hypi.id = \'a%04d\' AND score > 5","after":"m%06d"}', a, after))
 end
 
 local function count_body()
   local a = math.random(1, 1000)
   if target == "pg4" or target == "pg5" then
-    return q(string.format("{ allMessages(condition: {accountId: %d}) { totalCount aggregates { sum { score } } } }", a))
+    return q("query Count($a: Int!) { allMessages(condition: {accountId: $a}) { totalCount aggregates { sum { score } } } }",
+      string.format('{"a":%d}', a))
   end
-  return q(string.format("{ aggregate { message(where: \"account.hypi.id = 'a%04d'\") { score { count sum } } } }", a))
+  return q(COUNT_QUERY, string.format('{"where":"account.hypi.id = \'a%04d\'"}', a))
 end
 
 -- 25 objects: 12 updates of existing messages, 13 new messages.
-local function upsert_body()
-  local parts = {}
-  if target == "pg4" or target == "pg5" then
-    local upd = (target == "pg4") and "updateMessageById(input: {id: %d, messagePatch: {score: %d}})"
-                                  or "updateMessageByRowId(input: {rowId: %d, messagePatch: {score: %d}})"
-    for k = 1, 12 do
-      table.insert(parts, string.format("u%d: " .. upd .. " { clientMutationId }", k, math.random(1, 100000), math.random(0, 99)))
-    end
-    for k = 1, 13 do
-      table.insert(parts, string.format(
-        'c%d: createMessage(input: {message: {text: "new", score: %d, accountId: %d}}) { clientMutationId }',
-        k, math.random(0, 99), math.random(1, 1000)))
-    end
-    return q("mutation { " .. table.concat(parts, " ") .. " }")
-  end
+local pg_upsert_text = {}
+local function pg_upsert_query()
+  if pg_upsert_text[target] then return pg_upsert_text[target] end
+  local defs, parts = {}, {}
+  local upd = (target == "pg4") and "updateMessageById(input: {id: $i%d, messagePatch: {score: $s%d}})"
+                                or "updateMessageByRowId(input: {rowId: $i%d, messagePatch: {score: $s%d}})"
   for k = 1, 12 do
-    table.insert(parts, string.format('{hypi: {id: "m%06d"}, score: %d}', math.random(1, 100000), math.random(0, 99)))
+    table.insert(defs, string.format("$i%d: Int!, $s%d: Int!", k, k))
+    table.insert(parts, string.format("u%d: " .. upd .. " { clientMutationId }", k, k, k))
   end
   for k = 1, 13 do
-    table.insert(parts, string.format('{text: "new", score: %d, account: {hypi: {id: "a%04d"}}}', math.random(0, 99), math.random(1, 1000)))
+    table.insert(defs, string.format("$cs%d: Int!, $ca%d: Int!", k, k))
+    table.insert(parts, string.format(
+      'c%d: createMessage(input: {message: {text: "new", score: $cs%d, accountId: $ca%d}}) { clientMutationId }', k, k, k))
   end
-  return q("mutation { upsert(values: {Message: [" .. table.concat(parts, ", ") .. "]}) { id } }")
+  pg_upsert_text[target] = "mutation Upsert(" .. table.concat(defs, ", ") .. ") { " .. table.concat(parts, " ") .. " }"
+  return pg_upsert_text[target]
+end
+
+local function upsert_body()
+  local vars = {}
+  if target == "pg4" or target == "pg5" then
+    for k = 1, 12 do
+      table.insert(vars, string.format('"i%d":%d,"s%d":%d', k, math.random(1, messages), k, math.random(0, 99)))
+    end
+    for k = 1, 13 do
+      table.insert(vars, string.format('"cs%d":%d,"ca%d":%d', k, math.random(0, 99), k, math.random(1, 1000)))
+    end
+    return q(pg_upsert_query(), "{" .. table.concat(vars, ",") .. "}")
+  end
+  for k = 1, 12 do
+    table.insert(vars, string.format('{"hypi":{"id":"%s"},"score":%d}', message_id(), math.random(0, 99)))
+  end
+  for k = 1, 13 do
+    table.insert(vars, string.format('{"text":"new","score":%d,"account":{"hypi":{"id":"a%04d"}}}', math.random(0, 99), math.random(1, 1000)))
+  end
+  return q(UPSERT_QUERY, '{"values":{"Message":[' .. table.concat(vars, ",") .. ']}}')
+end
+
+local function urlencode(s)
+  return (s:gsub("[^%w%-_%.~]", function(c) return string.format("%%%02X", string.byte(c)) end))
+end
+
+-- get by id as an automatic persisted query over GET: only the hash and the variables travel.
+local function get_apq_path()
+  local vars = string.format('{"id":"m%06d"}', math.random(1, messages))
+  local ext = '{"persistedQuery":{"version":1,"sha256Hash":"' .. apq_hash .. '"}}'
+  return "/graphql?operationName=Get&variables=" .. urlencode(vars) .. "&extensions=" .. urlencode(ext)
 end
 
 function request()
+  if workload == "get-apq" then
+    return wrk.format("GET", get_apq_path(), {["Accept"] = "application/json"})
+  end
   local body
   if workload == "find" then body = find_body()
   elseif workload == "count" then body = count_body()

@@ -39,7 +39,7 @@ struct Record {
 /// The hashing slots and the failed-login records of one server.
 #[derive(Debug)]
 pub struct Guards {
-    /// The threads that compute hashes, one per slot, each with its memory allocated once.
+    /// The threads that compute hashes, one per slot, each with its memory allocated once (at its first hash).
     pub hasher: crate::auth::Hasher,
     slots: Arc<Semaphore>,
     records: Mutex<HashMap<(String, String), Record>>,

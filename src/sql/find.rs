@@ -100,6 +100,13 @@ impl FindRenderer<'_> {
             f.cond(&mut wh, &mut scope, c);
         }
         for seek in &s.seeks {
+            if seek.negate && s.filter.sort.is_empty() {
+                // By id alone (never NULL), "at or before the cursor" is a range an index on
+                // the filter's columns and the id can seek, where a negated expression is a
+                // walk over every row of the filter before the cursor.
+                wh.push(&format!(" AND t0.{COL_ID} {} ", if seek.backward { ">=" } else { "<=" })).bind(seek.id);
+                continue;
+            }
             wh.push(if seek.negate { " AND NOT COALESCE(" } else { " AND (" });
             f.seek(&mut wh, &mut scope, &s.filter.sort, seek.values, seek.id, seek.backward);
             wh.push(if seek.negate { ", FALSE)" } else { ")" });
