@@ -130,9 +130,10 @@ p("Found by `bench/scale.sh`: the `hasPreviousPage` probe of a cursor page asked
   "cursor)`, which no index can seek, so it walked every row of the filter before the cursor (find p99 grew "
   "10x from 10k to 1M messages); with the default order it now asks `id <= cursor`, a range of the same index.")
 p("")
-p("Not yet done: `find` with a cursor still runs three statements (the cursor row, the page, the "
-  "`hasPreviousPage` probe), raw-sqlx runs one; a root field's plan and SQL are still built per request (only "
-  "the parse, guard and validation are cached). Goals that are not met are reported as such; no figure here is "
-  "tuned by hand.")
+p("`find` one page beyond a cursor in the default order is one statement now (the cursor's existence and the "
+  "far side's `hasPreviousPage` are `EXISTS` columns of its first row), as raw-sqlx runs it; with a `SORT` it "
+  "still reads the cursor row first. Not yet done: a root field's plan and SQL are still built per request "
+  "(only the parse, guard and validation are cached), and documents are decoded and encoded again rather than "
+  "streamed into the response. Goals that are not met are reported as such; no figure here is tuned by hand.")
 p("")
 print("\n".join(out))

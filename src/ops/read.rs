@@ -1,10 +1,11 @@
 //! `get` and `find`: reads of objects as JSON documents shaped by a read plan.
 //!
 //! `get` is one statement. `find` is keyset paging over a filter with the exact page info of
-//! contract §3; its statements: one for the page; one per cursor (`after`/`before`) to read
-//! the cursor row's sort keys (an unknown cursor is an error, so it must be looked up); one to
-//! decide the opposite-direction `has...Page` when a cursor is given; one per offsets list,
-//! only when asked for.
+//! contract §3. The first page beyond one cursor in the default order (by id), the way clients
+//! page, is one statement (`FindRenderer::page_beyond_cursor`). Otherwise its statements: one
+//! for the page; one per cursor (`after`/`before`) to read the cursor row's sort keys (an
+//! unknown cursor is an error, so it must be looked up); one to decide the opposite-direction
+//! `has...Page` when a cursor is given; one per offsets list, only when asked for.
 
 use serde_json::Value as Json;
 
@@ -287,6 +288,23 @@ pub async fn find(engine: &Engine, caller: &Caller, args: &FindArgs) -> ApiResul
             Ok::<_, ApiError>(Cursor { values: row, id })
         }
     };
+    // One cursor, the order by id alone, the first page beyond it: one statement.
+    if filter.sort.is_empty()
+        && page == 1
+        && !past_end
+        && size > 0
+        && !args.want_next_offsets
+        && !args.want_previous_offsets
+    {
+        let one = match (after, before) {
+            (Some(c), None) => Some((c, false)),
+            (None, Some(c)) => Some((c, true)),
+            _ => None,
+        };
+        if let Some((cursor, before_side)) = one {
+            return find_beyond_cursor(engine, caller, args, filter, cursor, before_side, size, backward).await;
+        }
+    }
     let after_c = match after {
         Some(id) => Some(lookup(id).await?),
         None => None,
@@ -394,6 +412,92 @@ pub async fn find(engine: &Engine, caller: &Caller, args: &FindArgs) -> ApiResul
             page_limit: size,
             next_offsets,
             previous_offsets,
+        },
+    })
+}
+
+/// [`find`]'s page beyond one cursor (`after`, or `before` with `before_side`) when the order is
+/// by id alone, in one statement ([`FindRenderer::page_beyond_cursor`]): the cursor's existence,
+/// the page, and whether anything lies on the cursor's far side (the page info on that side).
+#[allow(clippy::too_many_arguments)]
+async fn find_beyond_cursor(
+    engine: &Engine,
+    caller: &Caller,
+    args: &FindArgs,
+    filter: &FilterPlan,
+    cursor: &str,
+    before_side: bool,
+    size: u64,
+    backward: bool,
+) -> ApiResult<Connection> {
+    let type_idx = args.type_idx;
+    let instance = caller.instance.as_str();
+    let trashed = if args.include_trashed { Trashed::Include } else { Trashed::Hide };
+    let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
+    let at = |negate| vec![Seek { values: &[], id: cursor, backward: before_side, negate }];
+    let page = Select {
+        type_idx,
+        filter,
+        instance,
+        trashed,
+        seeks: at(false),
+        reverse: backward,
+        limit: Some(size + 1),
+        offset: 0,
+    };
+    let probe =
+        Select { type_idx, filter, instance, trashed, seeks: at(true), reverse: false, limit: Some(1), offset: 0 };
+    let sql = r.page_beyond_cursor(
+        &page,
+        &args.selection,
+        r.cursor(type_idx, filter, instance, cursor, args.include_trashed),
+        &probe,
+    );
+    let mut rows = engine.store.fetch_rows_within(&sql, engine.limits.response_bytes).await?.into_iter();
+    let truthy = |v: Option<&SqlValue>| {
+        matches!(v, Some(SqlValue::Bool(true))) || v.and_then(SqlValue::as_i64).is_some_and(|n| n != 0)
+    };
+    let Some(meta) = rows.next() else { return Err(ApiError::internal("a cursor page without its first row")) };
+    if !truthy(meta.get(3)) {
+        let type_name = &engine.model.types[type_idx].name;
+        return Err(ApiError::not_found(format!("cursor '{cursor}' names no {type_name} object")));
+    }
+    let beyond = truthy(meta.get(4));
+    let mut docs: Vec<Vec<SqlValue>> = rows.collect();
+    let more = docs.len() as u64 > size;
+    docs.truncate(size as usize);
+    if backward {
+        docs.reverse();
+    }
+    let reader = reader(engine, caller);
+    let mut edges = Vec::with_capacity(docs.len());
+    for row in docs {
+        let mut it = row.into_iter().skip(1);
+        let (Some(SqlValue::Text(doc)), Some(SqlValue::Text(id))) = (it.next(), it.next()) else {
+            return Err(ApiError::internal("find row without document and id"));
+        };
+        edges.push(Edge { node: reader.decode(&args.selection, &doc)?, cursor: id });
+    }
+    // As the general path decides them for page 1: the far side of an `after` cursor is the
+    // previous page, of a `before` cursor the next; the extra row is more in the walk's direction.
+    let (has_previous, has_next) = match (backward, before_side) {
+        (false, false) => (beyond, more),
+        (false, true) => (false, more || beyond),
+        (true, false) => (more || beyond, false),
+        (true, true) => (more, beyond),
+    };
+    let start = edges.first().map_or_else(|| FIRST.to_string(), |e| e.cursor.clone());
+    let end = edges.last().map_or_else(|| LAST.to_string(), |e| e.cursor.clone());
+    Ok(Connection {
+        edges,
+        page_info: PageInfo {
+            has_previous_page: has_previous,
+            has_next_page: has_next,
+            start_cursor: start,
+            end_cursor: end,
+            page_limit: size,
+            next_offsets: None,
+            previous_offsets: None,
         },
     })
 }

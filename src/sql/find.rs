@@ -134,6 +134,28 @@ impl FindRenderer<'_> {
         sql
     }
 
+    /// A page beyond one cursor in one statement, for the order by id alone (where the cursor's
+    /// position is its id, so the page needs nothing read from the cursor row): first the row
+    /// `(0, NULL, NULL, <the cursor row exists>, <probe finds a row>)`, then the page's rows
+    /// `(1, document, id, NULL, NULL)` in the page's order. `cursor` is [`Self::cursor`]'s
+    /// statement; `probe` selects the rows on the cursor's far side (a negated seek).
+    pub fn page_beyond_cursor(
+        &self,
+        page: &Select<'_>,
+        selection: &ObjectSelection,
+        cursor: Sql,
+        probe: &Select<'_>,
+    ) -> Sql {
+        let mut sql = Sql::new(self.dialect);
+        sql.push("SELECT 0, NULL, NULL, EXISTS (").append(cursor).push("), EXISTS (");
+        sql.append(self.select(probe, Output::Exists));
+        sql.push(") UNION ALL SELECT 1, p.*, NULL, NULL FROM (");
+        sql.append(self.select(page, Output::Documents(selection)));
+        // The outer order keeps the page's (a subquery's order is not the union's).
+        sql.push(if page.reverse { ") p ORDER BY 1, 3 DESC" } else { ") p ORDER BY 1, 3" });
+        sql
+    }
+
     /// The sort-key values and id of the cursor row `id`, if it exists and is visible.
     pub fn cursor(&self, type_idx: usize, filter: &FilterPlan, instance: &str, id: &str, include_trashed: bool) -> Sql {
         let ty = &self.model.types[type_idx];
