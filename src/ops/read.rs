@@ -371,20 +371,7 @@ pub async fn find(engine: &Engine, caller: &Caller, args: &FindArgs) -> ApiResul
         (prev, more || beyond(&before_c, true).await?)
     };
 
-    let reader = reader(engine, caller);
-    let mut edges = Vec::with_capacity(rows.len());
-    for row in rows {
-        let mut it = row.into_iter();
-        let (Some(SqlValue::Text(doc)), Some(SqlValue::Text(id))) = (it.next(), it.next()) else {
-            return Err(ApiError::internal("find row without document and id"));
-        };
-        edges.push(Edge { node: reader.decode(&args.selection, &doc)?, cursor: id });
-    }
-    // Relay's rule: the cursors of the first and last edges (Apollo's and Relay's caches copy
-    // them onto edges). An empty page has no edge: the sentinels, which page on to empty
-    // pages.
-    let start = edges.first().map_or_else(|| FIRST.to_string(), |e| e.cursor.clone());
-    let end = edges.last().map_or_else(|| LAST.to_string(), |e| e.cursor.clone());
+    let edges = edges_of(engine, caller, &args.selection, rows, 0)?;
     let offsets_ctx = Offsets { engine, r: &r, instance, type_idx, filter, trashed, size };
     let next_offsets = if args.want_next_offsets {
         Some(match (has_next, edges.last()) {
@@ -402,7 +389,43 @@ pub async fn find(engine: &Engine, caller: &Caller, args: &FindArgs) -> ApiResul
     } else {
         None
     };
-    Ok(Connection {
+    Ok(connection(edges, has_previous, has_next, size, next_offsets, previous_offsets))
+}
+
+/// The edges of a page's rows: `(document, id)` from column `skip` on.
+fn edges_of(
+    engine: &Engine,
+    caller: &Caller,
+    selection: &ObjectSelection,
+    rows: Vec<Vec<SqlValue>>,
+    skip: usize,
+) -> ApiResult<Vec<Edge>> {
+    let reader = reader(engine, caller);
+    let mut edges = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut it = row.into_iter().skip(skip);
+        let (Some(SqlValue::Text(doc)), Some(SqlValue::Text(id))) = (it.next(), it.next()) else {
+            return Err(ApiError::internal("find row without document and id"));
+        };
+        edges.push(Edge { node: reader.decode(selection, &doc)?, cursor: id });
+    }
+    Ok(edges)
+}
+
+/// A page and its page info. Relay's rule for the cursors: those of the first and last edges
+/// (Apollo's and Relay's caches copy them onto edges). An empty page has no edge: the
+/// sentinels, which page on to empty pages.
+fn connection(
+    edges: Vec<Edge>,
+    has_previous: bool,
+    has_next: bool,
+    size: u64,
+    next_offsets: Option<Vec<String>>,
+    previous_offsets: Option<Vec<String>>,
+) -> Connection {
+    let start = edges.first().map_or_else(|| FIRST.to_string(), |e| e.cursor.clone());
+    let end = edges.last().map_or_else(|| LAST.to_string(), |e| e.cursor.clone());
+    Connection {
         edges,
         page_info: PageInfo {
             has_previous_page: has_previous,
@@ -413,7 +436,7 @@ pub async fn find(engine: &Engine, caller: &Caller, args: &FindArgs) -> ApiResul
             next_offsets,
             previous_offsets,
         },
-    })
+    }
 }
 
 /// [`find`]'s page beyond one cursor (`after`, or `before` with `before_side`) when the order is
@@ -469,15 +492,7 @@ async fn find_beyond_cursor(
     if backward {
         docs.reverse();
     }
-    let reader = reader(engine, caller);
-    let mut edges = Vec::with_capacity(docs.len());
-    for row in docs {
-        let mut it = row.into_iter().skip(1);
-        let (Some(SqlValue::Text(doc)), Some(SqlValue::Text(id))) = (it.next(), it.next()) else {
-            return Err(ApiError::internal("find row without document and id"));
-        };
-        edges.push(Edge { node: reader.decode(&args.selection, &doc)?, cursor: id });
-    }
+    let edges = edges_of(engine, caller, &args.selection, docs, 1)?;
     // As the general path decides them for page 1: the far side of an `after` cursor is the
     // previous page, of a `before` cursor the next; the extra row is more in the walk's direction.
     let (has_previous, has_next) = match (backward, before_side) {
@@ -486,20 +501,7 @@ async fn find_beyond_cursor(
         (true, false) => (more || beyond, false),
         (true, true) => (more, beyond),
     };
-    let start = edges.first().map_or_else(|| FIRST.to_string(), |e| e.cursor.clone());
-    let end = edges.last().map_or_else(|| LAST.to_string(), |e| e.cursor.clone());
-    Ok(Connection {
-        edges,
-        page_info: PageInfo {
-            has_previous_page: has_previous,
-            has_next_page: has_next,
-            start_cursor: start,
-            end_cursor: end,
-            page_limit: size,
-            next_offsets: None,
-            previous_offsets: None,
-        },
-    })
+    Ok(connection(edges, has_previous, has_next, size, None, None))
 }
 
 fn seek(c: &Option<Cursor>, backward: bool, negate: bool) -> Vec<Seek<'_>> {
