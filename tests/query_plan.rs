@@ -150,6 +150,12 @@ async fn statistics_follow_a_bulk_load_without_a_restart() {
         assert!(std::time::Instant::now() < deadline, "still not the index after the load: {plans:?}\n{}", sql.text);
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // The far side of a cursor (`hasPreviousPage`) is a range of the same index, not a walk
+    // over every row of the member before the cursor.
+    let probe =
+        Select { seeks: vec![Seek { values: &[], id: "m", backward: false, negate: true }], limit: Some(1), ..select };
+    let plans = t.app.store.query_plans(&r.select(&probe, Output::Exists)).await.unwrap();
+    assert!(plans.iter().all(|p| p.contains("account=? AND hypi_id<")), "{plans:?}");
     let data = t
         .ok(
             "{ find(type: Message, arcql: \"account.hypi.id = 'a0007' AND score > 5\", first: 25) { edges { cursor } } }",

@@ -15,7 +15,8 @@
 //! Refusing verdicts are cached too: a client repeating a broken document gets the same error
 //! without the parser and validator running again.
 //!
-//! Bounded by entries and by (estimated) bytes, least recently used evicted first; entries of
+//! Bounded by entries and by (estimated) bytes, least recently used evicted first
+//! ([`super::bounded`]); entries of
 //! releases no instance runs any more are dropped when the registry changes
 //! ([`OperationCache::retain_releases`]). A key is a 64-bit SipHash (random key per process)
 //! of the release, name and text; an entry also keeps its text and name and is used only when
@@ -24,13 +25,11 @@
 //! and takes microseconds).
 
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
-use hashlink::LruCache;
-use serde::Serialize;
 
+use super::bounded::Bounded;
 use super::exec::Refused;
 
 /// The bytes an entry is charged: its text and name, plus an estimate of the parsed document
@@ -79,56 +78,23 @@ impl Compiled {
     }
 }
 
-/// Sizes and counts, as `GET /admin/caches` shows them.
-#[derive(Debug, Clone, Serialize)]
-pub struct Figures {
-    pub enabled: bool,
-    pub entries: usize,
-    pub bytes: usize,
-    pub max_entries: usize,
-    pub max_bytes: usize,
-    pub hits: u64,
-    pub misses: u64,
-    pub evictions: u64,
-}
-
-struct Inner {
-    map: LruCache<u64, (Arc<Compiled>, usize)>,
-    bytes: usize,
-}
+pub use super::bounded::Figures;
 
 /// Compiled operations of every release this node serves (one cache per node).
 pub struct OperationCache {
-    max_entries: usize,
-    max_bytes: usize,
     keys: std::collections::hash_map::RandomState,
-    inner: Mutex<Inner>,
-    hits: AtomicU64,
-    misses: AtomicU64,
-    evictions: AtomicU64,
+    entries: Bounded<u64, Arc<Compiled>>,
 }
 
 impl OperationCache {
     /// At most `max_entries` operations and `max_bytes` (estimated); either 0: nothing is kept
     /// (every request compiles its text).
     pub fn new(max_entries: usize, max_bytes: usize) -> OperationCache {
-        OperationCache {
-            max_entries,
-            max_bytes,
-            keys: Default::default(),
-            inner: Mutex::new(Inner { map: LruCache::new_unbounded(), bytes: 0 }),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            evictions: AtomicU64::new(0),
-        }
+        OperationCache { keys: Default::default(), entries: Bounded::new(max_entries, max_bytes) }
     }
 
     pub fn enabled(&self) -> bool {
-        self.max_entries > 0 && self.max_bytes > 0
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries.enabled()
     }
 
     fn key(&self, release: u64, text: &str, name: Option<&str>) -> u64 {
@@ -145,62 +111,24 @@ impl OperationCache {
         if !self.enabled() {
             return None;
         }
-        let key = self.key(release, text, name);
-        let found = self.lock().map.get(&key).filter(|(c, _)| c.is(release, text, name)).map(|(c, _)| c.clone());
-        match &found {
-            Some(_) => self.hits.fetch_add(1, Ordering::Relaxed),
-            None => self.misses.fetch_add(1, Ordering::Relaxed),
-        };
-        found
+        self.entries.get(&self.key(release, text, name), |c| c.is(release, text, name))
     }
 
     /// Keep `compiled`, evicting the least recently used entries past the bounds. An entry
     /// larger than the whole byte budget is not kept.
     pub(crate) fn put(&self, compiled: Arc<Compiled>) {
-        if !self.enabled() {
-            return;
-        }
-        let size = cost(&compiled.text, compiled.operation_name.as_deref());
-        if size > self.max_bytes {
-            return;
-        }
         let key = self.key(compiled.release, &compiled.text, compiled.operation_name.as_deref());
-        let mut inner = self.lock();
-        if let Some((_, old)) = inner.map.insert(key, (compiled, size)) {
-            inner.bytes -= old;
-        }
-        inner.bytes += size;
-        while inner.map.len() > self.max_entries || inner.bytes > self.max_bytes {
-            let Some((_, (_, s))) = inner.map.remove_lru() else { break };
-            inner.bytes -= s;
-            self.evictions.fetch_add(1, Ordering::Relaxed);
-        }
+        let size = cost(&compiled.text, compiled.operation_name.as_deref());
+        self.entries.put(key, compiled, size);
     }
 
     /// Drop the entries of every release not in `live` (releases no instance runs any more).
     pub fn retain_releases(&self, live: &std::collections::HashSet<u64>) {
-        let mut inner = self.lock();
-        let gone: Vec<u64> =
-            inner.map.iter().filter(|(_, (c, _))| !live.contains(&c.release)).map(|(k, _)| *k).collect();
-        for k in gone {
-            if let Some((_, s)) = inner.map.remove(&k) {
-                inner.bytes -= s;
-            }
-        }
+        self.entries.retain(|c| live.contains(&c.release));
     }
 
     pub fn figures(&self) -> Figures {
-        let inner = self.lock();
-        Figures {
-            enabled: self.enabled(),
-            entries: inner.map.len(),
-            bytes: inner.bytes,
-            max_entries: self.max_entries,
-            max_bytes: self.max_bytes,
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            evictions: self.evictions.load(Ordering::Relaxed),
-        }
+        self.entries.figures()
     }
 }
 

@@ -15,14 +15,12 @@
 //! so nodes need not share them. The text then goes through the operation cache like any other
 //! ([`super::compiled`]): a persisted query costs one more lookup, no parse.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use hashlink::LruCache;
-use serde::Serialize;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
+use super::bounded::Bounded;
 use crate::error::{ApiError, ErrorCode};
 
 /// The bytes an entry is charged: its text, its key and the entry.
@@ -32,23 +30,10 @@ fn cost(text: &str) -> usize {
 
 /// Texts by the SHA-256 of each (hex, lower case).
 pub struct PersistedQueries {
-    max_entries: usize,
-    max_bytes: usize,
-    inner: Mutex<(LruCache<String, Arc<str>>, usize)>,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    texts: Bounded<String, Arc<str>>,
 }
 
-/// Sizes and counts, as `GET /admin/caches` shows them.
-#[derive(Debug, Clone, Serialize)]
-pub struct Figures {
-    pub entries: usize,
-    pub bytes: usize,
-    pub max_entries: usize,
-    pub max_bytes: usize,
-    pub hits: u64,
-    pub misses: u64,
-}
+pub use super::bounded::Figures;
 
 /// What a request said about persisting its query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,17 +89,7 @@ impl PersistedQueries {
     /// At most `max_entries` texts and `max_bytes`; either 0: none kept (every hash-only
     /// request is answered PersistedQueryNotFound and clients send their texts).
     pub fn new(max_entries: usize, max_bytes: usize) -> PersistedQueries {
-        PersistedQueries {
-            max_entries,
-            max_bytes,
-            inner: Mutex::new((LruCache::new_unbounded(), 0)),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, (LruCache<String, Arc<str>>, usize)> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        PersistedQueries { texts: Bounded::new(max_entries, max_bytes) }
     }
 
     /// The query text of a request: its own (checked against the hash and kept), or the one
@@ -127,53 +102,18 @@ impl PersistedQueries {
                         "'extensions.persistedQuery.sha256Hash' is not the SHA-256 of the query text",
                     ));
                 }
-                self.put(&persisted.hash, &text);
+                self.texts.put(persisted.hash.clone(), Arc::from(text.as_str()), cost(&text));
                 Ok(text)
             }
-            None => {
-                let found = self.lock().0.get(&persisted.hash).cloned();
-                match found {
-                    Some(t) => {
-                        self.hits.fetch_add(1, Ordering::Relaxed);
-                        Ok(t.to_string())
-                    }
-                    None => {
-                        self.misses.fetch_add(1, Ordering::Relaxed);
-                        Err(not_found())
-                    }
-                }
-            }
-        }
-    }
-
-    fn put(&self, hash: &str, text: &str) {
-        let size = cost(text);
-        if self.max_entries == 0 || size > self.max_bytes {
-            return;
-        }
-        let mut inner = self.lock();
-        if inner.0.contains_key(hash) {
-            inner.0.get(hash);
-            return;
-        }
-        inner.0.insert(hash.to_string(), Arc::from(text));
-        inner.1 += size;
-        while inner.0.len() > self.max_entries || inner.1 > self.max_bytes {
-            let Some((_, t)) = inner.0.remove_lru() else { break };
-            inner.1 -= cost(&t);
+            None => match self.texts.get(&persisted.hash, |_| true) {
+                Some(t) => Ok(t.to_string()),
+                None => Err(not_found()),
+            },
         }
     }
 
     pub fn figures(&self) -> Figures {
-        let inner = self.lock();
-        Figures {
-            entries: inner.0.len(),
-            bytes: inner.1,
-            max_entries: self.max_entries,
-            max_bytes: self.max_bytes,
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-        }
+        self.texts.figures()
     }
 }
 
