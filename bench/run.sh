@@ -90,6 +90,9 @@ measure() { # name target workload port
   echo "{\"server\": \"$name\", \"workload\": \"$workload\", \"result\": $out}" >> "$RESULTS"
   log "$name $workload: $out"
 }
+settle() { # database URL: after the upsert workload, so autovacuum of its rows lands in no later measurement
+  psql -q "$1" -c "VACUUM (ANALYZE)" -c "CHECKPOINT" >/dev/null
+}
 server_done() { # name pid
   echo "{\"server\": \"$1\", \"rss_kb\": $(rss_kb "$2")}" >> "$RESULTS"
   kill "$2" 2>/dev/null || true; wait "$2" 2>/dev/null || true
@@ -101,7 +104,9 @@ for db in sqlite postgres; do
   log "arcbase on $db"
   RUST_LOG=warn taskset -c 0 "$ARCBASE" serve --schema bench/schema.graphql --database "$URL" --listen 127.0.0.1:5001 >/dev/null 2>&1 &
   P=$!; PIDS+=($P); wait_port 5001
-  for w in get find upsert count; do measure "arcbase-$db" arcbase $w 5001; done
+  for w in get find upsert; do measure "arcbase-$db" arcbase $w 5001; done
+  if [ $db = postgres ]; then settle "$URL"; fi
+  measure "arcbase-$db" arcbase count 5001
   persist_get 5001
   measure "arcbase-$db" arcbase get-apq 5001
   server_done "arcbase-$db" $P
@@ -122,13 +127,17 @@ log "PostGraphile v4"
 (cd "$CACHE/pg4" && exec taskset -c 0 node node_modules/postgraphile/cli.js -c "$PG/graphile" --schema public --host 127.0.0.1 --port 5004 \
   --append-plugins postgraphile-plugin-connection-filter,@graphile/pg-aggregates --disable-query-log >/dev/null 2>&1) &
 P=$!; PIDS+=($P); wait_port 5004
-for w in get find upsert count; do measure postgraphile-v4 pg4 $w 5004; done
+for w in get find upsert; do measure postgraphile-v4 pg4 $w 5004; done
+settle "$PG/graphile"
+measure postgraphile-v4 pg4 count 5004
 server_done postgraphile-v4 $P
 
 log "PostGraphile v5"
 (cd "$CACHE/pg5" && DATABASE_URL="$PG/graphile" PORT=5005 exec taskset -c 0 "$N22" node_modules/postgraphile/dist/cli-run.js -C graphile.config.mjs >/dev/null 2>&1) &
 P=$!; PIDS+=($P); wait_port 5005
-for w in get find upsert count; do measure postgraphile-v5 pg5 $w 5005; done
+for w in get find upsert; do measure postgraphile-v5 pg5 $w 5005; done
+settle "$PG/graphile"
+measure postgraphile-v5 pg5 count 5005
 server_done postgraphile-v5 $P
 
 # ---- physical limits -----------------------------------------------------------------------
@@ -154,9 +163,9 @@ VERSIONS=$(printf 'arcbase %s; %s; %s; PostGraphile v4 %s, v5 %s; Node %s and %s
   "$(node -p "require('$CACHE/pg5/node_modules/postgraphile/package.json').version")" \
   "$(node --version)" "$($N22 --version)" "$(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)")
 MACHINE=$(printf '%s, %s cores, %s RAM' "$(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')" "$(nproc)" "$(free -h | awk '/Mem:/ {print $2}')")
-# The report replaces the file, keeping the sections bench/hyper.sh, bench/realtime.sh, bench/object_cache.sh and bench/scale.sh write
+# The report replaces the file, keeping the sections bench/hyper.sh, bench/realtime.sh, bench/object_cache.sh, bench/scale.sh and bench/mmap.sh write
 # (between their markers).
-KEEP=$(python3 -c 'import re,os; t=open("docs/benchmarks.md").read() if os.path.exists("docs/benchmarks.md") else ""; print("\n\n".join(m.group(0) for m in re.finditer(r"<!-- (hyper|realtime|object-cache|scale)-bench:start -->.*?<!-- (hyper|realtime|object-cache|scale)-bench:end -->", t, re.S)))')
+KEEP=$(python3 -c 'import re,os; t=open("docs/benchmarks.md").read() if os.path.exists("docs/benchmarks.md") else ""; print("\n\n".join(m.group(0) for m in re.finditer(r"<!-- (hyper|realtime|object-cache|scale|mmap)-bench:start -->.*?<!-- (hyper|realtime|object-cache|scale|mmap)-bench:end -->", t, re.S)))')
 python3 bench/report.py "$RESULTS" "$SECS" "$CONNS" "$VERSIONS" "$MACHINE" "bench/run.sh ${1:-}" > docs/benchmarks.md
 if [ -n "$KEEP" ]; then printf '\n%s\n' "$KEEP" >> docs/benchmarks.md; fi
 log "wrote docs/benchmarks.md"

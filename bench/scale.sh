@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The data-scale curve: get by id, find 25 (filter + cursor) and count + sum for one member on
-# arcbase over SQLite holding 10,000, 100,000 and 1,000,000 messages (1,000 members), the server
-# on CPU 0 and wrk on CPU 1 (16 connections, every response checked), the same texts with
+# arcbase over SQLite and over PostgreSQL (started here, on CPU 0 with the server) holding
+# 10,000, 100,000 and 1,000,000 messages (1,000 members), the server on CPU 0 and wrk on CPU 1 (16 connections, every response checked), the same texts with
 # variables as bench/run.sh. get and find should stay flat (index and key lookups); count + sum
 # for one member grows with that member's messages (10 to 1,000). Writes the section between
 # <!-- scale-bench:start --> and <!-- scale-bench:end --> of docs/benchmarks.md.
@@ -14,16 +14,35 @@ SECS=10
 if [ "${1:-}" = "--quick" ]; then SECS=3; fi
 WORK=$(mktemp -d /tmp/arcbase-scale-bench.XXXXXX)
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$WORK"; }
+PGPORT=${PGPORT:-5433}
+AS_PG=()
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null
+  if [ -f "$WORK/pg/postmaster.pid" ]; then "${AS_PG[@]}" pg_ctl -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true; fi
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 log() { printf '== %s\n' "$*" >&2; }
 command -v wrk >/dev/null || { log "installing wrk"; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && PATH="$d:$PATH"; done
 log "building arcbase (release)"
 cargo build --release --quiet --bin arcbase --example bench
+log "starting PostgreSQL on CPU 0"
+mkdir -p "$WORK/pg"
+if [ "$(id -u)" = 0 ]; then chown postgres "$WORK" "$WORK/pg"; AS_PG=(runuser -u postgres --); fi
+"${AS_PG[@]}" initdb -D "$WORK/pg" -U postgres -A trust -E UTF8 --locale=C >/dev/null
+"${AS_PG[@]}" taskset -c 0 pg_ctl -D "$WORK/pg" -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c shared_buffers=256MB" -l "$WORK/pg/log" -w start >/dev/null
+PG=postgres://postgres@127.0.0.1:$PGPORT
 RESULTS=$WORK/results.jsonl
 for N in 10000 100000 1000000; do
-  DB="sqlite://$WORK/scale-$N.db"
-  log "loading $N messages"
+for BACKEND in sqlite postgres; do
+  if [ "$BACKEND" = sqlite ]; then
+    DB="sqlite://$WORK/scale-$N.db"
+  else
+    psql -q "$PG/postgres" -c "drop database if exists scale" -c "create database scale"
+    DB="$PG/scale"
+  fi
+  log "loading $N messages ($BACKEND)"
   target/release/examples/bench load "$DB" "$N" >&2
   RUST_LOG=warn taskset -c 0 target/release/arcbase serve --schema bench/schema.graphql --database "$DB" \
     --listen 127.0.0.1:5321 > "$WORK/out" 2> "$WORK/err" &
@@ -32,36 +51,47 @@ for N in 10000 100000 1000000; do
   for w in get find count; do
     taskset -c 1 wrk -t1 -c16 -d1s -s bench/wrk/workload.lua http://127.0.0.1:5321 -- "$w" arcbase "$N" > /dev/null
     out=$(taskset -c 1 wrk -t1 -c16 -d${SECS}s --latency -s bench/wrk/workload.lua http://127.0.0.1:5321 -- "$w" arcbase "$N" | grep '^{"rps"')
-    echo "{\"n\": $N, \"workload\": \"$w\", \"r\": $out}" >> "$RESULTS"
-    log "$N $w: $out"
+    echo "{\"n\": $N, \"backend\": \"$BACKEND\", \"workload\": \"$w\", \"r\": $out}" >> "$RESULTS"
+    log "$N $BACKEND $w: $out"
   done
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
   rm -rf "$WORK"/scale-"$N".db*
+done
 done
 python3 - "$RESULTS" "$(git describe --always --dirty)" "$SECS" "$*" <<'PY' | python3 bench/section.py scale
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 rev, secs, args = sys.argv[2], sys.argv[3], sys.argv[4]
 cmd = ("bench/scale.sh " + args).strip()
-by = {(r["n"], r["workload"]): r["r"] for r in rows}
+by = {(r["backend"], r["n"], r["workload"]): r["r"] for r in rows}
 sizes = sorted({r["n"] for r in rows})
 out = ["## Data scale: 10k, 100k and 1M objects", "",
-       f"`{cmd}` at {rev}: arcbase on SQLite (CPU 0), wrk on CPU 1 (1 thread, 16 connections, {secs} s, every response checked); 1,000 members and N messages loaded by `bench load URL N` (statistics analyzed after the load).", "",
-       "| messages | workload | req/s | p50 ms | p99 ms | errors |", "|---:|---|---:|---:|---:|---:|"]
-for n in sizes:
-    for w in ("get", "find", "count"):
-        r = by.get((n, w))
-        if r:
-            out.append(f"| {n:,} | {w} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors'] + r['socket_errors']} |")
+       f"`{cmd}` at {rev}: arcbase on SQLite and on PostgreSQL (server and PostgreSQL on CPU 0), wrk on CPU 1 (1 thread, 16 connections, {secs} s, every response checked); 1,000 members and N messages loaded by `bench load URL N` (statistics analyzed after the load).", "",
+       "| backend | messages | workload | req/s | p50 ms | p99 ms | errors |", "|---|---:|---|---:|---:|---:|---:|"]
+for b in ("sqlite", "postgres"):
+    for n in sizes:
+        for w in ("get", "find", "count"):
+            r = by.get((b, n, w))
+            if r:
+                out.append(f"| {b} | {n:,} | {w} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors'] + r['socket_errors']} |")
 out.append("")
 lo, hi = sizes[0], sizes[-1]
-for w, goal in (("get", 1.5), ("find", 1.5)):
-    a, b = by.get((lo, w)), by.get((hi, w))
-    if a and b:
-        ratio = b["p99_ms"] / a["p99_ms"]
-        out.append(f"- {w} p99 at {hi:,} / at {lo:,}: {ratio:.2f} (goal <= {goal}: {'met' if ratio <= goal else 'not met'}).")
-a, b = by.get((lo, "count")), by.get((hi, "count"))
-if a and b:
-    out.append(f"- count + sum p50 at {hi:,} / at {lo:,}: {b['p50_ms'] / a['p50_ms']:.1f} (each member has {hi // 1000:,} messages against {lo // 1000:,}: linear in them).")
+for b in ("sqlite", "postgres"):
+    for w, goal in (("get", 1.5), ("find", 1.5)):
+        x, y = by.get((b, lo, w)), by.get((b, hi, w))
+        if x and y:
+            ratio = y["p99_ms"] / x["p99_ms"]
+            out.append(f"- {b} {w} p99 at {hi:,} / at {lo:,}: {ratio:.2f} (goal <= {goal}: {'met' if ratio <= goal else 'not met'}).")
+    x, y = by.get((b, lo, "count")), by.get((b, hi, "count"))
+    if x and y:
+        out.append(f"- {b} count + sum p50 at {hi:,} / at {lo:,}: {y['p50_ms'] / x['p50_ms']:.1f} (each member has {hi // 1000:,} messages against {lo // 1000:,}: linear in them).")
+out.append("")
+out.append("Why SQLite's find grows (a profile, not this run's figures): `perf record` on "
+           "`bench router sqlite://DB 16 4 find 1000000` puts 48 % of the samples in the kernel copying pages "
+           "(`pread`): the 25 messages of a page sit on 25 different pages of a 170 MB table, which neither "
+           "SQLite's 2 MB page cache per connection nor a memory map keeps close (with "
+           "`ARCBASE_LIMIT_SQLITE_MMAP_BYTES=1073741824` the same wrk find at 1M went from 1,535 to 2,026 req/s "
+           "and p99 26 to 19 ms, RSS 28 to 340 MB). The plan stays an index range at every size "
+           "(`tests/query_plan.rs`); only a layout that keeps a member's messages together would make it flat.")
 print("\n".join(out))
 PY

@@ -9,8 +9,12 @@
 //!   statement). Prints one JSON line with rps, p50 and p99.
 //! - `graphql DATABASE_URL CONNECTIONS SECONDS`: `get by id` through the GraphQL layer in
 //!   process (no HTTP).
-//! - `router DATABASE_URL CONNECTIONS SECONDS literal|variables`: `get by id` through the whole
-//!   HTTP handler in process (no socket), with the id in the text or in the variables.
+//! - `router DATABASE_URL CONNECTIONS SECONDS literal|variables|find|count [MESSAGES]`: `get by id`
+//!   through the whole HTTP handler in process (no socket), with the id in the text or in the
+//!   variables; `find` / `count`: the `find 25 + cursor` / `count + sum` workloads of
+//!   `bench/wrk/workload.lua` instead (MESSAGES: how many the database holds, 100,000 unless
+//!   given).
+//! - `sql sqlite|postgres WORKLOAD`: print the statement `raw` runs for WORKLOAD and its binds.
 //! - `static ADDR`: an axum server answering every POST with a fixed GraphQL response: the
 //!   limit of the HTTP stack.
 
@@ -40,8 +44,17 @@ async fn main() {
         "load" => load(&arg(1), arg(2).parse().unwrap_or(MESSAGES)).await,
         "raw" => raw(&arg(1), &arg(2), arg(3).parse().unwrap_or(16), arg(4).parse().unwrap_or(10)).await,
         "static" => serve_static(&arg(1)).await,
+        "sql" => {
+            let model = arcbase::model::parse_sdl(SDL).expect("bench SDL");
+            let d = if arg(1) == "postgres" { arcbase::sql::Dialect::Postgres } else { arcbase::sql::Dialect::Sqlite };
+            let sql = statement(&model, "default", d, &arg(2), &mut Rng(7));
+            println!("{}\n{:?}", sql.driver_text(), sql.binds);
+        }
         "graphql" => graphql(&arg(1), arg(2).parse().unwrap_or(16), arg(3).parse().unwrap_or(10)).await,
-        "router" => router(&arg(1), arg(2).parse().unwrap_or(16), arg(3).parse().unwrap_or(10), &arg(4)).await,
+        "router" => {
+            let messages = arg(5).parse().unwrap_or(MESSAGES);
+            router(&arg(1), arg(2).parse().unwrap_or(16), arg(3).parse().unwrap_or(10), &arg(4), messages).await
+        }
         _ => {
             eprintln!("usage: bench load URL | raw URL get|find|count CONNECTIONS SECONDS | static ADDR");
             std::process::exit(2);
@@ -273,17 +286,30 @@ async fn graphql(url: &str, connections: usize, seconds: u64) {
 /// `get by id` through the whole HTTP handler (router, middleware, body, JSON) in process, with
 /// no socket: what the front door costs apart from the network. `texts`: `literal` (the id in
 /// the query text, a new text per request) or `variables` (one text, the id a variable).
-async fn router(url: &str, connections: usize, seconds: u64, texts: &str) {
+async fn router(url: &str, connections: usize, seconds: u64, texts: &str, messages: i64) {
     use tower::ServiceExt;
     let opts = arcbase::server::ServeOptions::new(Some("bench/schema.graphql".into()), url);
     let app = arcbase::server::build(&opts).await.expect("build");
     let router = arcbase::server::router(app);
-    let literal = texts != "variables";
+    let literal = texts == "literal";
+    let find = texts == "find";
+    let count = texts == "count";
     drive(connections, seconds, move |mut rng| {
         let router = router.clone();
         async move {
-            let id = rng.below(MESSAGES) + 1;
-            let body = if literal {
+            let id = rng.below(messages) + 1;
+            let body = if count {
+                let a = rng.below(MEMBERS) + 1;
+                format!(
+                    r#"{{"query":"query Count($where: String) {{ aggregate {{ message(where: $where) {{ score {{ count sum }} }} }} }}","variables":{{"where":"account.hypi.id = 'a{a:04}'"}}}}"#
+                )
+            } else if find {
+                let a = rng.below(MEMBERS) + 1;
+                let after = a + 1000 * rng.below(messages / 2000);
+                format!(
+                    r#"{{"query":"query Find($arcql: String!, $after: String) {{ find(type: Message, arcql: $arcql, first: 25, after: $after) {{ edges {{ cursor node {{ ... on Message {{ text score }} }} }} pageInfo {{ hasNextPage endCursor }} }} }}","variables":{{"arcql":"account.hypi.id = 'a{a:04}' AND score > 5","after":"m{after:06}"}}}}"#
+                )
+            } else if literal {
                 format!(r#"{{"query":"{{ get(type: Message, id: \"m{id:06}\") {{ ... on Message {{ text score }} }} }}"}}"#)
             } else {
                 format!(

@@ -182,6 +182,11 @@ limits! {
     operation_cache_entries: usize = 10_000;
     /// The operation cache: bytes kept at most (estimated: about 11 bytes per byte of text).
     operation_cache_bytes: usize = 32 << 20;
+    /// SQLite: bytes of the database file each connection reads through a memory map
+    /// (`PRAGMA mmap_size`; 0: none, pages are copied from the OS cache). Mapping makes reads
+    /// that miss SQLite's own page cache cheaper (`bench/mmap.sh`), and the
+    /// mapped pages count in the process's RSS once per connection that touched them.
+    sqlite_mmap_bytes: u64 = 0;
     /// Automatic persisted queries: texts kept by their hash at most (0: none; clients then
     /// send their texts).
     persisted_query_entries: usize = 10_000;

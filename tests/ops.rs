@@ -50,7 +50,7 @@ async fn find_pages_by_keyset_and_checks_its_arguments() {
         arcql: "price >= 1 SORT price ASC".into(),
         paging,
         include_trashed: false,
-        selection: ids_only(book),
+        selection: ids_only(book).into(),
         want_next_offsets: true,
         want_previous_offsets: false,
     };
@@ -124,7 +124,8 @@ async fn upsert_validates_before_writing_and_access_hides_what_is_not_yours() {
     .await
     .unwrap();
     assert_eq!(r[0].created_by.as_deref(), Some("ann"));
-    let get = |id: &str| GetArgs { type_idx: note, id: id.into(), include_trashed: false, selection: ids_only(note) };
+    let get =
+        |id: &str| GetArgs { type_idx: note, id: id.into(), include_trashed: false, selection: ids_only(note).into() };
     assert!(arcbase::ops::read::get(&engine, &ann, &get("n1")).await.unwrap().is_some());
     assert!(arcbase::ops::read::get(&engine, &bob, &get("n1")).await.unwrap().is_none());
     // Bob cannot take the id over either.

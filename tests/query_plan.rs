@@ -164,3 +164,27 @@ async fn statistics_follow_a_bulk_load_without_a_restart() {
         .await;
     assert_eq!(data["find"]["edges"].as_array().unwrap().len(), 25);
 }
+
+/// `ARCBASE_LIMIT_SQLITE_MMAP_BYTES` reaches SQLite's reader connections as `PRAGMA mmap_size`,
+/// and the default leaves the map off (SQLite's own default is 0 too, so a setting that never
+/// reached a connection would read 0 in both stores).
+#[tokio::test]
+async fn the_memory_map_setting_reaches_the_sqlite_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let mmap_size = Sql::with_binds(arcbase::sql::Dialect::Sqlite, "PRAGMA mmap_size", Vec::new());
+    for (setting, expected) in [(None, 0), (Some("1048576"), 1_048_576)] {
+        let limits = arcbase::config::Limits::from_env(|k| {
+            setting.filter(|_| k == "ARCBASE_LIMIT_SQLITE_MMAP_BYTES").map(String::from)
+        })
+        .unwrap();
+        let url = format!("sqlite://{}/m{expected}.db", dir.path().display());
+        let store =
+            arcbase::store::Store::open_with(&url, arcbase::store::Budgets::from_limits(&limits)).await.unwrap();
+        // Several at once, so that more than one reader answers.
+        let reads = futures_util::future::join_all((0..8).map(|_| store.fetch_rows(&mmap_size))).await;
+        for rows in reads {
+            assert_eq!(rows.unwrap()[0][0], SqlValue::Int(expected), "setting {setting:?}");
+        }
+        store.close().await;
+    }
+}

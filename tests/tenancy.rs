@@ -1067,3 +1067,48 @@ async fn the_operation_cache_follows_releases() {
     let data = on_ok(&t, "oc.example", new_field, json!({})).await;
     assert_eq!(data["get"], Value::Null, "{data}");
 }
+
+/// A root field's read plan is made once per text and then shared by every request, whatever
+/// its root arguments (the id, the ArcQL); a text whose selection a variable can change
+/// (`@include(if: $v)`, a nested list's `first: $n`) plans every request, and each request gets
+/// the selection its own variables ask for.
+#[tokio::test]
+async fn read_plans_are_made_once_per_text_unless_variables_shape_them() {
+    let t = server().await;
+    let store = &t.app.store;
+    tenancy::publish(store, "lib", "v1", V1).await.unwrap();
+    tenancy::create_instance(store, "plans.example", "lib", "v1", InstanceSettings::default()).await.unwrap();
+    t.app.registry.refresh().await.unwrap();
+    let upsert = "mutation($v: HypiUpsertInputUnion!) { upsert(values: $v) { id } }";
+    let books = json!({ "Book": [
+        { "hypi": { "id": "b1" }, "title": "Dune", "price": 9.5, "tags": ["a", "b", "c"] },
+        { "hypi": { "id": "b2" }, "title": "Emma", "price": 3.0, "tags": ["d"] }
+    ] });
+    on_ok(&t, "plans.example", upsert, json!({ "v": books })).await;
+    async fn plans(t: &TestApp) -> (u64, u64) {
+        let p = admin(t, "GET", "/admin/caches", None, Some(KEY)).await.1["operations"]["plans"].clone();
+        (p["made"].as_u64().unwrap(), p["reused"].as_u64().unwrap())
+    }
+    let (made0, reused0) = plans(&t).await;
+
+    let get = "query($id: String!) { get(type: Book, id: $id) { ... on Book { title } } }";
+    let find = "query($q: String!) { find(type: Book, arcql: $q) { edges { node { ... on Book { title price } } } } }";
+    for (id, title) in [("b1", "Dune"), ("b2", "Emma"), ("b1", "Dune")] {
+        let data = on_ok(&t, "plans.example", get, json!({ "id": id })).await;
+        assert_eq!(data["get"], json!({ "title": title }), "{data}");
+    }
+    for (q, n) in [("title = 'Dune'", 1), ("*", 2)] {
+        let data = on_ok(&t, "plans.example", find, json!({ "q": q })).await;
+        assert_eq!(data["find"]["edges"].as_array().unwrap().len(), n, "{data}");
+    }
+    let (made, reused) = plans(&t).await;
+    assert_eq!((made - made0, reused - reused0), (2, 3), "one plan per text, reused by the later requests");
+
+    // Variables below the root: planned per request, and each answer follows its variables.
+    let shaped = "query($id: String!, $p: Boolean!, $n: Int) { get(type: Book, id: $id) { ... on Book { title price @include(if: $p) tags(first: $n) } } }";
+    let with = on_ok(&t, "plans.example", shaped, json!({ "id": "b1", "p": true, "n": 2 })).await;
+    assert_eq!(with["get"], json!({ "title": "Dune", "price": 9.5, "tags": ["a", "b"] }), "{with}");
+    let without = on_ok(&t, "plans.example", shaped, json!({ "id": "b1", "p": false, "n": 1 })).await;
+    assert_eq!(without["get"], json!({ "title": "Dune", "tags": ["a"] }), "{without}");
+    assert_eq!(plans(&t).await, (made, reused), "a text shaped by its variables keeps no plan");
+}

@@ -5,7 +5,8 @@
 //!
 //! A [`Compiled`] entry holds the guard's verdict on the text, the parsed document, the
 //! operation it names and its kind, what authorization asks of it (does it use only the open
-//! root fields; how many credential checks it makes), and the validation verdict. A request
+//! root fields; how many credential checks it makes), the validation verdict, and the read
+//! plans of its root fields once a request has made them ([`Plans`]). A request
 //! then checks only what depends on it: its variables (size and nesting, then their values
 //! against the declared types), the transport's rule (GET: queries only) and the caller
 //! (anonymous callers: open fields only; credential checks per request), in the same order as
@@ -25,12 +26,14 @@
 //! and takes microseconds).
 
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
 
 use super::bounded::Bounded;
 use super::exec::Refused;
+use crate::plan::read::ObjectSelection;
 
 /// The bytes an entry is charged: its text and name, plus an estimate of the parsed document
 /// (a document's nodes cost about ten times the text they were parsed from) and the entry.
@@ -60,6 +63,47 @@ pub(crate) struct Parsed {
     pub credential_checks: usize,
     /// The validation verdict against the release's schema.
     pub validation: Result<(), Refused>,
+    /// The read plans of its root fields, when no variable can change them ([`Plans`]).
+    pub plans: Option<Plans>,
+}
+
+/// The read plans of an operation's root fields, each made the first time a request runs it
+/// and shared by every later one. Kept only for documents where no variable can change a plan:
+/// no variable in a directive (`@skip(if: $v)`) or in an argument of a field below the root
+/// (`friends(first: $n)`); the root fields' own arguments (the id, the ArcQL, the cursor) are
+/// read per request and never reach a plan. A plan is keyed by the root field's response key
+/// and the type it reads (the `type` argument may itself be a variable). Bounded by the
+/// document: the guard bounds its root fields, the model its types.
+#[derive(Default)]
+pub(crate) struct Plans(std::sync::Mutex<Vec<Plan>>);
+
+/// One root field's plan: its response key, the type it reads, the plan.
+type Plan = (Box<str>, usize, Arc<ObjectSelection>);
+
+impl Plans {
+    /// The plan of root field `key` reading `type_idx`, made by `make` when there is none yet;
+    /// `true` when it was found.
+    pub(crate) fn get_or_make<E>(
+        &self,
+        key: &str,
+        type_idx: usize,
+        make: impl FnOnce() -> Result<ObjectSelection, E>,
+    ) -> Result<(Arc<ObjectSelection>, bool), E> {
+        let found =
+            |plans: &[Plan]| plans.iter().find(|(k, t, _)| &**k == key && *t == type_idx).map(|(_, _, p)| p.clone());
+        if let Some(p) = found(&self.0.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok((p, true));
+        }
+        let made = Arc::new(make()?);
+        let mut plans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match found(&plans) {
+            Some(p) => Ok((p, true)),
+            None => {
+                plans.push((key.into(), type_idx, made.clone()));
+                Ok((made, false))
+            }
+        }
+    }
 }
 
 impl Compiled {
@@ -84,13 +128,39 @@ pub use super::bounded::Figures;
 pub struct OperationCache {
     keys: std::collections::hash_map::RandomState,
     entries: Bounded<u64, Arc<Compiled>>,
+    /// Root-field read plans made for cached operations, and how often one was used again.
+    plans_made: AtomicU64,
+    plans_reused: AtomicU64,
+}
+
+/// How often root fields found their read plan in the operation cache (`GET /admin/caches`
+/// → `operations.plans`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanFigures {
+    pub made: u64,
+    pub reused: u64,
 }
 
 impl OperationCache {
     /// At most `max_entries` operations and `max_bytes` (estimated); either 0: nothing is kept
     /// (every request compiles its text).
     pub fn new(max_entries: usize, max_bytes: usize) -> OperationCache {
-        OperationCache { keys: Default::default(), entries: Bounded::new(max_entries, max_bytes) }
+        OperationCache {
+            keys: Default::default(),
+            entries: Bounded::new(max_entries, max_bytes),
+            plans_made: AtomicU64::new(0),
+            plans_reused: AtomicU64::new(0),
+        }
+    }
+
+    /// Count a root field's plan: made now (`false`) or found (`true`).
+    pub(crate) fn count_plan(&self, reused: bool) {
+        let c = if reused { &self.plans_reused } else { &self.plans_made };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn plan_figures(&self) -> PlanFigures {
+        PlanFigures { made: self.plans_made.load(Ordering::Relaxed), reused: self.plans_reused.load(Ordering::Relaxed) }
     }
 
     pub fn enabled(&self) -> bool {

@@ -4,14 +4,20 @@
 //! type allows it, and a `null` that a non-null type does not allow propagating to the
 //! nearest nullable parent with an error.
 //!
+//! An encoder collects each (object type, selection) once and reuses the fields for every
+//! object of that shape (the 25 nodes of a page), so encoding a list costs a walk of its values,
+//! not of the document again.
+//!
 //! The JSON of an object holds each field's value under the field's name or, for fields whose
 //! value depends on arguments or sub-selection, under `&<response key>` ([`Key`]). A value of
 //! a union type names its concrete type in the member [`CONCRETE`].
 
+use std::rc::Rc;
+
 use async_graphql::parser::types::SelectionSet;
 use serde_json::{Map, Value as Json};
 
-use super::collect::Env;
+use super::collect::{Env, Group};
 use super::response::{GqlError, PathSegment};
 use super::schema::{Key, Ty};
 use crate::plan::read::ref_key;
@@ -34,17 +40,39 @@ pub fn absorb(ty: &Ty, r: Result<Json, Null>) -> Result<Json, Null> {
 }
 
 pub struct Encoder<'a> {
-    pub env: &'a Env<'a>,
-    pub errors: &'a mut Vec<GqlError>,
+    env: &'a Env<'a>,
+    errors: &'a mut Vec<GqlError>,
+    /// The fields collected for each (object type, selection sets) met so far: the objects of
+    /// a list share them, so a page of 25 nodes collects its selection once, not 25 times.
+    collected: Vec<Collected<'a>>,
 }
 
-impl Encoder<'_> {
+/// The fields of one object type under some selection sets (known by their addresses).
+type Collected<'a> = (&'a str, Vec<*const SelectionSet>, Rc<Vec<Group<'a>>>);
+
+impl<'a> Encoder<'a> {
+    pub fn new(env: &'a Env<'a>, errors: &'a mut Vec<GqlError>) -> Self {
+        Encoder { env, errors, collected: Vec::new() }
+    }
+
+    /// [`Env::collect`] of `sets` for `ty`, once per encoder.
+    fn collect(&mut self, ty: &'a str, sets: &[&'a SelectionSet]) -> crate::error::ApiResult<Rc<Vec<Group<'a>>>> {
+        let same =
+            |s: &[*const SelectionSet]| s.len() == sets.len() && s.iter().zip(sets).all(|(a, b)| std::ptr::eq(*a, *b));
+        if let Some((_, _, g)) = self.collected.iter().find(|(t, s, _)| *t == ty && same(s)) {
+            return Ok(g.clone());
+        }
+        let groups = Rc::new(self.env.collect(ty, sets)?);
+        self.collected.push((ty, sets.iter().map(|s| *s as *const SelectionSet).collect(), groups.clone()));
+        Ok(groups)
+    }
+
     /// Encode `v` (absent: `None`) as a value of type `ty` with the sub-selections `sets`.
     pub fn value(
         &mut self,
-        ty: &Ty,
+        ty: &'a Ty,
         v: Option<&Json>,
-        sets: &[&SelectionSet],
+        sets: &[&'a SelectionSet],
         path: &mut Vec<PathSegment>,
     ) -> Result<Json, Null> {
         match ty {
@@ -78,9 +106,13 @@ impl Encoder<'_> {
             Ty::Named(name) => match v {
                 None | Some(Json::Null) => Ok(Json::Null),
                 Some(v) => {
-                    if let Some(members) = self.env.shapes.unions.get(name) {
-                        let concrete =
-                            v.get(CONCRETE).and_then(Json::as_str).filter(|c| members.iter().any(|m| m == c));
+                    let env = self.env;
+                    if let Some(members) = env.shapes.unions.get(name) {
+                        let concrete = v
+                            .get(CONCRETE)
+                            .and_then(Json::as_str)
+                            .and_then(|c| members.iter().find(|m| *m == c))
+                            .map(String::as_str);
                         match concrete {
                             Some(c) => self.object(c, v, sets, path),
                             None => {
@@ -91,7 +123,7 @@ impl Encoder<'_> {
                                 Ok(Json::Null)
                             }
                         }
-                    } else if self.env.shapes.objects.contains_key(name.as_str()) {
+                    } else if env.shapes.objects.contains_key(name.as_str()) {
                         self.object(name, v, sets, path)
                     } else {
                         // Scalars and enums are already in their output form.
@@ -106,21 +138,22 @@ impl Encoder<'_> {
     /// non-null field of it is null.
     pub fn object(
         &mut self,
-        ty: &str,
+        ty: &'a str,
         v: &Json,
-        sets: &[&SelectionSet],
+        sets: &[&'a SelectionSet],
         path: &mut Vec<PathSegment>,
     ) -> Result<Json, Null> {
-        let groups = match self.env.collect(ty, sets) {
+        let groups = match self.collect(ty, sets) {
             Ok(g) => g,
             Err(e) => {
                 self.errors.push(GqlError::from_api(e, path.clone(), None));
                 return Err(Null);
             }
         };
-        let Some(shape) = self.env.shapes.objects.get(ty) else { return Ok(Json::Null) };
+        let env = self.env;
+        let Some(shape) = env.shapes.objects.get(ty) else { return Ok(Json::Null) };
         let mut out = Map::with_capacity(groups.len());
-        for group in groups {
+        for group in groups.iter() {
             let name = group.name();
             if name == "__typename" {
                 out.insert(group.key.to_string(), Json::String(ty.to_string()));

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use async_graphql::dynamic::Schema;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
 use async_graphql::parser::types::{
-    BaseType, ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet, Type,
+    BaseType, Directive, ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet, Type,
 };
 use async_graphql::registry::{MetaType, Registry};
 use async_graphql::{Name, Positioned, Value, Variables};
@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value as Json};
 use tracing::Instrument;
 
 use super::collect::{Env, Group};
-use super::compiled::{Compiled, OperationCache, Parsed};
+use super::compiled::{Compiled, OperationCache, Parsed, Plans};
 use super::decode::{agg_fields, read_plan, Args};
 use super::encode::{absorb, Encoder, CONCRETE};
 use super::guard;
@@ -33,6 +33,7 @@ use crate::access::Viewer;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::model::Model;
 use crate::ops::{self, Caller, Engine, Paging};
+use crate::plan::read::ObjectSelection;
 
 /// One release, ready to serve GraphQL.
 pub struct Served {
@@ -149,10 +150,11 @@ async fn compile(served: &Served, query: &str, name: Option<&str>) -> Compiled {
         let op = operation(&doc, name)?;
         let (ty, open_only, credential_checks) =
             (op.ty, only_open_fields(&doc, &op.selection_set.node), credential_fields(&doc, &op.selection_set.node, 0));
-        Ok((doc, ty, open_only, credential_checks))
+        let plans = (!uses_variables(&doc, &op.selection_set.node, false, 0)).then(Plans::default);
+        Ok((doc, ty, open_only, credential_checks, plans))
     });
     let parsed = match parsed {
-        Ok((doc, ty, open_only, credential_checks)) => {
+        Ok((doc, ty, open_only, credential_checks, plans)) => {
             let validation = validate(served, &doc, name).instrument(tracing::info_span!("validate")).await;
             Ok(Arc::new(Parsed {
                 doc,
@@ -161,6 +163,7 @@ async fn compile(served: &Served, query: &str, name: Option<&str>) -> Compiled {
                 open_only,
                 credential_checks,
                 validation,
+                plans,
             }))
         }
         Err(e) => Err(e),
@@ -215,7 +218,8 @@ async fn run(served: &Served, ctx: &Context<'_>, req: Request) -> Result<(Respon
     let op = operation(c.doc(), c.operation_name())?;
     let registry = served.schema.registry();
     let env = Env { doc: c.doc(), variables: &c.variables, shapes: &served.shapes };
-    let exec = Exec { served, caller: ctx.caller, env: &env, registry };
+    let plans = if ctx.fresh { None } else { c.parsed.plans.as_ref() };
+    let exec = Exec { served, caller: ctx.caller, env: &env, registry, plans };
     let mut response = exec.operation(op).await;
     let pending = ctx.caller.pending.take();
     if !pending.is_empty() {
@@ -272,7 +276,8 @@ pub async fn subscription(
     }
     let args = {
         let env = Env { doc: checked.doc(), variables: &checked.variables, shapes: &served.shapes };
-        let exec = Exec { served: &served, caller: ctx.caller, env: &env, registry: served.schema.registry() };
+        let exec =
+            Exec { served: &served, caller: ctx.caller, env: &env, registry: served.schema.registry(), plans: None };
         let api = |e: ApiError| (Outcome::RequestError, vec![GqlError::from_api(e, Vec::new(), None)]);
         let groups = env.collect("Subscription", &[&op.selection_set.node]).map_err(api)?;
         let [g] = groups.as_slice() else {
@@ -305,7 +310,8 @@ impl Subscription {
     pub fn encode(&self, caller: &Caller, events: &[ops::stream::Event]) -> Vec<Response> {
         let c = &self.checked;
         let env = Env { doc: c.doc(), variables: &c.variables, shapes: &self.served.shapes };
-        let exec = Exec { served: &self.served, caller, env: &env, registry: self.served.schema.registry() };
+        let exec =
+            Exec { served: &self.served, caller, env: &env, registry: self.served.schema.registry(), plans: None };
         let Ok(op) = operation(c.doc(), c.operation_name()) else { return Vec::new() };
         let Ok(groups) = env.collect("Subscription", &[&op.selection_set.node]) else { return Vec::new() };
         let Some(g) = groups.first() else { return Vec::new() };
@@ -359,6 +365,38 @@ fn operation<'d>(doc: &'d ExecutableDocument, name: Option<&str>) -> Result<&'d 
             }
         }
     }
+}
+
+/// Could a variable change what `set` reads or answers below its root fields: a variable in a
+/// directive anywhere, or in an argument of a field below the root (fragments followed)?
+/// `below`: `set` is a field's sub-selection rather than the operation's.
+fn uses_variables(doc: &ExecutableDocument, set: &SelectionSet, below: bool, depth: usize) -> bool {
+    // A value holds a variable when making it constant without any variable fails.
+    macro_rules! has {
+        ($v:expr) => {
+            $v.node.clone().into_const_with(|_: Name| Err::<Value, ()>(())).is_err()
+        };
+    }
+    let directives = |ds: &[Positioned<Directive>]| ds.iter().any(|d| d.node.arguments.iter().any(|(_, v)| has!(v)));
+    // Deeper than the guard lets a document nest: treated as variable (never cached).
+    depth > 64
+        || set.items.iter().any(|item| match &item.node {
+            Selection::Field(f) => {
+                directives(&f.node.directives)
+                    || (below && f.node.arguments.iter().any(|(_, v)| has!(v)))
+                    || uses_variables(doc, &f.node.selection_set.node, true, depth + 1)
+            }
+            Selection::InlineFragment(i) => {
+                directives(&i.node.directives) || uses_variables(doc, &i.node.selection_set.node, below, depth + 1)
+            }
+            Selection::FragmentSpread(s) => {
+                directives(&s.node.directives)
+                    || doc.fragments.get(&s.node.fragment_name.node).is_some_and(|f| {
+                        directives(&f.node.directives)
+                            || uses_variables(doc, &f.node.selection_set.node, below, depth + 1)
+                    })
+            }
+        })
 }
 
 /// Does the selection use only [`OPEN_FIELDS`] at the root?
@@ -629,6 +667,8 @@ struct Exec<'a> {
     caller: &'a Caller,
     env: &'a Env<'a>,
     registry: &'a Registry,
+    /// The operation's cached read plans; `None`: plan every root field now.
+    plans: Option<&'a Plans>,
 }
 
 /// A root field's result before encoding, or its error, and errors of its parts (the fields
@@ -700,7 +740,10 @@ impl<'a> Exec<'a> {
         let location = Some(Location::from(g.first().pos));
         let ty = match name {
             "__typename" | "__schema" | "__type" => None,
-            _ => self.served.shapes.objects.get(root).and_then(|o| o.get(name)).map(|f| f.ty.clone()),
+            _ => {
+                let served = self.served;
+                served.shapes.objects.get(root).and_then(|o| o.get(name)).map(|f| &f.ty)
+            }
         };
         let value = match r.value {
             Ok(v) => v,
@@ -720,8 +763,8 @@ impl<'a> Exec<'a> {
             data.insert(g.key.to_string(), value);
             return true;
         };
-        let mut enc = Encoder { env: self.env, errors };
-        match absorb(&ty, enc.value(&ty, Some(&value), &g.sets(), &mut path)) {
+        let mut enc = Encoder::new(self.env, errors);
+        match absorb(ty, enc.value(ty, Some(&value), &g.sets(), &mut path)) {
             Ok(v) => {
                 data.insert(g.key.to_string(), v);
                 true
@@ -753,6 +796,23 @@ impl<'a> Exec<'a> {
         .await
     }
 
+    /// The read plan of root field `g` reading `type_idx` with the selections `sets`: the
+    /// operation's cached one when it keeps plans, else made now.
+    fn read_plan(&self, g: &Group<'a>, type_idx: usize, sets: &[&SelectionSet]) -> ApiResult<Arc<ObjectSelection>> {
+        let make = || {
+            tracing::info_span!("plan")
+                .in_scope(|| read_plan(self.env, self.model(), &self.engine().limits, type_idx, sets))
+        };
+        match self.plans {
+            Some(plans) => {
+                let (plan, reused) = plans.get_or_make(g.key, type_idx, make)?;
+                self.served.operations.count_plan(reused);
+                Ok(plan)
+            }
+            None => make().map(Arc::new),
+        }
+    }
+
     /// Decode a root field into its operation, run it, and give its result as JSON shaped
     /// like the field's output type.
     async fn operation_field(&self, g: &Group<'a>) -> ApiResult<Json> {
@@ -767,8 +827,7 @@ impl<'a> Exec<'a> {
         match g.name() {
             "get" => {
                 let type_idx = type_of("type")?;
-                let selection = tracing::info_span!("plan")
-                    .in_scope(|| read_plan(self.env, self.model(), &engine.limits, type_idx, &g.sets()))?;
+                let selection = self.read_plan(g, type_idx, &g.sets())?;
                 let a = ops::read::GetArgs {
                     type_idx,
                     id: args.required("id")?,
@@ -782,8 +841,7 @@ impl<'a> Exec<'a> {
                 let type_idx = type_of("type")?;
                 let conn_sets = g.sets();
                 let (node_sets, next_offsets, previous_offsets) = self.find_selection(&conn_sets)?;
-                let selection = tracing::info_span!("plan")
-                    .in_scope(|| read_plan(self.env, self.model(), &engine.limits, type_idx, &node_sets))?;
+                let selection = self.read_plan(g, type_idx, &node_sets)?;
                 let a = ops::read::FindArgs {
                     type_idx,
                     arcql: args.required("arcql")?,
@@ -800,31 +858,28 @@ impl<'a> Exec<'a> {
                     want_previous_offsets: previous_offsets,
                 };
                 let c = ops::read::find(engine, caller, &a).await?;
-                let edges: Vec<Json> = c
-                    .edges
-                    .into_iter()
-                    .map(|e| json!({ "node": self.tagged(e.node, type_idx), "cursor": e.cursor }))
-                    .collect();
+                let edges = c.edges.into_iter().map(|e| edge(self.tagged(e.node, type_idx), e.cursor, None)).collect();
                 let p = c.page_info;
-                Ok(json!({
-                    "edges": edges,
-                    "pageInfo": {
-                        "hasPreviousPage": p.has_previous_page,
-                        "hasNextPage": p.has_next_page,
-                        "startCursor": p.start_cursor,
-                        "endCursor": p.end_cursor,
-                        "pageLimit": p.page_limit,
-                        "nextOffsets": p.next_offsets,
-                        "previousOffsets": p.previous_offsets,
-                    }
-                }))
+                let offsets =
+                    |o: Option<Vec<String>>| o.map_or(Json::Null, |o| o.into_iter().map(Json::String).collect());
+                Ok(connection(
+                    edges,
+                    [
+                        ("hasPreviousPage", Json::Bool(p.has_previous_page)),
+                        ("hasNextPage", Json::Bool(p.has_next_page)),
+                        ("startCursor", Json::String(p.start_cursor)),
+                        ("endCursor", Json::String(p.end_cursor)),
+                        ("pageLimit", Json::from(p.page_limit)),
+                        ("nextOffsets", offsets(p.next_offsets)),
+                        ("previousOffsets", offsets(p.previous_offsets)),
+                    ],
+                ))
             }
             "search" => {
                 let type_idx = type_of("type")?;
                 let conn_sets = g.sets();
                 let (node_sets, _, _) = self.find_selection(&conn_sets)?;
-                let selection = tracing::info_span!("plan")
-                    .in_scope(|| read_plan(self.env, self.model(), &engine.limits, type_idx, &node_sets))?;
+                let selection = self.read_plan(g, type_idx, &node_sets)?;
                 let service = caller
                     .hyper
                     .as_ref()
@@ -841,23 +896,23 @@ impl<'a> Exec<'a> {
                 let p = ops::search::search(engine, caller, service.as_ref(), &a).await?;
                 let start = p.edges.first().map_or_else(|| ops::read::FIRST.to_string(), |e| e.cursor.clone());
                 let end = p.edges.last().map_or_else(|| ops::read::LAST.to_string(), |e| e.cursor.clone());
-                let edges: Vec<Json> = p
+                let edges = p
                     .edges
                     .into_iter()
-                    .map(|e| json!({ "node": self.tagged(e.node, type_idx), "cursor": e.cursor, "score": e.score }))
+                    .map(|e| edge(self.tagged(e.node, type_idx), e.cursor, Some(json!(e.score))))
                     .collect();
-                Ok(json!({
-                    "edges": edges,
-                    "pageInfo": {
-                        "hasPreviousPage": p.has_previous_page,
-                        "hasNextPage": p.has_next_page,
-                        "startCursor": start,
-                        "endCursor": end,
-                        "pageLimit": p.page_limit,
-                        "nextOffsets": null,
-                        "previousOffsets": null,
-                    }
-                }))
+                Ok(connection(
+                    edges,
+                    [
+                        ("hasPreviousPage", Json::Bool(p.has_previous_page)),
+                        ("hasNextPage", Json::Bool(p.has_next_page)),
+                        ("startCursor", Json::String(start)),
+                        ("endCursor", Json::String(end)),
+                        ("pageLimit", json!(p.page_limit)),
+                        ("nextOffsets", Json::Null),
+                        ("previousOffsets", Json::Null),
+                    ],
+                ))
             }
             "count" => Ok(json!(ops::aggregate::count(engine, caller, type_of("type")?).await?)),
             name @ ("login" | "loginByEmail") => {
@@ -1169,6 +1224,140 @@ impl<'a> Exec<'a> {
     }
 }
 
+/// One edge of a connection (`score`: search's relevance). Built member by member: `json!`
+/// would serialize its interpolated values again, a deep copy of every document.
+fn edge(node: Json, cursor: String, score: Option<Json>) -> Json {
+    let mut e = Map::with_capacity(3);
+    e.insert("node".into(), node);
+    e.insert("cursor".into(), Json::String(cursor));
+    if let Some(score) = score {
+        e.insert("score".into(), score);
+    }
+    Json::Object(e)
+}
+
+/// A connection's value from its edges and the members of its page info.
+fn connection(edges: Vec<Json>, page_info: [(&str, Json); 7]) -> Json {
+    let mut c = Map::with_capacity(2);
+    c.insert("edges".into(), Json::Array(edges));
+    c.insert("pageInfo".into(), Json::Object(page_info.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+    Json::Object(c)
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> ApiResult<Json> {
     serde_json::to_value(v).map_err(ApiError::internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SDL: &str = "type Book { title: String  price: Float  tags: [String]  author: Author  related: [Book!] }\n\
+                       type Author { name: String  books: [Book!] }";
+
+    /// xorshift: reproducible documents without a dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    /// A random selection of `ty` (Book or Author) nested up to `depth`, with literals or
+    /// variables in directives and list arguments; `vars` is set when a variable was used.
+    fn selection(rng: &mut Rng, ty: &str, depth: u32, vars: &mut bool) -> String {
+        let directive = |rng: &mut Rng, vars: &mut bool| match rng.below(16) {
+            0 => " @include(if: true)".to_string(),
+            1 => " @skip(if: false)".to_string(),
+            2 => {
+                *vars = true;
+                " @include(if: $b)".to_string()
+            }
+            3 => {
+                *vars = true;
+                " @skip(if: $b)".to_string()
+            }
+            _ => String::new(),
+        };
+        let first = |rng: &mut Rng, vars: &mut bool| match rng.below(8) {
+            0 | 1 => "(first: 2)".to_string(),
+            2 => {
+                *vars = true;
+                "(first: $n)".to_string()
+            }
+            _ => String::new(),
+        };
+        let mut items = Vec::new();
+        let fields: &[&str] =
+            if ty == "Book" { &["title", "price", "tags", "author", "related"] } else { &["name", "books"] };
+        for f in fields {
+            if rng.below(3) == 0 {
+                continue;
+            }
+            let item = match *f {
+                "tags" => format!("tags{}{}", first(rng, vars), directive(rng, vars)),
+                "author" if depth > 0 => {
+                    format!("author{} {{ {} }}", directive(rng, vars), selection(rng, "Author", depth - 1, vars))
+                }
+                "related" | "books" if depth > 0 => format!(
+                    "{f}{}{} {{ {} }}",
+                    first(rng, vars),
+                    directive(rng, vars),
+                    selection(rng, "Book", depth - 1, vars)
+                ),
+                "author" | "related" | "books" => continue,
+                _ => format!("{f}{}", directive(rng, vars)),
+            };
+            items.push(if rng.below(4) == 0 {
+                format!("... on {ty}{} {{ {item} }}", directive(rng, vars))
+            } else {
+                item
+            });
+        }
+        // Always something selected, so the document is valid.
+        items.push("__typename".to_string());
+        items.join(" ")
+    }
+
+    /// The plan cache's key is sound: a document `uses_variables` calls free of variables below
+    /// its root gets the same read plan whatever its variables, and the check says "uses" exactly
+    /// when a variable sits in a directive or a nested argument (not more often: those texts
+    /// would never be cached).
+    #[test]
+    fn plans_of_texts_kept_in_the_cache_do_not_depend_on_variables() {
+        let model = crate::model::parse_sdl(SDL).expect("sdl");
+        let limits = crate::config::Limits::default();
+        let (_, shapes) = super::super::schema::build_schema(&model, &limits).expect("schema");
+        let (book, _) = model.type_by_name("Book").expect("Book");
+        let variables = |b: bool, n: i64, id: &str| Variables::from_json(json!({ "b": b, "n": n, "id": id }));
+        let (v1, v2) = (variables(true, 1, "x"), variables(false, 3, "y"));
+        let mut rng = Rng(0x5eed_cafe);
+        let (mut kept, mut planned) = (0, 0);
+        for _ in 0..400 {
+            let mut vars = false;
+            let sel = selection(&mut rng, "Book", 2, &mut vars);
+            let text = format!(
+                "query($b: Boolean!, $n: Int, $id: String!) {{ get(type: Book, id: $id) {{ ... on Book {{ {sel} }} }} }}"
+            );
+            let doc = async_graphql::parser::parse_query(&text).expect("parses");
+            let op = operation(&doc, None).map_err(|_| "operation").expect("one operation");
+            let uses = uses_variables(&doc, &op.selection_set.node, false, 0);
+            assert_eq!(uses, vars, "{text}");
+            let plan = |v: &Variables| {
+                let env = Env { doc: &doc, variables: v, shapes: &shapes };
+                let groups = env.collect("Query", &[&op.selection_set.node]).expect("collect");
+                read_plan(&env, &model, &limits, book, &groups[0].sets()).expect("plan")
+            };
+            if uses {
+                planned += 1;
+            } else {
+                kept += 1;
+                assert_eq!(plan(&v1), plan(&v2), "a kept plan changed with the variables: {text}");
+            }
+        }
+        assert!(kept > 20 && planned > 20, "both kinds generated: {kept} kept, {planned} planned");
+    }
 }

@@ -27,8 +27,9 @@ pub struct GetArgs {
     pub type_idx: usize,
     pub id: String,
     pub include_trashed: bool,
-    /// What to read of the object (and of the objects it references).
-    pub selection: ObjectSelection,
+    /// What to read of the object (and of the objects it references); shared with the
+    /// operation cache's plans.
+    pub selection: std::sync::Arc<ObjectSelection>,
 }
 
 /// The object, or `None` when it does not exist, is trashed, or the caller may not see it
@@ -197,7 +198,7 @@ pub struct FindArgs {
     pub paging: Paging,
     pub include_trashed: bool,
     /// What to read of each object.
-    pub selection: ObjectSelection,
+    pub selection: std::sync::Arc<ObjectSelection>,
     /// Compute `nextOffsets` / `previousOffsets` (one statement each).
     pub want_next_offsets: bool,
     pub want_previous_offsets: bool,

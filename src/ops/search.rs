@@ -26,7 +26,7 @@ pub struct SearchArgs {
     pub filter: Option<String>,
     pub first: Option<i64>,
     pub after: Option<String>,
-    pub selection: ObjectSelection,
+    pub selection: std::sync::Arc<ObjectSelection>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -297,7 +297,7 @@ impl Stream {
                 arcql,
                 paging: super::Paging { first: Some(i64::from(engine.limits.page_max)), ..Default::default() },
                 include_trashed: false,
-                selection: selection.clone(),
+                selection: std::sync::Arc::new(selection.clone()),
                 want_next_offsets: false,
                 want_previous_offsets: false,
             };

@@ -87,6 +87,8 @@ pub struct Budgets {
     pub write: Duration,
     /// Waiting for a connection.
     pub pool_wait: Duration,
+    /// SQLite: bytes of the file each connection maps (`PRAGMA mmap_size`; 0: none).
+    pub sqlite_mmap_bytes: u64,
 }
 
 impl Budgets {
@@ -95,6 +97,7 @@ impl Budgets {
             statement: Duration::from_millis(l.statement_ms),
             write: Duration::from_millis(l.write_ms),
             pool_wait: Duration::from_millis(l.pool_wait_ms),
+            sqlite_mmap_bytes: l.sqlite_mmap_bytes,
         }
     }
 }
@@ -231,7 +234,7 @@ impl Store {
     /// [`Store::open`] with the given time budgets.
     pub async fn open_with(url: &str, budgets: Budgets) -> Result<Store, StoreError> {
         let backend = if url.starts_with("sqlite:") {
-            Self::open_sqlite(url).await?
+            Self::open_sqlite(url, &budgets).await?
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Self::open_postgres(url, budgets).await?
         } else {
@@ -249,14 +252,17 @@ impl Store {
         Ok(store)
     }
 
-    async fn open_sqlite(url: &str) -> Result<Backend, StoreError> {
-        let opts = SqliteConnectOptions::from_str(url)?
+    async fn open_sqlite(url: &str, budgets: &Budgets) -> Result<Backend, StoreError> {
+        let mut opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
             .optimize_on_close(true, None);
+        if budgets.sqlite_mmap_bytes > 0 {
+            opts = opts.pragma("mmap_size", budgets.sqlite_mmap_bytes.to_string());
+        }
         let write = sqlite::Pool::open(opts.clone(), 1, 1).await?;
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(2, 16);
         let read = sqlite::Pool::open(opts, readers, 1).await?;
