@@ -444,6 +444,59 @@ async fn server_sent_events_resume_with_last_event_id() {
     assert!(start.elapsed() < Duration::from_secs(20));
 }
 
+/// Server-sent events take automatic persisted queries as `POST /graphql` does (the same
+/// decoding): an unknown hash is answered 400 `PERSISTED_QUERY_NOT_FOUND`; once the text was sent
+/// with its hash, the hash alone opens the stream and it delivers; a hash that is not the text's
+/// is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_sent_events_take_persisted_queries() {
+    use std::io::{BufRead, BufReader, Write};
+    let n = node(&[]).await;
+    let addr = n.server.addr.clone();
+    let text = "subscription { changes(type: Author) { op node { ... on Author { name } } } }";
+    let ext = |hash: &str| json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let hash = arcbase::graphql::persisted::sha256_hex(text);
+    let (status, _, body) = post_full(&addr, "/graphql/stream", &json!({ "extensions": ext(&hash) }), &[]);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND", "{body}");
+    let wrong = json!({ "query": text, "extensions": ext(&"0".repeat(64)) });
+    let (status, _, body) = post_full(&addr, "/graphql/stream", &wrong, &[]);
+    assert_eq!(status, 400, "a hash that is not the text's: {body}");
+    let open = |body: Value| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let b = body.to_string();
+        write!(
+            s,
+            "POST /graphql/stream HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )
+        .unwrap();
+        let mut r = BufReader::new(s);
+        let mut head = String::new();
+        r.read_line(&mut head).unwrap();
+        (head, r)
+    };
+    let (head, with_text) = open(json!({ "query": text, "extensions": ext(&hash) }));
+    assert!(head.contains(" 200"), "{head}");
+    drop(with_text);
+    let (head, mut r) = open(json!({ "extensions": ext(&hash) }));
+    assert!(head.contains(" 200"), "the hash alone, once the text was sent: {head}");
+    std::thread::sleep(Duration::from_millis(300));
+    upsert(&addr, json!({ "Author": [{ "name": "persisted" }] }));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0, "the stream ended before the event");
+        let Some(data) = line.trim_end().strip_prefix("data: ") else { continue };
+        let Ok(j) = serde_json::from_str::<Value>(data) else { continue };
+        if j["data"]["changes"]["node"]["name"] == "persisted" {
+            assert_eq!(j["data"]["changes"]["op"], "INSERT", "{j}");
+            break;
+        }
+    }
+}
+
 /// A consumer that stops reading is cut off with a reason and a cursor to resume from, while
 /// the server's memory stays bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -138,7 +138,7 @@ fn with_retry(mut r: Response, after: u64) -> Response {
 /// JSON nesting (a linear scan, so no parser recurses deeper than the limit), JSON syntax, the
 /// batch size, then the shape of each request. `Err` holds the error; the bool says whether
 /// it was a batch.
-fn parse_body(body: &[u8], limits: &crate::config::Limits) -> Result<(Vec<Incoming>, bool), ApiError> {
+pub(super) fn parse_body(body: &[u8], limits: &crate::config::Limits) -> Result<(Vec<Incoming>, bool), ApiError> {
     // A batch array and the request object sit above the variables, whose own nesting is
     // judged against `limits.nesting`.
     if guard::json_nesting(body) > limits.nesting + 2 {
@@ -166,17 +166,17 @@ fn parse_body(body: &[u8], limits: &crate::config::Limits) -> Result<(Vec<Incomi
 }
 
 /// A request as the body or the query string gave it: its text may be persisted.
-struct Incoming {
+pub(super) struct Incoming {
     /// The text (absent when a persisted query's hash stands for it).
-    query: Option<String>,
-    operation_name: Option<String>,
-    variables: Json,
-    persisted: Option<Persisted>,
+    pub(super) query: Option<String>,
+    pub(super) operation_name: Option<String>,
+    pub(super) variables: Json,
+    pub(super) persisted: Option<Persisted>,
 }
 
 impl Incoming {
     /// The request to execute: with its own text, or the one persisted under its hash.
-    fn resolve(self, app: &App) -> Result<Request, ApiError> {
+    pub(super) fn resolve(self, app: &App) -> Result<Request, ApiError> {
         let query = match &self.persisted {
             Some(p) => app.persisted.resolve(self.query, p)?,
             None => self.query.ok_or_else(|| ApiError::validation("a GraphQL request needs a 'query' string"))?,
@@ -294,6 +294,32 @@ pub(crate) struct GetParams {
     pub(crate) extensions: Option<String>,
 }
 
+/// The persisted query the `extensions` parameter of a query string names, if any.
+pub(super) fn params_persisted(text: Option<&str>) -> Result<Option<Persisted>, ApiError> {
+    match text.filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(text) => match serde_json::from_str::<Json>(text) {
+            Ok(e @ Json::Object(_)) => persisted::from_extensions(Some(&e)),
+            Ok(Json::Null) => Ok(None),
+            _ => Err(ApiError::validation("'extensions' must be a JSON object")),
+        },
+    }
+}
+
+/// The `variables` parameter of a query string: a JSON object (or nothing), nested no deeper
+/// than the limit.
+pub(super) fn params_variables(text: Option<&str>, limits: &crate::config::Limits) -> Result<Json, ApiError> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else { return Ok(Json::Null) };
+    if guard::json_nesting(text.as_bytes()) > limits.nesting {
+        return Err(ApiError::limit(format!("the variables nest deeper than {} levels", limits.nesting)));
+    }
+    match serde_json::from_str::<Json>(text) {
+        Ok(v @ (Json::Object(_) | Json::Null)) => Ok(v),
+        Ok(_) => Err(ApiError::validation("'variables' must be an object")),
+        Err(e) => Err(ApiError::validation(format!("variables are not JSON: {e}"))),
+    }
+}
+
 /// Does the client prefer a web page (a browser opening the URL)?
 fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
@@ -314,26 +340,9 @@ pub(super) async fn get(
             return refused(media, None, ApiError::validation("invalid query string"), &request_id);
         }
     };
-    let persisted = match params.extensions.as_deref().filter(|t| !t.is_empty()) {
-        None => None,
-        Some(text) => {
-            let media = negotiate(&headers).unwrap_or(Media::Json);
-            match serde_json::from_str::<Json>(text) {
-                Ok(e @ Json::Object(_)) => match persisted::from_extensions(Some(&e)) {
-                    Ok(p) => p,
-                    Err(e) => return refused(media, None, e, &request_id),
-                },
-                Ok(Json::Null) => None,
-                _ => {
-                    return refused(
-                        media,
-                        None,
-                        ApiError::validation("'extensions' must be a JSON object"),
-                        &request_id,
-                    )
-                }
-            }
-        }
+    let persisted = match params_persisted(params.extensions.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return refused(negotiate(&headers).unwrap_or(Media::Json), None, e, &request_id),
     };
     if params.query.is_none() && persisted.is_none() {
         if wants_html(&headers) || headers.get(header::ACCEPT).is_none() {
@@ -347,28 +356,9 @@ pub(super) async fn get(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let variables = match params.variables.as_deref() {
-        None | Some("") => Json::Null,
-        Some(text) => {
-            if guard::json_nesting(text.as_bytes()) > app.limits.nesting {
-                let e = ApiError::limit(format!("the variables nest deeper than {} levels", app.limits.nesting));
-                return refused(media, None, e, &request_id);
-            }
-            match serde_json::from_str::<Json>(text) {
-                Ok(v @ (Json::Object(_) | Json::Null)) => v,
-                Ok(_) => {
-                    return refused(media, None, ApiError::validation("'variables' must be an object"), &request_id)
-                }
-                Err(e) => {
-                    return refused(
-                        media,
-                        None,
-                        ApiError::validation(format!("variables are not JSON: {e}")),
-                        &request_id,
-                    )
-                }
-            }
-        }
+    let variables = match params_variables(params.variables.as_deref(), &app.limits) {
+        Ok(v) => v,
+        Err(e) => return refused(media, None, e, &request_id),
     };
     let incoming = Incoming { query: params.query, operation_name: params.operation_name, variables, persisted };
     let credentials = std::sync::atomic::AtomicUsize::new(0);

@@ -1,6 +1,8 @@
 //! GraphQL subscriptions as server-sent events, for clients that cannot open a WebSocket:
 //! `GET /graphql/stream?query=...&variables=...&operationName=...`, or `POST /graphql/stream`
-//! with the usual JSON body. One subscription per stream:
+//! with the usual JSON body, decoded by the functions `POST`/`GET /graphql` use (automatic
+//! persisted queries included: `extensions.persistedQuery` may stand for the text). One
+//! subscription per stream:
 //!
 //! ```text
 //! id: 42
@@ -25,9 +27,8 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use serde_json::Value as Json;
 
-use super::graphql::GetParams;
+use super::graphql::{params_persisted, params_variables, parse_body, GetParams, Incoming};
 use super::{error_response, resolve, App, ClientAddr};
 use crate::error::ApiError;
 use crate::graphql::exec::Request;
@@ -45,26 +46,22 @@ pub(super) async fn get(
     let Ok(Query(p)) = params else {
         return error_response(StatusCode::BAD_REQUEST, ApiError::validation("invalid query string"));
     };
-    let Some(query) = p.query else {
+    let persisted = match params_persisted(p.extensions.as_deref()) {
+        Ok(persisted) => persisted,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, e),
+    };
+    if p.query.is_none() && persisted.is_none() {
         return error_response(
             StatusCode::BAD_REQUEST,
             ApiError::validation("a subscription needs a 'query' parameter"),
         );
+    }
+    let variables = match params_variables(p.variables.as_deref(), &app.limits) {
+        Ok(v) => v,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, e),
     };
-    let variables = match p.variables.as_deref() {
-        None | Some("") => Json::Null,
-        Some(text) => match serde_json::from_str::<Json>(text) {
-            Ok(v @ (Json::Object(_) | Json::Null)) => v,
-            _ => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    ApiError::validation("'variables' must be a JSON object"),
-                )
-            }
-        },
-    };
-    let req = Request { query, operation_name: p.operation_name, variables };
-    stream(app, headers, client.map(|c| c.0 .0.ip()), req).await
+    let incoming = Incoming { query: p.query, operation_name: p.operation_name, variables, persisted };
+    start(app, headers, client.map(|c| c.0 .0.ip()), incoming).await
 }
 
 pub(super) async fn post(
@@ -73,18 +70,30 @@ pub(super) async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(Json::Object(mut o)) = serde_json::from_slice::<Json>(&body) else {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            ApiError::validation("the body is a JSON object {query, variables?, operationName?}"),
-        );
+    // The body of `POST /graphql`, decoded by the same function, but one request, not a batch.
+    let incoming = match parse_body(&body, &app.limits) {
+        Ok((items, false)) => items.into_iter().next(),
+        Ok((_, true)) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ApiError::validation("a stream serves one subscription: send one request object, not a batch"),
+            )
+        }
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, e),
     };
-    let Some(Json::String(query)) = o.remove("query") else {
-        return error_response(StatusCode::BAD_REQUEST, ApiError::validation("the body needs a 'query' string"));
+    let Some(incoming) = incoming else {
+        return error_response(StatusCode::BAD_REQUEST, ApiError::validation("the body holds no request"));
     };
-    let operation_name = o.remove("operationName").and_then(|v| v.as_str().map(str::to_string));
-    let variables = o.remove("variables").unwrap_or(Json::Null);
-    stream(app, headers, client.map(|c| c.0 .0.ip()), Request { query, operation_name, variables }).await
+    start(app, headers, client.map(|c| c.0 .0.ip()), incoming).await
+}
+
+/// Resolve a persisted query's hash to its text (an unknown hash is answered 400 with
+/// `PERSISTED_QUERY_NOT_FOUND`, so the client sends the text with it), then open the stream.
+async fn start(app: Arc<App>, headers: HeaderMap, client: Option<IpAddr>, incoming: Incoming) -> Response {
+    match incoming.resolve(&app) {
+        Ok(req) => stream(app, headers, client, req).await,
+        Err(e) => error_response(StatusCode::BAD_REQUEST, e),
+    }
 }
 
 /// Aborts the subscription's driver when the stream is dropped (the client went away).
