@@ -138,14 +138,16 @@ p("`find` one page beyond a cursor in the default order is one statement now (th
   "far side's `hasPreviousPage` are `EXISTS` columns of its first row), as raw-sqlx runs it; with a `SORT` it "
   "still reads the cursor row first. The read plan of each root field is now made once per text and shared "
   "(unless a variable shapes the selection below the root); the SQL text is still rendered per request (about "
-  "2 % of a `get`'s CPU in `bench/profile.sh`), and documents are decoded and encoded again rather than "
+  "2 % of a `get`'s CPU: `perf record -e cpu-clock --call-graph dwarf` over `bench router URL 16 4 variables`, "
+  "`perf report --children`), and documents are decoded and encoded again rather than "
   "streamed into the response.")
 p("")
 p("`find` in process (`taskset -c 0 target/release/examples/bench router URL 16 4 find`, three runs each, the "
   "tree before and after): 3.06-3.33k req/s before, 3.65-3.84k after. The profile had shown every page's "
   "documents copied twice more than needed (`json!` serializes the values it interpolates: a deep copy of each "
   "document) and each node's selection collected again for every one of the 25 nodes; both are gone. What is "
-  "left of a SQLite `find` is mostly SQLite reading pages: 16 % of its samples are `pread` copying pages from "
+  "left of a SQLite `find` is mostly SQLite reading pages: in the same kind of profile of `bench router URL 16 4 "
+  "find`, 16 % of its samples are `pread` copying pages from "
   "the OS cache, which SQLite's memory map removes (`bench/mmap.sh`, below) at the price of RSS.")
 p("")
 raw_count, pg4_count = cell("raw-sqlx-postgres", "count"), cell("postgraphile-v4", "count")

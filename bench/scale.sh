@@ -89,9 +89,9 @@ out.append("")
 out.append("Why SQLite's find grows (a profile, not this run's figures): `perf record` on "
            "`bench router sqlite://DB 16 4 find 1000000` puts 48 % of the samples in the kernel copying pages "
            "(`pread`): the 25 messages of a page sit on 25 different pages of a 170 MB table, which neither "
-           "SQLite's 2 MB page cache per connection nor a memory map keeps close (with "
-           "`ARCBASE_LIMIT_SQLITE_MMAP_BYTES=1073741824` the same wrk find at 1M went from 1,535 to 2,026 req/s "
-           "and p99 26 to 19 ms, RSS 28 to 340 MB). The plan stays an index range at every size "
+           "SQLite's 2 MB page cache per connection nor a memory map keeps close (`bench/mmap.sh --quick 1000000` "
+           "runs the same find at 1M with the map off and on; one run: 1,535 to 2,026 req/s, p99 26 to 19 ms, RSS "
+           "28 to 340 MB). The plan stays an index range at every size "
            "(`tests/query_plan.rs`); only a layout that keeps a member's messages together would make it flat.")
 print("\n".join(out))
 PY

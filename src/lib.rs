@@ -25,6 +25,7 @@
 pub mod access;
 pub mod arcql;
 pub mod auth;
+pub mod bounded;
 pub mod config;
 pub mod error;
 pub mod feed;

@@ -497,6 +497,33 @@ async fn server_sent_events_take_persisted_queries() {
     }
 }
 
+/// The abuse replay of `/graphql`'s deep JSON, on the stream: variables nested past the limit
+/// (64) are refused with LIMIT_EXCEEDED, over POST and GET alike (now by the decoding the
+/// stream shares with `/graphql`, before its JSON is parsed; the guard on coerced variables
+/// stands behind it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_sent_events_refuse_variables_nested_past_the_limit() {
+    use std::io::{Read, Write};
+    let n = node(&[]).await;
+    let addr = n.server.addr.clone();
+    let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    let text = "subscription { changes(type: Author) { op } }";
+    let body: Value = serde_json::from_str(&format!(r#"{{"query":"{text}","variables":{{"v":{deep}}}}}"#)).unwrap();
+    let (status, _, body) = post_full(&addr, "/graphql/stream", &body, &[]);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{body}");
+    let q = "subscription%20%7B%20changes(type%3A%20Author)%20%7B%20op%20%7D%20%7D";
+    let v = format!("%7B%22v%22%3A{}1{}%7D", "%5B".repeat(100), "%5D".repeat(100));
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /graphql/stream?query={q}&variables={v} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert!(resp.contains("LIMIT_EXCEEDED"), "{resp}");
+}
+
 /// A consumer that stops reading is cut off with a reason and a cursor to resume from, while
 /// the server's memory stays bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,7 @@
 //! without the parser and validator running again.
 //!
 //! Bounded by entries and by (estimated) bytes, least recently used evicted first
-//! ([`super::bounded`]); entries of
+//! ([`crate::bounded`]); entries of
 //! releases no instance runs any more are dropped when the registry changes
 //! ([`OperationCache::retain_releases`]). A key is a 64-bit SipHash (random key per process)
 //! of the release, name and text; an entry also keeps its text and name and is used only when
@@ -31,8 +31,8 @@ use std::sync::Arc;
 
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
 
-use super::bounded::Bounded;
 use super::exec::Refused;
+use crate::bounded::Bounded;
 use crate::plan::read::ObjectSelection;
 
 /// The bytes an entry is charged: its text and name, plus an estimate of the parsed document
@@ -122,7 +122,7 @@ impl Compiled {
     }
 }
 
-pub use super::bounded::Figures;
+pub use crate::bounded::Figures;
 
 /// Compiled operations of every release this node serves (one cache per node).
 pub struct OperationCache {
@@ -133,12 +133,19 @@ pub struct OperationCache {
     plans_reused: AtomicU64,
 }
 
-/// How often root fields found their read plan in the operation cache (`GET /admin/caches`
-/// → `operations.plans`).
+/// How often root fields found their read plan in the operation cache.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PlanFigures {
     pub made: u64,
     pub reused: u64,
+}
+
+/// The operation cache in `GET /admin/caches` → `operations`: the map's figures and `plans`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub cache: Figures,
+    pub plans: PlanFigures,
 }
 
 impl OperationCache {
@@ -159,8 +166,13 @@ impl OperationCache {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn plan_figures(&self) -> PlanFigures {
-        PlanFigures { made: self.plans_made.load(Ordering::Relaxed), reused: self.plans_reused.load(Ordering::Relaxed) }
+    /// Everything `GET /admin/caches` shows of this cache.
+    pub fn report(&self) -> Report {
+        let plans = PlanFigures {
+            made: self.plans_made.load(Ordering::Relaxed),
+            reused: self.plans_reused.load(Ordering::Relaxed),
+        };
+        Report { cache: self.figures(), plans }
     }
 
     pub fn enabled(&self) -> bool {

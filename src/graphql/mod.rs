@@ -10,14 +10,12 @@
 //! | [`collect`] | the spec's CollectFields, shared by the planner and the encoder |
 //! | [`decode`] | arguments and selection sets → the operations' argument types |
 //! | [`encode`] | operation results → `data`, per the selection |
-//! | [`bounded`] | the bounded LRU map with counts both of those caches keep their entries in |
 //! | [`persisted`] | automatic persisted queries: texts kept by their SHA-256 |
 //! | [`introspection`] | `__schema` and `__type` from the validated schema |
 //! | [`response`] | the response and its errors, classified once |
 //!
 //! Invariant: this module never touches sqlx or SQL; it calls `ops` with typed arguments.
 
-pub mod bounded;
 pub mod collect;
 pub mod compiled;
 pub mod decode;

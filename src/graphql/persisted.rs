@@ -20,7 +20,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
-use super::bounded::Bounded;
+use crate::bounded::Bounded;
 use crate::error::{ApiError, ErrorCode};
 
 /// The bytes an entry is charged: its text, its key and the entry.
@@ -33,7 +33,7 @@ pub struct PersistedQueries {
     texts: Bounded<String, Arc<str>>,
 }
 
-pub use super::bounded::Figures;
+pub use crate::bounded::Figures;
 
 /// What a request said about persisting its query.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -101,19 +101,22 @@ pub struct Ticket {
     generation: u64,
 }
 
-/// The figures of `GET /admin/caches`.
+/// The figures of `GET /admin/caches`: every cache's ([`crate::bounded::Figures`]: here
+/// `entries` counts documents, several per object) and the objects they belong to and how many
+/// documents writes dropped.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Figures {
-    pub enabled: bool,
+    #[serde(flatten)]
+    pub cache: crate::bounded::Figures,
     pub objects: usize,
-    pub entries: usize,
-    pub bytes: usize,
-    pub max_entries: usize,
-    pub max_bytes: usize,
-    pub hits: u64,
-    pub misses: u64,
-    pub evictions: u64,
     pub invalidations: u64,
+}
+
+impl std::ops::Deref for Figures {
+    type Target = crate::bounded::Figures;
+    fn deref(&self) -> &Self::Target {
+        &self.cache
+    }
 }
 
 fn object_key(app: &str, instance: &str, type_name: &str, id: &str) -> String {
@@ -271,15 +274,17 @@ impl ReadCache {
     pub fn figures(&self) -> Figures {
         let inner = self.lock();
         Figures {
-            enabled: self.enabled,
+            cache: crate::bounded::Figures {
+                enabled: self.enabled,
+                entries: inner.entries,
+                bytes: inner.bytes,
+                max_entries: self.max_entries,
+                max_bytes: self.max_bytes,
+                hits: self.hits.load(Ordering::Relaxed),
+                misses: self.misses.load(Ordering::Relaxed),
+                evictions: self.evictions.load(Ordering::Relaxed),
+            },
             objects: inner.objects.len(),
-            entries: inner.entries,
-            bytes: inner.bytes,
-            max_entries: self.max_entries,
-            max_bytes: self.max_bytes,
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            evictions: self.evictions.load(Ordering::Relaxed),
             invalidations: self.invalidations.load(Ordering::Relaxed),
         }
     }

@@ -39,10 +39,7 @@ async fn caches(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         return unauthorized("the admin key is required");
     }
     let objects = serde_json::to_value(app.registry.read_cache.figures()).unwrap_or_default();
-    let mut operations = serde_json::to_value(app.registry.operations.figures()).unwrap_or_default();
-    if let Some(o) = operations.as_object_mut() {
-        o.insert("plans".into(), serde_json::to_value(app.registry.operations.plan_figures()).unwrap_or_default());
-    }
+    let operations = serde_json::to_value(app.registry.operations.report()).unwrap_or_default();
     let persisted = serde_json::to_value(app.persisted.figures()).unwrap_or_default();
     ok(
         StatusCode::OK,

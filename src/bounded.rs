@@ -1,5 +1,7 @@
-//! The bounded, least-recently-used map behind the operation cache ([`super::compiled`]) and
-//! the persisted queries ([`super::persisted`]): at most `max_entries` values and `max_bytes`
+//! The bounded, least-recently-used map behind the operation cache
+//! ([`crate::graphql::compiled`]) and the persisted queries ([`crate::graphql::persisted`]), and
+//! the [`Figures`] every cache of `GET /admin/caches` reports (the object cache,
+//! [`crate::ops::read_cache`], adds its own counts to them): at most `max_entries` values and `max_bytes`
 //! (each value charged the cost its owner gives), the least recently used evicted first, with
 //! hit, miss and eviction counts. Either bound 0: nothing is kept.
 
