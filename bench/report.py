@@ -16,7 +16,7 @@ WORKLOADS = [("get", "get by id"), ("find", "find 25, filter + cursor"), ("upser
              ("get-apq", "get by id as an automatic persisted query (GET, hash and variables only)"),
              ("noop", "`SELECT 1` through the driver (the cost of a statement apart from its work)")]
 SERVERS = ["arcbase-sqlite", "arcbase-sqlite-2cpu", "arcbase-postgres", "arcbase-postgres-2cpu", "postgraphile-v4",
-           "postgraphile-v5", "raw-sqlx-sqlite", "raw-sqlx-postgres", "static-axum"]
+           "postgraphile-v5", "raw-sqlite", "raw-sqlite-pool", "raw-postgres", "static-axum"]
 
 
 def cell(server, w):
@@ -44,8 +44,11 @@ p("- Requests: one text per operation, the values in its variables (as Apollo, R
 p("- PostgreSQL: after the upsert workload of each server on it, its database is vacuumed, analyzed and "
   "checkpointed before the next workload, so that autovacuum of the upserted rows runs inside no later "
   "measurement (CPU 0 is shared by the server and PostgreSQL).")
-p("- raw-sqlx: the statements arcbase renders for the workload, run through sqlx alone (no HTTP, no GraphQL), "
-  f"{conns} concurrent tasks. static-axum: a fixed response from the same HTTP stack.")
+p("- raw: the statements arcbase renders for the workload, run through arcbase's store alone (no HTTP, no GraphQL), "
+  f"{conns} concurrent tasks: on SQLite stepped on the calling thread (rusqlite), as the server's short reads are; "
+  "raw-sqlite-pool: the same through sqlx's SQLite driver, which steps each statement on the connection's own "
+  "thread (`ARCBASE_LIMIT_SQLITE_INLINE_US=0`); on PostgreSQL sqlx. static-axum: a fixed response from the same "
+  "HTTP stack.")
 p("")
 for w, title in WORKLOADS:
     p(f"## {title}")
@@ -83,12 +86,12 @@ for peer in ["postgraphile-v4", "postgraphile-v5"]:
         p(f"| arcbase-postgres / {peer} | {w} | {t:.2f}x | {l:.2f} | {goal} | {met} |")
 for db in ["sqlite", "postgres"]:
     for w in ["get", "find", "count"]:
-        t = ratio(cell(f"arcbase-{db}", w), cell(f"raw-sqlx-{db}", w), "rps")
+        t = ratio(cell(f"arcbase-{db}", w), cell(f"raw-{db}", w), "rps")
         if t is None:
             continue
         goal = ">= 50 %" if (db == "sqlite" and w == "get") else "(reference)"
         met = ("yes" if t >= 0.5 else "no") if goal != "(reference)" else ""
-        p(f"| arcbase-{db} / raw-sqlx-{db} | {w} | {100 * t:.0f} % | | {goal} | {met} |")
+        p(f"| arcbase-{db} / raw-{db} | {w} | {100 * t:.0f} % | | {goal} | {met} |")
 t = ratio(cell("arcbase-sqlite", "get"), cell("static-axum", "get"), "rps")
 if t is not None:
     p(f"| arcbase-sqlite / static-axum | get | {100 * t:.0f} % | | >= 50 % | {'yes' if t >= 0.5 else 'no'} |")
@@ -126,16 +129,24 @@ p("`bench/profile.sh` samples arcbase on SQLite serving `get by id` over HTTP; `
   "text per request, shows the uncached cost on any tree). Over a socket about half of the samples are in the kernel: socket reads and writes and the "
   "wake-ups between the tokio worker and the SQLite connection's thread.")
 p("")
-p("The SQLite thread hop, measured: `bench raw URL noop 1 SECONDS` runs `SELECT 1` through sqlx, hop included; "
-  "see the `noop` table (about 8 us a statement on this machine against about 95 us for a whole `get` over "
-  "HTTP). The hop is not the floor of a request, so it stays (removing it means a second SQLite driver).")
+hop = [cell(s, "noop") for s in ("raw-sqlite", "raw-sqlite-pool")]
+hop_get = [cell(s, "get") for s in ("raw-sqlite", "raw-sqlite-pool")]
+if all(hop) and all(hop_get):
+    us = [1e6 / r["rps"] for r in hop]
+    p(f"The SQLite thread hop, measured (`bench raw URL noop|get C S`, with and without "
+      f"`ARCBASE_LIMIT_SQLITE_INLINE_US=0`): `SELECT 1` costs {us[1]:.1f} us through sqlx, whose SQLite driver steps "
+      f"each statement on the connection's own thread, and {us[0]:.1f} us stepped on the calling thread; the get "
+      f"statement {hop_get[1]['rps']:.0f} vs {hop_get[0]['rps']:.0f} req/s. In a profile of `get` over HTTP on the "
+      "pool (`perf record -e cpu-clock -g -p PID` under wrk, `perf report --no-children --sort comm,dso`) the "
+      "connection threads' context switches and the futex wake-ups were about a quarter of the CPU, so short "
+      "reads now run on the calling thread (`store/inline.rs`, a 2 ms budget; longer reads move to the pool).")
 p("")
 p("Found by `bench/scale.sh`: the `hasPreviousPage` probe of a cursor page asked for rows `NOT COALESCE(id > "
   "cursor)`, which no index can seek, so it walked every row of the filter before the cursor (find p99 grew "
   "10x from 10k to 1M messages); with the default order it now asks `id <= cursor`, a range of the same index.")
 p("")
 p("`find` one page beyond a cursor in the default order is one statement now (the cursor's existence and the "
-  "far side's `hasPreviousPage` are `EXISTS` columns of its first row), as raw-sqlx runs it; with a `SORT` it "
+  "far side's `hasPreviousPage` are `EXISTS` columns of its first row), as raw runs it; with a `SORT` it "
   "still reads the cursor row first. The read plan of each root field is now made once per text and shared "
   "(unless a variable shapes the selection below the root); the SQL text is still rendered per request (about "
   "2 % of a `get`'s CPU: `perf record -e cpu-clock --call-graph dwarf` over `bench router URL 16 4 variables`, "
@@ -150,10 +161,10 @@ p("`find` in process (`taskset -c 0 target/release/examples/bench router URL 16 
   "find`, 16 % of its samples are `pread` copying pages from "
   "the OS cache, which SQLite's memory map removes (`bench/mmap.sh`, below) at the price of RSS.")
 p("")
-raw_count, pg4_count = cell("raw-sqlx-postgres", "count"), cell("postgraphile-v4", "count")
+raw_count, pg4_count = cell("raw-postgres", "count"), cell("postgraphile-v4", "count")
 ours_count = cell("arcbase-postgres", "count")
 if raw_count and pg4_count and ours_count and pg4_count["rps"] and raw_count["rps"]:
-    p(f"count + sum on PostgreSQL: arcbase's own statement, run through sqlx alone (raw-sqlx-postgres), serves "
+    p(f"count + sum on PostgreSQL: arcbase's own statement, run through sqlx alone (raw-postgres), serves "
       f"{raw_count['rps'] / pg4_count['rps']:.1f}x PostGraphile v4's whole stack in this run, and arcbase over HTTP "
       f"{ours_count['rps'] / raw_count['rps']:.0%} of that statement's rate: the goal rests mostly on the statement, "
       "which reads the member's 100 rows through the reference index, as PostGraphile's does.")

@@ -10,8 +10,8 @@
 # with a filter plus a cursor step, upsert of 25 (half new, half existing), count + sum for one
 # member; every target sends one text per operation with the values in its variables, as real
 # clients do. arcbase also: get as an automatic persisted query over GET (hash only), and get
-# and find with the server on both cores. Physical limits: the same statements through sqlx
-# alone (and `SELECT 1`: the driver's cost per statement), and a static handler on the same
+# and find with the server on both cores. Physical limits: the same statements through the store
+# alone (SQLite also through the pool's threads; `SELECT 1`: the cost per statement), and a static handler on the same
 # HTTP stack. Servers (and PostgreSQL) run on CPU 0, the load generator on CPU 1.
 # Writes docs/benchmarks.md. Peers and tools install into $ARCBASE_BENCH_CACHE
 # (default ~/.cache/arcbase-bench), nothing system-wide except the Debian package wrk.
@@ -155,9 +155,16 @@ for db in sqlite postgres; do
   if [ $db = sqlite ]; then URL="sqlite://$WORK/bench.db"; else URL="$PG/arcbase"; fi
   for w in get find count noop; do
     out=$(taskset -c 0 "$BENCH" raw "$URL" $w $CONNS $SECS | grep '^{"rps"')
-    echo "{\"server\": \"raw-sqlx-$db\", \"workload\": \"$w\", \"result\": $out}" >> "$RESULTS"
-    log "raw-sqlx-$db $w: $out"
+    echo "{\"server\": \"raw-$db\", \"workload\": \"$w\", \"result\": $out}" >> "$RESULTS"
+    log "raw-$db $w: $out"
   done
+done
+# The SQLite thread hop: the same statements through sqlx's driver (each stepped on the
+# connection's own thread), inline reads off.
+for w in get noop; do
+  out=$(ARCBASE_LIMIT_SQLITE_INLINE_US=0 taskset -c 0 "$BENCH" raw "sqlite://$WORK/bench.db" $w $CONNS $SECS | grep '^{"rps"')
+  echo "{\"server\": \"raw-sqlite-pool\", \"workload\": \"$w\", \"result\": $out}" >> "$RESULTS"
+  log "raw-sqlite-pool $w: $out"
 done
 
 # ---- report --------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 //!   release and fill it with 1,000 members and 100,000 messages, or MESSAGES (the same data
 //!   `bench/postgraphile.sql` makes).
 //! - `raw DATABASE_URL WORKLOAD CONNECTIONS SECONDS`: run the statements arcbase renders for a
-//!   workload (`get`, `find`, `count`) straight through sqlx, no HTTP and no GraphQL: the
+//!   workload (`get`, `find`, `count`) straight through the store (SQLite: on the calling
+//!   thread; with `ARCBASE_LIMIT_SQLITE_INLINE_US=0` through sqlx's threads), no HTTP and no GraphQL: the
 //!   physical limit of the database path (`noop`: `SELECT 1`, the driver's own cost per
 //!   statement). Prints one JSON line with rps, p50 and p99.
 //! - `graphql DATABASE_URL CONNECTIONS SECONDS`: `get by id` through the GraphQL layer in
@@ -62,8 +63,12 @@ async fn main() {
     }
 }
 
+/// The store at `url` with the `ARCBASE_LIMIT_*` settings of the environment (so that
+/// `ARCBASE_LIMIT_SQLITE_INLINE_US=0` measures SQLite reads through the pool's threads).
 async fn open(url: &str) -> Store {
-    let store = Store::open(url).await.expect("open database");
+    let limits = arcbase::config::Limits::from_env(|k| std::env::var(k).ok()).expect("ARCBASE_LIMIT_* settings");
+    let budgets = arcbase::store::Budgets::from_limits(&limits);
+    let store = Store::open_with(url, budgets).await.expect("open database");
     arcbase::tenancy::serve_default(&store, SDL).await.expect("publish the bench schema");
     store
 }

@@ -187,6 +187,11 @@ limits! {
     /// that miss SQLite's own page cache cheaper (`bench/mmap.sh`), and the
     /// mapped pages count in the process's RSS once per connection that touched them.
     sqlite_mmap_bytes: u64 = 0;
+    /// SQLite: how long a read may run on the thread that asked for it, microseconds, before
+    /// it is stopped and run again on a connection with a thread of its own (0: every read runs
+    /// there). Running on the caller's thread saves two thread wake-ups per statement; a longer
+    /// read would hold up the other requests of that thread.
+    sqlite_inline_us: u64 = 2_000;
     /// Automatic persisted queries: texts kept by their hash at most (0: none; clients then
     /// send their texts).
     persisted_query_entries: usize = 10_000;

@@ -166,25 +166,36 @@ async fn statistics_follow_a_bulk_load_without_a_restart() {
 }
 
 /// `ARCBASE_LIMIT_SQLITE_MMAP_BYTES` reaches SQLite's reader connections as `PRAGMA mmap_size`,
+/// both the inline ones and the pool's (inline reads off: `ARCBASE_LIMIT_SQLITE_INLINE_US=0`),
 /// and the default leaves the map off (SQLite's own default is 0 too, so a setting that never
 /// reached a connection would read 0 in both stores).
 #[tokio::test]
 async fn the_memory_map_setting_reaches_the_sqlite_connections() {
     let dir = tempfile::tempdir().unwrap();
     let mmap_size = Sql::with_binds(arcbase::sql::Dialect::Sqlite, "PRAGMA mmap_size", Vec::new());
-    for (setting, expected) in [(None, 0), (Some("1048576"), 1_048_576)] {
-        let limits = arcbase::config::Limits::from_env(|k| {
-            setting.filter(|_| k == "ARCBASE_LIMIT_SQLITE_MMAP_BYTES").map(String::from)
-        })
-        .unwrap();
-        let url = format!("sqlite://{}/m{expected}.db", dir.path().display());
-        let store =
-            arcbase::store::Store::open_with(&url, arcbase::store::Budgets::from_limits(&limits)).await.unwrap();
-        // Several at once, so that more than one reader answers.
-        let reads = futures_util::future::join_all((0..8).map(|_| store.fetch_rows(&mmap_size))).await;
-        for rows in reads {
-            assert_eq!(rows.unwrap()[0][0], SqlValue::Int(expected), "setting {setting:?}");
+    for inline in ["2000", "0"] {
+        for (setting, expected) in [(None, 0), (Some("1048576"), 1_048_576)] {
+            let limits = arcbase::config::Limits::from_env(|k| match k {
+                "ARCBASE_LIMIT_SQLITE_MMAP_BYTES" => setting.map(String::from),
+                "ARCBASE_LIMIT_SQLITE_INLINE_US" => Some(inline.to_string()),
+                _ => None,
+            })
+            .unwrap();
+            let url = format!("sqlite://{}/m{expected}-{inline}.db", dir.path().display());
+            let store =
+                arcbase::store::Store::open_with(&url, arcbase::store::Budgets::from_limits(&limits)).await.unwrap();
+            // Several at once, so that more than one reader answers.
+            let reads = futures_util::future::join_all((0..8).map(|_| store.fetch_rows(&mmap_size))).await;
+            for rows in reads {
+                assert_eq!(rows.unwrap()[0][0], SqlValue::Int(expected), "setting {setting:?}, inline {inline}");
+            }
+            let f = store.read_figures().unwrap();
+            if inline == "0" {
+                assert_eq!((f.inline, f.pool), (0, 8), "{f:?}");
+            } else {
+                assert_eq!(f.inline, 8, "{f:?}");
+            }
+            store.close().await;
         }
-        store.close().await;
     }
 }

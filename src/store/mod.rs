@@ -2,7 +2,8 @@
 //! the database.
 //!
 //! SQLite runs in WAL mode with `synchronous = FULL` (checked at start-up), foreign keys on
-//! and a busy timeout. Reads use a pool of connections; writes go through a single writer
+//! and a busy timeout. Reads run on the calling thread when they are short (`inline.rs`), and
+//! otherwise on a pool of connections with threads of their own; writes go through a single writer
 //! connection and `BEGIN IMMEDIATE`, so a write transaction never has to upgrade a read lock
 //! (the classic source of `SQLITE_BUSY` under concurrency) and writes in this process queue
 //! instead of failing.
@@ -12,8 +13,11 @@
 //! A write transaction has a budget for the whole of it. Waiting for a connection is bounded
 //! too: past it the caller hears that the store is overloaded, instead of queueing forever.
 
+mod inline;
 mod sqlite;
 pub mod tenancy;
+
+pub use inline::ReadFigures;
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +93,9 @@ pub struct Budgets {
     pub pool_wait: Duration,
     /// SQLite: bytes of the file each connection maps (`PRAGMA mmap_size`; 0: none).
     pub sqlite_mmap_bytes: u64,
+    /// SQLite: how long a read may run on the calling thread before it is moved to the pool's
+    /// threads (zero: every read runs there).
+    pub sqlite_inline: Duration,
 }
 
 impl Budgets {
@@ -98,6 +105,7 @@ impl Budgets {
             write: Duration::from_millis(l.write_ms),
             pool_wait: Duration::from_millis(l.pool_wait_ms),
             sqlite_mmap_bytes: l.sqlite_mmap_bytes,
+            sqlite_inline: Duration::from_micros(l.sqlite_inline_us),
         }
     }
 }
@@ -136,7 +144,7 @@ const DDL_LOCK: i64 = 0x0061_7263_6261_7365;
 
 #[derive(Clone)]
 enum Backend {
-    Sqlite { read: sqlite::Pool, write: sqlite::Pool },
+    Sqlite { read: sqlite::Pool, write: sqlite::Pool, inline: Arc<inline::Inline> },
     Postgres { pool: PgPool },
 }
 
@@ -263,10 +271,15 @@ impl Store {
         if budgets.sqlite_mmap_bytes > 0 {
             opts = opts.pragma("mmap_size", budgets.sqlite_mmap_bytes.to_string());
         }
+        // An in-memory database lives in the pool's shared cache, out of reach of other
+        // connections: its reads all go to the pool.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let file = (!in_memory).then(|| opts.get_filename().to_path_buf());
         let write = sqlite::Pool::open(opts.clone(), 1, 1).await?;
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(2, 16);
         let read = sqlite::Pool::open(opts, readers, 1).await?;
-        Ok(Backend::Sqlite { read, write })
+        let inline = Arc::new(inline::Inline::new(file, budgets.sqlite_mmap_bytes, budgets.sqlite_inline, readers));
+        Ok(Backend::Sqlite { read, write, inline })
     }
 
     async fn open_postgres(url: &str, budgets: Budgets) -> Result<Backend, StoreError> {
@@ -298,7 +311,7 @@ impl Store {
     async fn setting(&self, s: system::Setting) -> Result<SqlValue, StoreError> {
         let sql = system::setting(self.dialect(), s);
         let rows = match &self.backend {
-            Backend::Sqlite { write, .. } => self.on_sqlite(write, &sql, self.budgets.pool_wait).await?,
+            Backend::Sqlite { write, .. } => self.on_sqlite(write, &sql, self.budgets.pool_wait, None).await?,
             Backend::Postgres { .. } => self.fetch_rows(&sql).await?,
         };
         rows.into_iter()
@@ -415,10 +428,8 @@ impl Store {
         // use their index; connections opened later load them. (PostgreSQL's autovacuum does
         // this by itself.)
         if let Backend::Sqlite { write, .. } = &self.backend {
-            self.on_sqlite(write, &system::optimize(dialect), self.budgets.pool_wait).await?;
-            if let Backend::Sqlite { read, .. } = &self.backend {
-                read.statistics_changed();
-            }
+            self.on_sqlite(write, &system::optimize(dialect), self.budgets.pool_wait, None).await?;
+            self.statistics_changed();
         }
         Ok(())
     }
@@ -439,7 +450,13 @@ impl Store {
         tracing::trace!(parent: &span, sql = %sql.text, "statement");
         let run = async {
             match &self.backend {
-                Backend::Sqlite { read, .. } => self.on_sqlite(read, sql, self.budgets.pool_wait).await,
+                Backend::Sqlite { read, inline, .. } => {
+                    let until = Instant::now() + self.budgets.statement;
+                    match self.inline_read(inline, sql, until, None).await {
+                        Some(done) => done,
+                        None => self.on_sqlite(read, sql, self.budgets.pool_wait, Some(until)).await,
+                    }
+                }
                 Backend::Postgres { pool } => {
                     let text = sql.driver_text();
                     let rows = bind_pg(sqlx::query(&text), &sql.binds)
@@ -473,9 +490,13 @@ impl Store {
                 Ok(())
             };
             match &self.backend {
-                Backend::Sqlite { read, .. } => {
+                Backend::Sqlite { read, inline, .. } => {
+                    let until = Instant::now() + budgets.statement;
+                    if let Some(done) = self.inline_read(inline, sql, until, Some(max_bytes)).await {
+                        return done;
+                    }
                     let mut lease = read.acquire(budgets.pool_wait).await?;
-                    let conn = lease.start(Instant::now() + budgets.statement);
+                    let conn = lease.start(until);
                     let mut rows = bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch(&mut *conn);
                     let mut result = Ok(());
                     while let Some(row) = rows.next().await {
@@ -502,15 +523,37 @@ impl Store {
         tracing::Instrument::instrument(run, span).await
     }
 
-    /// One statement on a connection of `pool`, within the statement budget.
+    /// A read on the calling thread (`inline.rs`); `None`: run it on the pool.
+    async fn inline_read(
+        &self,
+        inline: &inline::Inline,
+        sql: &Sql,
+        until: Instant,
+        max_bytes: Option<usize>,
+    ) -> Option<Result<Vec<Vec<SqlValue>>, StoreError>> {
+        let done = match inline.read(sql, until, max_bytes) {
+            Ok(rows) => Ok(rows),
+            Err(inline::Declined::Timeout) => Err(StoreError::Timeout(self.budgets.statement.as_millis() as u64)),
+            Err(inline::Declined::TooLarge) => Err(StoreError::TooLarge(max_bytes.unwrap_or_default())),
+            Err(inline::Declined::Pool) => return None,
+        };
+        // The read finished without yielding: count it against tokio's cooperative budget, so
+        // that a task whose reads all finish at once still gives its thread back now and then.
+        tokio::task::consume_budget().await;
+        Some(done)
+    }
+
+    /// One statement on a connection of `pool`, to end by `until` (default: within the
+    /// statement budget from now).
     async fn on_sqlite(
         &self,
         pool: &sqlite::Pool,
         sql: &Sql,
         wait: Duration,
+        until: Option<Instant>,
     ) -> Result<Vec<Vec<SqlValue>>, StoreError> {
         let mut lease = pool.acquire(wait).await?;
-        let conn = lease.start(Instant::now() + self.budgets.statement);
+        let conn = lease.start(until.unwrap_or_else(|| Instant::now() + self.budgets.statement));
         let rows = bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch_all(&mut *conn).await;
         lease.done();
         rows.map_err(|e| classify(e, self.budgets))?.iter().map(decode_sqlite).collect()
@@ -551,11 +594,28 @@ impl Store {
     /// (`PRAGMA optimize`), and make every connection load them. PostgreSQL: nothing
     /// (autovacuum analyzes tables as they change).
     pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
-        let Backend::Sqlite { read, write } = &self.backend else { return Ok(()) };
+        let Backend::Sqlite { write, .. } = &self.backend else { return Ok(()) };
         self.statistics.written.store(0, Ordering::Relaxed);
-        self.on_sqlite(write, &system::optimize(self.dialect()), self.budgets.pool_wait).await?;
-        read.statistics_changed();
+        self.on_sqlite(write, &system::optimize(self.dialect()), self.budgets.pool_wait, None).await?;
+        self.statistics_changed();
         Ok(())
+    }
+
+    /// SQLite: every reader reloads the planner's statistics before its next read.
+    fn statistics_changed(&self) {
+        if let Backend::Sqlite { read, inline, .. } = &self.backend {
+            read.statistics_changed();
+            inline.statistics_changed();
+        }
+    }
+
+    /// How SQLite's reads were answered: on the calling thread or on the pool's (`None` on
+    /// PostgreSQL).
+    pub fn read_figures(&self) -> Option<ReadFigures> {
+        match &self.backend {
+            Backend::Sqlite { inline, .. } => Some(inline.figures()),
+            Backend::Postgres { .. } => None,
+        }
     }
 
     /// `n` objects were written: past [`REFRESH_AFTER`] since the last refresh, refresh the
@@ -585,9 +645,13 @@ impl Store {
     /// QUERY PLAN` on every reader; PostgreSQL: `EXPLAIN`, once), one line per step.
     pub async fn query_plans(&self, sql: &Sql) -> Result<Vec<String>, StoreError> {
         match &self.backend {
-            Backend::Sqlite { read, .. } => {
+            Backend::Sqlite { read, inline, .. } => {
                 let text = format!("EXPLAIN QUERY PLAN {}", sql.text);
+                let explain = Sql::with_binds(Dialect::Sqlite, &text, sql.binds.clone());
                 let mut plans = Vec::new();
+                for steps in inline.with_each(|c| inline::plan(c, &explain)) {
+                    plans.push(steps.map_err(|e| StoreError::Check(format!("EXPLAIN QUERY PLAN failed: {e}")))?);
+                }
                 for mut lease in read.acquire_all(self.budgets.pool_wait).await? {
                     let conn = lease.start(Instant::now() + self.budgets.statement);
                     let rows = bind_sqlite(sqlx::query(&text), &sql.binds).fetch_all(&mut *conn).await;
@@ -658,7 +722,8 @@ impl Store {
     /// Close the pools (SQLite: checkpointing the WAL).
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { read, write } => {
+            Backend::Sqlite { read, write, inline } => {
+                inline.close();
                 read.close().await;
                 write.close().await;
             }

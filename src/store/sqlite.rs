@@ -23,7 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::StoreError;
 
 /// Virtual-machine instructions between two looks at the budget (a few microseconds).
-const PROGRESS_OPS: i32 = 1_000;
+pub(super) const PROGRESS_OPS: i32 = 1_000;
 
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -40,19 +40,19 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    fn set(&self, until: Instant) {
+    pub(super) fn set(&self, until: Instant) {
         let ns = until.saturating_duration_since(epoch()).as_nanos().max(1);
         self.deadline.store(u64::try_from(ns).unwrap_or(u64::MAX), Ordering::Release);
         self.cancelled.store(false, Ordering::Release);
     }
 
-    fn clear(&self) {
+    pub(super) fn clear(&self) {
         self.deadline.store(0, Ordering::Release);
         self.cancelled.store(false, Ordering::Release);
     }
 
     /// May the statement go on?
-    fn allows(&self) -> bool {
+    pub(super) fn allows(&self) -> bool {
         if self.cancelled.load(Ordering::Acquire) {
             return false;
         }

@@ -1,0 +1,351 @@
+//! SQLite reads on the calling thread.
+//!
+//! sqlx runs every SQLite statement on its connection's own thread: the calling task sends the
+//! statement over a channel, that thread wakes, runs it and wakes the task again. Under load the
+//! two wake-ups per statement were about a quarter of the CPU of a `get` served over HTTP
+//! (docs/benchmarks.md, "The SQLite thread hop"). A read here runs where its caller runs: on a
+//! connection taken from a stack of idle ones (a mutex held for a push or a pop, never across a
+//! statement), stepped on the current thread, and put back.
+//!
+//! A statement stepped on a runtime worker holds that worker, so this path is for short reads:
+//! each runs within a budget of its own ([`Inline::budget`], `ARCBASE_LIMIT_SQLITE_INLINE_US`),
+//! besides the statement's. A read that runs past it is stopped by the progress handler and
+//! handed back to the caller, which runs it again on the pool's connections (the thread-hopping
+//! path, with what is left of the statement's budget); its text then goes there directly for
+//! [`SLOW_FOR`]. A read that meets a lock (`SQLITE_BUSY`) or any error is handed back the same
+//! way, so errors keep their one classification (the pool's). Reads change nothing, so running
+//! one again only moves the moment its snapshot is taken.
+//!
+//! The connections are opened like the pool's (same file, same memory map) and follow the same
+//! planner statistics: a connection reloads them before its next read once they changed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rusqlite::types::ValueRef;
+use rusqlite::{ErrorCode, OpenFlags};
+
+use super::sqlite::{Budget, PROGRESS_OPS};
+use crate::sql::{Sql, SqlValue};
+
+/// How long a text that ran past the inline budget goes straight to the pool.
+pub(crate) const SLOW_FOR: Duration = Duration::from_secs(30);
+
+/// Texts remembered as slow at most (past it the memory starts again).
+const SLOW_TEXTS: usize = 1_024;
+
+/// Prepared statements each connection keeps.
+const STATEMENTS: usize = 128;
+
+/// Why a read was not answered here.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Declined {
+    /// Run it on the pool (slow, locked, an error, no connection free, or inline reads off).
+    Pool,
+    /// The statement's own budget ran out (not only the inline one).
+    Timeout,
+    /// The rows passed the byte bound the caller gave.
+    TooLarge,
+}
+
+struct Reader {
+    conn: rusqlite::Connection,
+    budget: Arc<Budget>,
+    /// The statistics generation this connection's planner has loaded.
+    statistics: u64,
+}
+
+/// How reads were answered (for `GET /admin/caches` and the tests).
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct ReadFigures {
+    /// Answered on the calling thread.
+    pub inline: u64,
+    /// Run on the pool's threads: a text known to be slow, inline reads off, or no inline
+    /// connection free.
+    pub pool: u64,
+    /// Stopped at the inline budget, then run on the pool.
+    pub past_budget: u64,
+    /// Met a lock or an error inline, then run on the pool.
+    pub handed_back: u64,
+}
+
+#[derive(Default)]
+struct Counts {
+    inline: AtomicU64,
+    pool: AtomicU64,
+    past_budget: AtomicU64,
+    handed_back: AtomicU64,
+}
+
+/// Idle inline reader connections of one SQLite database.
+pub(crate) struct Inline {
+    idle: Mutex<Vec<Reader>>,
+    path: PathBuf,
+    mmap_bytes: u64,
+    /// 0: every read goes to the pool.
+    budget: Duration,
+    /// Connections at most (open at once, idle or in use).
+    max: usize,
+    open: AtomicUsize,
+    /// Moved each time the planner's statistics were refreshed.
+    statistics: AtomicU64,
+    /// Texts that ran past the budget, and since when.
+    slow: Mutex<HashMap<String, Instant>>,
+    slow_count: AtomicUsize,
+    counts: Counts,
+}
+
+impl Inline {
+    /// Inline readers of the file at `path` (`None`: an in-memory database, which only the
+    /// pool's connections share; every read then goes to the pool).
+    pub fn new(path: Option<PathBuf>, mmap_bytes: u64, budget: Duration, max: usize) -> Inline {
+        let budget = if path.is_some() { budget } else { Duration::ZERO };
+        Inline {
+            idle: Mutex::new(Vec::new()),
+            path: path.unwrap_or_default(),
+            mmap_bytes,
+            budget,
+            max,
+            open: AtomicUsize::new(0),
+            statistics: AtomicU64::new(0),
+            slow: Mutex::new(HashMap::new()),
+            slow_count: AtomicUsize::new(0),
+            counts: Counts::default(),
+        }
+    }
+
+    /// The planner's statistics changed: every connection reloads them before its next read.
+    pub fn statistics_changed(&self) {
+        self.statistics.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn figures(&self) -> ReadFigures {
+        let c = &self.counts;
+        ReadFigures {
+            inline: c.inline.load(Ordering::Relaxed),
+            pool: c.pool.load(Ordering::Relaxed),
+            past_budget: c.past_budget.load(Ordering::Relaxed),
+            handed_back: c.handed_back.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Run `sql` here, to end by `until` (the statement's budget), keeping at most `max_bytes`
+    /// of text when given.
+    pub fn read(&self, sql: &Sql, until: Instant, max_bytes: Option<usize>) -> Result<Vec<Vec<SqlValue>>, Declined> {
+        if self.budget.is_zero() || self.is_slow(&sql.text) {
+            self.counts.pool.fetch_add(1, Ordering::Relaxed);
+            return Err(Declined::Pool);
+        }
+        let Some(reader) = self.take() else {
+            self.counts.pool.fetch_add(1, Ordering::Relaxed);
+            return Err(Declined::Pool);
+        };
+        let own = Instant::now() + self.budget;
+        reader.budget.set(own.min(until));
+        let result = step(&reader.conn, sql, max_bytes);
+        reader.budget.clear();
+        self.put(reader);
+        match result {
+            Ok(rows) => {
+                self.counts.inline.fetch_add(1, Ordering::Relaxed);
+                Ok(rows)
+            }
+            Err(Stop::TooLarge) => Err(Declined::TooLarge),
+            Err(Stop::Interrupted) if until <= own => Err(Declined::Timeout),
+            Err(Stop::Interrupted) => {
+                self.counts.past_budget.fetch_add(1, Ordering::Relaxed);
+                self.mark_slow(&sql.text);
+                Err(Declined::Pool)
+            }
+            Err(Stop::Other(e)) => {
+                self.counts.handed_back.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("an inline read is handed to the pool: {e}");
+                Err(Declined::Pool)
+            }
+        }
+    }
+
+    /// Every idle connection, opening one when there is none (for a look at each planner).
+    pub fn with_each<T>(&self, mut f: impl FnMut(&rusqlite::Connection) -> T) -> Vec<T> {
+        if self.budget.is_zero() {
+            return Vec::new();
+        }
+        let mut taken = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
+        if taken.is_empty() {
+            taken.extend(self.take());
+        }
+        let mut out = Vec::with_capacity(taken.len());
+        for r in &mut taken {
+            self.reload(r);
+            out.push(f(&r.conn));
+        }
+        for r in taken {
+            self.put(r);
+        }
+        out
+    }
+
+    /// Close the idle connections.
+    pub fn close(&self) {
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
+        self.open.fetch_sub(idle.len(), Ordering::AcqRel);
+    }
+
+    fn is_slow(&self, text: &str) -> bool {
+        if self.slow_count.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let mut slow = self.slow.lock().unwrap_or_else(PoisonError::into_inner);
+        match slow.get(text) {
+            Some(since) if since.elapsed() < SLOW_FOR => true,
+            Some(_) => {
+                slow.remove(text);
+                self.slow_count.store(slow.len(), Ordering::Relaxed);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn mark_slow(&self, text: &str) {
+        let mut slow = self.slow.lock().unwrap_or_else(PoisonError::into_inner);
+        if slow.len() >= SLOW_TEXTS {
+            slow.clear();
+        }
+        slow.insert(text.to_string(), Instant::now());
+        self.slow_count.store(slow.len(), Ordering::Relaxed);
+    }
+
+    /// An idle connection, or a new one while fewer than `max` are open.
+    fn take(&self) -> Option<Reader> {
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut reader = match idle {
+            Some(r) => r,
+            None => {
+                if self.open.fetch_add(1, Ordering::AcqRel) >= self.max {
+                    self.open.fetch_sub(1, Ordering::AcqRel);
+                    return None;
+                }
+                match self.open_reader() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.open.fetch_sub(1, Ordering::AcqRel);
+                        tracing::warn!("an inline SQLite reader could not be opened: {e}");
+                        return None;
+                    }
+                }
+            }
+        };
+        self.reload(&mut reader);
+        Some(reader)
+    }
+
+    fn put(&self, reader: Reader) {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(reader);
+    }
+
+    /// Load the planner's statistics again if they changed since this connection last did
+    /// (SQLite's planner reads them with the schema and does not see another connection's
+    /// ANALYZE).
+    fn reload(&self, r: &mut Reader) {
+        let now = self.statistics.load(Ordering::Acquire);
+        if r.statistics != now {
+            if let Err(e) = r.conn.execute_batch("ANALYZE sqlite_schema") {
+                tracing::warn!("an inline reader could not reload the planner's statistics: {e}");
+            }
+            r.statistics = now;
+        }
+    }
+
+    fn open_reader(&self) -> Result<Reader, rusqlite::Error> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = rusqlite::Connection::open_with_flags(&self.path, flags)?;
+        // A lock is not waited for here (the worker would wait with it): the read goes to the
+        // pool, whose connections wait up to their busy timeout.
+        conn.busy_timeout(Duration::ZERO)?;
+        if self.mmap_bytes > 0 {
+            conn.pragma_update(None, "mmap_size", self.mmap_bytes.to_string())?;
+        }
+        conn.set_prepared_statement_cache_capacity(STATEMENTS);
+        let budget = Arc::new(Budget::default());
+        let b = budget.clone();
+        conn.progress_handler(PROGRESS_OPS, Some(move || !b.allows()));
+        // A new connection loads the statistics as they are now.
+        Ok(Reader { conn, budget, statistics: self.statistics.load(Ordering::Acquire) })
+    }
+}
+
+enum Stop {
+    Interrupted,
+    TooLarge,
+    Other(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Stop {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::OperationInterrupted) => Stop::Interrupted,
+            _ => Stop::Other(e),
+        }
+    }
+}
+
+/// Step one statement to its end, decoding its rows as the pool's driver does.
+fn step(conn: &rusqlite::Connection, sql: &Sql, max_bytes: Option<usize>) -> Result<Vec<Vec<SqlValue>>, Stop> {
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    for (i, b) in sql.binds.iter().enumerate() {
+        let i = i + 1;
+        match b {
+            SqlValue::Null => stmt.raw_bind_parameter(i, rusqlite::types::Null)?,
+            SqlValue::Bool(v) => stmt.raw_bind_parameter(i, *v)?,
+            SqlValue::Int(v) => stmt.raw_bind_parameter(i, *v)?,
+            SqlValue::Real(v) => stmt.raw_bind_parameter(i, *v)?,
+            SqlValue::Text(v) => stmt.raw_bind_parameter(i, v.as_str())?,
+        }
+    }
+    let width = stmt.column_count();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    let mut size = 0usize;
+    while let Some(row) = rows.next()? {
+        let mut values = Vec::with_capacity(width);
+        for i in 0..width {
+            let v = match row.get_ref(i)? {
+                ValueRef::Null => SqlValue::Null,
+                ValueRef::Integer(v) => SqlValue::Int(v),
+                ValueRef::Real(v) => SqlValue::Real(v),
+                ValueRef::Text(t) | ValueRef::Blob(t) => match std::str::from_utf8(t) {
+                    Ok(s) => SqlValue::Text(s.to_string()),
+                    // Not text the pool's driver would decode either: let it answer.
+                    Err(e) => return Err(Stop::Other(rusqlite::Error::Utf8Error(e))),
+                },
+            };
+            values.push(v);
+        }
+        if let Some(max) = max_bytes {
+            size += values.iter().map(|v| v.as_str().map_or(8, str::len)).sum::<usize>();
+            if size > max {
+                return Err(Stop::TooLarge);
+            }
+        }
+        out.push(values);
+    }
+    Ok(out)
+}
+
+/// The steps of an `EXPLAIN QUERY PLAN` statement on `conn`, one line each.
+pub(crate) fn plan(conn: &rusqlite::Connection, explain: &Sql) -> Result<String, rusqlite::Error> {
+    let rows = step(conn, explain, None).map_err(|e| match e {
+        Stop::Other(e) => e,
+        Stop::Interrupted | Stop::TooLarge => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
+            Some("interrupted".into()),
+        ),
+    })?;
+    // Columns: id, parent, notused, detail.
+    let steps: Vec<&str> = rows.iter().filter_map(|r| r.get(3).and_then(SqlValue::as_str)).collect();
+    Ok(steps.join("\n"))
+}

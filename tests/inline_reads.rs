@@ -1,0 +1,147 @@
+//! SQLite reads on the calling thread (`store/inline.rs`): short reads are answered there, a
+//! read past the inline budget is stopped and answered by the pool (and its text goes there
+//! directly afterwards), the statement's own budget still stops a read, every committed write
+//! is seen, and a task whose reads all finish at once still gives its thread back. These are
+//! SQLite's own paths: they run the same under either CI backend.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arcbase::sql::{Dialect, Sql};
+use arcbase::store::{Budgets, Store, StoreError};
+use arcbase::value::SqlValue;
+
+async fn open(dir: &tempfile::TempDir, name: &str, budgets: Budgets) -> Store {
+    let url = format!("sqlite://{}", dir.path().join(name).display());
+    Store::open_with(&url, budgets).await.unwrap()
+}
+
+/// Counts to `n` in SQLite's virtual machine (about 0.2 s per million on this machine).
+fn counting(n: u64) -> Sql {
+    Sql::raw(
+        Dialect::Sqlite,
+        &format!(
+            "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < {n}) SELECT COUNT(*) FROM r"
+        ),
+    )
+}
+
+#[tokio::test]
+async fn short_reads_run_here_and_a_long_one_moves_to_the_pool_with_its_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, "a.db", Budgets::default()).await;
+    let before = store.read_figures().unwrap();
+    let one = store.fetch_rows(&Sql::raw(Dialect::Sqlite, "SELECT 1, 'x', 2.5, NULL")).await.unwrap();
+    assert_eq!(one, vec![vec![SqlValue::Int(1), SqlValue::Text("x".into()), SqlValue::Real(2.5), SqlValue::Null]]);
+    let after = store.read_figures().unwrap();
+    assert_eq!(after.inline, before.inline + 1, "{after:?}");
+    assert_eq!(after.pool, before.pool);
+
+    // Far past the 2 ms inline budget: stopped, then answered in full by the pool.
+    let long = counting(1_000_000);
+    let rows = store.fetch_rows(&long).await.unwrap();
+    assert_eq!(rows[0][0], SqlValue::Int(1_000_000));
+    let moved = store.read_figures().unwrap();
+    assert_eq!(moved.past_budget, after.past_budget + 1, "{moved:?}");
+    // The same text again goes straight to the pool: it is not stopped a second time.
+    let rows = store.fetch_rows(&long).await.unwrap();
+    assert_eq!(rows[0][0], SqlValue::Int(1_000_000));
+    let again = store.read_figures().unwrap();
+    assert_eq!(again.past_budget, moved.past_budget, "{again:?}");
+    assert_eq!(again.pool, moved.pool + 1, "{again:?}");
+    // Other texts still run here.
+    store.fetch_rows(&Sql::raw(Dialect::Sqlite, "SELECT 2")).await.unwrap();
+    assert_eq!(store.read_figures().unwrap().inline, again.inline + 1);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn the_statement_budget_still_stops_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // The statement's budget shorter than the inline one: the inline read is stopped by it.
+    let tight =
+        Budgets { statement: Duration::from_millis(30), sqlite_inline: Duration::from_secs(5), ..Budgets::default() };
+    let store = open(&dir, "b.db", tight).await;
+    let started = Instant::now();
+    let e = store.fetch_rows(&counting(1_000_000_000)).await.unwrap_err();
+    assert!(matches!(e, StoreError::Timeout(30)), "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "stopped after {:?}", started.elapsed());
+    let f = store.read_figures().unwrap();
+    assert_eq!((f.pool, f.past_budget), (0, 0), "a timeout is not run again: {f:?}");
+    store.close().await;
+
+    // The inline budget shorter: moved to the pool, which stops it at the statement's budget
+    // (what was left of it), not later.
+    let store = open(&dir, "c.db", Budgets { statement: Duration::from_millis(200), ..Budgets::default() }).await;
+    let started = Instant::now();
+    let e = store.fetch_rows(&counting(1_000_000_000)).await.unwrap_err();
+    assert!(matches!(e, StoreError::Timeout(200)), "{e:?}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1_500), "stopped after {took:?}");
+    assert_eq!(store.read_figures().unwrap().past_budget, 1);
+    // The byte bound holds on this path too.
+    let big =
+        Sql::raw(Dialect::Sqlite, "SELECT replace(hex(zeroblob(2500)), '0', 'x') FROM (SELECT 1 UNION ALL SELECT 2)");
+    assert!(matches!(store.fetch_rows_within(&big, 8_000).await, Err(StoreError::TooLarge(8_000))));
+    assert_eq!(store.fetch_rows_within(&big, 20_000).await.unwrap().len(), 2);
+    store.close().await;
+}
+
+/// Writers and readers at once on two worker threads: each reader sees every write committed
+/// before its read began (the inline connections are other connections than the writer's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_committed_write_is_seen_by_the_next_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, "d.db", Budgets::default()).await;
+    store.execute(&Sql::raw(Dialect::Sqlite, "CREATE TABLE w (task BIGINT, n BIGINT)")).await.unwrap();
+    let tasks: Vec<_> = (0..4i64)
+        .map(|task| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in 1..=100i64 {
+                    let mut ins = Sql::new(Dialect::Sqlite);
+                    ins.push("INSERT INTO w (task, n) VALUES (").bind(task).push(", ").bind(n).push(")");
+                    store.execute(&ins).await.unwrap();
+                    let mut count = Sql::new(Dialect::Sqlite);
+                    count.push("SELECT COUNT(*), MAX(n) FROM w WHERE task = ").bind(task);
+                    let rows = store.fetch_rows(&count).await.unwrap();
+                    assert_eq!(rows[0], vec![SqlValue::Int(n), SqlValue::Int(n)], "task {task} after write {n}");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let f = store.read_figures().unwrap();
+    assert!(f.inline >= 400, "the reads ran inline: {f:?}");
+    store.close().await;
+}
+
+/// One thread, one task that only reads: without giving its thread back now and then (tokio's
+/// cooperative budget), the timer below would never run while the loop does.
+#[tokio::test]
+async fn a_task_whose_reads_finish_at_once_still_lets_others_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, "e.db", Budgets::default()).await;
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = fired.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        f.store(true, Ordering::Release);
+    });
+    let one = Sql::raw(Dialect::Sqlite, "SELECT 1");
+    let started = Instant::now();
+    let mut reads = 0u64;
+    while !fired.load(Ordering::Acquire) && started.elapsed() < Duration::from_secs(3) {
+        store.fetch_rows(&one).await.unwrap();
+        reads += 1;
+    }
+    assert!(fired.load(Ordering::Acquire), "the timer never ran during {reads} reads");
+    assert!(started.elapsed() < Duration::from_secs(1), "it ran only after {:?}", started.elapsed());
+    assert!(store.read_figures().unwrap().inline >= reads);
+    store.close().await;
+}
