@@ -126,8 +126,9 @@ p("`bench/profile.sh` samples arcbase on SQLite serving `get by id` over HTTP; `
   "parsing the text (pest inside async-graphql) and validating it were about a quarter of the handler's CPU; "
   "with one text and the id in the variables, they now run once per text (`taskset -c 0 target/release/examples/bench router URL 16 3 "
   "variables`: 12.4k req/s on the tree before the cache, 30.4k with it, one core; the `literal` mode, a new "
-  "text per request, shows the uncached cost on any tree). Over a socket about half of the samples are in the kernel: socket reads and writes and the "
-  "wake-ups between the tokio worker and the SQLite connection's thread.")
+  "text per request, shows the uncached cost on any tree). Over a socket, with reads on the calling thread, about a quarter of a `get`'s samples are the "
+  "kernel's socket writes (loopback delivery to wrk included) and a fifth SQLite stepping the statement "
+  "(`perf record -e cpu-clock --call-graph dwarf -p PID` under `wrk ... get`, `perf report --children`).")
 p("")
 hop = [cell(s, "noop") for s in ("raw-sqlite", "raw-sqlite-pool")]
 hop_get = [cell(s, "get") for s in ("raw-sqlite", "raw-sqlite-pool")]

@@ -55,6 +55,16 @@ async fn short_reads_run_here_and_a_long_one_moves_to_the_pool_with_its_answer()
     // Other texts still run here.
     store.fetch_rows(&Sql::raw(Dialect::Sqlite, "SELECT 2")).await.unwrap();
     assert_eq!(store.read_figures().unwrap().inline, again.inline + 1);
+    // Only reads run here: a statement that writes is handed to the pool's connections.
+    store.execute(&Sql::raw(Dialect::Sqlite, "CREATE TABLE t (x BIGINT)")).await.unwrap();
+    let f = store.read_figures().unwrap();
+    let rows = store.fetch_rows(&Sql::raw(Dialect::Sqlite, "INSERT INTO t (x) VALUES (7) RETURNING x")).await.unwrap();
+    assert_eq!(rows, vec![vec![SqlValue::Int(7)]]);
+    let g = store.read_figures().unwrap();
+    assert_eq!((g.inline, g.handed_back), (f.inline, f.handed_back + 1), "{g:?}");
+    let pragma = store.fetch_rows(&Sql::raw(Dialect::Sqlite, "PRAGMA mmap_size")).await.unwrap();
+    assert_eq!(pragma, vec![vec![SqlValue::Int(0)]]);
+    assert_eq!(store.read_figures().unwrap().inline, g.inline + 1, "a pragma that reads runs here");
     store.close().await;
 }
 

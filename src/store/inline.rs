@@ -296,6 +296,11 @@ impl From<rusqlite::Error> for Stop {
 /// Step one statement to its end, decoding its rows as the pool's driver does.
 fn step(conn: &rusqlite::Connection, sql: &Sql, max_bytes: Option<usize>) -> Result<Vec<Vec<SqlValue>>, Stop> {
     let mut stmt = conn.prepare_cached(&sql.text)?;
+    if !stmt.readonly() {
+        // Only reads run here: a statement that writes belongs to the pool's connections
+        // (which have the foreign keys on and wait for the writer).
+        return Err(Stop::Other(rusqlite::Error::InvalidQuery));
+    }
     for (i, b) in sql.binds.iter().enumerate() {
         let i = i + 1;
         match b {
