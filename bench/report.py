@@ -41,8 +41,8 @@ p("- Dataset: 1,000 members and 100,000 messages (text, score 0-99, a member ref
   "(SQLite and PostgreSQL) and in PostGraphile's tables on the same PostgreSQL cluster.")
 p("- Requests: one text per operation, the values in its variables (as Apollo, Relay and urql send them), for "
   "every server; each server may keep what it made of a text (arcbase: its operation cache).")
-p("- PostgreSQL: after the upsert workload of each server on it, its database is vacuumed, analyzed and "
-  "checkpointed before the next workload, so that autovacuum of the upserted rows runs inside no later "
+p("- PostgreSQL: after the dataset is loaded, and after the upsert workload of each server on it, its database is "
+  "vacuumed, analyzed and checkpointed before the next workload, so that autovacuum of the upserted rows runs inside no later "
   "measurement (CPU 0 is shared by the server and PostgreSQL).")
 p("- raw: the statements arcbase renders for the workload, run through arcbase's store alone (no HTTP, no GraphQL), "
   f"{conns} concurrent tasks: on SQLite stepped on the calling thread (rusqlite), as the server's short reads are; "

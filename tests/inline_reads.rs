@@ -55,6 +55,25 @@ async fn short_reads_run_here_and_a_long_one_moves_to_the_pool_with_its_answer()
     // Other texts still run here.
     store.fetch_rows(&Sql::raw(Dialect::Sqlite, "SELECT 2")).await.unwrap();
     assert_eq!(store.read_figures().unwrap().inline, again.inline + 1);
+
+    // A text is sent to the pool while its last run there was long, and comes back once a run
+    // there is short (the same text, a smaller bound).
+    let up_to = |n: i64| {
+        let mut s = Sql::new(Dialect::Sqlite);
+        s.push("WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < ")
+            .bind(n)
+            .push(") SELECT COUNT(*) FROM r");
+        s
+    };
+    assert_eq!(store.fetch_rows(&up_to(1_000_000)).await.unwrap()[0][0], SqlValue::Int(1_000_000));
+    let a = store.read_figures().unwrap();
+    assert_eq!(a.past_budget, again.past_budget + 1, "{a:?}");
+    assert_eq!(store.fetch_rows(&up_to(10)).await.unwrap()[0][0], SqlValue::Int(10));
+    let b = store.read_figures().unwrap();
+    assert_eq!((b.pool, b.inline), (a.pool + 1, a.inline), "straight to the pool, where it is short: {b:?}");
+    assert_eq!(store.fetch_rows(&up_to(10)).await.unwrap()[0][0], SqlValue::Int(10));
+    let c = store.read_figures().unwrap();
+    assert_eq!((c.pool, c.inline), (b.pool, b.inline + 1), "back on the calling thread: {c:?}");
     // Only reads run here: a statement that writes is handed to the pool's connections.
     store.execute(&Sql::raw(Dialect::Sqlite, "CREATE TABLE t (x BIGINT)")).await.unwrap();
     let f = store.read_figures().unwrap();

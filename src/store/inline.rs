@@ -11,15 +11,18 @@
 //! each runs within a budget of its own ([`Inline::budget`], `ARCBASE_LIMIT_SQLITE_INLINE_US`),
 //! besides the statement's. A read that runs past it is stopped by the progress handler and
 //! handed back to the caller, which runs it again on the pool's connections (the thread-hopping
-//! path, with what is left of the statement's budget); its text then goes there directly for
-//! [`SLOW_FOR`]. A read that meets a lock (`SQLITE_BUSY`) or any error is handed back the same
-//! way, so errors keep their one classification (the pool's). Reads change nothing, so running
-//! one again only moves the moment its snapshot is taken.
+//! path, with what is left of the statement's budget). Each run on the pool says how long that
+//! text takes ([`Inline::ran_on_pool`]): while its last run there took longer than the inline
+//! budget, the text goes to the pool directly; once a run there is short again (a first read
+//! that was slow only because the pages were not cached yet), it comes back. A read that meets
+//! a lock (`SQLITE_BUSY`) or any error is handed back the same way, so errors keep their one
+//! classification (the pool's). Reads change nothing, so running one again only moves the moment
+//! its snapshot is taken.
 //!
 //! The connections are opened like the pool's (same file, same memory map) and follow the same
 //! planner statistics: a connection reloads them before its next read once they changed.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -30,9 +33,6 @@ use rusqlite::{ErrorCode, OpenFlags};
 
 use super::sqlite::{Budget, PROGRESS_OPS};
 use crate::sql::{Sql, SqlValue};
-
-/// How long a text that ran past the inline budget goes straight to the pool.
-pub(crate) const SLOW_FOR: Duration = Duration::from_secs(30);
 
 /// Texts remembered as slow at most (past it the memory starts again).
 const SLOW_TEXTS: usize = 1_024;
@@ -92,8 +92,8 @@ pub(crate) struct Inline {
     open: AtomicUsize,
     /// Moved each time the planner's statistics were refreshed.
     statistics: AtomicU64,
-    /// Texts that ran past the budget, and since when.
-    slow: Mutex<HashMap<String, Instant>>,
+    /// Texts whose last run on the pool took longer than the budget.
+    slow: Mutex<HashSet<String>>,
     slow_count: AtomicUsize,
     counts: Counts,
 }
@@ -111,7 +111,7 @@ impl Inline {
             max,
             open: AtomicUsize::new(0),
             statistics: AtomicU64::new(0),
-            slow: Mutex::new(HashMap::new()),
+            slow: Mutex::new(HashSet::new()),
             slow_count: AtomicUsize::new(0),
             counts: Counts::default(),
         }
@@ -157,7 +157,6 @@ impl Inline {
             Err(Stop::Interrupted) if until <= own => Err(Declined::Timeout),
             Err(Stop::Interrupted) => {
                 self.counts.past_budget.fetch_add(1, Ordering::Relaxed);
-                self.mark_slow(&sql.text);
                 Err(Declined::Pool)
             }
             Err(Stop::Other(e)) => {
@@ -195,27 +194,29 @@ impl Inline {
     }
 
     fn is_slow(&self, text: &str) -> bool {
-        if self.slow_count.load(Ordering::Relaxed) == 0 {
-            return false;
-        }
-        let mut slow = self.slow.lock().unwrap_or_else(PoisonError::into_inner);
-        match slow.get(text) {
-            Some(since) if since.elapsed() < SLOW_FOR => true,
-            Some(_) => {
-                slow.remove(text);
-                self.slow_count.store(slow.len(), Ordering::Relaxed);
-                false
-            }
-            None => false,
-        }
+        self.slow_count.load(Ordering::Relaxed) > 0
+            && self.slow.lock().unwrap_or_else(PoisonError::into_inner).contains(text)
     }
 
-    fn mark_slow(&self, text: &str) {
-        let mut slow = self.slow.lock().unwrap_or_else(PoisonError::into_inner);
-        if slow.len() >= SLOW_TEXTS {
-            slow.clear();
+    /// A read this path declined ran on the pool and took `took`: longer than the inline
+    /// budget, its text goes to the pool directly from now on; shorter, it runs here again.
+    pub fn ran_on_pool(&self, text: &str, took: Duration) {
+        if self.budget.is_zero() {
+            return;
         }
-        slow.insert(text.to_string(), Instant::now());
+        let long = took >= self.budget;
+        if !long && self.slow_count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut slow = self.slow.lock().unwrap_or_else(PoisonError::into_inner);
+        if long {
+            if slow.len() >= SLOW_TEXTS {
+                slow.clear();
+            }
+            slow.insert(text.to_string());
+        } else {
+            slow.remove(text);
+        }
         self.slow_count.store(slow.len(), Ordering::Relaxed);
     }
 

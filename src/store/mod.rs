@@ -454,7 +454,7 @@ impl Store {
                     let until = Instant::now() + self.budgets.statement;
                     match self.inline_read(inline, sql, until, None).await {
                         Some(done) => done,
-                        None => self.on_sqlite(read, sql, self.budgets.pool_wait, Some(until)).await,
+                        None => self.on_sqlite(read, sql, self.budgets.pool_wait, Some((until, inline))).await,
                     }
                 }
                 Backend::Postgres { pool } => {
@@ -496,6 +496,8 @@ impl Store {
                         return done;
                     }
                     let mut lease = read.acquire(budgets.pool_wait).await?;
+                    // Timed from the lease: waiting for a connection says nothing of the text.
+                    let started = Instant::now();
                     let conn = lease.start(until);
                     let mut rows = bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch(&mut *conn);
                     let mut result = Ok(());
@@ -508,6 +510,7 @@ impl Store {
                     }
                     drop(rows);
                     lease.done();
+                    inline.ran_on_pool(&sql.text, started.elapsed());
                     result?;
                 }
                 Backend::Postgres { pool } => {
@@ -543,19 +546,25 @@ impl Store {
         Some(done)
     }
 
-    /// One statement on a connection of `pool`, to end by `until` (default: within the
-    /// statement budget from now).
+    /// One statement on a connection of `pool`, within the statement budget from now; or, for a
+    /// read the inline path `declined`, by the `until` it began with, telling the inline path
+    /// how long the text took here.
     async fn on_sqlite(
         &self,
         pool: &sqlite::Pool,
         sql: &Sql,
         wait: Duration,
-        until: Option<Instant>,
+        declined: Option<(Instant, &inline::Inline)>,
     ) -> Result<Vec<Vec<SqlValue>>, StoreError> {
         let mut lease = pool.acquire(wait).await?;
-        let conn = lease.start(until.unwrap_or_else(|| Instant::now() + self.budgets.statement));
+        let started = Instant::now();
+        let conn = lease.start(declined.map_or_else(|| started + self.budgets.statement, |(until, _)| until));
         let rows = bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch_all(&mut *conn).await;
         lease.done();
+        if let Some((_, inline)) = declined {
+            // Timed from the lease: waiting for a connection says nothing of the text.
+            inline.ran_on_pool(&sql.text, started.elapsed());
+        }
         rows.map_err(|e| classify(e, self.budgets))?.iter().map(decode_sqlite).collect()
     }
 
