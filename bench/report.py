@@ -147,8 +147,8 @@ p("Found by `bench/scale.sh`: the `hasPreviousPage` probe of a cursor page asked
   "10x from 10k to 1M messages); with the default order it now asks `id <= cursor`, a range of the same index.")
 p("")
 p("`find` one page beyond a cursor in the default order is one statement now (the cursor's existence and the "
-  "far side's `hasPreviousPage` are `EXISTS` columns of its first row), as raw runs it; with a `SORT` it "
-  "still reads the cursor row first. The read plan of each root field is now made once per text and shared "
+  "far side's `hasPreviousPage` are `EXISTS` columns of its first row), as raw runs it; with a `SORT` it is "
+  "two (the cursor row's keys are read first and bound into the seek, so the index seeks to the cursor). The read plan of each root field is now made once per text and shared "
   "(unless a variable shapes the selection below the root); the SQL text is still rendered per request (about "
   "2 % of a `get`'s CPU: `perf record -e cpu-clock --call-graph dwarf` over `bench router URL 16 4 variables`, "
   "`perf report --children`), and documents are decoded and encoded again rather than "

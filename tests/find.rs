@@ -1054,10 +1054,12 @@ async fn a_huge_page_number_is_an_empty_page() {
     assert_eq!(data["aggregate"]["rowWith"], json!([]));
 }
 
-/// A page beyond one cursor in the default order is one statement; its edges and page info are
-/// those of the general path (the same page with `nextOffsets`/`previousOffsets` selected,
-/// which reads the cursor row and probes the far side in statements of their own), for cursors
-/// at the ends and in the middle, both directions, several sizes and filters, and trashed
+/// A page beyond one cursor is one statement in the default order and two with a `SORT` (the
+/// cursor row's keys, then the page with the far side); its edges and page info are those of
+/// the general path (the same page with `nextOffsets`/`previousOffsets` selected, which reads
+/// the cursor row and probes the far side in statements of their own, and which the walks
+/// above check against the model), for cursors at the ends and in the middle and cursors whose
+/// sort keys are missing, both directions, several sizes, filters and orders, and trashed
 /// objects; an unknown cursor is the same error.
 #[tokio::test]
 async fn a_page_beyond_one_cursor_is_one_statement_and_agrees_with_the_general_path() {
@@ -1071,9 +1073,11 @@ async fn a_page_beyond_one_cursor_is_one_statement_and_agrees_with_the_general_p
     }";
     let mut ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     ids.sort_unstable();
-    let cursors = [ids[0], ids[1], ids[17], ids[500], ids[998], ids[999]];
+    // Rows 0 and 500 miss k, s and d; 7 misses s, 11 misses d (`row_values`).
+    let cursors = [ids[0], ids[1], ids[7], ids[11], ids[17], ids[500], ids[998], ids[999]];
     let mut checked = 0;
-    for q in ["*", "k > 500", "g = 3", "g = 1 OR k < 10"] {
+    let sorted = ["* SORT s ASC", "k > 500 SORT k DESC", "SORT g ASC, s DESC", "g = 1 OR k < 10 SORT d DESC, k"];
+    for q in ["*", "k > 500", "g = 3", "g = 1 OR k < 10"].into_iter().chain(sorted) {
         for trashed in [false, true] {
             for &c in &cursors {
                 for (size, side) in [(1, "after"), (7, "after"), (25, "before"), (3, "before")] {
@@ -1089,7 +1093,8 @@ async fn a_page_beyond_one_cursor_is_one_statement_and_agrees_with_the_general_p
                             continue;
                         }
                         let mut general = find(&t, "Row", q, json!({ dir: size, side: c, "trashed": trashed })).await;
-                        assert_eq!(statements, 1, "{ctx}: one statement");
+                        let wants = if q.contains("SORT") { 2 } else { 1 };
+                        assert_eq!(statements, wants, "{ctx}: statements");
                         let f = &fast["data"]["find"];
                         let got: Vec<String> = f["edges"]
                             .as_array()
@@ -1111,7 +1116,9 @@ async fn a_page_beyond_one_cursor_is_one_statement_and_agrees_with_the_general_p
             }
         }
     }
-    assert!(checked > 300, "{checked}");
-    let e = t.err(plain, json!({ "q": "*", "first": 5, "after": "no-such-row" })).await;
-    assert_eq!(code(&e), "NOT_FOUND", "{e}");
+    assert!(checked > 800, "{checked}");
+    for q in ["*", "SORT s DESC"] {
+        let e = t.err(plain, json!({ "q": q, "first": 5, "after": "no-such-row" })).await;
+        assert_eq!(code(&e), "NOT_FOUND", "{q}: {e}");
+    }
 }

@@ -76,6 +76,21 @@ async fn indexed_filters_and_cursor_seeks_do_not_scan() {
     let p = plan(&mut conn, &sql).await;
     assert!(p.contains("SEARCH t0 USING PRIMARY KEY (hypi_instance=? AND hypi_id>?)"), "{p}\n{}", sql.text);
     assert!(!p.contains("TEMP B-TREE"), "no sort of the whole result: {p}");
+
+    // A sorted page beyond a cursor, with the far side's probe in the same statement: the
+    // page seeks the sort key's index at the cursor's key (bound), it does not walk to it.
+    let filter = plan_query(&engine.model, book, "* SORT title ASC").unwrap();
+    let key = [SqlValue::Text("title 90000".into())];
+    let at = |negate| vec![Seek { values: &key, id: "00090000", backward: false, negate }];
+    let mut page = select(&filter);
+    page.seeks = at(false);
+    let mut probe = select(&filter);
+    (probe.seeks, probe.limit) = (at(true), Some(1));
+    let selection = arcbase::plan::read::ObjectSelection::new(book);
+    let sql = r.page_beyond_cursor(&page, &selection, None, &probe);
+    let p = plan(&mut conn, &sql).await;
+    assert!(p.contains("SEARCH t0 USING INDEX") && p.contains("title>?"), "{p}\n{}", sql.text);
+    assert!(!p.contains("SCAN t0"), "{p}\n{}", sql.text);
     drop(conn);
 
     // And the page after that cursor really is the next 25 ids.

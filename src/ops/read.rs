@@ -1,11 +1,13 @@
 //! `get` and `find`: reads of objects as JSON documents shaped by a read plan.
 //!
 //! `get` is one statement. `find` is keyset paging over a filter with the exact page info of
-//! contract §3. The first page beyond one cursor in the default order (by id), the way clients
-//! page, is one statement (`FindRenderer::page_beyond_cursor`). Otherwise its statements: one
-//! for the page; one per cursor (`after`/`before`) to read the cursor row's sort keys (an
-//! unknown cursor is an error, so it must be looked up); one to decide the opposite-direction
-//! `has...Page` when a cursor is given; one per offsets list, only when asked for.
+//! contract §3. The first page beyond one cursor, the way clients page, is one statement in the
+//! default order (by id): the cursor's existence, the page and the far side's `has...Page`
+//! (`FindRenderer::page_beyond_cursor`); with a `SORT` it is two, the cursor row's sort keys
+//! read first (an unknown cursor is an error, and the keys are bound into the seek so the index
+//! can seek to them), then the page with the far side. Otherwise (two cursors, `page: n`, the
+//! sentinels) its statements: one per cursor to read its row, one for the page, one per side to
+//! decide the opposite-direction `has...Page`; and one per offsets list, only when asked for.
 
 use serde_json::Value as Json;
 
@@ -289,21 +291,20 @@ pub async fn find(engine: &Engine, caller: &Caller, args: &FindArgs) -> ApiResul
             Ok::<_, ApiError>(Cursor { values: row, id })
         }
     };
-    // One cursor, the order by id alone, the first page beyond it: one statement.
-    if filter.sort.is_empty()
-        && page == 1
-        && !past_end
-        && size > 0
-        && !args.want_next_offsets
-        && !args.want_previous_offsets
-    {
+    // One cursor, the first page beyond it: the page and the far side's page info in one
+    // statement, which also checks the cursor in the order by id alone. With a `SORT`, the
+    // cursor row is read first: its keys are bound into the seek (whose shape depends on which
+    // of them are NULL), so the index can seek to the cursor.
+    if page == 1 && !past_end && size > 0 && !args.want_next_offsets && !args.want_previous_offsets {
         let one = match (after, before) {
             (Some(c), None) => Some((c, false)),
             (None, Some(c)) => Some((c, true)),
             _ => None,
         };
         if let Some((cursor, before_side)) = one {
-            return find_beyond_cursor(engine, caller, args, filter, cursor, before_side, size, backward).await;
+            let read = if filter.sort.is_empty() { None } else { Some(lookup(cursor).await?) };
+            let at = Beyond { cursor, read: read.as_ref(), before_side };
+            return find_beyond_cursor(engine, caller, args, filter, at, size, backward).await;
         }
     }
     let after_c = match after {
@@ -440,17 +441,24 @@ fn connection(
     }
 }
 
-/// [`find`]'s page beyond one cursor (`after`, or `before` with `before_side`) when the order is
-/// by id alone, in one statement ([`FindRenderer::page_beyond_cursor`]): the cursor's existence,
-/// the page, and whether anything lies on the cursor's far side (the page info on that side).
-#[allow(clippy::too_many_arguments)]
+/// The one cursor of [`find_beyond_cursor`]: `after`, or `before` with `before_side`; `read`, its
+/// row when the order needs the row's keys (a `SORT`).
+struct Beyond<'a> {
+    cursor: &'a str,
+    read: Option<&'a Cursor>,
+    before_side: bool,
+}
+
+/// [`find`]'s first page beyond one cursor in one statement
+/// ([`FindRenderer::page_beyond_cursor`]): the page, whether anything lies on the cursor's far
+/// side (the page info on that side), and, unless the cursor row was read already, whether it
+/// exists.
 async fn find_beyond_cursor(
     engine: &Engine,
     caller: &Caller,
     args: &FindArgs,
     filter: &FilterPlan,
-    cursor: &str,
-    before_side: bool,
+    at: Beyond<'_>,
     size: u64,
     backward: bool,
 ) -> ApiResult<Connection> {
@@ -458,35 +466,35 @@ async fn find_beyond_cursor(
     let instance = caller.instance.as_str();
     let trashed = if args.include_trashed { Trashed::Include } else { Trashed::Hide };
     let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
-    let at = |negate| vec![Seek { values: &[], id: cursor, backward: before_side, negate }];
+    let Beyond { cursor, read, before_side } = at;
+    let values = read.map_or(&[][..], |c| &c.values[..]);
+    let seeks = |negate| vec![Seek { values, id: cursor, backward: before_side, negate }];
     let page = Select {
         type_idx,
         filter,
         instance,
         trashed,
-        seeks: at(false),
+        seeks: seeks(false),
         reverse: backward,
         limit: Some(size + 1),
         offset: 0,
     };
     let probe =
-        Select { type_idx, filter, instance, trashed, seeks: at(true), reverse: false, limit: Some(1), offset: 0 };
-    let sql = r.page_beyond_cursor(
-        &page,
-        &args.selection,
-        r.cursor(type_idx, filter, instance, cursor, args.include_trashed),
-        &probe,
-    );
+        Select { type_idx, filter, instance, trashed, seeks: seeks(true), reverse: false, limit: Some(1), offset: 0 };
+    let check = read.is_none().then(|| r.cursor(type_idx, filter, instance, cursor, args.include_trashed));
+    let sql = r.page_beyond_cursor(&page, &args.selection, check, &probe);
     let mut rows = engine.store.fetch_rows_within(&sql, engine.limits.response_bytes).await?.into_iter();
     let truthy = |v: Option<&SqlValue>| {
         matches!(v, Some(SqlValue::Bool(true))) || v.and_then(SqlValue::as_i64).is_some_and(|n| n != 0)
     };
     let Some(meta) = rows.next() else { return Err(ApiError::internal("a cursor page without its first row")) };
-    if !truthy(meta.get(3)) {
+    // The meta row: tag, document, id, one column per sort key, then the two answers.
+    let answers = 3 + filter.sort.len();
+    if !truthy(meta.get(answers)) {
         let type_name = &engine.model.types[type_idx].name;
         return Err(ApiError::not_found(format!("cursor '{cursor}' names no {type_name} object")));
     }
-    let beyond = truthy(meta.get(4));
+    let beyond = truthy(meta.get(answers + 1));
     let mut docs: Vec<Vec<SqlValue>> = rows.collect();
     let more = docs.len() as u64 > size;
     docs.truncate(size as usize);

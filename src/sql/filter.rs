@@ -312,6 +312,15 @@ impl<'a> FilterRenderer<'a> {
     ) {
         let exprs = self.sort_exprs(scope, keys);
         let id_col = format!("{}.{COL_ID}", scope.alias);
+        // Where the first key moves to larger values from a value, `k1 >= c1` first: implied
+        // by what follows, but a range the planner can seek in an index on k1, where the OR
+        // below alone makes it walk the index from its start to the cursor. (Towards smaller
+        // values the rows beyond include the NULLs, which are no range.)
+        if let (Some((e, desc)), Some(v)) = (exprs.first(), values.first()) {
+            if *desc == backward && *v != SqlValue::Null {
+                sql.push(&format!("{e} >= ")).bind(v.clone()).push(" AND ");
+            }
+        }
         // (k1 beyond c1) OR (k1 = c1 AND ((k2 beyond c2) OR (k2 = c2 AND id beyond cid)))
         let mut closing = 0;
         for ((e, desc), v) in exprs.iter().zip(values) {

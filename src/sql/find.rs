@@ -2,7 +2,13 @@
 //!
 //! Paging is keyset: `after`/`before` become a seek condition on the sort keys plus
 //! `hypi_id`, never an OFFSET, so page 1,000 costs what page 1 costs. (`page: n` is the one
-//! place an OFFSET appears: it asks for "the n-th page from here" by definition.)
+//! place an OFFSET appears: it asks for "the n-th page from here" by definition.) In the order
+//! by id the seek is a range of the primary key; with a `SORT` whose first key moves towards
+//! larger values (ASC forward, DESC backward) the seek starts with `k1 >= cursor's k1`, a range
+//! of an index on that key. Towards smaller values the rows beyond a cursor are the smaller
+//! values and then every NULL (NULLs sort first), which is no single range: the planner walks
+//! the index from its end to the cursor, so a `SORT k DESC` page deep into a large result costs
+//! more than the first.
 
 use super::filter::{FilterRenderer, Scope};
 use super::names::*;
@@ -27,6 +33,9 @@ pub struct Seek<'a> {
 pub enum Output<'a> {
     /// `(document, id)` per row.
     Documents(&'a ObjectSelection),
+    /// `(document, id, <each sort key's value>)` per row: what an enclosing statement needs to
+    /// keep the page's order.
+    DocumentsAndKeys(&'a ObjectSelection),
     /// `id` per row.
     Ids,
     /// `1` if any row exists.
@@ -74,11 +83,16 @@ impl FindRenderer<'_> {
         let mut head = Sql::new(self.dialect);
         head.push("SELECT ");
         match output {
-            Output::Documents(sel) => {
+            Output::Documents(sel) | Output::DocumentsAndKeys(sel) => {
                 let r = ReadRenderer { model: self.model, app: self.app, dialect: self.dialect, viewer: &vis.viewer };
                 let mut n = 0;
                 r.document(&mut head, sel, "t0", &mut n);
                 head.push(", t0.").push(COL_ID);
+                if matches!(output, Output::DocumentsAndKeys(_)) {
+                    for (e, _) in f.sort_exprs(&mut scope, &s.filter.sort) {
+                        head.push(", ").push(&e);
+                    }
+                }
             }
             Output::Ids => {
                 head.push("t0.").push(COL_ID);
@@ -134,25 +148,50 @@ impl FindRenderer<'_> {
         sql
     }
 
-    /// A page beyond one cursor in one statement, for the order by id alone (where the cursor's
-    /// position is its id, so the page needs nothing read from the cursor row): first the row
-    /// `(0, NULL, NULL, <the cursor row exists>, <probe finds a row>)`, then the page's rows
-    /// `(1, document, id, NULL, NULL)` in the page's order. `cursor` is [`Self::cursor`]'s
-    /// statement; `probe` selects the rows on the cursor's far side (a negated seek).
+    /// A page beyond one cursor and what lies on the cursor's far side, in one statement: first
+    /// the row `(0, NULL, NULL, NULL..., <the cursor row exists>, <probe finds a row>)`, then the
+    /// page's rows `(1, document, id, <sort keys>..., NULL, NULL)` in the page's order (kept by
+    /// the outer `ORDER BY` over the sort-key columns: a subquery's order is not the union's).
+    /// `cursor` is [`Self::cursor`]'s statement, for the order by id alone (where the cursor's
+    /// position is its id, so the page needs nothing read from the cursor row); `None` when the
+    /// cursor row was already read (its existence column is then `1`). `probe` selects the rows
+    /// on the cursor's far side (a negated seek).
     pub fn page_beyond_cursor(
         &self,
         page: &Select<'_>,
         selection: &ObjectSelection,
-        cursor: Sql,
+        cursor: Option<Sql>,
         probe: &Select<'_>,
     ) -> Sql {
+        let keys = &page.filter.sort;
         let mut sql = Sql::new(self.dialect);
-        sql.push("SELECT 0, NULL, NULL, EXISTS (").append(cursor).push("), EXISTS (");
+        sql.push("SELECT 0, NULL, NULL");
+        for _ in keys {
+            sql.push(", NULL");
+        }
+        match cursor {
+            Some(cursor) => sql.push(", EXISTS (").append(cursor).push("), EXISTS ("),
+            None => sql.push(", 1, EXISTS ("),
+        };
         sql.append(self.select(probe, Output::Exists));
         sql.push(") UNION ALL SELECT 1, p.*, NULL, NULL FROM (");
-        sql.append(self.select(page, Output::Documents(selection)));
-        // The outer order keeps the page's (a subquery's order is not the union's).
-        sql.push(if page.reverse { ") p ORDER BY 1, 3 DESC" } else { ") p ORDER BY 1, 3" });
+        sql.append(self.select(page, Output::DocumentsAndKeys(selection)));
+        sql.push(") p ORDER BY 1");
+        // The page's order over the union's columns: key k is column 3 + k, the id column 3.
+        for (k, key) in keys.iter().enumerate() {
+            let desc = key.desc != page.reverse;
+            sql.push(&format!(
+                ", {} {}",
+                4 + k,
+                match (self.dialect, desc) {
+                    (Dialect::Sqlite, false) => "ASC",
+                    (Dialect::Sqlite, true) => "DESC",
+                    (Dialect::Postgres, false) => "ASC NULLS FIRST",
+                    (Dialect::Postgres, true) => "DESC NULLS LAST",
+                }
+            ));
+        }
+        sql.push(if page.reverse { ", 3 DESC" } else { ", 3" });
         sql
     }
 
