@@ -1122,3 +1122,25 @@ async fn a_page_beyond_one_cursor_is_one_statement_and_agrees_with_the_general_p
         assert_eq!(code(&e), "NOT_FOUND", "{q}: {e}");
     }
 }
+
+/// The sorted page beyond one cursor carries each row's sort keys inside its statement (for the
+/// order); they are not response bytes: a page whose documents fit the response bound is served
+/// as the general path serves it, even when its keys would double its size.
+#[tokio::test]
+async fn a_sorted_page_near_the_response_bound_is_served_like_the_general_path() {
+    let limits = Limits { response_bytes: 8_000, ..Limits::default() };
+    let t = TestApp::with(ROWS, None, limits).await;
+    let long = |i: usize| format!("{i:02}{}", "x".repeat(1_000));
+    let ids = t.upsert(json!({ "Row": (0..10).map(|i| json!({ "s": long(i) })).collect::<Vec<_>>() })).await;
+    let query = "query($after: String) { find(type: Row, arcql: \"SORT s ASC\", first: 5, after: $after) {
+        edges { cursor node { ... on Row { s } } } pageInfo { hasNextPage } } }";
+    let data = t.ok(query, json!({ "after": ids[0] })).await;
+    let got: Vec<&str> =
+        data["find"]["edges"].as_array().unwrap().iter().map(|e| e["cursor"].as_str().unwrap()).collect();
+    assert_eq!(got, ids[1..6].iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(data["find"]["edges"][0]["node"]["s"], long(1));
+    assert_eq!(data["find"]["pageInfo"]["hasNextPage"], true);
+    // A page whose documents do not fit is the bound's error.
+    let e = t.err(&query.replace("first: 5", "first: 9"), json!({ "after": ids[0] })).await;
+    assert!(e["message"].as_str().unwrap().contains("8000"), "{e}");
+}

@@ -180,6 +180,68 @@ async fn statistics_follow_a_bulk_load_without_a_restart() {
     assert_eq!(data["find"]["edges"].as_array().unwrap().len(), 25);
 }
 
+/// A reader connection's reload of the planner's statistics takes the write lock for a moment;
+/// an inline reader, which never waits for a lock, meets the writer's and must try again at its
+/// next read rather than count itself up to date with the old statistics.
+#[tokio::test]
+async fn a_reload_that_meets_the_writers_lock_is_tried_again() {
+    const SDL: &str = include_str!("../bench/schema.graphql");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("reload.db").display());
+    let t = TestApp::at(SDL, None, arcbase::config::Limits::default(), dir, &url).await;
+    // Written beside the store: 500 members, and 30 messages of one of them, analyzed as they are.
+    let mut raw = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    let messages = |from: u32, to: u32, members: u32| {
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {to})
+             INSERT INTO \"default__Message\" (hypi_instance, hypi_id, hypi_created, hypi_updated, score, account)
+             SELECT 'default', printf('m%06d', i), '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z',
+                    i % 10, printf('a%04d', i % {members}) FROM n"
+        )
+    };
+    for text in [
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 499)
+         INSERT INTO \"default__Member\" (hypi_instance, hypi_id, hypi_created, hypi_updated, name)
+         SELECT 'default', printf('a%04d', i), '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'm' FROM n"
+            .to_string(),
+        messages(1, 30, 1),
+    ] {
+        sqlx::query(&text).execute(&mut raw).await.unwrap();
+    }
+    t.app.store.refresh_statistics().await.unwrap();
+    let engine = t.engine();
+    let (message, _) = engine.model.type_by_name("Message").unwrap();
+    let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
+    let filter = plan_query(&engine.model, message, "account.hypi.id = 'a0007' AND score > 5").unwrap();
+    let select = Select {
+        type_idx: message,
+        filter: &filter,
+        instance: "default",
+        trashed: Trashed::Hide,
+        seeks: Vec::new(),
+        reverse: false,
+        limit: Some(26),
+        offset: 0,
+    };
+    let sql = r.select(&select, Output::Ids);
+    let uses_index = |p: &str| p.contains("INDEX") && p.contains("account=?");
+    let plans = t.app.store.query_plans(&sql).await.unwrap();
+    assert!(plans.iter().all(|p| !uses_index(p)), "the stale statistics walk the primary key: {plans:?}");
+
+    // 20,000 messages over 500 members, then the store's refresh.
+    sqlx::query(&messages(31, 20_030, 500)).execute(&mut raw).await.unwrap();
+    t.app.store.refresh_statistics().await.unwrap();
+    // A read while another connection holds the write lock: the inline reader's reload fails.
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut raw).await.unwrap();
+    let before = t.app.store.read_figures().unwrap();
+    t.app.store.fetch_rows(&Sql::raw(arcbase::sql::Dialect::Sqlite, "SELECT 1")).await.unwrap();
+    assert_eq!(t.app.store.read_figures().unwrap().inline, before.inline + 1, "the read ran inline");
+    sqlx::query("ROLLBACK").execute(&mut raw).await.unwrap();
+    // The lock gone, every reader has the new statistics.
+    let plans = t.app.store.query_plans(&sql).await.unwrap();
+    assert!(plans.iter().all(|p| uses_index(p)), "a reader kept the old statistics: {plans:?}\n{}", sql.text);
+}
+
 /// `ARCBASE_LIMIT_SQLITE_MMAP_BYTES` reaches SQLite's reader connections as `PRAGMA mmap_size`,
 /// both the inline ones and the pool's (inline reads off: `ARCBASE_LIMIT_SQLITE_INLINE_US=0`),
 /// and the default leaves the map off (SQLite's own default is 0 too, so a setting that never

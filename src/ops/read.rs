@@ -488,13 +488,11 @@ async fn find_beyond_cursor(
         matches!(v, Some(SqlValue::Bool(true))) || v.and_then(SqlValue::as_i64).is_some_and(|n| n != 0)
     };
     let Some(meta) = rows.next() else { return Err(ApiError::internal("a cursor page without its first row")) };
-    // The meta row: tag, document, id, one column per sort key, then the two answers.
-    let answers = 3 + filter.sort.len();
-    if !truthy(meta.get(answers)) {
+    if !truthy(meta.get(3)) {
         let type_name = &engine.model.types[type_idx].name;
         return Err(ApiError::not_found(format!("cursor '{cursor}' names no {type_name} object")));
     }
-    let beyond = truthy(meta.get(answers + 1));
+    let beyond = truthy(meta.get(4));
     let mut docs: Vec<Vec<SqlValue>> = rows.collect();
     let more = docs.len() as u64 > size;
     docs.truncate(size as usize);

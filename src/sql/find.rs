@@ -149,13 +149,14 @@ impl FindRenderer<'_> {
     }
 
     /// A page beyond one cursor and what lies on the cursor's far side, in one statement: first
-    /// the row `(0, NULL, NULL, NULL..., <the cursor row exists>, <probe finds a row>)`, then the
-    /// page's rows `(1, document, id, <sort keys>..., NULL, NULL)` in the page's order (kept by
-    /// the outer `ORDER BY` over the sort-key columns: a subquery's order is not the union's).
-    /// `cursor` is [`Self::cursor`]'s statement, for the order by id alone (where the cursor's
-    /// position is its id, so the page needs nothing read from the cursor row); `None` when the
-    /// cursor row was already read (its existence column is then `1`). `probe` selects the rows
-    /// on the cursor's far side (a negated seek).
+    /// the row `(0, NULL, NULL, <the cursor row exists>, <probe finds a row>)`, then the page's
+    /// rows `(1, document, id, NULL, NULL)` in the page's order. The union inside carries each
+    /// row's sort keys too, for the outer `ORDER BY` (a subquery's order is not the union's),
+    /// and the outer select leaves them out (they are not the response's bytes). `cursor` is
+    /// [`Self::cursor`]'s statement, for the order by id alone (where the cursor's position is
+    /// its id, so the page needs nothing read from the cursor row); `None` when the cursor row
+    /// was already read (its existence column is then `1`). `probe` selects the rows on the
+    /// cursor's far side (a negated seek).
     pub fn page_beyond_cursor(
         &self,
         page: &Select<'_>,
@@ -165,24 +166,22 @@ impl FindRenderer<'_> {
     ) -> Sql {
         let keys = &page.filter.sort;
         let mut sql = Sql::new(self.dialect);
-        sql.push("SELECT 0, NULL, NULL");
-        for _ in keys {
-            sql.push(", NULL");
+        sql.push("SELECT tag, doc, id, present, beyond FROM (SELECT 0 AS tag, NULL AS doc, NULL AS id");
+        for k in 0..keys.len() {
+            sql.push(&format!(", NULL AS k{k}"));
         }
         match cursor {
-            Some(cursor) => sql.push(", EXISTS (").append(cursor).push("), EXISTS ("),
-            None => sql.push(", 1, EXISTS ("),
+            Some(cursor) => sql.push(", EXISTS (").append(cursor).push(") AS present, EXISTS ("),
+            None => sql.push(", 1 AS present, EXISTS ("),
         };
         sql.append(self.select(probe, Output::Exists));
-        sql.push(") UNION ALL SELECT 1, p.*, NULL, NULL FROM (");
+        sql.push(") AS beyond UNION ALL SELECT 1, p.*, NULL, NULL FROM (");
         sql.append(self.select(page, Output::DocumentsAndKeys(selection)));
-        sql.push(") p ORDER BY 1");
-        // The page's order over the union's columns: key k is column 3 + k, the id column 3.
+        sql.push(") p) u ORDER BY tag");
         for (k, key) in keys.iter().enumerate() {
             let desc = key.desc != page.reverse;
             sql.push(&format!(
-                ", {} {}",
-                4 + k,
+                ", k{k} {}",
                 match (self.dialect, desc) {
                     (Dialect::Sqlite, false) => "ASC",
                     (Dialect::Sqlite, true) => "DESC",
@@ -191,7 +190,7 @@ impl FindRenderer<'_> {
                 }
             ));
         }
-        sql.push(if page.reverse { ", 3 DESC" } else { ", 3" });
+        sql.push(if page.reverse { ", id DESC" } else { ", id" });
         sql
     }
 

@@ -24,7 +24,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -90,6 +90,8 @@ pub(crate) struct Inline {
     /// Connections at most (open at once, idle or in use).
     max: usize,
     open: AtomicUsize,
+    /// Set by [`Inline::close`]: a connection in use then is closed when it is given back.
+    closed: AtomicBool,
     /// Moved each time the planner's statistics were refreshed.
     statistics: AtomicU64,
     /// Texts whose last run on the pool took longer than the budget.
@@ -110,6 +112,7 @@ impl Inline {
             budget,
             max,
             open: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             statistics: AtomicU64::new(0),
             slow: Mutex::new(HashSet::new()),
             slow_count: AtomicUsize::new(0),
@@ -187,8 +190,9 @@ impl Inline {
         out
     }
 
-    /// Close the idle connections.
+    /// Close the idle connections, and each one in use when it is given back; no new one opens.
     pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
         let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
         self.open.fetch_sub(idle.len(), Ordering::AcqRel);
     }
@@ -222,6 +226,9 @@ impl Inline {
 
     /// An idle connection, or a new one while fewer than `max` are open.
     fn take(&self) -> Option<Reader> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let mut reader = match idle {
             Some(r) => r,
@@ -245,7 +252,14 @@ impl Inline {
     }
 
     fn put(&self, reader: Reader) {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(reader);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(Ordering::Acquire) {
+            drop(idle);
+            drop(reader);
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        idle.push(reader);
     }
 
     /// Load the planner's statistics again if they changed since this connection last did
@@ -254,10 +268,17 @@ impl Inline {
     fn reload(&self, r: &mut Reader) {
         let now = self.statistics.load(Ordering::Acquire);
         if r.statistics != now {
-            if let Err(e) = r.conn.execute_batch("ANALYZE sqlite_schema") {
-                tracing::warn!("an inline reader could not reload the planner's statistics: {e}");
+            // The reload takes the write lock for a moment (it rewrites the statistics of
+            // `sqlite_schema`, of which there are none) and this connection does not wait for
+            // a lock: when the writer holds it, the next read tries again.
+            match r.conn.execute_batch("ANALYZE sqlite_schema") {
+                Ok(()) => r.statistics = now,
+                Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {}
+                Err(e) => {
+                    tracing::warn!("an inline reader could not reload the planner's statistics: {e}");
+                    r.statistics = now;
+                }
             }
-            r.statistics = now;
         }
     }
 

@@ -147,10 +147,17 @@ impl Pool {
         if conn.statistics != statistics {
             // SQLite's planner loads the statistics tables with the schema and does not see
             // another connection's ANALYZE: reload them (SQLite's documented way).
-            if let Err(e) = sqlx::Executor::execute(&mut conn.conn, "ANALYZE sqlite_schema").await {
-                tracing::warn!("a connection could not reload the planner's statistics: {e}");
+            // It takes the write lock for a moment; past the busy timeout (SQLITE_BUSY, primary
+            // code 5), the next lease tries again.
+            match sqlx::Executor::execute(&mut conn.conn, "ANALYZE sqlite_schema").await {
+                Ok(_) => conn.statistics = statistics,
+                Err(sqlx::Error::Database(db))
+                    if db.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 5) => {}
+                Err(e) => {
+                    tracing::warn!("a connection could not reload the planner's statistics: {e}");
+                    conn.statistics = statistics;
+                }
             }
-            conn.statistics = statistics;
         }
         Ok(Lease { conn: Some(conn), pool: self.inner.clone(), permit: Some(permit), state: State::Idle, in_tx: false })
     }
