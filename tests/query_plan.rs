@@ -105,6 +105,30 @@ async fn indexed_filters_and_cursor_seeks_do_not_scan() {
     assert_eq!(ids, ["00090001", "00090002", "00090003"]);
 }
 
+/// The statistics tests' `find` by member over the bench schema, first 25 (with `probe`: the
+/// far side of cursor `m`, one row), rendered for `t`'s app.
+fn by_member(t: &TestApp, probe: bool) -> Sql {
+    let engine = t.engine();
+    let (message, _) = engine.model.type_by_name("Message").unwrap();
+    let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
+    let filter = plan_query(&engine.model, message, "account.hypi.id = 'a0007' AND score > 5").unwrap();
+    let mut select = Select {
+        type_idx: message,
+        filter: &filter,
+        instance: "default",
+        trashed: Trashed::Hide,
+        seeks: Vec::new(),
+        reverse: false,
+        limit: Some(26),
+        offset: 0,
+    };
+    if !probe {
+        return r.select(&select, Output::Ids);
+    }
+    (select.seeks, select.limit) = (vec![Seek { values: &[], id: "m", backward: false, negate: true }], Some(1));
+    r.select(&select, Output::Exists)
+}
+
 /// SQLite's planner statistics follow the data as it grows, without a restart: messages
 /// loaded through upserts after the table was first analyzed (with a handful of rows, all of
 /// one member) get a `find` by member the index, on every connection that serves reads.
@@ -126,21 +150,7 @@ async fn statistics_follow_a_bulk_load_without_a_restart() {
     t.upsert(serde_json::json!({ "Message": first })).await;
     t.app.store.refresh_statistics().await.unwrap();
 
-    let engine = t.engine();
-    let (message, _) = engine.model.type_by_name("Message").unwrap();
-    let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
-    let filter = plan_query(&engine.model, message, "account.hypi.id = 'a0007' AND score > 5").unwrap();
-    let select = Select {
-        type_idx: message,
-        filter: &filter,
-        instance: "default",
-        trashed: Trashed::Hide,
-        seeks: Vec::new(),
-        reverse: false,
-        limit: Some(26),
-        offset: 0,
-    };
-    let sql = r.select(&select, Output::Ids);
+    let sql = by_member(&t, false);
     let uses_index = |p: &str| p.contains("INDEX") && p.contains("account=?");
     let plans = t.app.store.query_plans(&sql).await.unwrap();
     assert!(plans.iter().all(|p| !uses_index(p)), "the stale statistics walk the primary key: {plans:?}");
@@ -167,9 +177,7 @@ async fn statistics_follow_a_bulk_load_without_a_restart() {
     }
     // The far side of a cursor (`hasPreviousPage`) is a range of the same index, not a walk
     // over every row of the member before the cursor.
-    let probe =
-        Select { seeks: vec![Seek { values: &[], id: "m", backward: false, negate: true }], limit: Some(1), ..select };
-    let plans = t.app.store.query_plans(&r.select(&probe, Output::Exists)).await.unwrap();
+    let plans = t.app.store.query_plans(&by_member(&t, true)).await.unwrap();
     assert!(plans.iter().all(|p| p.contains("account=? AND hypi_id<")), "{plans:?}");
     let data = t
         .ok(
@@ -209,21 +217,7 @@ async fn a_reload_that_meets_the_writers_lock_is_tried_again() {
         sqlx::query(&text).execute(&mut raw).await.unwrap();
     }
     t.app.store.refresh_statistics().await.unwrap();
-    let engine = t.engine();
-    let (message, _) = engine.model.type_by_name("Message").unwrap();
-    let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
-    let filter = plan_query(&engine.model, message, "account.hypi.id = 'a0007' AND score > 5").unwrap();
-    let select = Select {
-        type_idx: message,
-        filter: &filter,
-        instance: "default",
-        trashed: Trashed::Hide,
-        seeks: Vec::new(),
-        reverse: false,
-        limit: Some(26),
-        offset: 0,
-    };
-    let sql = r.select(&select, Output::Ids);
+    let sql = by_member(&t, false);
     let uses_index = |p: &str| p.contains("INDEX") && p.contains("account=?");
     let plans = t.app.store.query_plans(&sql).await.unwrap();
     assert!(plans.iter().all(|p| !uses_index(p)), "the stale statistics walk the primary key: {plans:?}");
