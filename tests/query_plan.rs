@@ -11,6 +11,20 @@ use arcbase::sql::{Sql, SqlValue};
 use common::*;
 use sqlx::Row;
 
+/// The first 25 objects of `type_idx` under `filter` (and one more, for `hasNextPage`).
+fn first_page(type_idx: usize, filter: &arcbase::plan::filter::FilterPlan) -> Select<'_> {
+    Select {
+        type_idx,
+        filter,
+        instance: "default",
+        trashed: Trashed::Hide,
+        seeks: Vec::new(),
+        reverse: false,
+        limit: Some(26),
+        offset: 0,
+    }
+}
+
 async fn plan(conn: &mut sqlx::SqliteConnection, sql: &Sql) -> String {
     let text = format!("EXPLAIN QUERY PLAN {}", sql.text);
     let mut q = sqlx::query(&text);
@@ -50,16 +64,7 @@ async fn indexed_filters_and_cursor_seeks_do_not_scan() {
     let engine = t.engine();
     let (book, _) = engine.model.type_by_name("Book").unwrap();
     let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
-    let select = |filter| Select {
-        type_idx: book,
-        filter,
-        instance: "default",
-        trashed: Trashed::Hide,
-        seeks: Vec::new(),
-        reverse: false,
-        limit: Some(26),
-        offset: 0,
-    };
+    let select = |filter| first_page(book, filter);
 
     // A selective filter on an @indices field: an index search, no table scan.
     let filter = plan_query(&engine.model, book, "title = 'title 77777'").unwrap();
@@ -79,18 +84,22 @@ async fn indexed_filters_and_cursor_seeks_do_not_scan() {
 
     // A sorted page beyond a cursor, with the far side's probe in the same statement: the
     // page seeks the sort key's index at the cursor's key (bound), it does not walk to it.
-    let filter = plan_query(&engine.model, book, "* SORT title ASC").unwrap();
+    // Both directions of a walk that moves to larger titles: ASC forward (`after`), DESC
+    // backward (`before`, the page read in reverse).
     let key = [SqlValue::Text("title 90000".into())];
-    let at = |negate| vec![Seek { values: &key, id: "00090000", backward: false, negate }];
-    let mut page = select(&filter);
-    page.seeks = at(false);
-    let mut probe = select(&filter);
-    (probe.seeks, probe.limit) = (at(true), Some(1));
     let selection = arcbase::plan::read::ObjectSelection::new(book);
-    let sql = r.page_beyond_cursor(&page, &selection, None, &probe);
-    let p = plan(&mut conn, &sql).await;
-    assert!(p.contains("SEARCH t0 USING INDEX") && p.contains("title>?"), "{p}\n{}", sql.text);
-    assert!(!p.contains("SCAN t0"), "{p}\n{}", sql.text);
+    for (order, backward) in [("ASC", false), ("DESC", true)] {
+        let filter = plan_query(&engine.model, book, &format!("* SORT title {order}")).unwrap();
+        let at = |negate| vec![Seek { values: &key, id: "00090000", backward, negate }];
+        let mut page = first_page(book, &filter);
+        (page.seeks, page.reverse) = (at(false), backward);
+        let mut probe = first_page(book, &filter);
+        (probe.seeks, probe.limit) = (at(true), Some(1));
+        let sql = r.page_beyond_cursor(&page, &selection, None, &probe);
+        let p = plan(&mut conn, &sql).await;
+        assert!(p.contains("SEARCH t0 USING INDEX") && p.contains("title>?"), "{order}: {p}\n{}", sql.text);
+        assert!(!p.contains("SCAN t0"), "{order}: {p}\n{}", sql.text);
+    }
     drop(conn);
 
     // And the page after that cursor really is the next 25 ids.
@@ -112,16 +121,7 @@ fn by_member(t: &TestApp, probe: bool) -> Sql {
     let (message, _) = engine.model.type_by_name("Message").unwrap();
     let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
     let filter = plan_query(&engine.model, message, "account.hypi.id = 'a0007' AND score > 5").unwrap();
-    let mut select = Select {
-        type_idx: message,
-        filter: &filter,
-        instance: "default",
-        trashed: Trashed::Hide,
-        seeks: Vec::new(),
-        reverse: false,
-        limit: Some(26),
-        offset: 0,
-    };
+    let mut select = first_page(message, &filter);
     if !probe {
         return r.select(&select, Output::Ids);
     }

@@ -275,18 +275,8 @@ impl<'a> FilterRenderer<'a> {
     /// `ORDER BY` items for `keys` then the `hypi.id` tie-breaker; `reverse` flips every
     /// direction (for `last`/`before`). Missing values sort as the smallest.
     pub fn order_by(&mut self, scope: &mut Scope, keys: &[SortPlan], reverse: bool) -> String {
-        let mut items = Vec::new();
-        for (e, desc) in self.sort_exprs(scope, keys) {
-            let desc = desc != reverse;
-            items.push(match (self.dialect, desc) {
-                (Dialect::Sqlite, false) => format!("{e} ASC"),
-                (Dialect::Sqlite, true) => format!("{e} DESC"),
-                (Dialect::Postgres, false) => format!("{e} ASC NULLS FIRST"),
-                (Dialect::Postgres, true) => format!("{e} DESC NULLS LAST"),
-            });
-        }
-        items.push(format!("{}.{COL_ID} {}", scope.alias, if reverse { "DESC" } else { "ASC" }));
-        items.join(", ")
+        let exprs = self.sort_exprs(scope, keys);
+        order_items(self.dialect, &exprs, &format!("{}.{COL_ID}", scope.alias), reverse)
     }
 
     /// The expression and direction of each sort key, joins added to `scope`.
@@ -346,6 +336,22 @@ impl<'a> FilterRenderer<'a> {
             sql.push(")");
         }
     }
+}
+
+/// `ORDER BY` items: each key `(expression, descending)` with missing values the smallest (SQLite's
+/// own rule; spelled out for PostgreSQL), then `id` ascending; `reverse` flips every direction.
+pub fn order_items(dialect: Dialect, keys: &[(String, bool)], id: &str, reverse: bool) -> String {
+    let mut items = Vec::with_capacity(keys.len() + 1);
+    for (e, desc) in keys {
+        items.push(match (dialect, *desc != reverse) {
+            (Dialect::Sqlite, false) => format!("{e} ASC"),
+            (Dialect::Sqlite, true) => format!("{e} DESC"),
+            (Dialect::Postgres, false) => format!("{e} ASC NULLS FIRST"),
+            (Dialect::Postgres, true) => format!("{e} DESC NULLS LAST"),
+        });
+    }
+    items.push(format!("{id} {}", if reverse { "DESC" } else { "ASC" }));
+    items.join(", ")
 }
 
 impl Sql {

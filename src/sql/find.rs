@@ -10,7 +10,7 @@
 //! the index from its end to the cursor, so a `SORT k DESC` page deep into a large result costs
 //! more than the first.
 
-use super::filter::{FilterRenderer, Scope};
+use super::filter::{order_items, FilterRenderer, Scope};
 use super::names::*;
 use super::read::ReadRenderer;
 use super::{quote, Dialect, Sql, SqlValue};
@@ -177,20 +177,9 @@ impl FindRenderer<'_> {
         sql.append(self.select(probe, Output::Exists));
         sql.push(") AS beyond UNION ALL SELECT 1, p.*, NULL, NULL FROM (");
         sql.append(self.select(page, Output::DocumentsAndKeys(selection)));
-        sql.push(") p) u ORDER BY tag");
-        for (k, key) in keys.iter().enumerate() {
-            let desc = key.desc != page.reverse;
-            sql.push(&format!(
-                ", k{k} {}",
-                match (self.dialect, desc) {
-                    (Dialect::Sqlite, false) => "ASC",
-                    (Dialect::Sqlite, true) => "DESC",
-                    (Dialect::Postgres, false) => "ASC NULLS FIRST",
-                    (Dialect::Postgres, true) => "DESC NULLS LAST",
-                }
-            ));
-        }
-        sql.push(if page.reverse { ", id DESC" } else { ", id" });
+        // The page's order over the union's columns: key k is `k{k}`.
+        let keys: Vec<(String, bool)> = keys.iter().enumerate().map(|(k, key)| (format!("k{k}"), key.desc)).collect();
+        sql.push(") p) u ORDER BY tag, ").push(&order_items(self.dialect, &keys, "id", page.reverse));
         sql
     }
 
