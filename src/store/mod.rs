@@ -8,12 +8,17 @@
 //! (the classic source of `SQLITE_BUSY` under concurrency) and writes in this process queue
 //! instead of failing.
 //!
+//! PostgreSQL: reads run on connections of their own (`pg.rs`), given back without the extra
+//! round trip sqlx's pool makes on every release; writes, listeners and maintenance use sqlx's
+//! pool. Each node opens at most twice `PG_POOL` connections: one share for each.
+//!
 //! Every statement has a time budget ([`Budgets`]): on PostgreSQL `statement_timeout`; on
 //! SQLite a progress handler that interrupts it (`sqlite.rs`), also when its caller goes away.
 //! A write transaction has a budget for the whole of it. Waiting for a connection is bounded
 //! too: past it the caller hears that the store is overloaded, instead of queueing forever.
 
 mod inline;
+mod pg;
 mod sqlite;
 pub mod tenancy;
 
@@ -144,8 +149,16 @@ const DDL_LOCK: i64 = 0x0061_7263_6261_7365;
 
 #[derive(Clone)]
 enum Backend {
-    Sqlite { read: sqlite::Pool, write: sqlite::Pool, inline: Arc<inline::Inline> },
-    Postgres { pool: PgPool },
+    Sqlite {
+        read: sqlite::Pool,
+        write: sqlite::Pool,
+        inline: Arc<inline::Inline>,
+    },
+    /// `pool`: writes, listeners, maintenance; `read`: reads (`pg.rs`).
+    Postgres {
+        pool: PgPool,
+        read: pg::Readers,
+    },
 }
 
 /// The database behind one arcbase process.
@@ -294,9 +307,9 @@ impl Store {
             .max_connections(size as u32)
             .test_before_acquire(false)
             .acquire_timeout(budgets.pool_wait)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
-        Ok(Backend::Postgres { pool })
+        Ok(Backend::Postgres { pool, read: pg::Readers::new(opts, size) })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -457,13 +470,14 @@ impl Store {
                         None => self.on_sqlite(read, sql, self.budgets.pool_wait, Some((until, inline))).await,
                     }
                 }
-                Backend::Postgres { pool } => {
-                    let text = sql.driver_text();
-                    let rows = bind_pg(sqlx::query(&text), &sql.binds)
-                        .fetch_all(pool)
-                        .await
-                        .map_err(|e| classify(e, self.budgets))?;
-                    rows.iter().map(decode_pg).collect()
+                Backend::Postgres { read, .. } => {
+                    let mut out = Vec::new();
+                    self.on_postgres(read, sql, |row| {
+                        out.push(row);
+                        Ok(())
+                    })
+                    .await?;
+                    Ok(out)
                 }
             }
         };
@@ -513,13 +527,7 @@ impl Store {
                     inline.ran_on_pool(&sql.text, started.elapsed());
                     result?;
                 }
-                Backend::Postgres { pool } => {
-                    let text = sql.driver_text();
-                    let mut rows = bind_pg(sqlx::query(&text), &sql.binds).fetch(pool);
-                    while let Some(row) = rows.next().await {
-                        add(decode_pg(&row.map_err(|e| classify(e, budgets))?)?)?;
-                    }
-                }
+                Backend::Postgres { read, .. } => self.on_postgres(read, sql, &mut add).await?,
             }
             Ok(out)
         };
@@ -568,6 +576,53 @@ impl Store {
         rows.map_err(|e| classify(e, self.budgets))?.iter().map(decode_sqlite).collect()
     }
 
+    /// One read on a connection of `read`, each row handed to `add` as it arrives. A
+    /// connection that had been idle and turns out to be gone (the server restarted, the
+    /// network dropped it) before any row came is replaced once: a read may run again.
+    async fn on_postgres(
+        &self,
+        read: &pg::Readers,
+        sql: &Sql,
+        mut add: impl FnMut(Vec<SqlValue>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        use futures_util::StreamExt;
+        let text = sql.driver_text();
+        let mut fresh = false;
+        loop {
+            let mut lease = read.acquire(self.budgets.pool_wait, fresh).await?;
+            let mut rows = bind_pg(sqlx::query(&text), &sql.binds).fetch(lease.conn());
+            let mut any = false;
+            let mut failed = None;
+            while let Some(row) = rows.next().await {
+                let done = match row {
+                    Ok(r) => decode_pg(&r).and_then(&mut add),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                };
+                any = true;
+                // Stopped early (`?`): the lease is dropped with its statement's leftovers.
+                done?;
+            }
+            drop(rows);
+            let Some(e) = failed else {
+                lease.give_back();
+                return Ok(());
+            };
+            if !connection_lost(&e) {
+                // The server answered with an error and is ready for the next statement.
+                lease.give_back();
+                return Err(classify(e, self.budgets));
+            }
+            if any || fresh || !lease.reused() {
+                return Err(classify(e, self.budgets));
+            }
+            tracing::debug!("an idle PostgreSQL connection was gone ({e}): the read runs on a new one");
+            fresh = true;
+        }
+    }
+
     /// Start a write transaction (SQLite: the writer connection, `BEGIN IMMEDIATE`).
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         self.count();
@@ -582,7 +637,9 @@ impl Store {
                 lease.begin_transaction();
                 TxInner::Sqlite(lease)
             }
-            Backend::Postgres { pool } => TxInner::Postgres(pool.begin().await.map_err(|e| classify(e, self.budgets))?),
+            Backend::Postgres { pool, .. } => {
+                TxInner::Postgres(pool.begin().await.map_err(|e| classify(e, self.budgets))?)
+            }
         };
         Ok(WriteTx {
             inner,
@@ -672,7 +729,7 @@ impl Store {
                 }
                 Ok(plans)
             }
-            Backend::Postgres { pool } => {
+            Backend::Postgres { pool, .. } => {
                 let text = format!("EXPLAIN {}", sql.text);
                 let rows = bind_pg(sqlx::query(&text), &sql.binds)
                     .fetch_all(pool)
@@ -701,7 +758,7 @@ impl Store {
     pub async fn listen(&self, channel: &str) -> Result<Option<sqlx::postgres::PgListener>, StoreError> {
         match &self.backend {
             Backend::Sqlite { .. } => Ok(None),
-            Backend::Postgres { pool } => {
+            Backend::Postgres { pool, .. } => {
                 let mut l =
                     sqlx::postgres::PgListener::connect_with(pool).await.map_err(|e| classify(e, self.budgets))?;
                 l.listen(channel).await.map_err(|e| classify(e, self.budgets))?;
@@ -736,7 +793,10 @@ impl Store {
                 read.close().await;
                 write.close().await;
             }
-            Backend::Postgres { pool } => pool.close().await,
+            Backend::Postgres { pool, read } => {
+                read.close().await;
+                pool.close().await;
+            }
         }
     }
 }
@@ -817,6 +877,16 @@ pub async fn tx_execute(tx: &mut Tx, sql: &Sql) -> Result<u64, StoreError> {
 /// The store's reading of a driver error: a unique violation, a statement stopped by its
 /// budget (SQLite: interrupted by the progress handler; PostgreSQL: `statement_timeout`), a
 /// pool that had no connection in time, or anything else.
+/// The connection cannot serve another statement: its socket failed, or the server said it is
+/// ending it (class 08, connection exception; 57P01-57P03, shutdown or restart).
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
+        _ => false,
+    }
+}
+
 fn classify(e: sqlx::Error, budgets: Budgets) -> StoreError {
     match &e {
         sqlx::Error::Database(db) => {
