@@ -10,7 +10,7 @@
 //!
 //! PostgreSQL: reads run on connections of their own (`pg.rs`), given back without the extra
 //! round trip sqlx's pool makes on every release; writes, listeners and maintenance use sqlx's
-//! pool. Each node opens at most twice `PG_POOL` connections: one share for each.
+//! pool. Each pool holds at most 4 connections per CPU (4 to 32).
 //!
 //! Every statement has a time budget ([`Budgets`]): on PostgreSQL `statement_timeout`; on
 //! SQLite a progress handler that interrupts it (`sqlite.rs`), also when its caller goes away.

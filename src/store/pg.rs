@@ -74,7 +74,12 @@ impl Readers {
         let reused = idle.is_some();
         let conn = match idle {
             Some(c) => c,
-            None => PgConnection::connect_with(&self.inner.opts).await.map_err(StoreError::Db)?,
+            // Opening one is bounded by the same wait (a server that never answers the
+            // connection would hold the permit forever).
+            None => match tokio::time::timeout(wait, PgConnection::connect_with(&self.inner.opts)).await {
+                Ok(c) => c.map_err(StoreError::Db)?,
+                Err(_) => return Err(StoreError::Overloaded),
+            },
         };
         Ok(Lease { conn: Some(conn), pool: self.inner.clone(), permit: Some(permit), reused })
     }
