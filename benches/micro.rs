@@ -36,16 +36,7 @@ fn arcql(c: &mut Criterion) {
     c.bench_function("arcql parse+check+render", |b| {
         b.iter(|| {
             let plan = plan_query(&model, book, black_box(q)).expect("plan");
-            let s = Select {
-                type_idx: book,
-                filter: &plan,
-                instance: "default",
-                trashed: Trashed::Hide,
-                seeks: Vec::new(),
-                reverse: false,
-                limit: Some(26),
-                offset: 0,
-            };
+            let s = Select::forward(book, &plan, "default", Trashed::Hide, Some(26));
             black_box(FindRenderer { model: &model, app: "default", dialect: Dialect::Sqlite }.select(&s, Output::Ids))
         })
     });

@@ -132,16 +132,7 @@ fn plan(model: &Model, type_idx: usize, arcql: &str) -> FilterPlan {
 }
 
 fn select<'a>(type_idx: usize, filter: &'a FilterPlan) -> Select<'a> {
-    Select {
-        type_idx,
-        filter,
-        instance: "inst",
-        trashed: Trashed::Hide,
-        seeks: Vec::new(),
-        reverse: false,
-        limit: Some(26),
-        offset: 0,
-    }
+    Select::forward(type_idx, filter, "inst", Trashed::Hide, Some(26))
 }
 
 fn render(model: &Model, s: &Select<'_>, dialect: Dialect) -> Sql {

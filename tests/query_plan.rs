@@ -13,16 +13,7 @@ use sqlx::Row;
 
 /// The first 25 objects of `type_idx` under `filter` (and one more, for `hasNextPage`).
 fn first_page(type_idx: usize, filter: &arcbase::plan::filter::FilterPlan) -> Select<'_> {
-    Select {
-        type_idx,
-        filter,
-        instance: "default",
-        trashed: Trashed::Hide,
-        seeks: Vec::new(),
-        reverse: false,
-        limit: Some(26),
-        offset: 0,
-    }
+    Select::forward(type_idx, filter, "default", Trashed::Hide, Some(26))
 }
 
 async fn plan(conn: &mut sqlx::SqliteConnection, sql: &Sql) -> String {

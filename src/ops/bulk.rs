@@ -57,16 +57,7 @@ async fn matching_ids(
     trashed: Trashed,
     limit: usize,
 ) -> ApiResult<Vec<String>> {
-    let select = Select {
-        type_idx,
-        filter,
-        instance: ctx.instance,
-        trashed,
-        seeks: Vec::new(),
-        reverse: false,
-        limit: Some(limit as u64),
-        offset: 0,
-    };
+    let select = Select::forward(type_idx, filter, ctx.instance, trashed, Some(limit as u64));
     let rows = tx_fetch(tx, &r.select(&select, Output::Ids)).await?;
     Ok(rows.into_iter().filter_map(|row| row.into_iter().next().and_then(|v| v.as_str().map(str::to_string))).collect())
 }

@@ -156,16 +156,7 @@ pub(crate) async fn documents_among(
         None => among,
     });
     let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
-    let select = Select {
-        type_idx,
-        filter: &filter,
-        instance: &caller.instance,
-        trashed,
-        seeks: Vec::new(),
-        reverse: false,
-        limit: None,
-        offset: 0,
-    };
+    let select = Select::forward(type_idx, &filter, &caller.instance, trashed, None);
     let sql = r.select(&select, Output::Documents(selection));
     let rows = engine.store.fetch_rows_within(&sql, engine.limits.response_bytes).await?;
     let reader = reader(engine, caller);

@@ -66,6 +66,19 @@ pub struct Select<'a> {
     pub offset: u64,
 }
 
+impl<'a> Select<'a> {
+    /// The rows of `filter` in its order from the first: no cursor, no offset.
+    pub fn forward(
+        type_idx: usize,
+        filter: &'a FilterPlan,
+        instance: &'a str,
+        trashed: Trashed,
+        limit: Option<u64>,
+    ) -> Select<'a> {
+        Select { type_idx, filter, instance, trashed, seeks: Vec::new(), reverse: false, limit, offset: 0 }
+    }
+}
+
 pub struct FindRenderer<'a> {
     pub model: &'a Model,
     pub app: &'a str,

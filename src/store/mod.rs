@@ -615,7 +615,9 @@ impl Store {
                 lease.give_back();
                 return Err(classify(e, self.budgets));
             }
-            if any || fresh || !lease.reused() {
+            // Only a connection that had been idle is tried again, and only once (the new
+            // one is not `reused`).
+            if any || !lease.reused() {
                 return Err(classify(e, self.budgets));
             }
             tracing::debug!("an idle PostgreSQL connection was gone ({e}): the read runs on a new one");
