@@ -879,6 +879,19 @@ pub async fn tx_execute(tx: &mut Tx, sql: &Sql) -> Result<u64, StoreError> {
 /// The store's reading of a driver error: a unique violation, a statement stopped by its
 /// budget (SQLite: interrupted by the progress handler; PostgreSQL: `statement_timeout`), a
 /// pool that had no connection in time, or anything else.
+/// A permit of a pool's semaphore within `wait`: past it the store is overloaded (the caller
+/// is told so instead of queueing without end); closed, the pool is.
+async fn permit(
+    permits: &Arc<tokio::sync::Semaphore>,
+    wait: Duration,
+) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
+    match tokio::time::timeout(wait, permits.clone().acquire_owned()).await {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(_)) => Err(StoreError::Closed),
+        Err(_) => Err(StoreError::Overloaded),
+    }
+}
+
 /// The connection cannot serve another statement: its socket failed, or the server said it is
 /// ending it (class 08, connection exception; 57P01-57P03, shutdown or restart).
 fn connection_lost(e: &sqlx::Error) -> bool {

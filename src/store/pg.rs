@@ -65,11 +65,7 @@ impl Readers {
     /// Borrow a connection, waiting at most `wait` for one to be free. `fresh`: open a new one
     /// rather than reuse an idle one (after an idle one's socket failed).
     pub async fn acquire(&self, wait: Duration, fresh: bool) -> Result<Lease, StoreError> {
-        let permit = match tokio::time::timeout(wait, self.inner.permits.clone().acquire_owned()).await {
-            Ok(Ok(p)) => p,
-            Ok(Err(_)) => return Err(StoreError::Closed),
-            Err(_) => return Err(StoreError::Overloaded),
-        };
+        let permit = super::permit(&self.inner.permits, wait).await?;
         let idle = if fresh { None } else { self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner).pop() };
         let reused = idle.is_some();
         let conn = match idle {

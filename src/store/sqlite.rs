@@ -132,11 +132,7 @@ impl Pool {
 
     /// Borrow a connection, waiting at most `wait`.
     pub async fn acquire(&self, wait: Duration) -> Result<Lease, StoreError> {
-        let permit = match tokio::time::timeout(wait, self.inner.permits.clone().acquire_owned()).await {
-            Ok(Ok(p)) => p,
-            Ok(Err(_)) => return Err(StoreError::Closed),
-            Err(_) => return Err(StoreError::Overloaded),
-        };
+        let permit = super::permit(&self.inner.permits, wait).await?;
         let idle = self.inner.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
         let statistics = self.inner.statistics.load(Ordering::Acquire);
         let mut conn = match idle {
