@@ -4,7 +4,15 @@
 //! **The hub** (one task): a [`FeedReader`] (commit order; PostgreSQL's late commits waited
 //! out) reads what is new whenever a write of this process commits (`Store::commits`), when
 //! PostgreSQL notifies `arcbase_changes` (a trigger on the feed, so a write on any node wakes
-//! every node), and at least every second (a lost notification only delays). Each read is
+//! every node), and at least every second (a lost notification only delays). Commits close
+//! together are read together: a read follows the one before it by at least [`SPACING`] (a
+//! write load of hundreds of commits a second would otherwise cost a feed read per commit and
+//! per notification, measured at 713 reads for 281 commits), and a batch shorter than its
+//! limit is not followed by another read until something wakes the hub again. While a gap
+//! waits for a late commit (PostgreSQL), each look reads at most [`READ_WAITING`] rows: the
+//! rows behind the gap come back on every look, and 1,000 of them every 10 ms under a steady
+//! write load cut `upsert` on one CPU from 120-166 to 62-115 req/s (PostgreSQL, once reads
+//! had connections of their own and stopped queueing behind the writers). Each read is
 //! broadcast as one [`Batch`] to every subscription; subscriptions with the same query,
 //! variables, viewer and instance share the work of a batch (one read of the objects, one
 //! encoding: [`Batch::shared`]).
@@ -34,10 +42,17 @@ use crate::store::Store;
 
 /// Changes per read of the hub.
 const READ: u64 = 1_000;
+/// Changes read at most while the hub waits for a gap to be filled: the rows behind the gap
+/// come back on every look (every 10 ms) until it is, so each look reads few of them; once the
+/// gap is filled, a full batch is followed at once by a read of [`READ`].
+const READ_WAITING: u64 = 32;
 /// Batches the broadcast holds for its slowest subscription.
 const BACKLOG: usize = 1_024;
 /// The longest the hub waits without a wake-up.
 const IDLE: Duration = Duration::from_secs(1);
+/// The least time between two reads of the feed by the hub (the most a commit waits for the
+/// next read under a steady write load; an idle hub reads at once).
+const SPACING: Duration = Duration::from_millis(5);
 /// How long a subscriber's full queue may stay full before it is ended as too slow.
 const SLOW: Duration = Duration::from_secs(5);
 /// How often the feed is pruned.
@@ -104,16 +119,28 @@ impl Hub {
                 }
             };
             let mut reader = FeedReader::after(head);
+            let mut last_read: Option<std::time::Instant> = None;
             loop {
                 let woken = commits.notified();
                 tokio::pin!(woken);
                 woken.as_mut().enable();
-                match reader.next(&tail_store, READ).await {
+                if let Some(rest) = last_read.and_then(|t| SPACING.checked_sub(t.elapsed())) {
+                    if shutdown.sleep(rest).await {
+                        return;
+                    }
+                }
+                last_read = Some(std::time::Instant::now());
+                let limit = if reader.waiting() { READ_WAITING } else { READ };
+                match reader.next(&tail_store, limit).await {
                     Ok(changes) if !changes.is_empty() => {
                         tracing::debug!(from = changes[0].seq, to = reader.position, "realtime: batch");
+                        let full = changes.len() as u64 >= limit;
                         me.position.store(reader.position, Ordering::Release);
                         let _ = me.tx.send(Arc::new(Batch { changes, shared: Mutex::new(HashMap::new()) }));
-                        continue;
+                        if full {
+                            // More may be waiting behind a full batch.
+                            continue;
+                        }
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!("realtime: reading the feed failed: {}", e.message),
