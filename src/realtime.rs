@@ -30,7 +30,7 @@
 //! `CURSOR_EXPIRED`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -93,6 +93,20 @@ pub struct Hub {
     tx: broadcast::Sender<Arc<Batch>>,
     /// Every change at or before this position has been broadcast.
     position: AtomicI64,
+    /// Reads of the feed, and the rows they returned ([`Hub::figures`]).
+    reads: AtomicU64,
+    fetched: AtomicU64,
+}
+
+/// How much the hub read of the feed since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubFigures {
+    /// Every change at or before this position has been broadcast.
+    pub position: i64,
+    /// Statements that read the feed.
+    pub reads: u64,
+    /// Rows they returned, broadcast or read again later (past a gap).
+    pub fetched: u64,
 }
 
 impl Hub {
@@ -104,7 +118,8 @@ impl Hub {
     ) -> Result<Arc<Hub>, crate::error::ApiError> {
         let head = crate::ops::changes::head(&store).await?;
         let (tx, _) = broadcast::channel(BACKLOG);
-        let hub = Arc::new(Hub { tx, position: AtomicI64::new(head) });
+        let hub =
+            Arc::new(Hub { tx, position: AtomicI64::new(head), reads: AtomicU64::new(0), fetched: AtomicU64::new(0) });
         let me = hub.clone();
         let tail_store = store.clone();
         tasks.spawn("realtime hub", move |mut shutdown| async move {
@@ -131,7 +146,10 @@ impl Hub {
                 }
                 last_read = Some(std::time::Instant::now());
                 let limit = if reader.waiting() { READ_WAITING } else { READ };
-                match reader.next(&tail_store, limit).await {
+                let read = reader.next(&tail_store, limit).await;
+                me.reads.fetch_add(1, Ordering::Relaxed);
+                me.fetched.store(reader.fetched, Ordering::Relaxed);
+                match read {
                     Ok(changes) if !changes.is_empty() => {
                         tracing::debug!(from = changes[0].seq, to = reader.position, "realtime: batch");
                         let full = changes.len() as u64 >= limit;
@@ -180,6 +198,15 @@ impl Hub {
     pub fn join(&self) -> (broadcast::Receiver<Arc<Batch>>, i64) {
         let rx = self.tx.subscribe();
         (rx, self.position.load(Ordering::Acquire))
+    }
+
+    /// How much the hub read of the feed so far.
+    pub fn figures(&self) -> HubFigures {
+        HubFigures {
+            position: self.position.load(Ordering::Acquire),
+            reads: self.reads.load(Ordering::Relaxed),
+            fetched: self.fetched.load(Ordering::Relaxed),
+        }
     }
 
     /// Subscriptions listening now.

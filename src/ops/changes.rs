@@ -37,6 +37,8 @@ pub struct FeedReader {
     /// The snapshot `xmax` under which the gap after `position` was first seen, and when
     /// (PostgreSQL).
     waiting: Option<(i64, std::time::Instant)>,
+    /// Rows its reads returned, delivered or not (those past a gap come back on the next read).
+    pub fetched: u64,
 }
 
 fn change(row: &[SqlValue]) -> ApiResult<Change> {
@@ -63,13 +65,14 @@ impl FeedReader {
 
     /// A reader that delivers the changes after `position`.
     pub fn after(position: i64) -> Self {
-        FeedReader { position, waiting: None }
+        FeedReader { position, waiting: None, fetched: 0 }
     }
 
     /// The next changes (of every instance, at most `limit`) in position order, without a
     /// gap that a late commit could still fill. Empty when there is nothing new yet.
     pub async fn next(&mut self, store: &Store, limit: u64) -> ApiResult<Vec<Change>> {
         let rows = store.fetch_rows(&changes::after(store.dialect(), None, self.position, None, limit)).await?;
+        self.fetched += rows.len() as u64;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let c = change(row)?;

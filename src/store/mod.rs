@@ -154,10 +154,10 @@ enum Backend {
         write: sqlite::Pool,
         inline: Arc<inline::Inline>,
     },
-    /// `pool`: writes, listeners, maintenance; `read`: reads (`pg.rs`).
+    /// `conns`: reads and write transactions (`pg.rs`); `listeners`: `LISTEN` connections.
     Postgres {
-        pool: PgPool,
-        read: pg::Readers,
+        conns: pg::Pool,
+        listeners: PgPool,
     },
 }
 
@@ -192,7 +192,7 @@ pub const REFRESH_AFTER: u64 = 1_000;
 
 enum TxInner {
     Sqlite(sqlite::Lease),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Postgres(pg::Tx),
 }
 
 /// A write transaction; rolled back when dropped without [`WriteTx::commit`].
@@ -221,7 +221,21 @@ impl WriteTx {
                 r?;
                 lease.end_transaction();
             }
-            TxInner::Postgres(tx) => tx.commit().await.map_err(|e| classify(e, budgets))?,
+            TxInner::Postgres(mut tx) => {
+                let r = sqlx::Executor::execute(tx.start(), "COMMIT").await;
+                tx.done();
+                match r {
+                    Ok(_) => tx.end(),
+                    Err(e) => {
+                        // The server answered (the transaction is over, the connection ready)
+                        // or the connection is gone (dropped with `tx`).
+                        if !connection_lost(&e) {
+                            tx.end();
+                        }
+                        return Err(classify(e, budgets));
+                    }
+                }
+            }
         }
         self.commits.notify_waiters();
         self.store.written(self.changed);
@@ -301,15 +315,11 @@ impl Store {
             ("TimeZone", "UTC".to_string()),
         ]);
         let size = std::thread::available_parallelism().map_or(8, |n| n.get() * 4).clamp(4, 32);
-        // No ping before every acquire (a network round trip per statement); a connection
-        // that died is dropped by the pool when its next statement fails.
-        let pool = PgPoolOptions::new()
-            .max_connections(size as u32)
-            .test_before_acquire(false)
-            .acquire_timeout(budgets.pool_wait)
-            .connect_with(opts.clone())
-            .await?;
-        Ok(Backend::Postgres { pool, read: pg::Readers::new(opts, size) })
+        // A listener holds its connection for good; one per process is used (the realtime
+        // hub's), one more spare for its reconnect.
+        let listeners =
+            PgPoolOptions::new().max_connections(2).acquire_timeout(budgets.pool_wait).connect_lazy_with(opts.clone());
+        Ok(Backend::Postgres { conns: pg::Pool::new(opts, size), listeners })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -400,7 +410,9 @@ impl Store {
                     r?;
                 }
                 TxInner::Postgres(t) => {
-                    sqlx::raw_sql(text).execute(&mut **t).await?;
+                    let r = sqlx::raw_sql(text).execute(t.start()).await;
+                    t.done();
+                    r?;
                 }
             }
             tx_execute(&mut tx, &system::record_migration(dialect, *version, name, &crate::plan::write::now())).await?;
@@ -470,9 +482,9 @@ impl Store {
                         None => self.on_sqlite(read, sql, self.budgets.pool_wait, Some((until, inline))).await,
                     }
                 }
-                Backend::Postgres { read, .. } => {
+                Backend::Postgres { conns, .. } => {
                     let mut out = Vec::new();
-                    self.on_postgres(read, sql, |row| {
+                    self.on_postgres(conns, sql, |row| {
                         out.push(row);
                         Ok(())
                     })
@@ -527,7 +539,7 @@ impl Store {
                     inline.ran_on_pool(&sql.text, started.elapsed());
                     result?;
                 }
-                Backend::Postgres { read, .. } => self.on_postgres(read, sql, &mut add).await?,
+                Backend::Postgres { conns, .. } => self.on_postgres(conns, sql, &mut add).await?,
             }
             Ok(out)
         };
@@ -581,7 +593,7 @@ impl Store {
     /// network dropped it) before any row came is replaced once: a read may run again.
     async fn on_postgres(
         &self,
-        read: &pg::Readers,
+        read: &pg::Pool,
         sql: &Sql,
         mut add: impl FnMut(Vec<SqlValue>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
@@ -639,9 +651,7 @@ impl Store {
                 lease.begin_transaction();
                 TxInner::Sqlite(lease)
             }
-            Backend::Postgres { pool, .. } => {
-                TxInner::Postgres(pool.begin().await.map_err(|e| classify(e, self.budgets))?)
-            }
+            Backend::Postgres { conns, .. } => TxInner::Postgres(self.begin_postgres(conns).await?),
         };
         Ok(WriteTx {
             inner,
@@ -652,6 +662,28 @@ impl Store {
             changed: 0,
             store: self.clone(),
         })
+    }
+
+    /// `BEGIN` on a connection of `conns`. A connection that had been idle and turns out to be
+    /// gone is replaced once (nothing ran on it), as for a read.
+    async fn begin_postgres(&self, conns: &pg::Pool) -> Result<pg::Tx, StoreError> {
+        let mut fresh = false;
+        loop {
+            let mut lease = conns.acquire(self.budgets.pool_wait, fresh).await?;
+            let e = match sqlx::Executor::execute(lease.conn(), "BEGIN").await {
+                Ok(_) => return Ok(pg::Tx::new(lease, self.budgets.statement)),
+                Err(e) => e,
+            };
+            if !connection_lost(&e) {
+                lease.give_back();
+                return Err(classify(e, self.budgets));
+            }
+            if !lease.reused() {
+                return Err(classify(e, self.budgets));
+            }
+            tracing::debug!("an idle PostgreSQL connection was gone ({e}): the transaction begins on a new one");
+            fresh = true;
+        }
     }
 
     fn count(&self) {
@@ -731,13 +763,11 @@ impl Store {
                 }
                 Ok(plans)
             }
-            Backend::Postgres { pool, .. } => {
+            Backend::Postgres { .. } => {
                 let text = format!("EXPLAIN {}", sql.text);
-                let rows = bind_pg(sqlx::query(&text), &sql.binds)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(|e| classify(e, self.budgets))?;
-                let steps: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).collect();
+                let rows = self.fetch_rows(&Sql::with_binds(Dialect::Postgres, &text, sql.binds.clone())).await?;
+                let steps: Vec<String> =
+                    rows.iter().filter_map(|r| r.first().and_then(|v| v.as_str()).map(str::to_string)).collect();
                 Ok(vec![steps.join("\n")])
             }
         }
@@ -760,9 +790,9 @@ impl Store {
     pub async fn listen(&self, channel: &str) -> Result<Option<sqlx::postgres::PgListener>, StoreError> {
         match &self.backend {
             Backend::Sqlite { .. } => Ok(None),
-            Backend::Postgres { pool, .. } => {
+            Backend::Postgres { listeners, .. } => {
                 let mut l =
-                    sqlx::postgres::PgListener::connect_with(pool).await.map_err(|e| classify(e, self.budgets))?;
+                    sqlx::postgres::PgListener::connect_with(listeners).await.map_err(|e| classify(e, self.budgets))?;
                 l.listen(channel).await.map_err(|e| classify(e, self.budgets))?;
                 Ok(Some(l))
             }
@@ -795,9 +825,9 @@ impl Store {
                 read.close().await;
                 write.close().await;
             }
-            Backend::Postgres { pool, read } => {
-                read.close().await;
-                pool.close().await;
+            Backend::Postgres { conns, listeners } => {
+                conns.close().await;
+                listeners.close().await;
             }
         }
     }
@@ -845,9 +875,9 @@ pub async fn tx_fetch(tx: &mut Tx, sql: &Sql) -> Result<Vec<Vec<SqlValue>>, Stor
         }
         TxInner::Postgres(t) => {
             let text = sql.driver_text();
-            let rows =
-                bind_pg(sqlx::query(&text), &sql.binds).fetch_all(&mut **t).await.map_err(|e| classify(e, budgets))?;
-            rows.iter().map(decode_pg).collect()
+            let rows = bind_pg(sqlx::query(&text), &sql.binds).fetch_all(t.start()).await;
+            t.done();
+            rows.map_err(|e| classify(e, budgets))?.iter().map(decode_pg).collect()
         }
     }
 }
@@ -866,11 +896,9 @@ pub async fn tx_execute(tx: &mut Tx, sql: &Sql) -> Result<u64, StoreError> {
         }
         TxInner::Postgres(t) => {
             let text = sql.driver_text();
-            bind_pg(sqlx::query(&text), &sql.binds)
-                .execute(&mut **t)
-                .await
-                .map_err(|e| classify(e, budgets))?
-                .rows_affected()
+            let r = bind_pg(sqlx::query(&text), &sql.binds).execute(t.start()).await;
+            t.done();
+            r.map_err(|e| classify(e, budgets))?.rows_affected()
         }
     };
     Ok(done)

@@ -1,10 +1,12 @@
-//! PostgreSQL connections for reads, lent without a round trip of their own.
+//! PostgreSQL connections for reads and write transactions, lent without a round trip of
+//! their own.
 //!
 //! sqlx's pool tests every connection given back to it with a `Sync` message and waits for
 //! the server's `ReadyForQuery` (sqlx 0.8: `return_to_pool` pings unconditionally). For a read
 //! of one statement that is a second round trip to the server: measured under `wrk` on a
 //! `get` by id, every request cost two `sendto` calls on the PostgreSQL socket, and the
-//! server's wake-ups for the second one took CPU that the database and arcbase share.
+//! server's wake-ups for the second one took CPU that the database and arcbase share. A write
+//! transaction paid it too, once per transaction.
 //!
 //! This pool knows whether a statement ended: a lease whose statement ran to its end (rows or
 //! an error from the server, after which the connection is ready again) is given back as it
@@ -12,8 +14,12 @@
 //! response bound) closes its connection instead, so no connection is lent out with a
 //! statement's leftovers. A connection whose socket failed is never given back either.
 //!
-//! Writes and listeners stay on sqlx's pool: a transaction's lifetime and rollback on drop are
-//! its business there.
+//! A write transaction ([`Tx`]) holds a lease from `BEGIN` to `COMMIT`. Dropped without its
+//! `COMMIT` between statements, it is rolled back on its connection in the background and the
+//! connection given back once the server confirmed; dropped while a statement ran, it closes
+//! its connection (the server rolls back when the socket closes).
+//!
+//! Listeners stay on a small sqlx pool of their own (`LISTEN` holds its connection for good).
 //!
 //! The pool is a semaphore of `size` permits over a stack of idle connections, opened as
 //! needed; waiting for a permit is bounded, past it the caller is told the store is overloaded.
@@ -22,7 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::Connection;
+use sqlx::{Connection, Executor};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::StoreError;
@@ -34,13 +40,13 @@ struct Inner {
     size: usize,
 }
 
-/// A pool of read connections.
+/// A pool of connections.
 #[derive(Clone)]
-pub(crate) struct Readers {
+pub(crate) struct Pool {
     inner: Arc<Inner>,
 }
 
-/// A connection lent from [`Readers`]: closed when dropped, unless [`Lease::give_back`] said
+/// A connection lent from [`Pool`]: closed when dropped, unless [`Lease::give_back`] said
 /// its statement ended.
 pub(crate) struct Lease {
     conn: Option<PgConnection>,
@@ -49,10 +55,10 @@ pub(crate) struct Lease {
     reused: bool,
 }
 
-impl Readers {
+impl Pool {
     /// A pool of at most `size` connections; none is opened before it is needed.
-    pub fn new(opts: PgConnectOptions, size: usize) -> Readers {
-        Readers {
+    pub fn new(opts: PgConnectOptions, size: usize) -> Pool {
+        Pool {
             inner: Arc::new(Inner {
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(size)),
@@ -112,6 +118,60 @@ impl Lease {
             }
         }
         drop(self.permit.take());
+    }
+}
+
+/// A write transaction: a lease whose connection ran `BEGIN`.
+pub(crate) struct Tx {
+    lease: Option<Lease>,
+    /// A statement was sent and its end not seen yet.
+    busy: bool,
+    /// How long the background `ROLLBACK` of a dropped transaction may take.
+    rollback_within: Duration,
+}
+
+impl Tx {
+    /// The transaction on `lease`, whose connection ran `BEGIN`.
+    pub fn new(lease: Lease, rollback_within: Duration) -> Tx {
+        Tx { lease: Some(lease), busy: false, rollback_within }
+    }
+
+    /// The connection, for a statement: pair with [`Tx::done`] once it ended (answered, with
+    /// rows or an error), so that a drop in between knows the connection is not reusable.
+    pub fn start(&mut self) -> &mut PgConnection {
+        self.busy = true;
+        self.lease.as_mut().expect("a transaction holds its lease until it ends").conn()
+    }
+
+    /// The statement begun by [`Tx::start`] ended.
+    pub fn done(&mut self) {
+        self.busy = false;
+    }
+
+    /// The transaction ended (`COMMIT` answered, with success or an error that left the
+    /// connection ready): the connection goes back to the pool.
+    pub fn end(mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.give_back();
+        }
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        let Some(mut lease) = self.lease.take() else { return };
+        // Mid-statement, or outside a runtime: the lease closes its connection.
+        if self.busy {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let within = self.rollback_within;
+        runtime.spawn(async move {
+            let rolled_back = tokio::time::timeout(within, lease.conn().execute("ROLLBACK")).await;
+            if matches!(rolled_back, Ok(Ok(_))) {
+                lease.give_back();
+            }
+        });
     }
 }
 
