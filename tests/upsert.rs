@@ -986,3 +986,99 @@ async fn fragments_on_the_union_and_named_fragments() {
     assert_eq!(g["b1"], json!({ "title": "Best" }));
     assert_eq!(g["b2"], json!({ "price": 5.0 }));
 }
+
+/// An upsert asks whether its named ids exist once per type and kind of access (one statement
+/// each), writes each object with one statement and appends every change-feed row with one
+/// more: 25 objects (12 updates, 13 new ones each linking an existing object) are 30
+/// statements with `BEGIN` and `COMMIT`, where asking and recording per object made 77.
+#[tokio::test]
+async fn an_upsert_is_one_statement_per_object_written_and_a_few_more() {
+    let t = TestApp::new(EXAMPLE).await;
+    t.differential(false);
+    let books =
+        t.upsert(json!({ "Book": (0..12).map(|i| json!({ "title": format!("B{i}") })).collect::<Vec<_>>() })).await;
+    let mut values: Vec<Value> = books.iter().map(|id| json!({ "hypi": { "id": id }, "price": 2.5 })).collect();
+    for i in 0..13 {
+        values.push(json!({ "title": format!("new {i}"), "author": { "hypi": { "id": "a-1" } } }));
+    }
+    t.upsert(json!({ "Author": [{ "hypi": { "id": "a-1" }, "name": "Ann" }] })).await;
+    let before = t.statements();
+    let ids = t.upsert(json!({ "Book": values })).await;
+    assert_eq!(t.statements() - before, 30, "BEGIN, 2 existence checks, 25 writes, 1 feed insert, COMMIT");
+    assert_eq!(ids.len(), 25);
+    assert_eq!(&ids[..12], &books[..]);
+    assert_eq!(get(&t, "Book", &books[3], "price").await, json!({ "price": 2.5 }));
+    assert_eq!(
+        get(&t, "Book", &ids[20], "title author { name }").await,
+        json!({ "title": "new 8", "author": { "name": "Ann" } })
+    );
+    let feed = changes(&t).await;
+    let last: Vec<(&str, &str)> = feed[feed.len() - 25..].iter().map(|c| (c.2.as_str(), c.3.as_str())).collect();
+    let expected: Vec<(&str, &str)> =
+        ids.iter().enumerate().map(|(i, id)| (id.as_str(), if i < 12 { "update" } else { "insert" })).collect();
+    assert_eq!(last, expected, "one change row per object, in input order");
+}
+
+/// Existence is asked for the whole call before anything is written, so what the call itself
+/// writes must be seen by its later objects as if each had been asked on its own: the same id
+/// twice (created, then updated), a nested link to an object an earlier object of the call
+/// created, a link to one it trashed... and what it learned up front still holds for objects
+/// it did not touch (a trashed object cannot be linked, a missing one is created).
+#[tokio::test]
+async fn what_one_call_writes_is_seen_by_its_later_objects() {
+    let t = TestApp::new(EXAMPLE).await;
+    t.differential(false);
+    // The same new id twice: the first creates it (required fields checked), the second updates.
+    let ids = t
+        .upsert(json!({ "Book": [
+            { "hypi": { "id": "b-1" }, "title": "first" },
+            { "hypi": { "id": "b-1" }, "price": 3.0 }
+        ] }))
+        .await;
+    assert_eq!(ids, ["b-1", "b-1"]);
+    assert_eq!(get(&t, "Book", "b-1", "title price").await, json!({ "title": "first", "price": 3.0 }));
+    let ops: Vec<String> = changes(&t).await.iter().map(|c| c.3.clone()).collect();
+    assert_eq!(ops[ops.len() - 2..], ["insert", "update"]);
+
+    // A later object links, by id alone, a book an earlier object of the same call created.
+    let ids = t
+        .upsert(json!({ "Author": [
+            { "name": "Ann", "bestbook": { "hypi": { "id": "b-2" }, "title": "made here" } },
+            { "name": "Bob", "bestbook": { "hypi": { "id": "b-2" } }, "booklist": [{ "hypi": { "id": "b-2" } }] }
+        ] }))
+        .await;
+    let bob = get(&t, "Author", &ids[1], "bestbook { title } booklist { title }").await;
+    assert_eq!(bob, json!({ "bestbook": { "title": "made here" }, "booklist": [{ "title": "made here" }] }));
+
+    // The second object of a call names a new id the first left alone: still created.
+    let ids = t
+        .upsert(json!({ "Book": [{ "hypi": { "id": "b-3" }, "title": "three" }, { "hypi": { "id": "b-4" }, "title": "four" }] }))
+        .await;
+    assert_eq!(ids, ["b-3", "b-4"]);
+
+    // A trashed book cannot be linked, even next to objects the call writes.
+    t.sql(
+        "UPDATE \"default__Book\" SET hypi_trashed = '2020-01-01T00:00:00.000Z' WHERE hypi_id = ?",
+        vec![arcbase::sql::SqlValue::Text("b-3".into())],
+    )
+    .await;
+    let err = upsert_err(
+        &t,
+        json!({ "Author": [{ "name": "Cid", "bestbook": { "hypi": { "id": "b-4" }, "price": 1.0 } }, { "name": "Dee", "bestbook": { "hypi": { "id": "b-3" } } }] }),
+    )
+    .await;
+    assert_eq!(code(&err), "NOT_FOUND", "{err}");
+    assert!(message(&err).contains("values.Author[1].bestbook"), "{err}");
+    assert_eq!(get(&t, "Book", "b-4", "price").await, json!({ "price": null }), "the failed call changed nothing");
+
+    // An update of a trashed object still updates it (and it stays trashed), as on its own.
+    t.upsert(json!({ "Book": [{ "hypi": { "id": "b-3" }, "price": 9.0 }] })).await;
+    let rows = t
+        .sql(
+            "SELECT price, hypi_trashed FROM \"default__Book\" WHERE hypi_id = ?",
+            vec![arcbase::sql::SqlValue::Text("b-3".into())],
+        )
+        .await;
+    assert_eq!(rows[0][0], arcbase::sql::SqlValue::Real(9.0));
+    assert!(rows[0][1] != arcbase::sql::SqlValue::Null, "still trashed");
+}

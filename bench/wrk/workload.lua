@@ -1,5 +1,6 @@
 -- wrk script for every workload and target: `wrk ... -s workload.lua URL -- WORKLOAD TARGET`.
--- WORKLOAD: get | find | upsert | count | get-apq; TARGET: arcbase | pg4 | pg5 | static.
+-- WORKLOAD: get | find | find-match | upsert | count | get-apq; TARGET: arcbase | pg4 | pg5 | static.
+-- find-match: find for members that have matching messages only (see find_body).
 -- Further arguments: MESSAGES (the dataset's size, default 100000), HASH (get-apq).
 -- Every response is checked: a status other than 200 or a body with "errors" is counted, and
 -- the summary line (JSON) carries the count, so a fast wrong answer cannot pass for speed.
@@ -52,8 +53,13 @@ local function get_body()
   return q(GET_QUERY, string.format('{"id":"m%06d"}', i))
 end
 
-local function find_body()
+-- A member's messages all have the same score (the loader's (i * 37) % 100, i = member mod
+-- 1,000), so for 6 % of the members (a * 37 % 100 <= 5) no message matches `score > 5` and a
+-- page reads every message after the cursor to find none. find draws every member; find-match
+-- only those with matches.
+local function find_body(matching)
   local a = math.random(1, 1000)
+  while matching and (a * 37) % 100 <= 5 do a = math.random(1, 1000) end
   -- A cursor within the first half of the messages (it must name an object).
   local after = a + 1000 * math.random(0, math.max(0, math.floor(messages / 2000) - 1))
   if target == "pg4" or target == "pg5" then
@@ -130,7 +136,7 @@ function request()
     return wrk.format("GET", get_apq_path(), {["Accept"] = "application/json"})
   end
   local body
-  if workload == "find" then body = find_body()
+  if workload == "find" or workload == "find-match" then body = find_body(workload == "find-match")
   elseif workload == "count" then body = count_body()
   elseif workload == "upsert" then body = upsert_body()
   else body = get_body() end

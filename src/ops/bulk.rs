@@ -85,7 +85,8 @@ async fn record(
     }
     let changes: Vec<NewChange<'_>> =
         rows.iter().map(|(id, version)| NewChange { type_idx, id, op, version: *version, owner: None }).collect();
-    ctx.record(tx, &changes).await
+    ctx.record(tx, &changes);
+    Ok(())
 }
 
 /// `trash` / `untrash`: how many objects changed.
@@ -188,7 +189,7 @@ pub async fn delete(engine: &Engine, caller: &Caller, args: &DeleteArgs) -> ApiR
             owner: owner.as_deref(),
         })
         .collect();
-    ctx.record(&mut tx, &changes).await?;
+    ctx.record(&mut tx, &changes);
     if model.types[type_idx].hyper.as_ref().is_some_and(|h| h.attachments) && !rows.is_empty() {
         // Their files go with them: marked here, their bytes removed by the bridge.
         let gone: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();

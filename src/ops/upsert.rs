@@ -5,6 +5,12 @@
 //! the rules that need the database: an id names an object the caller may change (or is
 //! free), a new object has every required field, accounts are created only by
 //! `createAccount`, anonymous callers create only where `@access(write: PUBLIC)` allows.
+//!
+//! Whether each named id exists (and may be changed, or for a nested link read) is asked once
+//! for the whole call, one statement per type and kind of access ([`prefetch`]), not once per
+//! object: what it tells is what the per-object question would have told, because the access
+//! rules look only at the object's own row, and an object this call already wrote is asked
+//! again on its own (its row changed since).
 
 use futures_util::future::BoxFuture;
 use serde_json::Value as Json;
@@ -62,6 +68,10 @@ pub(crate) struct WriteCtx<'a> {
     pub dialect: crate::sql::Dialect,
     /// What [`WriteCtx::record`] and [`WriteCtx::count`] gathered for [`super::commit::commit`].
     pub touched: std::sync::Mutex<super::commit::Touched>,
+    /// What [`prefetch`] learned of objects by (type, write access, id): `Some(visible)` when
+    /// the object exists (`visible`: not trashed), `None` when it does not (or may not be
+    /// changed). Absent: not asked, or written by this call since.
+    pub(crate) known: std::sync::Mutex<std::collections::HashMap<(usize, bool, String), Option<bool>>>,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -75,6 +85,21 @@ impl<'a> WriteCtx<'a> {
             now: super::now(),
             dialect: engine.store.dialect(),
             touched: Default::default(),
+            known: Default::default(),
+        }
+    }
+
+    /// What [`prefetch`] learned of `id` (see [`WriteCtx::known`]); `None`: ask the database.
+    fn known(&self, type_idx: usize, write: bool, id: &str) -> Option<Option<bool>> {
+        let known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.get(&(type_idx, write, id.to_string())).copied()
+    }
+
+    /// `id` was written: what was learned of it before no longer holds.
+    fn forget(&self, type_idx: usize, id: &str) {
+        let mut known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for write in [false, true] {
+            known.remove(&(type_idx, write, id.to_string()));
         }
     }
 
@@ -90,12 +115,61 @@ pub async fn upsert(engine: &Engine, caller: &Caller, args: &UpsertArgs) -> ApiR
     let ctx = WriteCtx::new(engine, caller);
     let mut tx = engine.store.begin_write().await?;
     let r = ctx.renderer();
+    prefetch(&mut tx, &ctx, &r, &objects).await?;
     let mut out = Vec::with_capacity(objects.len());
     for obj in &objects {
         out.push(write_object(&mut tx, &ctx, &r, obj, false).await?);
     }
     super::commit::commit(engine, caller, &ctx, tx).await?;
     Ok(out)
+}
+
+/// Ids asked about by one statement of [`prefetch`] at most.
+const PREFETCH_IDS: usize = 500;
+
+/// Ask whether every id named in `objects` (nested ones included) exists, one statement per
+/// type and kind of access (a nested object that only names an id is linked: it must be
+/// readable; any other must be writable), and remember the answers in `ctx`.
+async fn prefetch(tx: &mut Tx, ctx: &WriteCtx<'_>, r: &WriteRenderer<'_>, objects: &[WriteObject]) -> ApiResult<()> {
+    fn walk<'o>(
+        obj: &'o WriteObject,
+        nested: bool,
+        into: &mut std::collections::BTreeMap<(usize, bool), Vec<&'o str>>,
+    ) {
+        if let Some(id) = &obj.id {
+            let write = !(nested && obj.is_link_only());
+            let ids = into.entry((obj.type_idx, write)).or_default();
+            if !ids.contains(&id.as_str()) {
+                ids.push(id);
+            }
+        }
+        for n in obj.refs.iter().filter_map(|(_, n)| n.as_ref()) {
+            walk(n, true, into);
+        }
+        for n in obj.ref_lists.iter().flat_map(|(_, items)| items) {
+            walk(n, true, into);
+        }
+    }
+    let mut asked = std::collections::BTreeMap::new();
+    for obj in objects {
+        walk(obj, false, &mut asked);
+    }
+    for ((type_idx, write), ids) in &asked {
+        for chunk in ids.chunks(PREFETCH_IDS) {
+            let rows = tx_fetch(tx, &r.exists_many(*type_idx, ctx.instance, chunk, *write)).await?;
+            let mut known = ctx.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for id in chunk {
+                known.insert((*type_idx, *write, id.to_string()), None);
+            }
+            for row in &rows {
+                if let Some(id) = row.first().and_then(SqlValue::as_str) {
+                    let visible = row.get(1) == Some(&SqlValue::Null);
+                    known.insert((*type_idx, *write, id.to_string()), Some(visible));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Write one object, its referenced objects first.
@@ -113,9 +187,14 @@ pub(crate) fn write_object<'a>(
                 // A nested object that only names an id is linked, so it must be readable;
                 // one that is written to must be writable.
                 let write = !(nested && obj.is_link_only());
-                let found = tx_fetch(tx, &r.exists(obj.type_idx, ctx.instance, id, write)).await?;
-                let visible = found.first().is_some_and(|row| row.first() == Some(&SqlValue::Null));
-                (id.clone(), !found.is_empty(), visible)
+                match ctx.known(obj.type_idx, write, id) {
+                    Some(known) => (id.clone(), known.is_some(), known == Some(true)),
+                    None => {
+                        let found = tx_fetch(tx, &r.exists(obj.type_idx, ctx.instance, id, write)).await?;
+                        let visible = found.first().is_some_and(|row| row.first() == Some(&SqlValue::Null));
+                        (id.clone(), !found.is_empty(), visible)
+                    }
+                }
             }
             None => (new_id(), false, false),
         };
@@ -186,6 +265,7 @@ pub(crate) fn write_object<'a>(
             Err(StoreError::Unique { detail }) => return Err(unique_error(ctx.model, ctx.app, obj, &columns, &detail)),
             Err(e) => return Err(e.into()),
         };
+        ctx.forget(obj.type_idx, &id);
         let Some(row) = rows.into_iter().next() else {
             // The id belongs to an object this caller may not change (or see).
             return Err(ApiError::new(
@@ -227,7 +307,7 @@ pub(crate) fn write_object<'a>(
         // Version 1 is a fresh row (an insert that met a concurrent insert became an update).
         let op = if version == 1 { crate::feed::ChangeOp::Insert } else { crate::feed::ChangeOp::Update };
         let change = crate::feed::NewChange { type_idx: obj.type_idx, id: &id, op, version, owner: None };
-        ctx.record(tx, &[change]).await?;
+        ctx.record(tx, &[change]);
         if op == crate::feed::ChangeOp::Insert {
             ctx.count(obj.type_idx, 1);
         }

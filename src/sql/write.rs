@@ -43,6 +43,24 @@ impl WriteRenderer<'_> {
         sql
     }
 
+    /// [`Self::exists`] for several objects at once: a row (`hypi_id`, `hypi_trashed`) for
+    /// each of `ids` that exists and that the viewer may read (`write = false`) or change.
+    pub fn exists_many(&self, type_idx: usize, instance: &str, ids: &[&str], write: bool) -> Sql {
+        let mut sql = Sql::new(self.dialect);
+        let table = self.table(type_idx);
+        sql.push("SELECT hypi_id, hypi_trashed FROM ").ident(&table);
+        sql.push(" WHERE hypi_instance = ").bind(instance).push(" AND hypi_id IN (");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(*id);
+        }
+        sql.push(")");
+        self.viewer.restrict(&mut sql, self.model, type_idx, &quote(&table), write);
+        sql
+    }
+
     /// [`Self::exists`] for writing, holding the row (PostgreSQL: `FOR SHARE`) until the
     /// transaction ends, so a concurrent delete of the object waits for it.
     pub fn exists_held(&self, type_idx: usize, instance: &str, id: &str) -> Sql {
