@@ -243,6 +243,17 @@ fn count_of(k: Option<i64>) -> Sql {
     s
 }
 
+/// Wait (at most 5 s) until the test's one connection is back in the pool.
+async fn idle_again(store: &Store) {
+    for _ in 0..250 {
+        if store.idle_connections() == Some(1) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the connection did not come back: {:?} idle", store.idle_connections());
+}
+
 /// One transaction: insert `k`, read it back, commit.
 async fn write(store: &Store, k: i64) -> Result<(), arcbase::store::StoreError> {
     let mut tx = store.begin_write().await?;
@@ -328,7 +339,7 @@ async fn a_dropped_transaction_is_rolled_back_and_its_connection_serves_on() {
         arcbase::store::tx_execute(&mut tx, &insert(2)).await.unwrap();
     }
     // The ROLLBACK runs in the background; once it is answered the connection is idle again.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    idle_again(&store).await;
     for k in 3..8 {
         write(&store, k).await.unwrap();
     }
@@ -342,8 +353,10 @@ async fn a_dropped_transaction_is_rolled_back_and_its_connection_serves_on() {
         arcbase::store::tx_execute(&mut tx, &insert(9)).await.unwrap();
         assert!(arcbase::store::tx_execute(&mut tx, &insert(1)).await.is_err(), "a duplicate key");
     }
+    idle_again(&store).await;
     write(&store, 10).await.unwrap();
     assert_eq!(one(store.fetch_rows(&count_of(Some(9))).await.unwrap()), 0);
+    assert_eq!(proxy.opened.load(Ordering::SeqCst), opened, "the failed transaction's connection served on");
 
     // Dropped mid-statement: its connection is closed (its answer is still to come), and the
     // next transactions do not wait for it.
@@ -372,4 +385,36 @@ async fn a_dropped_transaction_is_rolled_back_and_its_connection_serves_on() {
     }
     assert!(started.elapsed() < Duration::from_secs(2), "no transaction waited for the cut-off statement");
     assert_eq!(one(store.fetch_rows(&count_of(Some(11))).await.unwrap()), 0, "the cut-off insert was rolled back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_find_a_connection_while_write_transactions_wait() {
+    let Some((_proxy, store)) = with_table("reads_find_a_connection_while_write_transactions_wait").await else {
+        return;
+    };
+    // More transactions than the pool has connections (4 per CPU, at least 4), each holding
+    // its connection for 0.6 s.
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let txs: Vec<_> = (0..(cpus * 4).clamp(4, 32) as i64 + 2)
+        .map(|k| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                let mut tx = s.begin_write().await.unwrap();
+                let sleep = Sql::raw(Dialect::Postgres, "SELECT 1::bigint FROM pg_sleep(0.6)");
+                assert_eq!(one(arcbase::store::tx_fetch(&mut tx, &sleep).await.unwrap()), 1);
+                arcbase::store::tx_execute(&mut tx, &insert(k)).await.unwrap();
+                tx.commit().await.unwrap();
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Reads do not wait for them: two connections are always left for reads.
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        assert_eq!(one(store.fetch_rows(&pick(i)).await.unwrap()), i + 1);
+    }
+    assert!(started.elapsed() < Duration::from_millis(300), "reads waited {:?} for the writers", started.elapsed());
+    for t in txs {
+        t.await.unwrap();
+    }
 }

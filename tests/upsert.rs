@@ -1022,8 +1022,9 @@ async fn an_upsert_is_one_statement_per_object_written_and_a_few_more() {
 /// Existence is asked for the whole call before anything is written, so what the call itself
 /// writes must be seen by its later objects as if each had been asked on its own: the same id
 /// twice (created, then updated), a nested link to an object an earlier object of the call
-/// created, a link to one it trashed... and what it learned up front still holds for objects
-/// it did not touch (a trashed object cannot be linked, a missing one is created).
+/// created; and what it learned up front still holds for objects it did not touch (a trashed
+/// object cannot be linked next to objects the call writes, a missing one is created, a
+/// trashed one named with fields is updated).
 #[tokio::test]
 async fn what_one_call_writes_is_seen_by_its_later_objects() {
     let t = TestApp::new(EXAMPLE).await;

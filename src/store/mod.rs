@@ -223,12 +223,12 @@ impl WriteTx {
             }
             TxInner::Postgres(mut tx) => {
                 let r = sqlx::Executor::execute(tx.start(), "COMMIT").await;
-                tx.done();
+                tx.done(&r);
                 match r {
                     Ok(_) => tx.end(),
                     Err(e) => {
                         // The server answered (the transaction is over, the connection ready)
-                        // or the connection is gone (dropped with `tx`).
+                        // or the connection is gone (`tx` stays busy: dropped, it closes it).
                         if !connection_lost(&e) {
                             tx.end();
                         }
@@ -411,7 +411,7 @@ impl Store {
                 }
                 TxInner::Postgres(t) => {
                     let r = sqlx::raw_sql(text).execute(t.start()).await;
-                    t.done();
+                    t.done(&r);
                     r?;
                 }
             }
@@ -667,11 +667,12 @@ impl Store {
     /// `BEGIN` on a connection of `conns`. A connection that had been idle and turns out to be
     /// gone is replaced once (nothing ran on it), as for a read.
     async fn begin_postgres(&self, conns: &pg::Pool) -> Result<pg::Tx, StoreError> {
+        let writer = conns.writer(self.budgets.pool_wait).await?;
         let mut fresh = false;
         loop {
             let mut lease = conns.acquire(self.budgets.pool_wait, fresh).await?;
             let e = match sqlx::Executor::execute(lease.conn(), "BEGIN").await {
-                Ok(_) => return Ok(pg::Tx::new(lease, self.budgets.statement)),
+                Ok(_) => return Ok(pg::Tx::new(lease, writer, self.budgets.statement)),
                 Err(e) => e,
             };
             if !connection_lost(&e) {
@@ -706,6 +707,14 @@ impl Store {
         if let Backend::Sqlite { read, inline, .. } = &self.backend {
             read.statistics_changed();
             inline.statistics_changed();
+        }
+    }
+
+    /// PostgreSQL: connections open and idle in the pool now (`None` on SQLite).
+    pub fn idle_connections(&self) -> Option<usize> {
+        match &self.backend {
+            Backend::Sqlite { .. } => None,
+            Backend::Postgres { conns, .. } => Some(conns.idle()),
         }
     }
 
@@ -876,7 +885,7 @@ pub async fn tx_fetch(tx: &mut Tx, sql: &Sql) -> Result<Vec<Vec<SqlValue>>, Stor
         TxInner::Postgres(t) => {
             let text = sql.driver_text();
             let rows = bind_pg(sqlx::query(&text), &sql.binds).fetch_all(t.start()).await;
-            t.done();
+            t.done(&rows);
             rows.map_err(|e| classify(e, budgets))?.iter().map(decode_pg).collect()
         }
     }
@@ -897,7 +906,7 @@ pub async fn tx_execute(tx: &mut Tx, sql: &Sql) -> Result<u64, StoreError> {
         TxInner::Postgres(t) => {
             let text = sql.driver_text();
             let r = bind_pg(sqlx::query(&text), &sql.binds).execute(t.start()).await;
-            t.done();
+            t.done(&r);
             r.map_err(|e| classify(e, budgets))?.rows_affected()
         }
     };

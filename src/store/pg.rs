@@ -36,6 +36,9 @@ use super::StoreError;
 struct Inner {
     idle: Mutex<Vec<PgConnection>>,
     permits: Arc<Semaphore>,
+    /// Write transactions open at once: fewer than the connections, so that transactions
+    /// waiting on locks (or an ATOMIC service's remote call) never leave reads without one.
+    writers: Arc<Semaphore>,
     opts: PgConnectOptions,
     size: usize,
 }
@@ -62,6 +65,7 @@ impl Pool {
             inner: Arc::new(Inner {
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(size)),
+                writers: Arc::new(Semaphore::new(writers(size))),
                 opts,
                 size,
             }),
@@ -86,6 +90,17 @@ impl Pool {
         Ok(Lease { conn: Some(conn), pool: self.inner.clone(), permit: Some(permit), reused })
     }
 
+    /// Connections open and idle now.
+    pub fn idle(&self) -> usize {
+        self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// A place for one more write transaction, waiting at most `wait` for one (see
+    /// [`writers`]); held by its [`Tx`].
+    pub async fn writer(&self, wait: Duration) -> Result<OwnedSemaphorePermit, StoreError> {
+        super::permit(&self.inner.writers, wait).await
+    }
+
     /// Close every connection, waiting (at most 30 s) for those lent out.
     pub async fn close(&self) {
         let n = u32::try_from(self.inner.size).unwrap_or(u32::MAX);
@@ -97,6 +112,11 @@ impl Pool {
         }
         drop(all);
     }
+}
+
+/// Write transactions open at once out of `size` connections: all but two (at least one).
+pub(crate) fn writers(size: usize) -> usize {
+    size.saturating_sub(2).max(1)
 }
 
 impl Lease {
@@ -124,6 +144,8 @@ impl Lease {
 /// A write transaction: a lease whose connection ran `BEGIN`.
 pub(crate) struct Tx {
     lease: Option<Lease>,
+    /// Its place among the write transactions ([`Pool::writer`]).
+    _writer: OwnedSemaphorePermit,
     /// A statement was sent and its end not seen yet.
     busy: bool,
     /// How long the background `ROLLBACK` of a dropped transaction may take.
@@ -132,8 +154,8 @@ pub(crate) struct Tx {
 
 impl Tx {
     /// The transaction on `lease`, whose connection ran `BEGIN`.
-    pub fn new(lease: Lease, rollback_within: Duration) -> Tx {
-        Tx { lease: Some(lease), busy: false, rollback_within }
+    pub fn new(lease: Lease, writer: OwnedSemaphorePermit, rollback_within: Duration) -> Tx {
+        Tx { lease: Some(lease), _writer: writer, busy: false, rollback_within }
     }
 
     /// The connection, for a statement: pair with [`Tx::done`] once it ended (answered, with
@@ -143,9 +165,13 @@ impl Tx {
         self.lease.as_mut().expect("a transaction holds its lease until it ends").conn()
     }
 
-    /// The statement begun by [`Tx::start`] ended.
-    pub fn done(&mut self) {
-        self.busy = false;
+    /// The statement begun by [`Tx::start`] ended with `result`. A connection found lost
+    /// stays marked busy: dropped, the transaction closes it instead of sending a `ROLLBACK`
+    /// that would wait on a dead socket.
+    pub fn done<T>(&mut self, result: &Result<T, sqlx::Error>) {
+        if !matches!(result, Err(e) if super::connection_lost(e)) {
+            self.busy = false;
+        }
     }
 
     /// The transaction ended (`COMMIT` answered, with success or an error that left the
