@@ -175,18 +175,19 @@ p("upsert: an `upsert` of 25 objects (12 updates, 13 new messages each linking a
   "itself. The existence checks are now one statement per type and kind of access for the whole call, and the feed "
   "rows one insert before `COMMIT`: 30 statements (`tests/upsert.rs` counts them). Interleaved A/B of the binaries "
   "before (e8e4b82) and after (`bench/ab.sh URL upsert 4 BEFORE AFTER`, 100k+ messages): PostgreSQL 100-125 "
-  "req/s before, 161-185 after in the same rounds (a quieter hour: 201-206 before, 345-351 after); SQLite 185-203 "
-  "before, 199-225 after, where one commit's `fsync` per call is most of the cost. PostgreSQL write transactions "
+  "req/s before, 161-185 after in the same rounds; SQLite (`bench/ab.sh sqlite://DB upsert 3 BEFORE AFTER`) "
+  "185-203 before, 199-225 after, where one commit's `fsync` per call is most of the cost. PostgreSQL write transactions "
   "also moved onto arcbase's own connections (`store/pg.rs`), which give a connection back without the round trip "
   "sqlx's pool spends on each release (`tests/pg_connections.rs` counts `BEGIN`, statements, `COMMIT` and nothing "
   "more).")
 p("")
 p("An allocator, measured and not taken: glibc's malloc is about a fifth of the server's samples on a PostgreSQL "
   "`find` (`perf record -F 2000 -g -p PID` under wrk, `perf report --no-children --sort symbol`: _int_malloc, "
-  "malloc, _int_free, unlink_chunk, malloc_consolidate). With mimalloc as the global allocator, `bench/ab.sh` over "
-  "5 rounds gave SQLite `find` +5-9 % in every round, PostgreSQL `get` +2 % (within the noise), and SQLite `get` "
-  "no clear change, while peak RSS after get, find and upsert rose from 25 to 38 MB: not worth a third of the "
-  "memory margin. The allocations come from decoding each document into a tree and building the response's tree; "
+  "malloc, _int_free, unlink_chunk, malloc_consolidate). A build with `#[global_allocator] static A: "
+  "mimalloc::MiMalloc` in `src/main.rs` against one without, `bench/ab.sh URL WORKLOAD 5 WITHOUT WITH`, gave SQLite "
+  "`find` +5-9 % in every round, PostgreSQL `get` +2 % (within the noise), and SQLite `get` no clear change, while "
+  "the server's peak RSS (`grep VmHWM /proc/PID/status` after 3 s each of get, find and upsert by "
+  "`bench/wrk/workload.lua`) rose from 25 to 38 MB: not worth a third of the memory margin. The allocations come from decoding each document into a tree and building the response's tree; "
   "streaming documents into the response would remove most of them.")
 p("")
 p("Goals that are not met are reported as such; no figure here is tuned by hand.")

@@ -44,15 +44,15 @@ impl ChangeOp {
 }
 
 /// A change to record: the object (of the model's type `type_idx`), what happened, and the
-/// object's version after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NewChange<'a> {
+/// object's version after it. Owned: a write keeps its changes until its commit writes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChange {
     pub type_idx: usize,
-    pub id: &'a str,
+    pub id: String,
     pub op: ChangeOp,
     pub version: i64,
     /// The object's owner (`hypi.createdBy`), recorded for a DELETE.
-    pub owner: Option<&'a str>,
+    pub owner: Option<String>,
 }
 
 /// A recorded change.

@@ -254,6 +254,19 @@ async fn idle_again(store: &Store) {
     panic!("the connection did not come back: {:?} idle", store.idle_connections());
 }
 
+/// A transaction that holds its connection for `secs` seconds (the server sleeping), then
+/// inserts `k` and commits.
+fn holding(store: &Store, k: i64, secs: &str) -> tokio::task::JoinHandle<()> {
+    let s = store.clone();
+    let sleep = Sql::raw(Dialect::Postgres, &format!("SELECT 1::bigint FROM pg_sleep({secs})"));
+    tokio::spawn(async move {
+        let mut tx = s.begin_write().await.unwrap();
+        assert_eq!(one(arcbase::store::tx_fetch(&mut tx, &sleep).await.unwrap()), 1);
+        arcbase::store::tx_execute(&mut tx, &insert(k)).await.unwrap();
+        tx.commit().await.unwrap();
+    })
+}
+
 /// One transaction: insert `k`, read it back, commit.
 async fn write(store: &Store, k: i64) -> Result<(), arcbase::store::StoreError> {
     let mut tx = store.begin_write().await?;
@@ -289,18 +302,7 @@ async fn a_write_transaction_costs_its_statements_and_no_more() {
 async fn writes_survive_connections_that_died_while_idle() {
     let Some((proxy, store)) = with_table("writes_survive_connections_that_died_while_idle").await else { return };
     // Several idle connections: concurrent transactions open them.
-    let txs: Vec<_> = (0..6)
-        .map(|i| {
-            let s = store.clone();
-            tokio::spawn(async move {
-                let mut tx = s.begin_write().await.unwrap();
-                let sleep = Sql::raw(Dialect::Postgres, "SELECT 1::bigint FROM pg_sleep(0.2)");
-                assert_eq!(one(arcbase::store::tx_fetch(&mut tx, &sleep).await.unwrap()), 1);
-                arcbase::store::tx_execute(&mut tx, &insert(1000 + i)).await.unwrap();
-                tx.commit().await.unwrap();
-            })
-        })
-        .collect();
+    let txs: Vec<_> = (0..6).map(|i| holding(&store, 1000 + i, "0.2")).collect();
     for t in txs {
         t.await.unwrap();
     }
@@ -395,18 +397,7 @@ async fn reads_find_a_connection_while_write_transactions_wait() {
     // More transactions than the pool has connections (4 per CPU, at least 4), each holding
     // its connection for 0.6 s.
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let txs: Vec<_> = (0..(cpus * 4).clamp(4, 32) as i64 + 2)
-        .map(|k| {
-            let s = store.clone();
-            tokio::spawn(async move {
-                let mut tx = s.begin_write().await.unwrap();
-                let sleep = Sql::raw(Dialect::Postgres, "SELECT 1::bigint FROM pg_sleep(0.6)");
-                assert_eq!(one(arcbase::store::tx_fetch(&mut tx, &sleep).await.unwrap()), 1);
-                arcbase::store::tx_execute(&mut tx, &insert(k)).await.unwrap();
-                tx.commit().await.unwrap();
-            })
-        })
-        .collect();
+    let txs: Vec<_> = (0..(cpus * 4).clamp(4, 32) as i64 + 2).map(|k| holding(&store, k, "0.6")).collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Reads do not wait for them: two connections are always left for reads.
     let started = std::time::Instant::now();

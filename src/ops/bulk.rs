@@ -72,21 +72,9 @@ fn id_versions(rows: Vec<Vec<SqlValue>>) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// The change rows of `rows` (id, version) of `type_idx`.
-async fn record(
-    tx: &mut Tx,
-    ctx: &WriteCtx<'_>,
-    type_idx: usize,
-    rows: &[(String, i64)],
-    op: ChangeOp,
-) -> ApiResult<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let changes: Vec<NewChange<'_>> =
-        rows.iter().map(|(id, version)| NewChange { type_idx, id, op, version: *version, owner: None }).collect();
-    ctx.record(tx, &changes);
-    Ok(())
+/// The changes `op` of `rows` (id, version) of `type_idx`.
+fn changes(type_idx: usize, rows: &[(String, i64)], op: ChangeOp) -> impl Iterator<Item = NewChange> + '_ {
+    rows.iter().map(move |(id, version)| NewChange { type_idx, id: id.clone(), op, version: *version, owner: None })
 }
 
 /// `trash` / `untrash`: how many objects changed.
@@ -104,7 +92,7 @@ pub async fn trash(engine: &Engine, caller: &Caller, args: &TrashArgs) -> ApiRes
     let rows =
         id_versions(tx_fetch(&mut tx, &r.set_trashed(args.type_idx, ctx.instance, &ids, stamp, &ctx.now)).await?);
     let op = if args.restore { ChangeOp::Untrash } else { ChangeOp::Trash };
-    record(&mut tx, &ctx, args.type_idx, &rows, op).await?;
+    ctx.record(&mut tx, changes(args.type_idx, &rows, op));
     ctx.count(args.type_idx, if args.restore { rows.len() as i64 } else { -(rows.len() as i64) });
     super::commit::commit(engine, caller, &ctx, tx).await?;
     Ok(rows.len() as u64)
@@ -158,13 +146,13 @@ pub async fn delete(engine: &Engine, caller: &Caller, args: &DeleteArgs) -> ApiR
                     }
                     tx_execute(&mut tx, &r.unlink_targets(from, fi, instance, &ids)).await?;
                     let rows = id_versions(tx_fetch(&mut tx, &r.touch(from, instance, &survivors, &ctx.now)).await?);
-                    record(&mut tx, &ctx, from, &rows, ChangeOp::Unlink).await?;
+                    ctx.record(&mut tx, changes(from, &rows, ChangeOp::Unlink));
                 }
                 Storage::RefColumn(t) if t == type_idx => {
                     let rows = id_versions(tx_fetch(&mut tx, &r.clear_refs(from, fi, instance, &ids, &ctx.now)).await?);
                     let rows: Vec<_> =
                         rows.into_iter().filter(|(id, _)| from != type_idx || !ids.contains(id)).collect();
-                    record(&mut tx, &ctx, from, &rows, ChangeOp::Update).await?;
+                    ctx.record(&mut tx, changes(from, &rows, ChangeOp::Update));
                 }
                 _ => {}
             }
@@ -178,18 +166,16 @@ pub async fn delete(engine: &Engine, caller: &Caller, args: &DeleteArgs) -> ApiR
     let owners: Vec<Option<String>> =
         deleted.iter().map(|row| row.get(3).and_then(SqlValue::as_str).map(str::to_string)).collect();
     let rows = id_versions(deleted);
-    let changes: Vec<NewChange<'_>> = rows
-        .iter()
-        .zip(&owners)
-        .map(|((id, version), owner)| NewChange {
+    ctx.record(
+        &mut tx,
+        rows.iter().zip(owners).map(|((id, version), owner)| NewChange {
             type_idx,
-            id,
+            id: id.clone(),
             op: ChangeOp::Delete,
             version: *version,
-            owner: owner.as_deref(),
-        })
-        .collect();
-    ctx.record(&mut tx, &changes);
+            owner,
+        }),
+    );
     if model.types[type_idx].hyper.as_ref().is_some_and(|h| h.attachments) && !rows.is_empty() {
         // Their files go with them: marked here, their bytes removed by the bridge.
         let gone: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
@@ -264,7 +250,7 @@ pub async fn delete_scalars(engine: &Engine, caller: &Caller, args: &DeleteScala
         return Ok(0);
     }
     let rows = id_versions(tx_fetch(&mut tx, &r.touch(type_idx, ctx.instance, &owners, &ctx.now)).await?);
-    record(&mut tx, &ctx, type_idx, &rows, ChangeOp::Update).await?;
+    ctx.record(&mut tx, changes(type_idx, &rows, ChangeOp::Update));
     super::commit::commit(engine, caller, &ctx, tx).await?;
     Ok(owners.len() as u64)
 }

@@ -1,8 +1,8 @@
 //! How a write ends. Every write operation records its changes through
 //! [`WriteCtx::record`] (the change-feed rows, one per object) and ends with [`commit`],
 //! which writes those rows (all of them in one statement, up to [`FEED_ROWS`] a statement,
-//! rather than one per object as it goes: an `upsert` of 25 objects was 75 statements, a third
-//! of them these inserts) and adds what the `@hyper` types of the changed objects ask for
+//! rather than one per object as it goes: an `upsert` of 25 objects was 77 statements, 25 of
+//! them these inserts) and adds what the `@hyper` types of the changed objects ask for
 //! inside the same transaction before committing it:
 //!
 //! - `count: true`: the per-type counters move by the objects inserted, trashed, untrashed
@@ -25,24 +25,14 @@ use crate::store::{tx_execute, Store, StoreError, Tx};
 
 /// Change-feed rows written by one statement at most (7 bound values each: far below both
 /// databases' limits on bound values).
-pub const FEED_ROWS: usize = 1_000;
-
-/// A change-feed row to write at [`commit`].
-#[derive(Debug)]
-pub(crate) struct PendingChange {
-    type_idx: usize,
-    id: String,
-    op: crate::feed::ChangeOp,
-    version: i64,
-    owner: Option<String>,
-}
+pub(crate) const FEED_ROWS: usize = 1_000;
 
 /// What a write did, gathered for [`commit`]: its change-feed rows, and what it did to
 /// objects of `@hyper` types.
 #[derive(Debug, Default)]
 pub(crate) struct Touched {
     /// The change-feed rows, in the order the changes were made.
-    pub changes: Vec<PendingChange>,
+    pub changes: Vec<NewChange>,
     /// Count deltas per counted type.
     pub counts: BTreeMap<usize, i64>,
     /// The changes to objects of types with a service in ATOMIC mode, in order.
@@ -66,20 +56,10 @@ pub(crate) struct AtomicChange {
 impl WriteCtx<'_> {
     /// Add the change-feed rows of `changes` to the write's transaction (written, in this
     /// order, by [`commit`]).
-    pub(crate) fn record(&self, tx: &mut Tx, changes: &[NewChange<'_>]) {
-        if changes.is_empty() {
-            return;
-        }
-        tx.note_changes(changes.len());
+    pub(crate) fn record(&self, tx: &mut Tx, changes: impl IntoIterator<Item = NewChange>) {
         let mut touched = self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = touched.changes.len();
         for c in changes {
-            touched.changes.push(PendingChange {
-                type_idx: c.type_idx,
-                id: c.id.to_string(),
-                op: c.op,
-                version: c.version,
-                owner: c.owner.map(str::to_string),
-            });
             if let Some(h) = &self.model.types[c.type_idx].hyper {
                 touched.types.insert(c.type_idx);
                 if h.cache {
@@ -94,7 +74,9 @@ impl WriteCtx<'_> {
                     version: c.version,
                 });
             }
+            touched.changes.push(c);
         }
+        tx.note_changes(touched.changes.len() - before);
     }
 
     /// `delta` more (or fewer) live objects of `type_idx`, if that type counts them.
@@ -110,18 +92,7 @@ impl WriteCtx<'_> {
 pub(crate) async fn commit(engine: &Engine, caller: &Caller, ctx: &WriteCtx<'_>, mut tx: Tx) -> ApiResult<()> {
     let touched = std::mem::take(&mut *ctx.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     for rows in touched.changes.chunks(FEED_ROWS) {
-        let changes: Vec<NewChange<'_>> = rows
-            .iter()
-            .map(|c| NewChange {
-                type_idx: c.type_idx,
-                id: &c.id,
-                op: c.op,
-                version: c.version,
-                owner: c.owner.as_deref(),
-            })
-            .collect();
-        tx_execute(&mut tx, &crate::sql::changes::insert(ctx.dialect, ctx.model, ctx.instance, &changes, &ctx.now))
-            .await?;
+        tx_execute(&mut tx, &crate::sql::changes::insert(ctx.dialect, ctx.model, ctx.instance, rows, &ctx.now)).await?;
     }
     for (&type_idx, &delta) in &touched.counts {
         if delta != 0 {

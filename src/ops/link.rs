@@ -72,8 +72,7 @@ pub async fn link(engine: &Engine, caller: &Caller, args: &LinkArgs) -> ApiResul
     };
     if let Some(version) = version {
         let op = if args.add { ChangeOp::Link } else { ChangeOp::Unlink };
-        let change = NewChange { type_idx: from, id: &args.from_id, op, version, owner: None };
-        ctx.record(&mut tx, &[change]);
+        ctx.record(&mut tx, [NewChange { type_idx: from, id: args.from_id.clone(), op, version, owner: None }]);
     }
     super::commit::commit(engine, caller, &ctx, tx).await?;
     Ok(true)

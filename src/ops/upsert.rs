@@ -56,6 +56,9 @@ pub fn new_id() -> String {
     generator.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string()
 }
 
+/// See [`WriteCtx::known`].
+pub(crate) type Known = std::collections::HashMap<(usize, bool), std::collections::HashMap<String, Option<bool>>>;
+
 /// Who writes where, and when: one timestamp for the whole call.
 pub(crate) struct WriteCtx<'a> {
     pub model: &'a Model,
@@ -68,10 +71,10 @@ pub(crate) struct WriteCtx<'a> {
     pub dialect: crate::sql::Dialect,
     /// What [`WriteCtx::record`] and [`WriteCtx::count`] gathered for [`super::commit::commit`].
     pub touched: std::sync::Mutex<super::commit::Touched>,
-    /// What [`prefetch`] learned of objects by (type, write access, id): `Some(visible)` when
-    /// the object exists (`visible`: not trashed), `None` when it does not (or may not be
+    /// What [`prefetch`] learned of objects, by (type, write access) and id: `Some(visible)`
+    /// when the object exists (`visible`: not trashed), `None` when it does not (or may not be
     /// changed). Absent: not asked, or written by this call since.
-    pub(crate) known: std::sync::Mutex<std::collections::HashMap<(usize, bool, String), Option<bool>>>,
+    pub(crate) known: std::sync::Mutex<Known>,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -92,14 +95,16 @@ impl<'a> WriteCtx<'a> {
     /// What [`prefetch`] learned of `id` (see [`WriteCtx::known`]); `None`: ask the database.
     fn known(&self, type_idx: usize, write: bool, id: &str) -> Option<Option<bool>> {
         let known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        known.get(&(type_idx, write, id.to_string())).copied()
+        known.get(&(type_idx, write)).and_then(|ids| ids.get(id)).copied()
     }
 
     /// `id` was written: what was learned of it before no longer holds.
     fn forget(&self, type_idx: usize, id: &str) {
         let mut known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for write in [false, true] {
-            known.remove(&(type_idx, write, id.to_string()));
+            if let Some(ids) = known.get_mut(&(type_idx, write)) {
+                ids.remove(id);
+            }
         }
     }
 
@@ -131,17 +136,11 @@ const PREFETCH_IDS: usize = 500;
 /// type and kind of access (a nested object that only names an id is linked: it must be
 /// readable; any other must be writable), and remember the answers in `ctx`.
 async fn prefetch(tx: &mut Tx, ctx: &WriteCtx<'_>, r: &WriteRenderer<'_>, objects: &[WriteObject]) -> ApiResult<()> {
-    fn walk<'o>(
-        obj: &'o WriteObject,
-        nested: bool,
-        into: &mut std::collections::BTreeMap<(usize, bool), Vec<&'o str>>,
-    ) {
+    type Asked<'o> = std::collections::BTreeMap<(usize, bool), std::collections::BTreeSet<&'o str>>;
+    fn walk<'o>(obj: &'o WriteObject, nested: bool, into: &mut Asked<'o>) {
         if let Some(id) = &obj.id {
             let write = !(nested && obj.is_link_only());
-            let ids = into.entry((obj.type_idx, write)).or_default();
-            if !ids.contains(&id.as_str()) {
-                ids.push(id);
-            }
+            into.entry((obj.type_idx, write)).or_default().insert(id);
         }
         for n in obj.refs.iter().filter_map(|(_, n)| n.as_ref()) {
             walk(n, true, into);
@@ -150,21 +149,20 @@ async fn prefetch(tx: &mut Tx, ctx: &WriteCtx<'_>, r: &WriteRenderer<'_>, object
             walk(n, true, into);
         }
     }
-    let mut asked = std::collections::BTreeMap::new();
+    let mut asked = Asked::new();
     for obj in objects {
         walk(obj, false, &mut asked);
     }
-    for ((type_idx, write), ids) in &asked {
+    for (&key, ids) in &asked {
+        let ids: Vec<&str> = ids.iter().copied().collect();
         for chunk in ids.chunks(PREFETCH_IDS) {
-            let rows = tx_fetch(tx, &r.exists_many(*type_idx, ctx.instance, chunk, *write)).await?;
+            let rows = tx_fetch(tx, &r.exists_many(key.0, ctx.instance, chunk, key.1)).await?;
             let mut known = ctx.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for id in chunk {
-                known.insert((*type_idx, *write, id.to_string()), None);
-            }
+            let known = known.entry(key).or_default();
+            known.extend(chunk.iter().map(|id| (id.to_string(), None)));
             for row in &rows {
                 if let Some(id) = row.first().and_then(SqlValue::as_str) {
-                    let visible = row.get(1) == Some(&SqlValue::Null);
-                    known.insert((*type_idx, *write, id.to_string()), Some(visible));
+                    known.insert(id.to_string(), Some(row.get(1) == Some(&SqlValue::Null)));
                 }
             }
         }
@@ -306,8 +304,7 @@ pub(crate) fn write_object<'a>(
         let version = row.get(4).and_then(SqlValue::as_i64).unwrap_or(1);
         // Version 1 is a fresh row (an insert that met a concurrent insert became an update).
         let op = if version == 1 { crate::feed::ChangeOp::Insert } else { crate::feed::ChangeOp::Update };
-        let change = crate::feed::NewChange { type_idx: obj.type_idx, id: &id, op, version, owner: None };
-        ctx.record(tx, &[change]);
+        ctx.record(tx, [crate::feed::NewChange { type_idx: obj.type_idx, id: id.clone(), op, version, owner: None }]);
         if op == crate::feed::ChangeOp::Insert {
             ctx.count(obj.type_idx, 1);
         }

@@ -5,7 +5,7 @@ use crate::feed::NewChange;
 use crate::model::Model;
 
 /// One statement appending a change row per object, in the writer's transaction.
-pub fn insert(dialect: Dialect, model: &Model, instance: &str, changes: &[NewChange<'_>], now: &str) -> Sql {
+pub fn insert(dialect: Dialect, model: &Model, instance: &str, changes: &[NewChange], now: &str) -> Sql {
     let mut sql = Sql::new(dialect);
     sql.push("INSERT INTO arcbase_changes (instance_id, type_name, object_id, operation, version, changed_at, owner) VALUES ");
     for (i, c) in changes.iter().enumerate() {
@@ -13,9 +13,9 @@ pub fn insert(dialect: Dialect, model: &Model, instance: &str, changes: &[NewCha
             sql.push(", ");
         }
         sql.push("(").bind(instance).push(", ").bind(model.types[c.type_idx].name.as_str()).push(", ");
-        sql.bind(c.id).push(", ").bind(c.op.as_str()).push(", ").bind(c.version).push(", ").bind(now).push(", ");
-        sql.value(c.owner.map_or(crate::value::SqlValue::Null, |o| crate::value::SqlValue::Text(o.to_string())))
-            .push(")");
+        sql.bind(c.id.as_str()).push(", ").bind(c.op.as_str()).push(", ");
+        sql.bind(c.version).push(", ").bind(now).push(", ");
+        sql.value(c.owner.clone().map_or(crate::value::SqlValue::Null, crate::value::SqlValue::Text)).push(")");
     }
     sql
 }

@@ -224,17 +224,9 @@ impl WriteTx {
             TxInner::Postgres(mut tx) => {
                 let r = sqlx::Executor::execute(tx.start(), "COMMIT").await;
                 tx.done(&r);
-                match r {
-                    Ok(_) => tx.end(),
-                    Err(e) => {
-                        // The server answered (the transaction is over, the connection ready)
-                        // or the connection is gone (`tx` stays busy: dropped, it closes it).
-                        if !connection_lost(&e) {
-                            tx.end();
-                        }
-                        return Err(classify(e, budgets));
-                    }
-                }
+                // Answered with success or an error, the transaction is over either way.
+                tx.end();
+                r.map_err(|e| classify(e, budgets))?;
             }
         }
         self.commits.notify_waiters();
@@ -622,19 +614,26 @@ impl Store {
                 lease.give_back();
                 return Ok(());
             };
-            if !connection_lost(&e) {
-                // The server answered with an error and is ready for the next statement.
-                lease.give_back();
-                return Err(classify(e, self.budgets));
-            }
-            // Only a connection that had been idle is tried again, and only once (the new
-            // one is not `reused`).
-            if any || !lease.reused() {
-                return Err(classify(e, self.budgets));
-            }
-            tracing::debug!("an idle PostgreSQL connection was gone ({e}): the read runs on a new one");
+            self.run_again(lease, e, !any)?;
             fresh = true;
         }
+    }
+
+    /// The first statement on `lease` failed with `e`: `Ok` when it is to run again on a new
+    /// connection, because the one it had been idle and turned out gone (a server restart)
+    /// and nothing of it reached the caller (`untouched`); the error otherwise, the connection
+    /// given back when the server answered (it is ready for the next statement). Only a
+    /// reused connection is replaced, so a statement runs at most twice.
+    fn run_again(&self, lease: pg::Lease, e: sqlx::Error, untouched: bool) -> Result<(), StoreError> {
+        if !connection_lost(&e) {
+            lease.give_back();
+            return Err(classify(e, self.budgets));
+        }
+        if !untouched || !lease.reused() {
+            return Err(classify(e, self.budgets));
+        }
+        tracing::debug!("an idle PostgreSQL connection was gone ({e}): the statement runs on a new one");
+        Ok(())
     }
 
     /// Start a write transaction (SQLite: the writer connection, `BEGIN IMMEDIATE`).
@@ -671,18 +670,10 @@ impl Store {
         let mut fresh = false;
         loop {
             let mut lease = conns.acquire(self.budgets.pool_wait, fresh).await?;
-            let e = match sqlx::Executor::execute(lease.conn(), "BEGIN").await {
+            match sqlx::Executor::execute(lease.conn(), "BEGIN").await {
                 Ok(_) => return Ok(pg::Tx::new(lease, writer, self.budgets.statement)),
-                Err(e) => e,
-            };
-            if !connection_lost(&e) {
-                lease.give_back();
-                return Err(classify(e, self.budgets));
+                Err(e) => self.run_again(lease, e, true)?,
             }
-            if !lease.reused() {
-                return Err(classify(e, self.budgets));
-            }
-            tracing::debug!("an idle PostgreSQL connection was gone ({e}): the transaction begins on a new one");
             fresh = true;
         }
     }
@@ -913,9 +904,6 @@ pub async fn tx_execute(tx: &mut Tx, sql: &Sql) -> Result<u64, StoreError> {
     Ok(done)
 }
 
-/// The store's reading of a driver error: a unique violation, a statement stopped by its
-/// budget (SQLite: interrupted by the progress handler; PostgreSQL: `statement_timeout`), a
-/// pool that had no connection in time, or anything else.
 /// A permit of a pool's semaphore within `wait`: past it the store is overloaded (the caller
 /// is told so instead of queueing without end); closed, the pool is.
 async fn permit(
@@ -939,6 +927,9 @@ fn connection_lost(e: &sqlx::Error) -> bool {
     }
 }
 
+/// The store's reading of a driver error: a unique violation, a statement stopped by its
+/// budget (SQLite: interrupted by the progress handler; PostgreSQL: `statement_timeout`), a
+/// pool that had no connection in time, or anything else.
 fn classify(e: sqlx::Error, budgets: Budgets) -> StoreError {
     match &e {
         sqlx::Error::Database(db) => {

@@ -115,7 +115,7 @@ impl Pool {
 }
 
 /// Write transactions open at once out of `size` connections: all but two (at least one).
-pub(crate) fn writers(size: usize) -> usize {
+fn writers(size: usize) -> usize {
     size.saturating_sub(2).max(1)
 }
 
@@ -174,11 +174,15 @@ impl Tx {
         }
     }
 
-    /// The transaction ended (`COMMIT` answered, with success or an error that left the
-    /// connection ready): the connection goes back to the pool.
+    /// The transaction ended (`COMMIT` answered): the connection goes back to the pool,
+    /// unless it was found lost (then it is closed).
     pub fn end(mut self) {
         if let Some(lease) = self.lease.take() {
-            lease.give_back();
+            if self.busy {
+                drop(lease);
+            } else {
+                lease.give_back();
+            }
         }
     }
 }
