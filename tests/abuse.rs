@@ -313,8 +313,19 @@ fn silent_connections_cannot_exhaust_the_server() {
     assert!(h.starts_with("HTTP/1.1 200"), "{h}");
     let health_took = started.elapsed();
     assert!(health_took < Duration::from_secs(2), "/health took {health_took:?}");
-    let during = open_fds(s.child.id());
-    assert!(during < before + 64 + 32, "{during} descriptors open (started with {before})");
+    // An evicted connection's descriptor closes when its task next runs: on a loaded machine
+    // (CI's two cores running other tests) a moment after the eviction, so the count may
+    // settle for up to a second while the 600 are still open on the client's side.
+    let bound = before + 64 + 32;
+    let mut during = open_fds(s.child.id());
+    for _ in 0..10 {
+        if during < bound {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        during = open_fds(s.child.id());
+    }
+    assert!(during < bound, "{during} descriptors open (started with {before})");
     // The silent ones are closed by the server within the header timeout.
     std::thread::sleep(Duration::from_millis(2500));
     let after = open_fds(s.child.id());
