@@ -20,7 +20,16 @@
 //! its snapshot is taken.
 //!
 //! The connections are opened like the pool's (same file, same memory map) and follow the same
-//! planner statistics: a connection reloads them before its next read once they changed.
+//! planner statistics: a connection reloads them before its next read once they changed. They
+//! keep SQLite's query planner stability guarantee (`SQLITE_DBCONFIG_ENABLE_QPSG`): a text's
+//! plan is made from the statistics alone, not from the values bound, so its cached statement
+//! is prepared once. Without it, SQLite built with its value statistics (`SQLITE_ENABLE_STAT4`,
+//! as libsqlite3-sys builds it) expires a statement each time a new value is bound to a
+//! parameter compared with an indexed column, and the next step parses and plans it again:
+//! a quarter of a `find`'s CPU (docs/benchmarks.md). [`ReadFigures::reprepared`] counts what is
+//! prepared again. The pool's connections (writes, and reads past the inline budget) keep
+//! SQLite's default: sqlx offers no safe way to set it, and for a read that long a plan fitted
+//! to its values is worth a parse.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -70,6 +79,9 @@ pub struct ReadFigures {
     pub past_budget: u64,
     /// Met a lock or an error inline, then run on the pool.
     pub handed_back: u64,
+    /// Times SQLite prepared an inline statement again (its plan expired: the schema or the
+    /// statistics changed, or, without the planner stability guarantee, a new bound value).
+    pub reprepared: u64,
 }
 
 #[derive(Default)]
@@ -78,6 +90,7 @@ struct Counts {
     pool: AtomicU64,
     past_budget: AtomicU64,
     handed_back: AtomicU64,
+    reprepared: AtomicU64,
 }
 
 /// Idle inline reader connections of one SQLite database.
@@ -132,6 +145,7 @@ impl Inline {
             pool: c.pool.load(Ordering::Relaxed),
             past_budget: c.past_budget.load(Ordering::Relaxed),
             handed_back: c.handed_back.load(Ordering::Relaxed),
+            reprepared: c.reprepared.load(Ordering::Relaxed),
         }
     }
 
@@ -148,7 +162,7 @@ impl Inline {
         };
         let own = Instant::now() + self.budget;
         reader.budget.set(own.min(until));
-        let result = step(&reader.conn, sql, max_bytes);
+        let result = step(&reader.conn, sql, max_bytes, &self.counts.reprepared);
         reader.budget.clear();
         self.put(reader);
         match result {
@@ -292,6 +306,9 @@ impl Inline {
             conn.pragma_update(None, "mmap_size", self.mmap_bytes.to_string())?;
         }
         conn.set_prepared_statement_cache_capacity(STATEMENTS);
+        // Plans that do not depend on the values bound, as on the pool's connections
+        // (`sqlite::stable_plans`): a cached statement is not prepared again per request.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let budget = Arc::new(Budget::default());
         let b = budget.clone();
         conn.progress_handler(PROGRESS_OPS, Some(move || !b.allows()));
@@ -316,7 +333,13 @@ impl From<rusqlite::Error> for Stop {
 }
 
 /// Step one statement to its end, decoding its rows as the pool's driver does.
-fn step(conn: &rusqlite::Connection, sql: &Sql, max_bytes: Option<usize>) -> Result<Vec<Vec<SqlValue>>, Stop> {
+/// Each time SQLite prepared it again on the way is added to `reprepared`.
+fn step(
+    conn: &rusqlite::Connection,
+    sql: &Sql,
+    max_bytes: Option<usize>,
+    reprepared: &AtomicU64,
+) -> Result<Vec<Vec<SqlValue>>, Stop> {
     let mut stmt = conn.prepare_cached(&sql.text)?;
     if !stmt.readonly() {
         // Only reads run here: a statement that writes belongs to the pool's connections
@@ -333,6 +356,13 @@ fn step(conn: &rusqlite::Connection, sql: &Sql, max_bytes: Option<usize>) -> Res
             SqlValue::Text(v) => stmt.raw_bind_parameter(i, v.as_str())?,
         }
     }
+    let out = rows_of(&mut stmt, max_bytes);
+    let again = stmt.reset_status(rusqlite::StatementStatus::RePrepare);
+    reprepared.fetch_add(u64::try_from(again).unwrap_or(0), Ordering::Relaxed);
+    out
+}
+
+fn rows_of(stmt: &mut rusqlite::CachedStatement<'_>, max_bytes: Option<usize>) -> Result<Vec<Vec<SqlValue>>, Stop> {
     let width = stmt.column_count();
     let mut rows = stmt.raw_query();
     let mut out = Vec::new();
@@ -365,7 +395,7 @@ fn step(conn: &rusqlite::Connection, sql: &Sql, max_bytes: Option<usize>) -> Res
 
 /// The steps of an `EXPLAIN QUERY PLAN` statement on `conn`, one line each.
 pub(crate) fn plan(conn: &rusqlite::Connection, explain: &Sql) -> Result<String, rusqlite::Error> {
-    let rows = step(conn, explain, None).map_err(|e| match e {
+    let rows = step(conn, explain, None, &AtomicU64::new(0)).map_err(|e| match e {
         Stop::Other(e) => e,
         Stop::Interrupted | Stop::TooLarge => rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
