@@ -8,7 +8,10 @@
 //!   replaced without failing the read or the transaction that finds them dead;
 //! - a read cut off mid-statement closes its connection instead of lending it out with the
 //!   statement's leftovers; a transaction dropped without its `COMMIT` is rolled back, and its
-//!   connection serves the next one.
+//!   connection serves the next one;
+//! - on a half-open network (the proxy swallowing everything on the connections open then), a
+//!   statement ends at its budget and a grace instead of waiting for good, its connection is
+//!   closed rather than sent a `ROLLBACK`, and a read runs again on a new connection.
 //!
 //! PostgreSQL only: started by the test harness, skipped loudly when it is missing outside CI.
 
@@ -16,7 +19,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +39,8 @@ struct Proxy {
     opened: Arc<AtomicUsize>,
     closed_by_client: Arc<AtomicUsize>,
     kill: Arc<Mutex<Vec<tokio::sync::oneshot::Sender<()>>>>,
+    /// Set for each connection open at [`Proxy::stall_all`]: it forwards nothing more either way.
+    stalls: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
 }
 
 impl Proxy {
@@ -49,16 +54,19 @@ impl Proxy {
             opened: Arc::default(),
             closed_by_client: Arc::default(),
             kill: Arc::default(),
+            stalls: Arc::default(),
         };
         let counts = Counts { syncs: p.syncs.clone(), queries: p.queries.clone(), closed: p.closed_by_client.clone() };
-        let (opened, kill) = (p.opened.clone(), p.kill.clone());
+        let (opened, kill, stalls) = (p.opened.clone(), p.kill.clone(), p.stalls.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let server = TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
                 opened.fetch_add(1, Ordering::SeqCst);
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 kill.lock().unwrap().push(tx);
-                tokio::spawn(pump(client, server, counts.clone(), rx));
+                let stalled = Arc::new(AtomicBool::new(false));
+                stalls.lock().unwrap().push(stalled.clone());
+                tokio::spawn(pump(client, server, counts.clone(), rx, stalled));
             }
         });
         p
@@ -68,6 +76,15 @@ impl Proxy {
     fn drop_all(&self) {
         for k in self.kill.lock().unwrap().drain(..) {
             let _ = k.send(());
+        }
+    }
+
+    /// Every connection open now goes silent, its sockets open (a half-open network: a
+    /// partition, a peer gone without a reset): what either side sends is swallowed. Later
+    /// connections are forwarded as before.
+    fn stall_all(&self) {
+        for s in self.stalls.lock().unwrap().drain(..) {
+            s.store(true, Ordering::SeqCst);
         }
     }
 
@@ -90,7 +107,13 @@ struct Counts {
 
 /// Copy both ways; parse the client's side into messages (the first, the startup message, has
 /// no type byte) and count those of type `S` and `Q`.
-async fn pump(client: TcpStream, server: TcpStream, counts: Counts, kill: tokio::sync::oneshot::Receiver<()>) {
+async fn pump(
+    client: TcpStream,
+    server: TcpStream,
+    counts: Counts,
+    kill: tokio::sync::oneshot::Receiver<()>,
+    stalled: Arc<AtomicBool>,
+) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let up = async {
@@ -121,14 +144,23 @@ async fn pump(client: TcpStream, server: TcpStream, counts: Counts, kill: tokio:
                 pending.drain(..head + len);
                 started = true;
             }
-            if sw.write_all(&buf[..n]).await.is_err() {
+            if !stalled.load(Ordering::SeqCst) && sw.write_all(&buf[..n]).await.is_err() {
                 break;
             }
         }
         counts.closed.fetch_add(1, Ordering::SeqCst);
     };
     let down = async {
-        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match sr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if !stalled.load(Ordering::SeqCst) && cw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
     };
     tokio::select! {
         _ = up => {}
@@ -408,4 +440,70 @@ async fn reads_find_a_connection_while_write_transactions_wait() {
     for t in txs {
         t.await.unwrap();
     }
+}
+
+/// A half-open network: the connections open at that moment stop answering, their sockets
+/// open. A statement in a transaction, a `COMMIT`, and a read on an idle connection each end
+/// by the statement budget (here 300 ms) and `ANSWER_GRACE` (1 s) instead of waiting for good;
+/// the transactions' connections are closed (no `ROLLBACK` sent into the silence, no place
+/// held), the read runs again on a new connection and is answered, and so do the next
+/// transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_network_ends_statements_at_their_budget() {
+    let test = "a_silent_network_ends_statements_at_their_budget";
+    let Some(url) = common::pg::database_or_skip(test).await else { return };
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let proxy = Proxy::start(common::pg::cluster().unwrap().port).await;
+    let budgets = arcbase::store::Budgets { statement: Duration::from_millis(300), ..Default::default() };
+    let store = Store::open_with(&proxy.url(&database), budgets).await.unwrap();
+    store.execute(&Sql::raw(Dialect::Postgres, "CREATE TABLE pgc_t (k bigint PRIMARY KEY)")).await.unwrap();
+    write(&store, 1).await.unwrap();
+    // Two transactions open, and an idle connection for the read.
+    let mut statement_tx = store.begin_write().await.unwrap();
+    arcbase::store::tx_execute(&mut statement_tx, &insert(2)).await.unwrap();
+    let mut commit_tx = store.begin_write().await.unwrap();
+    arcbase::store::tx_execute(&mut commit_tx, &insert(3)).await.unwrap();
+    assert_eq!(one(store.fetch_rows(&count_of(None)).await.unwrap()), 1);
+    assert_eq!(store.idle_connections(), Some(1), "the read's connection waits idle");
+    let closed = proxy.closed_by_client.load(Ordering::SeqCst);
+    proxy.stall_all();
+
+    let bound = Duration::from_millis(300) + Duration::from_secs(1) + Duration::from_millis(700);
+    let timed = std::time::Instant::now();
+    let e = tokio::time::timeout(Duration::from_secs(10), arcbase::store::tx_execute(&mut statement_tx, &insert(4)))
+        .await
+        .expect("the statement waited on a silent connection")
+        .unwrap_err();
+    assert!(matches!(e, arcbase::store::StoreError::Timeout(300)), "{e:?}");
+    let e = tokio::time::timeout(Duration::from_secs(10), commit_tx.commit())
+        .await
+        .expect("COMMIT waited on a silent connection")
+        .unwrap_err();
+    assert!(matches!(e, arcbase::store::StoreError::Timeout(300)), "{e:?}");
+    assert!(timed.elapsed() < bound * 2, "{:?}", timed.elapsed());
+    drop(statement_tx);
+    // Both transactions' connections closed (the client side of each went away).
+    for _ in 0..100 {
+        if proxy.closed_by_client.load(Ordering::SeqCst) >= closed + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(proxy.closed_by_client.load(Ordering::SeqCst), closed + 2, "the silent transactions' connections");
+
+    // The read takes the idle (now silent) connection, gives up on it, and runs on a new one.
+    let timed = std::time::Instant::now();
+    let rows = tokio::time::timeout(Duration::from_secs(10), store.fetch_rows(&count_of(None)))
+        .await
+        .expect("the read waited on a silent connection")
+        .unwrap();
+    assert_eq!(one(rows), 1, "only the committed transaction's row");
+    assert!(timed.elapsed() < bound, "{:?}", timed.elapsed());
+    // New transactions commit on new connections at once.
+    let timed = std::time::Instant::now();
+    for k in 10..15 {
+        write(&store, k).await.unwrap();
+    }
+    assert!(timed.elapsed() < Duration::from_secs(2), "{:?}", timed.elapsed());
+    assert_eq!(one(store.fetch_rows(&count_of(None)).await.unwrap()), 6);
 }

@@ -12,7 +12,9 @@
 //! round trip sqlx's pool makes on every release; writes, listeners and maintenance use sqlx's
 //! pool. Each pool holds at most 4 connections per CPU (4 to 32).
 //!
-//! Every statement has a time budget ([`Budgets`]): on PostgreSQL `statement_timeout`; on
+//! Every statement has a time budget ([`Budgets`]): on PostgreSQL `statement_timeout`, and a
+//! statement still unanswered a second past it is given up and its connection closed (a
+//! half-open socket would otherwise hold it for good, `pg::answered`); on
 //! SQLite a progress handler that interrupts it (`sqlite.rs`), also when its caller goes away.
 //! A write transaction has a budget for the whole of it. Waiting for a connection is bounded
 //! too: past it the caller hears that the store is overloaded, instead of queueing forever.
@@ -222,7 +224,7 @@ impl WriteTx {
                 lease.end_transaction();
             }
             TxInner::Postgres(mut tx) => {
-                let r = sqlx::Executor::execute(tx.start(), "COMMIT").await;
+                let r = pg::answered(budgets.statement, sqlx::Executor::execute(tx.start(), "COMMIT")).await;
                 tx.done(&r);
                 // Answered with success or an error, the transaction is over either way.
                 tx.end();
@@ -597,7 +599,14 @@ impl Store {
             let mut rows = bind_pg(sqlx::query(&text), &sql.binds).fetch(lease.conn());
             let mut any = false;
             let mut failed = None;
-            while let Some(row) = rows.next().await {
+            // The whole answer by the statement's budget and a grace (`pg::answered`).
+            let deadline = tokio::time::Instant::now() + self.budgets.statement + pg::ANSWER_GRACE;
+            loop {
+                let Ok(next) = tokio::time::timeout_at(deadline, rows.next()).await else {
+                    failed = Some(pg::unanswered());
+                    break;
+                };
+                let Some(row) = next else { break };
                 let done = match row {
                     Ok(r) => decode_pg(&r).and_then(&mut add),
                     Err(e) => {
@@ -670,7 +679,7 @@ impl Store {
         let mut fresh = false;
         loop {
             let mut lease = conns.acquire(self.budgets.pool_wait, fresh).await?;
-            match sqlx::Executor::execute(lease.conn(), "BEGIN").await {
+            match pg::answered(self.budgets.statement, sqlx::Executor::execute(lease.conn(), "BEGIN")).await {
                 Ok(_) => return Ok(pg::Tx::new(lease, writer, self.budgets.statement)),
                 Err(e) => self.run_again(lease, e, true)?,
             }
@@ -875,7 +884,8 @@ pub async fn tx_fetch(tx: &mut Tx, sql: &Sql) -> Result<Vec<Vec<SqlValue>>, Stor
         }
         TxInner::Postgres(t) => {
             let text = sql.driver_text();
-            let rows = bind_pg(sqlx::query(&text), &sql.binds).fetch_all(t.start()).await;
+            let rows =
+                pg::answered(budgets.statement, bind_pg(sqlx::query(&text), &sql.binds).fetch_all(t.start())).await;
             t.done(&rows);
             rows.map_err(|e| classify(e, budgets))?.iter().map(decode_pg).collect()
         }
@@ -896,7 +906,7 @@ pub async fn tx_execute(tx: &mut Tx, sql: &Sql) -> Result<u64, StoreError> {
         }
         TxInner::Postgres(t) => {
             let text = sql.driver_text();
-            let r = bind_pg(sqlx::query(&text), &sql.binds).execute(t.start()).await;
+            let r = pg::answered(budgets.statement, bind_pg(sqlx::query(&text), &sql.binds).execute(t.start())).await;
             t.done(&r);
             r.map_err(|e| classify(e, budgets))?.rows_affected()
         }
@@ -952,6 +962,11 @@ fn classify(e: sqlx::Error, budgets: Budgets) -> StoreError {
             StoreError::Db(e)
         }
         sqlx::Error::PoolTimedOut => StoreError::Overloaded,
+        // No answer by the statement's budget and its grace (`pg::answered`): to the caller,
+        // the statement ran out of its budget.
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            StoreError::Timeout(budgets.statement.as_millis() as u64)
+        }
         _ => StoreError::Db(e),
     }
 }

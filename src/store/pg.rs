@@ -19,6 +19,12 @@
 //! connection given back once the server confirmed; dropped while a statement ran, it closes
 //! its connection (the server rolls back when the socket closes).
 //!
+//! Every statement, `BEGIN` and `COMMIT` included, is answered by its budget and
+//! [`ANSWER_GRACE`] or given up: its connection then counts as lost and is closed. The server's
+//! `statement_timeout` answers first whenever the network works, so only a silent socket (a
+//! partition, a peer gone without a reset) meets the grace. A `COMMIT` given up that way has an
+//! outcome the caller cannot know, as with any connection lost during one.
+//!
 //! Listeners stay on a small sqlx pool of their own (`LISTEN` holds its connection for good).
 //!
 //! The pool is a semaphore of `size` permits over a stack of idle connections, opened as
@@ -112,6 +118,27 @@ impl Pool {
         }
         drop(all);
     }
+}
+
+/// How much longer than its statement budget a statement may go unanswered before its
+/// connection is taken for lost. The server's `statement_timeout` answers at the budget; past
+/// it and this grace the socket is half-open (a partition, a host gone without a reset), and
+/// waiting on would hold the request, its connection and, in a transaction, a writer's place
+/// until the kernel gives up on the peer, many minutes later.
+pub(crate) const ANSWER_GRACE: Duration = Duration::from_secs(1);
+
+/// The error a statement unanswered by its deadline ends with: an I/O error, so that the
+/// connection counts as lost ([`super::connection_lost`]) and is closed, never given back.
+pub(crate) fn unanswered() -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "PostgreSQL did not answer in time"))
+}
+
+/// `work` (one statement and its answer), given up once `budget` and [`ANSWER_GRACE`] passed.
+pub(crate) async fn answered<T>(
+    budget: Duration,
+    work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    tokio::time::timeout(budget + ANSWER_GRACE, work).await.unwrap_or_else(|_| Err(unanswered()))
 }
 
 /// Write transactions open at once out of `size` connections: all but two (at least one).
