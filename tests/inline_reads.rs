@@ -128,7 +128,8 @@ async fn the_statement_budget_still_stops_a_read() {
 #[tokio::test]
 async fn a_read_is_not_prepared_again_for_new_values() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, "q.db", Budgets::default()).await;
+    // A generous inline budget: on a loaded machine no read moves to the pool.
+    let store = open(&dir, "q.db", Budgets { sqlite_inline: Duration::from_secs(1), ..Budgets::default() }).await;
     store
         .execute(&Sql::raw(Dialect::Sqlite, "CREATE TABLE m (id INTEGER PRIMARY KEY, owner TEXT, score INTEGER)"))
         .await

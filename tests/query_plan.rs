@@ -93,6 +93,27 @@ async fn indexed_filters_and_cursor_seeks_do_not_scan() {
     }
     drop(conn);
 
+    // A prefix and a wildcard with a literal start: a range of the index on every connection
+    // that serves reads, the inline ones included (whose planner, keeping the stability
+    // guarantee, makes no range out of a bound GLOB pattern by itself), and the right rows.
+    t.app.store.refresh_statistics().await.unwrap();
+    for (arcql, expected) in [("title ^ 'title 7777'", 11), ("title * 'title 7777?'", 10)] {
+        let filter = plan_query(&engine.model, book, arcql).unwrap();
+        let sql = r.select(&first_page(book, &filter), Output::Ids);
+        let plans = t.app.store.query_plans(&sql).await.unwrap();
+        assert!(plans.len() >= 2, "{plans:?}");
+        for p in &plans {
+            assert!(p.contains("USING INDEX") && p.contains("title>? AND title<?"), "{arcql}: {p}\n{}", sql.text);
+        }
+        let data = t
+            .ok(
+                &format!("{{ find(type: Book, arcql: \"{}\", first: 20) {{ edges {{ cursor }} }} }}", arcql),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(data["find"]["edges"].as_array().unwrap().len(), expected, "{arcql}");
+    }
+
     // And the page after that cursor really is the next 25 ids.
     let data = t
         .ok(

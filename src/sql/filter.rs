@@ -242,7 +242,9 @@ impl<'a> FilterRenderer<'a> {
             Test::Prefix { prefix, as_text } => {
                 let e = text_expr(e, *as_text, self.dialect);
                 if sqlite {
-                    sql.push(&e).push(" GLOB ").bind(format!("{}*", glob_escape(prefix)));
+                    sql.push("(");
+                    super::prefix_range(sql, &e, prefix);
+                    sql.push(&e).push(" GLOB ").bind(format!("{}*", glob_escape(prefix))).push(")");
                 } else {
                     sql.push(&e).push(" LIKE ").bind(format!("{}%", like_escape(prefix))).push(" ESCAPE '\\'");
                 }
@@ -250,7 +252,10 @@ impl<'a> FilterRenderer<'a> {
             Test::Wildcard { pattern, as_text } => {
                 let e = text_expr(e, *as_text, self.dialect);
                 if sqlite {
-                    sql.push(&e).push(" GLOB ").bind(wildcard_glob(pattern));
+                    let literal: String = pattern.chars().take_while(|c| !matches!(c, '*' | '?')).collect();
+                    sql.push("(");
+                    super::prefix_range(sql, &e, &literal);
+                    sql.push(&e).push(" GLOB ").bind(wildcard_glob(pattern)).push(")");
                 } else {
                     sql.push(&e).push(" LIKE ").bind(wildcard_like(pattern)).push(" ESCAPE '\\'");
                 }

@@ -145,6 +145,42 @@ pub fn sqlite_exact_float(e: &str) -> String {
     format!("CASE WHEN {e} IS NULL THEN NULL ELSE json(printf('%!.17g', {e})) END")
 }
 
+/// The least string above every string that starts with `prefix`, in SQLite's text order
+/// (binary: UTF-8 bytes, which is code point order): the prefix with its last character moved
+/// one up, characters at the top of the range dropped first. `None` when there is none (an
+/// empty prefix, or one of such characters only).
+pub fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(c) = chars.pop() {
+        // One up, over the surrogates (no `char` lies among them).
+        let up = match u32::from(c) + 1 {
+            0xD800 => 0xE000,
+            n => n,
+        };
+        if let Some(next) = char::from_u32(up) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// SQLite: `e >= prefix AND e < prefix_end(prefix) AND ` (the second part when there is an
+/// end), the range of an index on `e` that holds every text starting with `prefix`, to go
+/// before the `GLOB` that tests it. SQLite would make that range itself out of a `GLOB`
+/// pattern, but not out of a bound one under the query planner stability guarantee that the
+/// read connections keep (`store/inline.rs`), so it is written out. Exact for text; the `GLOB`
+/// still decides.
+pub fn prefix_range(sql: &mut Sql, e: &str, prefix: &str) {
+    if prefix.is_empty() {
+        return;
+    }
+    sql.push(e).push(" >= ").bind(prefix).push(" AND ");
+    if let Some(end) = prefix_end(prefix) {
+        sql.push(e).push(" < ").bind(end).push(" AND ");
+    }
+}
+
 /// Quote an identifier: `"name"`, with embedded quotes doubled (names from the model never
 /// contain any, but quoting is total so no identifier can change the statement's shape).
 pub fn quote(name: &str) -> String {
@@ -162,4 +198,28 @@ fn quote_into(out: &mut String, name: &str) {
         out.push(c);
     }
     out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn the_end_of_a_prefix_is_the_least_text_above_all_it_starts() {
+        assert_eq!(prefix_end("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end("\u{10FFFF}\u{10FFFF}"), None);
+        assert_eq!(prefix_end(""), None);
+        // Every text that starts with the prefix sorts below the end, in byte order as SQLite
+        // compares text, and the first texts that do not start with it do not.
+        for prefix in ["title 7777", "z\u{7F}", "é", "a\u{FFFF}"] {
+            let end = prefix_end(prefix).unwrap();
+            for tail in ["", "\u{0}", "zzz", "\u{10FFFF}\u{10FFFF}", "é"] {
+                let t = format!("{prefix}{tail}");
+                assert!(prefix.as_bytes() <= t.as_bytes() && t.as_bytes() < end.as_bytes(), "{t:?} {end:?}");
+            }
+            assert!(!end.starts_with(prefix));
+        }
+    }
 }

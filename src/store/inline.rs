@@ -306,8 +306,8 @@ impl Inline {
             conn.pragma_update(None, "mmap_size", self.mmap_bytes.to_string())?;
         }
         conn.set_prepared_statement_cache_capacity(STATEMENTS);
-        // Plans that do not depend on the values bound, as on the pool's connections
-        // (`sqlite::stable_plans`): a cached statement is not prepared again per request.
+        // Plans that do not depend on the values bound (the module doc): a cached statement
+        // is not prepared again per request.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let budget = Arc::new(Budget::default());
         let b = budget.clone();

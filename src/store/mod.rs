@@ -64,6 +64,10 @@ pub enum StoreError {
     /// A read returned more than it may (`fetch_rows_within`).
     #[error("the result is larger than {0} bytes")]
     TooLarge(usize),
+    /// A `COMMIT` was sent and never answered (PostgreSQL, a silent network): the write may
+    /// or may not have been saved.
+    #[error("the database did not answer the commit")]
+    CommitUnknown,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -74,6 +78,11 @@ impl From<StoreError> for ApiError {
             StoreError::Timeout(ms) => ApiError::new(
                 ErrorCode::Timeout,
                 format!("the request took longer than its time budget ({ms} ms) and was stopped; nothing was written"),
+            ),
+            StoreError::CommitUnknown => ApiError::new(
+                ErrorCode::Timeout,
+                "the database did not answer the commit of this write in time: it may or may not have been saved; \
+                 read the objects before writing them again",
             ),
             StoreError::Overloaded | StoreError::Closed => {
                 ApiError::new(ErrorCode::Overloaded, "the database is busy; retry shortly").retry_after(1)
@@ -228,7 +237,12 @@ impl WriteTx {
                 tx.done(&r);
                 // Answered with success or an error, the transaction is over either way.
                 tx.end();
-                r.map_err(|e| classify(e, budgets))?;
+                r.map_err(|e| match pg::is_unanswered(&e) {
+                    // Sent and never answered: it may have been written. Not a timeout, whose
+                    // message promises that nothing was.
+                    true => StoreError::CommitUnknown,
+                    false => classify(e, budgets),
+                })?;
             }
         }
         self.commits.notify_waiters();
@@ -599,13 +613,16 @@ impl Store {
             let mut rows = bind_pg(sqlx::query(&text), &sql.binds).fetch(lease.conn());
             let mut any = false;
             let mut failed = None;
-            // The whole answer by the statement's budget and a grace (`pg::answered`).
-            let deadline = tokio::time::Instant::now() + self.budgets.statement + pg::ANSWER_GRACE;
+            // The first row (or the end) by the statement's budget and a grace (`pg::answered`),
+            // then each next within a grace of the last: the server's `statement_timeout` ends
+            // its work, not this side's reading of rows it sent in time.
+            let mut deadline = tokio::time::Instant::now() + self.budgets.statement + pg::ANSWER_GRACE;
             loop {
                 let Ok(next) = tokio::time::timeout_at(deadline, rows.next()).await else {
                     failed = Some(pg::unanswered());
                     break;
                 };
+                deadline = deadline.max(tokio::time::Instant::now() + pg::ANSWER_GRACE);
                 let Some(row) = next else { break };
                 let done = match row {
                     Ok(r) => decode_pg(&r).and_then(&mut add),
@@ -802,7 +819,7 @@ impl Store {
             Backend::Postgres { listeners, .. } => {
                 let mut l =
                     sqlx::postgres::PgListener::connect_with(listeners).await.map_err(|e| classify(e, self.budgets))?;
-                l.listen(channel).await.map_err(|e| classify(e, self.budgets))?;
+                pg::answered(self.budgets.statement, l.listen(channel)).await.map_err(|e| classify(e, self.budgets))?;
                 Ok(Some(l))
             }
         }
@@ -964,9 +981,7 @@ fn classify(e: sqlx::Error, budgets: Budgets) -> StoreError {
         sqlx::Error::PoolTimedOut => StoreError::Overloaded,
         // No answer by the statement's budget and its grace (`pg::answered`): to the caller,
         // the statement ran out of its budget.
-        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-            StoreError::Timeout(budgets.statement.as_millis() as u64)
-        }
+        _ if pg::is_unanswered(&e) => StoreError::Timeout(budgets.statement.as_millis() as u64),
         _ => StoreError::Db(e),
     }
 }

@@ -20,10 +20,12 @@
 //! its connection (the server rolls back when the socket closes).
 //!
 //! Every statement, `BEGIN` and `COMMIT` included, is answered by its budget and
-//! [`ANSWER_GRACE`] or given up: its connection then counts as lost and is closed. The server's
-//! `statement_timeout` answers first whenever the network works, so only a silent socket (a
-//! partition, a peer gone without a reset) meets the grace. A `COMMIT` given up that way has an
-//! outcome the caller cannot know, as with any connection lost during one.
+//! [`ANSWER_GRACE`] or given up (a read's rows: the first by then, each next within the grace
+//! of the last): its connection then counts as lost and is closed. The server's
+//! `statement_timeout` answers first whenever the network works, so a silent socket (a
+//! partition, a peer gone without a reset) is what meets the grace. A `COMMIT` given up that
+//! way may or may not have been written, and the caller is told so
+//! ([`super::StoreError::CommitUnknown`]), not that it timed out.
 //!
 //! Listeners stay on a small sqlx pool of their own (`LISTEN` holds its connection for good).
 //!
@@ -128,9 +130,27 @@ impl Pool {
 pub(crate) const ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 /// The error a statement unanswered by its deadline ends with: an I/O error, so that the
-/// connection counts as lost ([`super::connection_lost`]) and is closed, never given back.
+/// connection counts as lost ([`super::connection_lost`]) and is closed, never given back,
+/// carrying [`Unanswered`] so that it is told apart from any other I/O error ([`is_unanswered`]).
 pub(crate) fn unanswered() -> sqlx::Error {
-    sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "PostgreSQL did not answer in time"))
+    sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, Unanswered))
+}
+
+/// The mark of [`unanswered`].
+#[derive(Debug)]
+pub(crate) struct Unanswered;
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgreSQL did not answer in time")
+    }
+}
+
+impl std::error::Error for Unanswered {}
+
+/// Did `e` come from [`unanswered`]?
+pub(crate) fn is_unanswered(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<Unanswered>()))
 }
 
 /// `work` (one statement and its answer), given up once `budget` and [`ANSWER_GRACE`] passed.

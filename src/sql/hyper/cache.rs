@@ -84,7 +84,9 @@ pub fn query(dialect: Dialect, store_id: i64, pattern: &Pattern, limit: u32, now
                             .collect()
                     })
                     .collect();
-                sql.push(" AND c.key GLOB ").bind(glob.join("*"));
+                sql.push(" AND ");
+                crate::sql::prefix_range(&mut sql, "c.key", pieces[0]);
+                sql.push("c.key GLOB ").bind(glob.join("*"));
             }
             Dialect::Postgres => {
                 let like: Vec<String> = pieces
