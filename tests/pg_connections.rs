@@ -485,6 +485,9 @@ async fn a_silent_network_ends_statements_at_their_budget() {
     assert!(matches!(e, arcbase::store::StoreError::CommitUnknown), "{e:?}");
     let api = arcbase::error::ApiError::from(e);
     assert!(api.message.contains("may or may not have been saved"), "{}", api.message);
+    // hyper's REST routes say the same (not a bare 500).
+    let hyper = arcbase::hyper::HyperError::from(arcbase::store::StoreError::CommitUnknown);
+    assert!(hyper.status == 503 && hyper.msg.contains("may or may not have been saved"), "{hyper:?}");
     assert!(timed.elapsed() < bound * 2, "{:?}", timed.elapsed());
     drop(statement_tx);
     // Both transactions' connections closed (the client side of each went away).

@@ -87,6 +87,10 @@ impl From<crate::store::StoreError> for HyperError {
                 HyperError { retry_after: Some(1), ..HyperError::new(503, "the server is busy: try again shortly") }
             }
             StoreError::TooLarge(n) => HyperError::too_large(format!("the answer is larger than {n} bytes")),
+            StoreError::CommitUnknown => HyperError::new(
+                503,
+                "the database did not answer the commit in time: the write may or may not have been saved",
+            ),
             other => HyperError::internal(other),
         }
     }

@@ -418,7 +418,9 @@ impl Store {
                     r?;
                 }
                 TxInner::Postgres(t) => {
-                    let r = sqlx::raw_sql(text).execute(t.start()).await;
+                    // Within the write budget, as on SQLite: on a silent network a migration
+                    // would otherwise hold the DDL lock for good.
+                    let r = pg::answered(self.budgets.write, sqlx::raw_sql(text).execute(t.start())).await;
                     t.done(&r);
                     r?;
                 }
@@ -615,14 +617,23 @@ impl Store {
             let mut failed = None;
             // The first row (or the end) by the statement's budget and a grace (`pg::answered`),
             // then each next within a grace of the last: the server's `statement_timeout` ends
-            // its work, not this side's reading of rows it sent in time.
-            let mut deadline = tokio::time::Instant::now() + self.budgets.statement + pg::ANSWER_GRACE;
+            // its work, not this side's reading of rows it sent in time. One timer for the
+            // whole read, moved only once the rows run past the first deadline.
+            let silence = tokio::time::sleep(self.budgets.statement + pg::ANSWER_GRACE);
+            tokio::pin!(silence);
             loop {
-                let Ok(next) = tokio::time::timeout_at(deadline, rows.next()).await else {
-                    failed = Some(pg::unanswered());
-                    break;
+                let next = tokio::select! {
+                    biased;
+                    next = rows.next() => next,
+                    () = &mut silence => {
+                        failed = Some(pg::unanswered());
+                        break;
+                    }
                 };
-                deadline = deadline.max(tokio::time::Instant::now() + pg::ANSWER_GRACE);
+                let later = tokio::time::Instant::now() + pg::ANSWER_GRACE;
+                if later > silence.deadline() {
+                    silence.as_mut().reset(later);
+                }
                 let Some(row) = next else { break };
                 let done = match row {
                     Ok(r) => decode_pg(&r).and_then(&mut add),
