@@ -60,6 +60,10 @@ impl ErrorCode {
     }
 }
 
+/// The message of a write the database rolled back to end a deadlock with another one.
+pub const CONTENTION: &str = "the write ran into another one writing the same objects at the same time and was \
+                              rolled back; nothing was written: send it again";
+
 /// An error meant for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -78,6 +82,12 @@ impl ApiError {
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
         self
+    }
+
+    /// The database rolled the write back to end a deadlock (`StoreError::Contention`):
+    /// nothing was written, and it may run again.
+    pub fn is_contention(&self) -> bool {
+        self.code == ErrorCode::Conflict && self.message == CONTENTION
     }
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Validation, message)

@@ -38,6 +38,8 @@ struct Proxy {
     queries: Arc<AtomicUsize>,
     opened: Arc<AtomicUsize>,
     closed_by_client: Arc<AtomicUsize>,
+    /// Stalled connections the server closed, the client having gone (see [`Proxy::stall_all`]).
+    closed_by_server: Arc<AtomicUsize>,
     kill: Arc<Mutex<Vec<tokio::sync::oneshot::Sender<()>>>>,
     /// Set for each connection open at [`Proxy::stall_all`]: it forwards nothing more either way.
     stalls: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
@@ -53,10 +55,16 @@ impl Proxy {
             queries: Arc::default(),
             opened: Arc::default(),
             closed_by_client: Arc::default(),
+            closed_by_server: Arc::default(),
             kill: Arc::default(),
             stalls: Arc::default(),
         };
-        let counts = Counts { syncs: p.syncs.clone(), queries: p.queries.clone(), closed: p.closed_by_client.clone() };
+        let counts = Counts {
+            syncs: p.syncs.clone(),
+            queries: p.queries.clone(),
+            closed: p.closed_by_client.clone(),
+            server_closed: p.closed_by_server.clone(),
+        };
         let (opened, kill, stalls) = (p.opened.clone(), p.kill.clone(), p.stalls.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -80,8 +88,10 @@ impl Proxy {
     }
 
     /// Every connection open now goes silent, its sockets open (a half-open network: a
-    /// partition, a peer gone without a reset): what either side sends is swallowed. Later
-    /// connections are forwarded as before.
+    /// partition, a peer gone without a reset): what either side sends is swallowed, and when
+    /// the client closes such a connection the server is not told (its socket stays open until
+    /// the server closes it, counted in `closed_by_server`). Later connections are forwarded as
+    /// before.
     fn stall_all(&self) {
         for s in self.stalls.lock().unwrap().drain(..) {
             s.store(true, Ordering::SeqCst);
@@ -103,6 +113,7 @@ struct Counts {
     syncs: Arc<AtomicUsize>,
     queries: Arc<AtomicUsize>,
     closed: Arc<AtomicUsize>,
+    server_closed: Arc<AtomicUsize>,
 }
 
 /// Copy both ways; parse the client's side into messages (the first, the startup message, has
@@ -162,10 +173,29 @@ async fn pump(
             }
         }
     };
+    tokio::pin!(up, down, kill);
     tokio::select! {
-        _ = up => {}
-        _ = down => {}
-        _ = kill => {}
+        _ = &mut up => {
+            // Across a partition the server never learns that the client went away: its side
+            // stays open until the server itself ends the session.
+            if stalled.load(Ordering::SeqCst) {
+                tokio::select! {
+                    _ = &mut down => { counts.server_closed.fetch_add(1, Ordering::SeqCst); }
+                    _ = &mut kill => {}
+                }
+            }
+        }
+        _ = &mut down => {
+            // Nor does the client learn that the server ended it.
+            if stalled.load(Ordering::SeqCst) {
+                counts.server_closed.fetch_add(1, Ordering::SeqCst);
+                tokio::select! {
+                    _ = &mut up => {}
+                    _ = &mut kill => {}
+                }
+            }
+        }
+        _ = &mut kill => {}
     }
 }
 
@@ -455,7 +485,12 @@ async fn a_silent_network_ends_statements_at_their_budget() {
     let Some(url) = common::pg::database_or_skip(test).await else { return };
     let database = url.rsplit('/').next().unwrap().to_string();
     let proxy = Proxy::start(common::pg::cluster().unwrap().port).await;
-    let budgets = arcbase::store::Budgets { statement: Duration::from_millis(300), ..Default::default() };
+    let budgets = arcbase::store::Budgets {
+        statement: Duration::from_millis(300),
+        write: Duration::from_millis(1000),
+        remote_wait: Duration::ZERO,
+        ..Default::default()
+    };
     let store = Store::open_with(&proxy.url(&database), budgets).await.unwrap();
     store.execute(&Sql::raw(Dialect::Postgres, "CREATE TABLE pgc_t (k bigint PRIMARY KEY)")).await.unwrap();
     write(&store, 1).await.unwrap();
@@ -498,6 +533,15 @@ async fn a_silent_network_ends_statements_at_their_budget() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(proxy.closed_by_client.load(Ordering::SeqCst), closed + 2, "the silent transactions' connections");
+    // The server, told nothing, ends the two sessions whose transactions went quiet (and with
+    // them their row locks) at `idle_in_transaction_session_timeout`: the write budget and a
+    // grace, 2 s here. The idle session is left to TCP keepalive.
+    let quiet = std::time::Instant::now();
+    while proxy.closed_by_server.load(Ordering::SeqCst) < 2 && quiet.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(proxy.closed_by_server.load(Ordering::SeqCst), 2, "the server ended the abandoned transactions");
+    assert!(timed.elapsed() < Duration::from_secs(2) * 4, "by their idle timeout: {:?}", timed.elapsed());
 
     // The read takes the idle (now silent) connection, gives up on it, and runs on a new one.
     let timed = std::time::Instant::now();

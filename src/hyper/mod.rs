@@ -86,6 +86,13 @@ impl From<crate::store::StoreError> for HyperError {
             StoreError::Overloaded => {
                 HyperError { retry_after: Some(1), ..HyperError::new(503, "the server is busy: try again shortly") }
             }
+            StoreError::Contention => HyperError {
+                retry_after: Some(1),
+                ..HyperError::new(
+                    503,
+                    "the write ran into another one at the same time and was rolled back; nothing was written: try again",
+                )
+            },
             StoreError::TooLarge(n) => HyperError::too_large(format!("the answer is larger than {n} bytes")),
             StoreError::CommitUnknown => HyperError::new(
                 503,

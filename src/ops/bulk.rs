@@ -79,6 +79,10 @@ fn changes(type_idx: usize, rows: &[(String, i64)], op: ChangeOp) -> impl Iterat
 
 /// `trash` / `untrash`: how many objects changed.
 pub async fn trash(engine: &Engine, caller: &Caller, args: &TrashArgs) -> ApiResult<u64> {
+    super::retrying(|| trash_once(engine, caller, args)).await
+}
+
+async fn trash_once(engine: &Engine, caller: &Caller, args: &TrashArgs) -> ApiResult<u64> {
     let filter = filter_for(engine, caller, args.type_idx, &args.arcql, true)?;
     let ctx = WriteCtx::new(engine, caller);
     let r = renderer(&ctx);
@@ -100,6 +104,10 @@ pub async fn trash(engine: &Engine, caller: &Caller, args: &TrashArgs) -> ApiRes
 
 /// `delete`: removes matching objects (trashed ones included) and returns how many.
 pub async fn delete(engine: &Engine, caller: &Caller, args: &DeleteArgs) -> ApiResult<u64> {
+    super::retrying(|| delete_once(engine, caller, args)).await
+}
+
+async fn delete_once(engine: &Engine, caller: &Caller, args: &DeleteArgs) -> ApiResult<u64> {
     let type_idx = args.type_idx;
     let filter = filter_for(engine, caller, type_idx, &args.arcql, true)?;
     let ctx = WriteCtx::new(engine, caller);
@@ -190,6 +198,10 @@ pub async fn delete(engine: &Engine, caller: &Caller, args: &DeleteArgs) -> ApiR
 /// `deleteScalars`: remove `values` from the scalar list `field` of matching objects; returns
 /// how many objects changed.
 pub async fn delete_scalars(engine: &Engine, caller: &Caller, args: &DeleteScalarsArgs) -> ApiResult<u64> {
+    super::retrying(|| delete_scalars_once(engine, caller, args)).await
+}
+
+async fn delete_scalars_once(engine: &Engine, caller: &Caller, args: &DeleteScalarsArgs) -> ApiResult<u64> {
     let model = &engine.model;
     let type_idx = args.type_idx;
     let ty = &model.types[type_idx];

@@ -24,6 +24,10 @@ pub struct LinkArgs {
 }
 
 pub async fn link(engine: &Engine, caller: &Caller, args: &LinkArgs) -> ApiResult<bool> {
+    super::retrying(|| link_once(engine, caller, args)).await
+}
+
+async fn link_once(engine: &Engine, caller: &Caller, args: &LinkArgs) -> ApiResult<bool> {
     let model = &engine.model;
     let ty = &model.types[args.from];
     let field = match ty.field(&args.via) {

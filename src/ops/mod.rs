@@ -161,6 +161,34 @@ impl Paging {
     }
 }
 
+/// How many times in all a write runs when PostgreSQL keeps rolling it back to end deadlocks.
+const CONTENDED_ATTEMPTS: u32 = 3;
+
+/// Run the write `attempt` again when the database rolled it back to end a deadlock with
+/// another write (nothing of it was written: `StoreError::Contention`), at most
+/// [`CONTENDED_ATTEMPTS`] times in all, after a short random pause so the two do not meet
+/// again. Writes lock the objects they change in one order (`sql::write`'s `exists_many`), so
+/// this is the exception: a write that locks rows in a statement's own order (by filter).
+pub(crate) async fn retrying<T, F, Fut>(mut attempt: F) -> ApiResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ApiResult<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if e.is_contention() && tries < CONTENDED_ATTEMPTS => {
+                tries += 1;
+                let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                let pause = std::time::Duration::from_millis(2 + u64::from(nanos.subsec_nanos() % 20));
+                tracing::debug!("a write was rolled back to end a deadlock; running it again ({tries})");
+                tokio::time::sleep(pause).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Now, in the stored form (one timestamp per call).
 pub(crate) fn now() -> String {
     crate::plan::write::now()
@@ -169,6 +197,41 @@ pub(crate) fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
+
+    /// A write rolled back to end a deadlock runs again, at most three times in all; any other
+    /// error (a conflict of another kind too) is answered at once.
+    #[tokio::test]
+    async fn a_contended_write_runs_again_and_no_other() {
+        let contended = || ApiError::from(crate::store::StoreError::Contention);
+        for (fails, want_runs, want_ok) in [(0, 1, true), (1, 2, true), (2, 3, true), (5, 3, false)] {
+            let runs = std::cell::Cell::new(0);
+            let r = retrying(|| {
+                runs.set(runs.get() + 1);
+                let n = runs.get();
+                async move {
+                    if n <= fails {
+                        Err(contended())
+                    } else {
+                        Ok(n)
+                    }
+                }
+            })
+            .await;
+            assert_eq!((runs.get(), r.is_ok()), (want_runs, want_ok), "{fails} failures");
+            if let Err(e) = r {
+                assert!(e.is_contention() && e.retry_after == Some(1), "{e:?}");
+            }
+        }
+        let runs = std::cell::Cell::new(0);
+        let other = retrying(|| {
+            runs.set(runs.get() + 1);
+            async { Err::<(), _>(ApiError::new(ErrorCode::Conflict, "a different conflict")) }
+        })
+        .await;
+        assert_eq!(runs.get(), 1);
+        assert!(!other.unwrap_err().is_contention());
+    }
 
     #[test]
     fn paging_rules() {

@@ -116,6 +116,10 @@ impl<'a> WriteCtx<'a> {
 /// Write every object (and everything nested in it) in one transaction; the records come
 /// back in input order.
 pub async fn upsert(engine: &Engine, caller: &Caller, args: &UpsertArgs) -> ApiResult<Vec<HypiRecord>> {
+    super::retrying(|| upsert_once(engine, caller, args)).await
+}
+
+async fn upsert_once(engine: &Engine, caller: &Caller, args: &UpsertArgs) -> ApiResult<Vec<HypiRecord>> {
     let objects = plan_upsert(&engine.model, &args.values, engine.limits.write_limits())?;
     let ctx = WriteCtx::new(engine, caller);
     let mut tx = engine.store.begin_write().await?;

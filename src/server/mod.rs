@@ -488,8 +488,11 @@ pub async fn build(opts: &ServeOptions) -> Result<Arc<App>, StartError> {
         }
         None => None,
     };
-    let store =
-        crate::store::Store::open_with(&opts.database_url, crate::store::Budgets::from_limits(&opts.limits)).await?;
+    let budgets = crate::store::Budgets {
+        remote_wait: opts.hyper_atomic_timeout,
+        ..crate::store::Budgets::from_limits(&opts.limits)
+    };
+    let store = crate::store::Store::open_with(&opts.database_url, budgets).await?;
     let serving = match given {
         Some((path, sdl)) => {
             crate::tenancy::serve_default(&store, &sdl).await?;

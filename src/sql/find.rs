@@ -222,7 +222,7 @@ impl FindRenderer<'_> {
         sql
     }
 
-    /// `UPDATE T SET hypi_trashed = ... WHERE id IN (<ids>) RETURNING id, version`.
+    /// `UPDATE T SET hypi_trashed = ... WHERE id IN (<ids>) AND <not yet so> RETURNING id, version`.
     pub fn set_trashed(
         &self,
         type_idx: usize,
@@ -238,7 +238,12 @@ impl FindRenderer<'_> {
         sql.push(&format!(", {COL_VERSION} = {COL_VERSION} + 1 WHERE {COL_INSTANCE} = ")).bind(instance);
         sql.push(&format!(" AND {COL_ID} IN ("));
         bind_list(&mut sql, ids);
-        sql.push(&format!(") RETURNING {COL_ID}, {COL_VERSION}"));
+        // Only rows still in the state the change leaves: the ids were read before, and a
+        // concurrent trash of the same object (PostgreSQL) may have come first. Its row is
+        // then checked again when its lock is released, and left alone, so the object is
+        // trashed (and counted, and fed) once, not twice.
+        let state = if trashed.is_some() { "IS NULL" } else { "IS NOT NULL" };
+        sql.push(&format!(") AND {COL_TRASHED} {state} RETURNING {COL_ID}, {COL_VERSION}"));
         sql
     }
 

@@ -64,6 +64,10 @@ pub enum StoreError {
     /// A read returned more than it may (`fetch_rows_within`).
     #[error("the result is larger than {0} bytes")]
     TooLarge(usize),
+    /// PostgreSQL rolled the transaction back to end a deadlock with another, or a
+    /// serialization failure: nothing was written, and the same write may succeed if sent again.
+    #[error("the write ran into another one and was rolled back")]
+    Contention,
     /// A `COMMIT` was sent and never answered (PostgreSQL, a silent network): the write may
     /// or may not have been saved.
     #[error("the database did not answer the commit")]
@@ -84,6 +88,7 @@ impl From<StoreError> for ApiError {
                 "the database did not answer the commit of this write in time: it may or may not have been saved; \
                  read the objects before writing them again",
             ),
+            StoreError::Contention => ApiError::new(ErrorCode::Conflict, crate::error::CONTENTION).retry_after(1),
             StoreError::Overloaded | StoreError::Closed => {
                 ApiError::new(ErrorCode::Overloaded, "the database is busy; retry shortly").retry_after(1)
             }
@@ -112,6 +117,9 @@ pub struct Budgets {
     /// SQLite: how long a read may run on the calling thread before it is moved to the pool's
     /// threads (zero: every read runs there).
     pub sqlite_inline: Duration,
+    /// The longest a write transaction waits on something other than its database between two
+    /// statements: a remote hyper server in ATOMIC mode (`ARCBASE_HYPER_ATOMIC_TIMEOUT_MS`).
+    pub remote_wait: Duration,
 }
 
 impl Budgets {
@@ -122,7 +130,18 @@ impl Budgets {
             pool_wait: Duration::from_millis(l.pool_wait_ms),
             sqlite_mmap_bytes: l.sqlite_mmap_bytes,
             sqlite_inline: Duration::from_micros(l.sqlite_inline_us),
+            remote_wait: Duration::from_secs(5),
         }
+    }
+
+    /// PostgreSQL's `idle_in_transaction_session_timeout`: past it the server ends a session
+    /// whose transaction went quiet. arcbase never leaves a transaction idle longer than its
+    /// write budget (or an ATOMIC remote's wait), and gives up on a silent connection at the
+    /// statement budget and a grace; this is for the server's side of that connection. On a
+    /// real partition the server learns nothing (no reset arrives), and without it would keep
+    /// the abandoned transaction, and its row locks, until TCP keepalive gives up (hours).
+    pub fn idle_in_transaction(&self) -> Duration {
+        self.write.max(self.remote_wait) + pg::ANSWER_GRACE
     }
 }
 
@@ -320,6 +339,7 @@ impl Store {
     async fn open_postgres(url: &str, budgets: Budgets) -> Result<Backend, StoreError> {
         let opts = PgConnectOptions::from_str(url)?.options([
             ("statement_timeout", budgets.statement.as_millis().to_string()),
+            ("idle_in_transaction_session_timeout", budgets.idle_in_transaction().as_millis().to_string()),
             ("TimeZone", "UTC".to_string()),
         ]);
         let size = std::thread::available_parallelism().map_or(8, |n| n.get() * 4).clamp(4, 32);
@@ -982,6 +1002,10 @@ fn classify(e: sqlx::Error, budgets: Budgets) -> StoreError {
             // SQLITE_INTERRUPT (9); PostgreSQL query_canceled (57014).
             if matches!(code.as_deref(), Some("9") | Some("57014")) || db.message() == "interrupted" {
                 return StoreError::Timeout(budgets.statement.as_millis() as u64);
+            }
+            // deadlock_detected, serialization_failure (PostgreSQL): the transaction is gone.
+            if matches!(code.as_deref(), Some("40P01") | Some("40001")) {
+                return StoreError::Contention;
             }
             // numeric_value_out_of_range (PostgreSQL).
             if code.as_deref() == Some("22003") {

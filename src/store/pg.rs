@@ -25,7 +25,11 @@
 //! `statement_timeout` answers first whenever the network works, so a silent socket (a
 //! partition, a peer gone without a reset) is what meets the grace. A `COMMIT` given up that
 //! way may or may not have been written, and the caller is told so
-//! ([`super::StoreError::CommitUnknown`]), not that it timed out.
+//! ([`super::StoreError::CommitUnknown`]), not that it timed out. The server's side of such a
+//! connection learns nothing either; every session is opened with
+//! `idle_in_transaction_session_timeout` ([`super::Budgets::idle_in_transaction`]: the write
+//! budget, or an ATOMIC remote's wait, and the grace), so the server ends an abandoned
+//! transaction and frees its row locks then, not when TCP keepalive gives up.
 //!
 //! Listeners stay on a small sqlx pool of their own (`LISTEN` holds its connection for good).
 //!

@@ -64,6 +64,16 @@ fn differential_applies(query: &str) -> bool {
     !writes && !credentials
 }
 
+/// Send the server's log (`tracing`, WARN and above unless `RUST_LOG` says otherwise) to the
+/// test harness's captured output, so a failing test prints what the server logged (an
+/// internal error's cause is logged, never answered) and a passing one prints nothing.
+pub fn capture_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // The first test of a binary to start a server installs it; the others find it there.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_test_writer().try_init();
+}
+
 impl TestApp {
     /// A fresh server for `sdl` on a new database of the test backend.
     pub async fn new(sdl: &str) -> TestApp {
@@ -91,6 +101,7 @@ impl TestApp {
         dir: tempfile::TempDir,
         database_url: &str,
     ) -> TestApp {
+        capture_logs();
         let schema_path = dir.path().join("schema.graphql");
         std::fs::write(&schema_path, sdl).expect("write schema");
         let opts = ServeOptions {

@@ -61,8 +61,9 @@ impl Builtin {
                         search.index_words(tx, &row, id, &sdoc, true).await?;
                     }
                     None => {
-                        tx_execute(tx, &ssql::delete_words(d, row.id, id)).await?;
-                        tx_execute(tx, &ssql::delete_doc(d, row.id, id)).await?;
+                        for stmt in ssql::remove_doc(d, row.id, id) {
+                            tx_execute(tx, &stmt).await?;
+                        }
                     }
                 }
             }

@@ -211,19 +211,23 @@ impl DataService for Data {
         let d = self.base.dialect();
         let mut tx = self.base.store.begin_write().await?;
         self.base.ensure(&mut tx, scope, Service::Data, store, &Value::Object(Default::default())).await?;
-        let mut results = Vec::with_capacity(ops.len());
-        for op in ops {
+        fn id_of(op: &BulkOp) -> &str {
             match op {
-                BulkOp::Put { id, doc } => {
-                    let body = with_id(doc, &id)?.to_string();
-                    tx_execute(&mut tx, &dsql::upsert(d, &scope.instance, store.as_str(), &id, &body)).await?;
-                    results.push(BulkResult { ok: true, id, msg: None });
-                }
-                BulkOp::Delete { id } => {
-                    tx_execute(&mut tx, &dsql::delete(d, &scope.instance, store.as_str(), &id)).await?;
-                    results.push(BulkResult { ok: true, id, msg: None });
-                }
+                BulkOp::Put { id, .. } | BulkOp::Delete { id } => id,
             }
+        }
+        let results: Vec<BulkResult> =
+            ops.iter().map(|op| BulkResult { ok: true, id: id_of(op).to_string(), msg: None }).collect();
+        let mut ops = ops;
+        for i in super::lock_order(&ops, id_of) {
+            let stmt = match &mut ops[i] {
+                BulkOp::Put { id, doc } => {
+                    let body = with_id(std::mem::take(doc), id)?.to_string();
+                    dsql::upsert(d, &scope.instance, store.as_str(), id, &body)
+                }
+                BulkOp::Delete { id } => dsql::delete(d, &scope.instance, store.as_str(), id),
+            };
+            tx_execute(&mut tx, &stmt).await?;
         }
         tx.commit().await?;
         // A load can change the shape of the store a lot: let the planner's statistics follow

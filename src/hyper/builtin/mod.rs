@@ -116,6 +116,16 @@ impl Base {
     }
 }
 
+/// The order in which a write of several rows of one table takes their locks: by key, stable
+/// (so the writes of one key keep their order). Two such writes over overlapping keys then lock
+/// them in the same order and cannot deadlock each other on PostgreSQL; a write in the caller's
+/// order could, and one of them would fail.
+pub(crate) fn lock_order<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| key(&items[a]).cmp(key(&items[b])));
+    order
+}
+
 /// 404 for a missing store.
 pub(crate) fn missing(service: Service, name: &StoreName) -> super::HyperError {
     super::HyperError::not_found(format!("no {} named '{name}'", service.noun()))

@@ -139,8 +139,11 @@ impl SearchService for Search {
             .row_in(&mut tx, scope, Service::Search, index)
             .await?
             .ok_or_else(|| missing(Service::Search, index))?;
-        tx_execute(&mut tx, &ssql::delete_words(d, row.id, key)).await?;
-        if tx_execute(&mut tx, &ssql::delete_doc(d, row.id, key)).await? == 0 {
+        let mut removed = 0;
+        for stmt in ssql::remove_doc(d, row.id, key) {
+            removed = tx_execute(&mut tx, &stmt).await?;
+        }
+        if removed == 0 {
             return Err(HyperError::not_found(format!("no document with key '{key}'")));
         }
         tx.commit().await?;
@@ -181,13 +184,12 @@ impl SearchService for Search {
         let d = self.base.dialect();
         let mut tx = self.base.store.begin_write().await?;
         let row = self.ensure(&mut tx, scope, index).await?;
-        let mut keys = Vec::with_capacity(docs.len());
-        for (key, doc) in docs {
-            tx_execute(&mut tx, &ssql::upsert_doc(d, row.id, &key, &doc.to_string())).await?;
-            self.index_words(&mut tx, &row, &key, &doc, true).await?;
-            keys.push(key);
+        for i in super::lock_order(&docs, |(key, _)| key.as_str()) {
+            let (key, doc) = &docs[i];
+            tx_execute(&mut tx, &ssql::upsert_doc(d, row.id, key, &doc.to_string())).await?;
+            self.index_words(&mut tx, &row, key, doc, true).await?;
         }
         tx.commit().await?;
-        Ok(keys)
+        Ok(docs.into_iter().map(|(key, _)| key).collect())
     }
 }

@@ -68,7 +68,21 @@ pub fn delete_doc(dialect: Dialect, store_id: i64, key: &str) -> Sql {
     sql
 }
 
-/// Remove the words of a document.
+/// Remove a document and its words; the last statement's rows changed say whether it existed.
+///
+/// The document's row is locked first, as every write of a document does (the replace writes
+/// the document, then its words): on PostgreSQL, a removal that took the words first deadlocked
+/// with a replace of the same key, and one of the two failed. There the words go by the
+/// foreign key's cascade; SQLite (one writer at a time) deletes them first, while their rowid
+/// range can still be read from the document's row.
+pub fn remove_doc(dialect: Dialect, store_id: i64, key: &str) -> Vec<Sql> {
+    match dialect {
+        Dialect::Sqlite => vec![delete_words(dialect, store_id, key), delete_doc(dialect, store_id, key)],
+        Dialect::Postgres => vec![delete_doc(dialect, store_id, key)],
+    }
+}
+
+/// Remove the words of a document (to write new ones: [`remove_doc`] removes a document).
 pub fn delete_words(dialect: Dialect, store_id: i64, key: &str) -> Sql {
     let mut sql = Sql::new(dialect);
     match dialect {
