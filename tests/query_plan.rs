@@ -32,13 +32,13 @@ async fn plan(conn: &mut sqlx::SqliteConnection, sql: &Sql) -> String {
     rows.iter().map(|r| r.get::<String, _>("detail")).collect::<Vec<_>>().join("\n")
 }
 
-#[tokio::test]
-async fn indexed_filters_and_cursor_seeks_do_not_scan() {
-    // These are SQLite's plans, so the test always runs on SQLite, whatever the suite's backend.
+/// A server over the example schema on SQLite (these are SQLite's plans, so whatever the
+/// suite's backend) with 100,000 books inserted directly (the upsert path is tested
+/// elsewhere): ids `00000001`..., titles `title <i>`, prices `i % 100`, ratings alternating.
+async fn books() -> (TestApp, String) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("plans.db").display());
     let t = TestApp::at(EXAMPLE, None, arcbase::config::Limits::default(), dir, &url).await;
-    // 100,000 books, inserted directly (the upsert path is tested elsewhere).
     let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
@@ -49,6 +49,13 @@ async fn indexed_filters_and_cursor_seeks_do_not_scan() {
     .execute(&mut conn)
     .await
     .unwrap();
+    (t, url)
+}
+
+#[tokio::test]
+async fn indexed_filters_and_cursor_seeks_do_not_scan() {
+    let (t, url) = books().await;
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
     // Statistics, as `PRAGMA optimize` at start-up gathers them; loaded by this connection.
     sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
 
@@ -337,20 +344,7 @@ fn broad(rng: &mut Rng) -> String {
 /// case per form would have missed the lost GLOB range until someone thought of that form.
 #[tokio::test]
 async fn generated_selective_filters_search_an_index_on_every_read_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("plans.db").display());
-    let t = TestApp::at(EXAMPLE, None, arcbase::config::Limits::default(), dir, &url).await;
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
-    sqlx::query(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
-         INSERT INTO \"default__Book\" (hypi_instance, hypi_id, hypi_created, hypi_updated, title, price, rating)
-         SELECT 'default', printf('%08d', i), '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z',
-                'title ' || i, i % 100, CASE i % 2 WHEN 0 THEN 'GOOD' ELSE 'BAD' END FROM n",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    drop(conn);
+    let (t, _) = books().await;
     t.app.store.refresh_statistics().await.unwrap();
     let engine = t.engine();
     let (book, _) = engine.model.type_by_name("Book").unwrap();
