@@ -125,7 +125,12 @@ pub(crate) async fn commit(
             let ty = &engine.model.types[p.type_idx];
             b.apply_in(&mut tx, &scope, &store, ty, &p.services, &p.ids, &p.current, &index, &p.notices)
                 .await
-                .map_err(|e: HyperError| unavailable(&target, &format!("{} {}", e.status, e.msg)))?;
+                .map_err(|e: HyperError| match e.is_contention() {
+                    // The whole write's transaction is gone, not the service: `ops::retrying`
+                    // runs the write again.
+                    true => ApiError::from(crate::store::StoreError::Contention),
+                    false => unavailable(&target, &format!("{} {}", e.status, e.msg)),
+                })?;
         }
         tx.commit().await?;
         return Ok(());

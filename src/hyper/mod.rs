@@ -76,6 +76,17 @@ impl HyperError {
     }
 }
 
+/// The message of a write the database rolled back to end a deadlock (503, `Retry-After`).
+const CONTENDED: &str =
+    "the write ran into another one at the same time and was rolled back; nothing was written: try again";
+
+impl HyperError {
+    /// The database rolled the write back to end a deadlock: nothing was written.
+    pub(crate) fn is_contention(&self) -> bool {
+        self.status == 503 && self.msg == CONTENDED
+    }
+}
+
 impl From<crate::store::StoreError> for HyperError {
     fn from(e: crate::store::StoreError) -> Self {
         use crate::store::StoreError;
@@ -86,13 +97,7 @@ impl From<crate::store::StoreError> for HyperError {
             StoreError::Overloaded => {
                 HyperError { retry_after: Some(1), ..HyperError::new(503, "the server is busy: try again shortly") }
             }
-            StoreError::Contention => HyperError {
-                retry_after: Some(1),
-                ..HyperError::new(
-                    503,
-                    "the write ran into another one at the same time and was rolled back; nothing was written: try again",
-                )
-            },
+            StoreError::Contention => HyperError { retry_after: Some(1), ..HyperError::new(503, CONTENDED) },
             StoreError::TooLarge(n) => HyperError::too_large(format!("the answer is larger than {n} bytes")),
             StoreError::CommitUnknown => HyperError::new(
                 503,

@@ -231,6 +231,11 @@ mod tests {
         .await;
         assert_eq!(runs.get(), 1);
         assert!(!other.unwrap_err().is_contention());
+        // Through the built-in hyper services of an ATOMIC write too (which then answer it as
+        // contention, not as the services being unavailable).
+        use crate::hyper::HyperError;
+        assert!(HyperError::from(crate::store::StoreError::Contention).is_contention());
+        assert!(!HyperError::from(crate::store::StoreError::Overloaded).is_contention());
     }
 
     #[test]

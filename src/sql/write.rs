@@ -45,7 +45,8 @@ impl WriteRenderer<'_> {
 
     /// [`Self::exists`] for several objects at once: a row (`hypi_id`, `hypi_trashed`) for
     /// each of `ids` that exists and that the viewer may read (`write = false`) or change
-    /// (`write = true`, which on PostgreSQL also locks those rows until the transaction ends).
+    /// (`write = true`, which on PostgreSQL also locks those rows, `FOR NO KEY UPDATE`, until the
+    /// transaction ends).
     /// The list is padded to a power of two with its last id (a repeat changes nothing), so
     /// that calls of every size share a few texts, and so a few prepared statements.
     pub fn exists_many(&self, type_idx: usize, instance: &str, ids: &[&str], write: bool) -> Sql {
@@ -62,12 +63,14 @@ impl WriteRenderer<'_> {
         }
         sql.push(")");
         self.viewer.restrict(&mut sql, self.model, type_idx, &quote(&table), write);
-        // PostgreSQL: the rows about to be written are locked now, in id order. Every write
-        // asks in the same order (by type, then id), so two writes of overlapping objects wait
+        // PostgreSQL: the rows about to be written are locked now, in id order. Every upsert
+        // asks in the same order (by type, then id), so two upserts of overlapping objects wait
         // for each other instead of deadlocking, as they did when each locked its objects in
-        // the order it wrote them.
+        // the order it wrote them. `NO KEY`: the lock an UPDATE takes anyway, which leaves the
+        // key-share lock a link row's foreign key takes on its target free (`FOR UPDATE`
+        // deadlocked two upserts linking their objects to each other).
         if write && self.dialect == crate::sql::Dialect::Postgres {
-            sql.push(" ORDER BY hypi_id FOR UPDATE");
+            sql.push(" ORDER BY hypi_id FOR NO KEY UPDATE");
         }
         sql
     }

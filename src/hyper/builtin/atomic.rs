@@ -33,9 +33,13 @@ impl Builtin {
         let d = self.base.dialect();
         let (inst, name) = (scope.instance.as_str(), store.as_str());
         let empty = json!({});
+        // In key order, as the bridge's bulk calls write these documents (`lock_order`).
+        let mut ordered: Vec<&String> = ids.iter().collect();
+        ordered.sort();
+        let ids = ordered;
         if services.contains(&HyperService::Data) && spec.data {
             self.base.ensure(tx, scope, Service::Data, store, &empty).await?;
-            for id in ids {
+            for &id in &ids {
                 let stmt = match current.get(id) {
                     Some(doc) => {
                         dsql::upsert(d, inst, name, id, &crate::hyper::data::with_id(doc.clone(), id)?.to_string())
@@ -53,7 +57,7 @@ impl Builtin {
                     tx_execute(tx, &ddl).await?;
                 }
             }
-            for id in ids {
+            for &id in &ids {
                 match current.get(id) {
                     Some(doc) => {
                         let sdoc = crate::hyper::bridge::search_doc(ty, spec, doc);
@@ -70,7 +74,7 @@ impl Builtin {
         }
         if services.contains(&HyperService::Cache) && spec.cache {
             self.base.ensure(tx, scope, Service::Cache, store, &empty).await?;
-            for id in ids {
+            for &id in &ids {
                 let Some(key) = crate::hyper::bridge::cache_key(&ty.name, id) else { continue };
                 let stmt = match current.get(id) {
                     Some(doc) => csql::set(d, inst, name, &key, &doc.to_string(), None),
