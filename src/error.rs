@@ -71,11 +71,16 @@ pub struct ApiError {
     pub message: String,
     /// When the request may be tried again, in seconds (RATE_LIMITED, OVERLOADED).
     pub retry_after: Option<u64>,
+    /// Set only from `StoreError::Contention`: the database rolled the write back to end a
+    /// deadlock, so nothing was written and the whole write may run again (`ops::retrying`).
+    /// A mark, not the message, so a location prefix (`at`) or another error that happens to
+    /// say the same words cannot change what is retried.
+    pub(crate) contended: bool,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), retry_after: None }
+        ApiError { code, message: message.into(), retry_after: None, contended: false }
     }
 
     /// Say when to try again.
@@ -87,7 +92,12 @@ impl ApiError {
     /// The database rolled the write back to end a deadlock (`StoreError::Contention`):
     /// nothing was written, and it may run again.
     pub fn is_contention(&self) -> bool {
-        self.code == ErrorCode::Conflict && self.message == CONTENTION
+        self.contended
+    }
+
+    /// The error of a write the database rolled back to end a deadlock.
+    pub(crate) fn contention() -> Self {
+        ApiError { contended: true, ..Self::new(ErrorCode::Conflict, CONTENTION).retry_after(1) }
     }
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Validation, message)

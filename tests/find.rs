@@ -1144,3 +1144,78 @@ async fn a_sorted_page_near_the_response_bound_is_served_like_the_general_path()
     let e = t.err(&query.replace("first: 5", "first: 9"), json!({ "after": ids[0] })).await;
     assert!(e["message"].as_str().unwrap().contains("8000"), "{e}");
 }
+
+/// A page-info flag reads rows only when the selection asks for it: what lies beyond a cursor,
+/// or in the pages an offset skips, is read for `hasPreviousPage` / `hasNextPage` alone. Every
+/// flag that is selected (by name, alias or fragment) is the one the whole page info gives, in
+/// every paging shape; the general path (two cursors, `page: n`) runs a statement fewer per
+/// flag left out, and a flag under `@skip(if: true)` counts as left out.
+#[tokio::test]
+async fn page_info_flags_read_only_when_asked_for() {
+    let (t, rows) = thousand_rows().await;
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    let query = |info: &str| {
+        format!(
+            "query($q: String!, $first: Int, $after: String, $last: Int, $before: String, $page: Int) {{
+              find(type: Row, arcql: $q, first: $first, after: $after, last: $last, before: $before, page: $page) {{
+                edges {{ cursor }} pageInfo {{ endCursor {info} }} }} }}"
+        )
+    };
+    let both = query("hasNextPage hasPreviousPage");
+    let selections = [
+        ("next", query("hasNextPage"), true, false),
+        ("previous", query("... on PageInfo { prev: hasPreviousPage }"), false, true),
+        ("neither", query("hasPreviousPage @skip(if: true)"), false, false),
+    ];
+    let (mut checked, mut fewer) = (0, 0);
+    for q in ["*", "k > 500", "g = 1 OR k < 10 SORT d DESC, k", "k < 0"] {
+        for (a, b) in [(ids[17], ids[980]), (ids[0], ids[999]), (ids[500], ids[501])] {
+            let shapes = [
+                json!({ "first": 5, "after": a }),
+                json!({ "last": 5, "before": b }),
+                json!({ "first": 5, "after": a, "before": b }),
+                json!({ "last": 5, "after": a, "before": b }),
+                json!({ "first": 5, "after": a, "page": 3 }),
+                json!({ "first": 5, "before": b, "page": 2 }),
+                json!({ "first": 5, "page": 2 }),
+            ];
+            for mut vars in shapes {
+                vars["q"] = json!(q);
+                let start = t.statements();
+                let full = t.ok(&both, vars.clone()).await;
+                let all = t.statements() - start;
+                let info = &full["find"]["pageInfo"];
+                for (name, text, next, previous) in &selections {
+                    let ctx = format!("{q} {vars} {name}");
+                    let start = t.statements();
+                    let data = t.ok(text, vars.clone()).await;
+                    let ran = t.statements() - start;
+                    assert_eq!(data["find"]["edges"], full["find"]["edges"], "{ctx}");
+                    let got = &data["find"]["pageInfo"];
+                    assert_eq!(got["endCursor"], info["endCursor"], "{ctx}");
+                    if *next {
+                        assert_eq!(got["hasNextPage"], info["hasNextPage"], "{ctx}");
+                    }
+                    if *previous {
+                        assert_eq!(got["prev"], info["hasPreviousPage"], "{ctx}");
+                    }
+                    assert!(got.get("hasPreviousPage").is_none(), "{ctx}: {got}");
+                    assert!(ran <= all, "{ctx}: {ran} statements, {all} with both flags");
+                    // Two cursors read each side's far side in a statement of its own; the side
+                    // behind the page's direction always (the other only when the page's own
+                    // extra row has not answered it).
+                    let two_cursors = vars.get("after").is_some() && vars.get("before").is_some();
+                    if two_cursors {
+                        let behind_left_out = if vars.get("first").is_some() { !*previous } else { !*next };
+                        assert!(ran + u64::from(behind_left_out) <= all, "{ctx}: {ran} statements, {all} with both");
+                        fewer += u64::from(behind_left_out && ran < all);
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    // Of the three selections, two leave out the flag behind the page.
+    assert_eq!((checked, fewer), (4 * 3 * 7 * 3, 4 * 3 * 2 * 2));
+}

@@ -22,6 +22,7 @@ use tower::ServiceExt;
 
 use arcbase::config::Limits;
 use arcbase::hyper::data::{compare, FindQuery, Selector};
+use common::rng::Rng;
 use common::{backend_is_postgres, TestApp, EXAMPLE};
 
 // ---------------------------------------------------------------------------------------------
@@ -94,24 +95,6 @@ async fn expect(t: &TestApp, status: u16, method: &str, path: &str, body: Option
     let (s, v) = call(t, method, path, body).await;
     assert_eq!(s, status, "{method} {path}: {v}");
     v
-}
-
-/// A small deterministic generator (xorshift), so a failing case can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len())].clone()
-    }
 }
 
 fn ids(docs: &Value) -> Vec<String> {
@@ -264,7 +247,7 @@ fn model_cmp(a: &Value, b: &Value, field: &str) -> std::cmp::Ordering {
 fn gen_value(rng: &mut Rng, field: &str) -> Option<Value> {
     let numbers = [json!(-3), json!(-1), json!(0), json!(1), json!(1.5), json!(2), json!(3), json!(-0.5), json!(1.0)];
     let strings = [json!(""), json!("a"), json!("ab"), json!("b"), json!("B"), json!("é"), json!("z"), json!("2")];
-    match (field, rng.below(10)) {
+    match (field, rng.index(10)) {
         (_, 0) => None,
         (_, 1) => Some(Value::Null),
         ("n", 2) => Some(rng.pick(&strings)),
@@ -272,15 +255,15 @@ fn gen_value(rng: &mut Rng, field: &str) -> Option<Value> {
         ("s", 2) => Some(rng.pick(&numbers)),
         ("s", 3) => Some(json!(true)),
         ("s", _) => Some(rng.pick(&strings)),
-        (_, 2..=5) => Some(json!(rng.below(2) == 0)),
+        (_, 2..=5) => Some(json!(rng.index(2) == 0)),
         (_, _) => Some(rng.pick(&numbers)),
     }
 }
 
 fn gen_selector(rng: &mut Rng, depth: u32) -> Value {
-    if depth < 2 && rng.below(4) == 0 {
+    if depth < 2 && rng.index(4) == 0 {
         let op = rng.pick(&["$and", "$or", "$nor"]);
-        let n = 1 + rng.below(3);
+        let n = 1 + rng.index(3);
         return json!({ op: (0..n).map(|_| gen_selector(rng, depth + 1)).collect::<Vec<_>>() });
     }
     let field = rng.pick(&["n", "s", "t"]);
@@ -288,10 +271,10 @@ fn gen_selector(rng: &mut Rng, depth: u32) -> Value {
     match op {
         "eq" => json!({ field: v_of(rng, field) }),
         "$in" | "$nin" => {
-            let n = 1 + rng.below(3);
+            let n = 1 + rng.index(3);
             json!({ field: { op: (0..n).map(|_| v_of(rng, field)).collect::<Vec<_>>() } })
         }
-        "$exists" => json!({ field: { op: rng.below(2) == 0 } }),
+        "$exists" => json!({ field: { op: rng.index(2) == 0 } }),
         _ => json!({ field: { op: v_of(rng, field) } }),
     }
 }
@@ -338,9 +321,9 @@ async fn model_run(seed: u64) {
     for case in 0..200 {
         let selector = gen_selector(&mut rng, 0);
         let sort_field = rng.pick(&["n", "s", "t", "_id"]);
-        let desc = rng.below(2) == 0;
-        let (limit, skip) = if rng.below(3) == 0 { (1 + rng.below(10), rng.below(5)) } else { (1000, 0) };
-        let fields = rng.below(5) == 0;
+        let desc = rng.index(2) == 0;
+        let (limit, skip) = if rng.index(3) == 0 { (1 + rng.index(10), rng.index(5)) } else { (1000, 0) };
+        let fields = rng.index(5) == 0;
         let mut body = json!({
             "selector": selector,
             "sort": [{ sort_field: if desc { "DESC" } else { "ASC" } }],
@@ -521,7 +504,7 @@ async fn cache_keys_ttls_and_patterns() {
 fn shuffled(rng: &mut Rng, keys: &[&'static str]) -> Vec<&'static str> {
     let mut order = keys.to_vec();
     for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i + 1));
+        order.swap(i, rng.index(i + 1));
     }
     order
 }
@@ -543,7 +526,7 @@ async fn concurrent_writers_of_the_same_search_documents_all_succeed() {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (w + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
             for step in 0..40 {
                 let word = format!("w{w}s{step}");
-                match rng.below(4) {
+                match rng.index(4) {
                     0 => {
                         let key = rng.pick(&keys);
                         let body = json!({ "text": format!("{word} common") });
@@ -564,7 +547,7 @@ async fn concurrent_writers_of_the_same_search_documents_all_succeed() {
                     _ => {
                         let ops: Vec<Value> = shuffled(&mut rng, &keys)
                             .iter()
-                            .map(|k| match rng.below(3) {
+                            .map(|k| match rng.index(3) {
                                 0 => json!({ "_id": k, "_deleted": true }),
                                 _ => json!({ "_id": k, "word": word }),
                             })

@@ -189,13 +189,8 @@ async fn the_counter_follows_random_write_sequences() {
     let t = TestApp::new(SDL).await;
     let mut live: Vec<String> = Vec::new();
     let mut trashed: Vec<String> = Vec::new();
-    let mut seed: u64 = 0x5eed_cafe;
-    let mut rnd = |n: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % n.max(1) as u64) as usize
-    };
+    let mut rng = common::rng::Rng(0x5eed_cafe);
+    let mut rnd = |n: usize| rng.index(n);
     for step in 0..60 {
         let pick = rnd(6);
         let what = match pick {
@@ -308,13 +303,8 @@ async fn get_of_a_cached_type_is_served_from_memory_and_never_stale() {
         assert_eq!((h1 - h0, m1 - m0), (1, 0), "the second get is a hit");
     }
 
-    let mut seed: u64 = 0xc0ff_ee11;
-    let mut rnd = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = common::rng::Rng(0xc0ff_ee11);
+    let mut rnd = |n: u64| rng.below(n);
     for step in 0..80 {
         let i = rnd(2) as usize;
         let id = ids[i].clone();
@@ -923,13 +913,8 @@ async fn concurrent_writers_keep_the_counter_and_the_feed_exact() {
     for w in 0..4u64 {
         let (t, ids) = (t.clone(), ids.clone());
         tasks.push(tokio::spawn(async move {
-            let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ (w + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            let mut rnd = move |n: u64| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed % n
-            };
+            let mut rng = common::rng::Rng(0x2545_f491_4f6c_dd1d_u64 ^ (w + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut rnd = move |n: u64| rng.below(n);
             // Per object: writes that changed it (upserts, trashes, untrashes), and the net
             // trashes (trashes that changed it less untrashes that did).
             let mut writes = vec![0i64; ids.len()];

@@ -53,6 +53,8 @@ async fn find_pages_by_keyset_and_checks_its_arguments() {
         selection: ids_only(book).into(),
         want_next_offsets: true,
         want_previous_offsets: false,
+        want_has_previous: true,
+        want_has_next: true,
     };
     let mut seen = Vec::new();
     let mut after = None;

@@ -8,6 +8,7 @@ mod common;
 use arcbase::plan::filter::plan_query;
 use arcbase::sql::find::{FindRenderer, Output, Seek, Select, Trashed};
 use arcbase::sql::{Sql, SqlValue};
+use common::rng::Rng;
 use common::*;
 use sqlx::Row;
 
@@ -93,7 +94,7 @@ async fn indexed_filters_and_cursor_seeks_do_not_scan() {
         (page.seeks, page.reverse) = (at(false), backward);
         let mut probe = first_page(book, &filter);
         (probe.seeks, probe.limit) = (at(true), Some(1));
-        let sql = r.page_beyond_cursor(&page, &selection, None, &probe);
+        let sql = r.page_beyond_cursor(&page, &selection, None, Some(&probe));
         let p = plan(&mut conn, &sql).await;
         assert!(p.contains("SEARCH t0 USING INDEX") && p.contains("title>?"), "{order}: {p}\n{}", sql.text);
         assert!(!p.contains("SCAN t0"), "{order}: {p}\n{}", sql.text);
@@ -287,21 +288,6 @@ async fn the_memory_map_setting_reaches_the_sqlite_connections() {
             }
             store.close().await;
         }
-    }
-}
-
-/// A tiny deterministic generator (xorshift): a failing case names its seed and its filter.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
     }
 }
 

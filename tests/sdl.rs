@@ -8,6 +8,9 @@ use std::process::Command;
 use arcbase::graphql::generated_sdl;
 use arcbase::model::{parse_sdl, Diagnostic};
 
+#[path = "common/rng.rs"]
+mod rng;
+
 const EXAMPLE: &str = include_str!("../schema/example.graphql");
 const SCALARS: &str = include_str!("schemas/scalars.graphql");
 const CYCLES: &str = include_str!("schemas/cycles.graphql");
@@ -743,13 +746,8 @@ fn every_accepted_schema_builds() {
     const FIELDS: &[&str] = &["x", "y", "z", "name", "tags", "id", "a_b", "next", "n1"];
     const TRICKY_FIELDS: &[&str] = &["X", "hypi", "null", "true", "x__y", "HYPI_ID", "Name", "hypi_x", "__f"];
     const SCALARS: &[&str] = &["Int", "Float", "String", "Long", "Json", "ID", "Boolean", "DateTime", "E"];
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = |n: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % n as u64) as usize
-    };
+    let mut rng = rng::Rng(0x2545_f491_4f6c_dd1d);
+    let mut next = |n: usize| rng.index(n);
     let (mut accepted, mut rejected) = (0, 0);
     for _ in 0..3000 {
         let mut sdl = String::new();

@@ -39,13 +39,10 @@ async fn writes_cut_off_anywhere_leave_no_transaction_open() {
             Dialect::Postgres => "SELECT COUNT(*) FROM generate_series(1, 20000)",
         },
     );
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = common::rng::Rng(0x9e37_79b9_7f4a_7c15);
     let mut cut = 0;
     for i in 0..400 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let after = Duration::from_micros(seed % 3000);
+        let after = Duration::from_micros(rng.below(3000));
         let (s, ins, heavy) = (store.clone(), insert(i), heavy.clone());
         let work = async move {
             let mut tx = s.begin_write().await?;

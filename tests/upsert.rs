@@ -698,13 +698,10 @@ async fn booleans_and_floats_round_trip() {
 async fn floats_of_every_magnitude_round_trip_exactly() {
     let t = TestApp::new(THING).await;
     // Doubles of every magnitude, from bit patterns (deterministic xorshift).
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = common::rng::Rng(0x9e37_79b9_7f4a_7c15);
     let mut many = Vec::new();
     while many.len() < 100 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let x = f64::from_bits(seed);
+        let x = f64::from_bits(rng.next());
         if x.is_finite() {
             many.push(x);
         }

@@ -671,6 +671,17 @@ struct Exec<'a> {
     plans: Option<&'a Plans>,
 }
 
+/// What a `find`'s selection asks of it: the node selections, and which parts of the page
+/// info that cost reads of their own.
+#[derive(Default)]
+struct FindWants<'a> {
+    nodes: Vec<&'a SelectionSet>,
+    next_offsets: bool,
+    previous_offsets: bool,
+    has_next: bool,
+    has_previous: bool,
+}
+
 /// A root field's result before encoding, or its error, and errors of its parts (the fields
 /// of `aggregate`).
 struct Outcome1 {
@@ -840,8 +851,8 @@ impl<'a> Exec<'a> {
             "find" => {
                 let type_idx = type_of("type")?;
                 let conn_sets = g.sets();
-                let (node_sets, next_offsets, previous_offsets) = self.find_selection(&conn_sets)?;
-                let selection = self.read_plan(g, type_idx, &node_sets)?;
+                let wants = self.find_selection(&conn_sets)?;
+                let selection = self.read_plan(g, type_idx, &wants.nodes)?;
                 let a = ops::read::FindArgs {
                     type_idx,
                     arcql: args.required("arcql")?,
@@ -854,8 +865,10 @@ impl<'a> Exec<'a> {
                     },
                     include_trashed: args.flag("includeTrashed"),
                     selection,
-                    want_next_offsets: next_offsets,
-                    want_previous_offsets: previous_offsets,
+                    want_next_offsets: wants.next_offsets,
+                    want_previous_offsets: wants.previous_offsets,
+                    want_has_previous: wants.has_previous,
+                    want_has_next: wants.has_next,
                 };
                 let c = ops::read::find(engine, caller, &a).await?;
                 let edges = c.edges.into_iter().map(|e| edge(self.tagged(e.node, type_idx), e.cursor, None)).collect();
@@ -878,7 +891,7 @@ impl<'a> Exec<'a> {
             "search" => {
                 let type_idx = type_of("type")?;
                 let conn_sets = g.sets();
-                let (node_sets, _, _) = self.find_selection(&conn_sets)?;
+                let node_sets = self.find_selection(&conn_sets)?.nodes;
                 let selection = self.read_plan(g, type_idx, &node_sets)?;
                 let service = caller
                     .hyper
@@ -1086,27 +1099,32 @@ impl<'a> Exec<'a> {
 
     /// What `find`'s selection asks of the connection: the node selections, and whether
     /// `pageInfo.nextOffsets` / `previousOffsets` are selected (they cost a statement each).
-    fn find_selection(&self, conn: &[&'a SelectionSet]) -> ApiResult<(Vec<&'a SelectionSet>, bool, bool)> {
-        let (mut nodes, mut next, mut previous) = (Vec::new(), false, false);
+    fn find_selection(&self, conn: &[&'a SelectionSet]) -> ApiResult<FindWants<'a>> {
+        let mut w = FindWants::default();
         for part in self.env.collect("HypiFilterConnection", conn)? {
             match part.name() {
                 "edges" => {
                     for e in self.env.collect("HypiResultEdge", &part.sets())? {
                         if e.name() == "node" {
-                            nodes.extend(e.sets());
+                            w.nodes.extend(e.sets());
                         }
                     }
                 }
                 "pageInfo" => {
                     for p in self.env.collect("PageInfo", &part.sets())? {
-                        next |= p.name() == "nextOffsets";
-                        previous |= p.name() == "previousOffsets";
+                        match p.name() {
+                            "nextOffsets" => w.next_offsets = true,
+                            "previousOffsets" => w.previous_offsets = true,
+                            "hasNextPage" => w.has_next = true,
+                            "hasPreviousPage" => w.has_previous = true,
+                            _ => {}
+                        }
                     }
                 }
                 _ => {}
             }
         }
-        Ok((nodes, next, previous))
+        Ok(w)
     }
 
     /// `aggregate { x(where) { ... } xWith(groupBy: ...) { ... } }`: each field is one

@@ -37,11 +37,13 @@ pub struct HyperError {
     pub msg: String,
     /// Seconds after which the request may be tried again (503).
     pub retry_after: Option<u64>,
+    /// Set only from `StoreError::Contention` (see `ApiError`'s field of the same name).
+    pub(crate) contended: bool,
 }
 
 impl HyperError {
     pub fn new(status: u16, msg: impl Into<String>) -> Self {
-        HyperError { status, msg: msg.into(), retry_after: None }
+        HyperError { status, msg: msg.into(), retry_after: None, contended: false }
     }
     /// 400: a request that has nothing to work on (an empty document, no body).
     pub fn bad_request(msg: impl Into<String>) -> Self {
@@ -83,7 +85,7 @@ const CONTENDED: &str =
 impl HyperError {
     /// The database rolled the write back to end a deadlock: nothing was written.
     pub(crate) fn is_contention(&self) -> bool {
-        self.status == 503 && self.msg == CONTENDED
+        self.contended
     }
 }
 
@@ -97,7 +99,9 @@ impl From<crate::store::StoreError> for HyperError {
             StoreError::Overloaded => {
                 HyperError { retry_after: Some(1), ..HyperError::new(503, "the server is busy: try again shortly") }
             }
-            StoreError::Contention => HyperError { retry_after: Some(1), ..HyperError::new(503, CONTENDED) },
+            StoreError::Contention => {
+                HyperError { retry_after: Some(1), contended: true, ..HyperError::new(503, CONTENDED) }
+            }
             StoreError::TooLarge(n) => HyperError::too_large(format!("the answer is larger than {n} bytes")),
             StoreError::CommitUnknown => HyperError::new(
                 503,

@@ -231,6 +231,10 @@ mod tests {
         .await;
         assert_eq!(runs.get(), 1);
         assert!(!other.unwrap_err().is_contention());
+        // The mark, not the words: the same message from elsewhere is not contention, and a
+        // location prefix keeps it.
+        assert!(!ApiError::new(ErrorCode::Conflict, crate::error::CONTENTION).is_contention());
+        assert!(contended().at("values.Author[2]").is_contention());
         // Through the built-in hyper services of an ATOMIC write too (which then answer it as
         // contention, not as the services being unavailable).
         use crate::hyper::HyperError;

@@ -195,6 +195,13 @@ pub struct FindArgs {
     /// Compute `nextOffsets` / `previousOffsets` (one statement each).
     pub want_next_offsets: bool,
     pub want_previous_offsets: bool,
+    /// Compute `hasPreviousPage` / `hasNextPage` where that reads rows of its own: what lies on
+    /// a cursor's far side, or in the pages an offset skips. A flag not asked for reads nothing
+    /// and may be answered `false`, so a front door that shows a flag asks for it (GraphQL:
+    /// when the selection has it). The flag in the page's own direction (the extra row of the
+    /// page's read) is always exact.
+    pub want_has_previous: bool,
+    pub want_has_next: bool,
 }
 
 /// One page of `find`.
@@ -352,16 +359,23 @@ pub async fn find(engine: &Engine, caller: &Caller, args: &FindArgs) -> ApiResul
             }
         }
     };
+    // Only the flags asked for read anything (`FindArgs::want_has_previous`); offsets need
+    // their side's flag.
+    let want_prev = args.want_has_previous || args.want_previous_offsets;
+    let want_next = args.want_has_next || args.want_next_offsets;
     let (has_previous, has_next) = if past_end {
-        (after_arg == Some(LAST) && exists(Vec::new()).await?, before_arg == Some(FIRST) && exists(Vec::new()).await?)
+        (
+            want_prev && after_arg == Some(LAST) && exists(Vec::new()).await?,
+            want_next && before_arg == Some(FIRST) && exists(Vec::new()).await?,
+        )
     } else if backward {
         // Rows before the page: more of the window, or anything at or before `after`.
-        (more || beyond(&after_c, false).await?, beyond(&before_c, true).await?)
+        (more || (want_prev && beyond(&after_c, false).await?), want_next && beyond(&before_c, true).await?)
     } else {
         // Rows before the page: anything at or before `after`, or (page > 1) the pages of
         // the window that the offset skipped.
-        let prev = beyond(&after_c, false).await? || (page > 1 && exists(bounds()).await?);
-        (prev, more || beyond(&before_c, true).await?)
+        let prev = want_prev && (beyond(&after_c, false).await? || (page > 1 && exists(bounds()).await?));
+        (prev, more || (want_next && beyond(&before_c, true).await?))
     };
 
     let edges = edges_of(engine, caller, &args.selection, rows, 0)?;
@@ -472,8 +486,11 @@ async fn find_beyond_cursor(
     };
     let probe =
         Select { type_idx, filter, instance, trashed, seeks: seeks(true), reverse: false, limit: Some(1), offset: 0 };
+    // The far side of an `after` cursor is the previous page, of a `before` cursor the next:
+    // probed only when its flag is asked for.
+    let probe_wanted = if before_side { args.want_has_next } else { args.want_has_previous };
     let check = read.is_none().then(|| r.cursor(type_idx, filter, instance, cursor, args.include_trashed));
-    let sql = r.page_beyond_cursor(&page, &args.selection, check, &probe);
+    let sql = r.page_beyond_cursor(&page, &args.selection, check, probe_wanted.then_some(&probe));
     let mut rows = engine.store.fetch_rows_within(&sql, engine.limits.response_bytes).await?.into_iter();
     let truthy = |v: Option<&SqlValue>| {
         matches!(v, Some(SqlValue::Bool(true))) || v.and_then(SqlValue::as_i64).is_some_and(|n| n != 0)

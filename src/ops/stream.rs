@@ -300,6 +300,8 @@ impl Stream {
                 selection: std::sync::Arc::new(selection.clone()),
                 want_next_offsets: false,
                 want_previous_offsets: false,
+                want_has_previous: false,
+                want_has_next: false,
             };
             for edge in super::read::find(engine, caller, &a).await?.edges {
                 let id = edge.node["hypi"]["id"].as_str().unwrap_or_default().to_string();

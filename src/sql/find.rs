@@ -169,13 +169,14 @@ impl FindRenderer<'_> {
     /// [`Self::cursor`]'s statement, for the order by id alone (where the cursor's position is
     /// its id, so the page needs nothing read from the cursor row); `None` when the cursor row
     /// was already read (its existence column is then `1`). `probe` selects the rows on the
-    /// cursor's far side (a negated seek).
+    /// cursor's far side (a negated seek); `None` when nobody asked what lies there (its column
+    /// is then `0`, and the statement reads nothing on that side).
     pub fn page_beyond_cursor(
         &self,
         page: &Select<'_>,
         selection: &ObjectSelection,
         cursor: Option<Sql>,
-        probe: &Select<'_>,
+        probe: Option<&Select<'_>>,
     ) -> Sql {
         let keys = &page.filter.sort;
         let mut sql = Sql::new(self.dialect);
@@ -184,11 +185,14 @@ impl FindRenderer<'_> {
             sql.push(&format!(", NULL AS k{k}"));
         }
         match cursor {
-            Some(cursor) => sql.push(", EXISTS (").append(cursor).push(") AS present, EXISTS ("),
-            None => sql.push(", 1 AS present, EXISTS ("),
+            Some(cursor) => sql.push(", EXISTS (").append(cursor).push(") AS present"),
+            None => sql.push(", 1 AS present"),
         };
-        sql.append(self.select(probe, Output::Exists));
-        sql.push(") AS beyond UNION ALL SELECT 1, p.*, NULL, NULL FROM (");
+        match probe {
+            Some(probe) => sql.push(", EXISTS (").append(self.select(probe, Output::Exists)).push(") AS beyond"),
+            None => sql.push(", 0 AS beyond"),
+        };
+        sql.push(" UNION ALL SELECT 1, p.*, NULL, NULL FROM (");
         sql.append(self.select(page, Output::DocumentsAndKeys(selection)));
         // The page's order over the union's columns: key k is `k{k}`.
         let keys: Vec<(String, bool)> = keys.iter().enumerate().map(|(k, key)| (format!("k{k}"), key.desc)).collect();
@@ -341,5 +345,54 @@ fn bind_list(sql: &mut Sql, ids: &[String]) {
             sql.push(", ");
         }
         sql.bind(id.as_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::read::HypiField;
+
+    /// The page beyond a cursor reads the cursor's far side only when given a probe: without
+    /// one, the statement holds one seek (the page's) and no `EXISTS` for it, on both dialects.
+    #[test]
+    fn a_page_beyond_a_cursor_reads_its_far_side_only_with_a_probe() {
+        let model = crate::model::parse_sdl("type Row { k: Int }").unwrap();
+        let row = model.types.iter().position(|t| t.name == "Row").unwrap();
+        let filter = crate::plan::filter::plan_query(&model, row, "k > 5").unwrap();
+        let mut selection = ObjectSelection::new(row);
+        selection.add_hypi(&[HypiField::Id]);
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let r = FindRenderer { model: &model, app: "app", dialect };
+            let select = |negate, limit| Select {
+                type_idx: row,
+                filter: &filter,
+                instance: "i",
+                trashed: Trashed::Hide,
+                seeks: vec![Seek { values: &[], id: "c", backward: false, negate }],
+                reverse: false,
+                limit: Some(limit),
+                offset: 0,
+            };
+            let (page, probe) = (select(false, 26), select(true, 1));
+            let cursor = || Some(r.cursor(row, &filter, "i", "c", false));
+            let with = r.page_beyond_cursor(&page, &selection, cursor(), Some(&probe));
+            let without = r.page_beyond_cursor(&page, &selection, cursor(), None);
+            let count = |s: &Sql, what: &str| s.text.matches(what).count();
+            assert_eq!(
+                (count(&with, "EXISTS ("), count(&without, "EXISTS (")),
+                (2, 1),
+                "{dialect:?}: {}",
+                without.text
+            );
+            assert_eq!(count(&with, "hypi_id <= ?"), 1, "{dialect:?}: the probe's seek: {}", with.text);
+            assert_eq!(count(&without, "hypi_id <= ?"), 0, "{dialect:?}: {}", without.text);
+            assert!(without.text.contains("0 AS beyond"), "{}", without.text);
+            assert_eq!(with.binds.len() - without.binds.len(), probe_binds(&r, &probe), "{dialect:?}");
+        }
+    }
+
+    fn probe_binds(r: &FindRenderer<'_>, probe: &Select<'_>) -> usize {
+        r.select(probe, Output::Exists).binds.len()
     }
 }

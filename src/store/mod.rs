@@ -88,7 +88,7 @@ impl From<StoreError> for ApiError {
                 "the database did not answer the commit of this write in time: it may or may not have been saved; \
                  read the objects before writing them again",
             ),
-            StoreError::Contention => ApiError::new(ErrorCode::Conflict, crate::error::CONTENTION).retry_after(1),
+            StoreError::Contention => ApiError::contention(),
             StoreError::Overloaded | StoreError::Closed => {
                 ApiError::new(ErrorCode::Overloaded, "the database is busy; retry shortly").retry_after(1)
             }

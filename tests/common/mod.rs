@@ -17,6 +17,7 @@ use arcbase::server::{self, App, ServeOptions};
 pub mod clients;
 pub mod pg;
 pub mod process;
+pub mod rng;
 
 /// The backend the behaviour suite runs on: `ARCBASE_TEST_BACKEND=postgres` runs every test
 /// against a throwaway PostgreSQL cluster; anything else (the default) uses SQLite files.

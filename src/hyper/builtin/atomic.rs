@@ -34,9 +34,7 @@ impl Builtin {
         let (inst, name) = (scope.instance.as_str(), store.as_str());
         let empty = json!({});
         // In key order, as the bridge's bulk calls write these documents (`lock_order`).
-        let mut ordered: Vec<&String> = ids.iter().collect();
-        ordered.sort();
-        let ids = ordered;
+        let ids: Vec<&String> = super::lock_order(ids, |id| id.as_str()).into_iter().map(|i| &ids[i]).collect();
         if services.contains(&HyperService::Data) && spec.data {
             self.base.ensure(tx, scope, Service::Data, store, &empty).await?;
             for &id in &ids {
