@@ -208,6 +208,72 @@ async fn statistics_follow_a_bulk_load_without_a_restart() {
     assert_eq!(data["find"]["edges"].as_array().unwrap().len(), 25);
 }
 
+/// The names of the indexes of `table`, in order.
+async fn indexes(conn: &mut sqlx::SqliteConnection, table: &str) -> Vec<String> {
+    let rows = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? ORDER BY name")
+        .bind(table)
+        .fetch_all(conn)
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.get::<String, _>("name")).collect()
+}
+
+/// A reference that starts an `@indices` set gets no index of its own (the set's index serves
+/// the clearing of references when a target is deleted, and a second one would cost every
+/// write); one an earlier release made is dropped when the model is applied again. A reference
+/// without such a set keeps its own index. Both are checked by the plan of the statement that
+/// clears references.
+#[tokio::test]
+async fn a_reference_that_starts_an_index_set_has_no_second_index() {
+    const SDL: &str = "type Member { name: String }
+        type Message @indices(sets: [[\"account\"]]) { text: String account: Member editor: Member }";
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("refs.db").display());
+    let t = TestApp::at(SDL, None, arcbase::config::Limits::default(), dir, &url).await;
+    let engine = t.engine();
+    let (message, ty) = engine.model.type_by_name("Message").unwrap();
+    let table = arcbase::sql::names::object_table(&engine.app, ty);
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    let names = indexes(&mut conn, &table).await;
+    assert!(names.iter().any(|n| n.ends_with("idx__account")), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with("ref__editor")), "{names:?}");
+    assert!(!names.iter().any(|n| n.ends_with("ref__account")), "{names:?}");
+
+    // A database an earlier release made has the second index; applying the model drops it.
+    let old = arcbase::sql::names::index_name(&table, "ref__account");
+    sqlx::query(&format!("CREATE INDEX \"{old}\" ON \"{table}\" (hypi_instance, account)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(indexes(&mut conn, &table).await.contains(&old));
+    t.app.store.apply_model(&engine.app, &engine.model).await.unwrap();
+    assert_eq!(indexes(&mut conn, &table).await, names);
+
+    // Clearing the references to a deleted member searches an index for each field.
+    let r = FindRenderer { model: &engine.model, app: &engine.app, dialect: engine.store.dialect() };
+    for field in ["account", "editor"] {
+        let fi = ty.fields.iter().position(|f| f.name == field).unwrap();
+        let sql = r.clear_refs(message, fi, "default", &["m1".to_string()], "2026-01-01T00:00:00.000Z");
+        let p = plan(&mut conn, &sql).await;
+        assert!(p.contains("SEARCH") && p.contains("INDEX"), "{field}: {p}\n{}", sql.text);
+        assert!(p.contains(&format!("{field}=?")), "{field}: {p}");
+    }
+    drop(conn);
+
+    // And the references really are cleared.
+    t.upsert(serde_json::json!({ "Member": [{ "hypi": { "id": "m1" } }] })).await;
+    t.upsert(serde_json::json!({ "Message": [{ "hypi": { "id": "x" }, "account": { "hypi": { "id": "m1" } }, "editor": { "hypi": { "id": "m1" } } }] }))
+        .await;
+    t.ok("mutation { delete(type: Member, arcql: \"hypi.id = 'm1'\") }", serde_json::json!({})).await;
+    let data = t
+        .ok(
+            "{ get(type: Message, id: \"x\") { ... on Message { account { hypi { id } } editor { hypi { id } } } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(data["get"], serde_json::json!({ "account": null, "editor": null }));
+}
+
 /// A reader connection's reload of the planner's statistics takes the write lock for a moment;
 /// an inline reader, which never waits for a lock, meets the writer's and must try again at its
 /// next read rather than count itself up to date with the old statistics.

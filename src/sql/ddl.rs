@@ -63,7 +63,7 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
             // The account's argon2 password hash: never selected by a generated read.
             cols.push(format!("{COL_PASSWORD} {text}"));
         }
-        for field in &ty.fields {
+        for (fi, field) in ty.fields.iter().enumerate() {
             match field.storage() {
                 Storage::Column | Storage::RefColumn(_) => cols.push(column_def(dialect, field)),
                 Storage::LinkTable(target) => {
@@ -120,12 +120,19 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
             }
             if let Storage::RefColumn(_) = field.storage() {
                 // Deleting a target clears the references to it; this index makes that cheap.
-                indexes.push(format!(
-                    "CREATE INDEX IF NOT EXISTS {} ON {} ({COL_INSTANCE}, {})",
-                    quote(&index_name(&table, &format!("ref__{}", field.name))),
-                    quote(&table),
-                    quote(column(field))
-                ));
+                // An `@indices` set that starts with the reference already is such an index
+                // (with the id after it), and a second one would only cost every write: none
+                // is made then, and one an earlier release made is dropped when the model is applied.
+                let name = quote(&index_name(&table, &format!("ref__{}", field.name)));
+                if ty.indices.iter().any(|set| set.first() == Some(&fi)) {
+                    indexes.push(format!("DROP INDEX IF EXISTS {name}"));
+                } else {
+                    indexes.push(format!(
+                        "CREATE INDEX IF NOT EXISTS {name} ON {} ({COL_INSTANCE}, {})",
+                        quote(&table),
+                        quote(column(field))
+                    ));
+                }
             }
         }
         cols.push(format!("PRIMARY KEY ({COL_INSTANCE}, {COL_ID})"));
