@@ -229,3 +229,109 @@ async fn a_task_whose_reads_finish_at_once_still_lets_others_run() {
     assert!(store.read_figures().unwrap().inline >= reads);
     store.close().await;
 }
+
+/// Waits until the file has gone unwritten long enough for reads to keep a snapshot.
+async fn quiet() {
+    tokio::time::sleep(Duration::from_millis(80)).await;
+}
+
+fn count_of(table: &str) -> Sql {
+    Sql::raw(Dialect::Sqlite, &format!("SELECT COUNT(*) FROM {table}"))
+}
+
+/// While nothing is written, reads share one read transaction (`snapshots` counts those begun);
+/// a write ends it, and the next read sees the write.
+#[tokio::test]
+async fn reads_keep_a_snapshot_while_nothing_is_written_and_see_each_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, "f.db", Budgets::default()).await;
+    store.execute(&Sql::raw(Dialect::Sqlite, "CREATE TABLE s (n BIGINT)")).await.unwrap();
+    for round in 1..=5i64 {
+        store.execute(&Sql::raw(Dialect::Sqlite, "INSERT INTO s VALUES (1)")).await.unwrap();
+        // Right after the write, and again once the file is quiet: the write is seen.
+        assert_eq!(store.fetch_rows(&count_of("s")).await.unwrap()[0][0], SqlValue::Int(round));
+        quiet().await;
+        let before = store.read_figures().unwrap();
+        for _ in 0..50 {
+            assert_eq!(store.fetch_rows(&count_of("s")).await.unwrap()[0][0], SqlValue::Int(round));
+        }
+        let after = store.read_figures().unwrap();
+        assert_eq!(after.inline, before.inline + 50, "{after:?}");
+        // One task reads, so one connection: one snapshot for the 50 reads.
+        assert_eq!(after.snapshots, before.snapshots + 1, "{before:?} {after:?}");
+    }
+    store.close().await;
+}
+
+/// Two stores of one process on one file (two nodes, as tests run them): a write through one
+/// ends the other's kept snapshots, and its next read sees the write.
+#[tokio::test]
+async fn a_write_through_another_store_on_the_file_is_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(&dir, "g.db", Budgets::default()).await;
+    let b = open(&dir, "./g.db", Budgets::default()).await;
+    a.execute(&Sql::raw(Dialect::Sqlite, "CREATE TABLE t (n BIGINT)")).await.unwrap();
+    for n in 1..=5i64 {
+        a.execute(&Sql::raw(Dialect::Sqlite, "INSERT INTO t VALUES (1)")).await.unwrap();
+        quiet().await;
+        let before = b.read_figures().unwrap();
+        assert_eq!(b.fetch_rows(&count_of("t")).await.unwrap()[0][0], SqlValue::Int(n));
+        assert_eq!(b.fetch_rows(&count_of("t")).await.unwrap()[0][0], SqlValue::Int(n));
+        let after = b.read_figures().unwrap();
+        assert_eq!((after.inline, after.snapshots), (before.inline + 2, before.snapshots + 1), "{after:?}");
+    }
+    // And a write through the read pool (a statement that writes and returns rows), while the
+    // other store keeps a snapshot.
+    let twos = Sql::raw(Dialect::Sqlite, "SELECT COUNT(*) FROM t WHERE n = 2");
+    quiet().await;
+    assert_eq!(a.fetch_rows(&twos).await.unwrap()[0][0], SqlValue::Int(0));
+    let upd = Sql::raw(Dialect::Sqlite, "UPDATE t SET n = 2 RETURNING n");
+    assert_eq!(b.fetch_rows(&upd).await.unwrap().len(), 5);
+    assert_eq!(a.fetch_rows(&twos).await.unwrap()[0][0], SqlValue::Int(5));
+    assert_eq!(b.fetch_rows(&twos).await.unwrap()[0][0], SqlValue::Int(5));
+    a.close().await;
+    b.close().await;
+}
+
+/// No idle reader holds a snapshot from before a write: after writes and reads in turn, a
+/// checkpoint copies every frame of the WAL back (a reader's older snapshot would keep the
+/// frames written after it in the WAL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_snapshots_do_not_hold_back_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, "h.db", Budgets::default()).await;
+    store.execute(&Sql::raw(Dialect::Sqlite, "CREATE TABLE c (n BIGINT, pad TEXT)")).await.unwrap();
+    let side = rusqlite::Connection::open(dir.path().join("h.db")).unwrap();
+    for round in 0..10 {
+        // Several readers at once, each keeping its snapshot once the file is quiet.
+        quiet().await;
+        let reads: Vec<_> = (0..8)
+            .map(|_| {
+                let s = store.clone();
+                tokio::spawn(async move {
+                    for _ in 0..20 {
+                        s.fetch_rows(&count_of("c")).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for r in reads {
+            r.await.unwrap();
+        }
+        let mut ins = Sql::new(Dialect::Sqlite);
+        ins.push("INSERT INTO c SELECT value, printf('%.500c', 'x') FROM generate_series(1, 50)");
+        if store.execute(&ins).await.is_err() {
+            // No generate_series in this build: a recursive count instead.
+            let mut ins = Sql::new(Dialect::Sqlite);
+            ins.push("WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 50) ");
+            ins.push("INSERT INTO c SELECT i, printf('%.500c', 'x') FROM r");
+            store.execute(&ins).await.unwrap();
+        }
+        let (busy, log, done): (i64, i64, i64) =
+            side.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+        assert_eq!((busy, done), (0, log), "round {round}: {log} frames in the WAL, {done} checkpointed");
+    }
+    assert!(store.read_figures().unwrap().snapshots >= 10);
+    assert_eq!(store.fetch_rows(&count_of("c")).await.unwrap()[0][0], SqlValue::Int(500));
+    store.close().await;
+}

@@ -30,11 +30,26 @@
 //! prepared again. The pool's connections (writes, and reads past the inline budget) keep
 //! SQLite's default: sqlx offers no safe way to set it, and for a read that long a plan fitted
 //! to its values is worth a parse.
+//!
+//! A read transaction is begun for a read and kept for the next ones while nothing is written:
+//! taking and letting go of WAL's read lock, checking the file's size and ending the
+//! transaction were about a tenth of a SQLite `get`'s CPU (docs/benchmarks.md). Every statement
+//! this process runs on the file's pools ([`Writes::written`], called by `sqlite.rs` when a
+//! transaction or a statement outside one ends) moves the file's write generation on; a reader
+//! whose snapshot began before it begins a new one before its next read, and the idle readers'
+//! snapshots are ended there and then, so every read sees every write committed before it
+//! began (as without kept snapshots), and no idle reader holds back a checkpoint of what was
+//! written. While the file is being written (the last write less than [`QUIET`] ago) reads keep
+//! no snapshot at all: a snapshot held between writes would keep the WAL from being checkpointed
+//! in full and so from starting again at its beginning, and it would grow. A snapshot is
+//! also not kept past [`SNAPSHOT_AGE`], which bounds how long a write by another process (which
+//! the serve claim rules out for servers, `server/claim.rs`) goes unseen. Stores of one process
+//! on one file share one [`Writes`].
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
@@ -48,6 +63,86 @@ const SLOW_TEXTS: usize = 1_024;
 
 /// Prepared statements each connection keeps.
 const STATEMENTS: usize = 128;
+
+/// Reads keep no snapshot until the file has not been written for this long.
+pub(crate) const QUIET: Duration = Duration::from_millis(50);
+
+/// A kept snapshot is ended at the first read past this age.
+pub(crate) const SNAPSHOT_AGE: Duration = Duration::from_secs(1);
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// The writes of this process to one SQLite file, shared by every store open on it.
+pub(crate) struct Writes {
+    /// Moved on after each write.
+    generation: AtomicU64,
+    /// When the last write ended (nanoseconds since [`epoch`]).
+    last: AtomicU64,
+    /// The inline readers of the stores open on the file.
+    readers: Mutex<Vec<Weak<Inline>>>,
+}
+
+/// The [`Writes`] of each file open in this process.
+static FILES: Mutex<Vec<(PathBuf, Weak<Writes>)>> = Mutex::new(Vec::new());
+
+impl Writes {
+    /// The writes to the file at `path` (by its canonical path, so that two spellings of one
+    /// file share one; the file need not exist yet); `None`: an in-memory database (its own).
+    pub fn of(path: Option<&std::path::Path>) -> Arc<Writes> {
+        let fresh = || {
+            Arc::new(Writes { generation: AtomicU64::new(0), last: AtomicU64::new(0), readers: Mutex::new(Vec::new()) })
+        };
+        let canonical = |p: &std::path::Path| {
+            p.canonicalize().ok().or_else(|| {
+                let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+                Some(dir.canonicalize().ok()?.join(p.file_name()?))
+            })
+        };
+        let Some(path) = path.and_then(canonical) else { return fresh() };
+        let mut files = FILES.lock().unwrap_or_else(PoisonError::into_inner);
+        files.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(w) = files.iter().find(|(p, _)| *p == path).and_then(|(_, w)| w.upgrade()) {
+            return w;
+        }
+        let w = fresh();
+        files.push((path, Arc::downgrade(&w)));
+        w
+    }
+
+    fn register(&self, inline: &Arc<Inline>) {
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        readers.retain(|r| r.strong_count() > 0);
+        readers.push(Arc::downgrade(inline));
+    }
+
+    /// A statement or a transaction that may have written has ended: every snapshot begun
+    /// before now is stale, and the idle readers' ones end now.
+    pub fn written(&self) {
+        self.last.store(nanos(Instant::now()), Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let readers: Vec<Arc<Inline>> =
+            self.readers.lock().unwrap_or_else(PoisonError::into_inner).iter().filter_map(Weak::upgrade).collect();
+        for inline in readers {
+            inline.end_stale_snapshots();
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Has the file gone unwritten for [`QUIET`] by `now`?
+    fn quiet(&self, now: Instant) -> bool {
+        nanos(now).saturating_sub(self.last.load(Ordering::Acquire)) >= QUIET.as_nanos() as u64
+    }
+}
+
+fn nanos(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// Why a read was not answered here.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,6 +160,19 @@ struct Reader {
     budget: Arc<Budget>,
     /// The statistics generation this connection's planner has loaded.
     statistics: u64,
+    /// The read transaction kept open: the write generation it began in, and when.
+    snapshot: Option<(u64, Instant)>,
+}
+
+impl Reader {
+    /// End the kept read transaction, if any.
+    fn end_snapshot(&mut self) {
+        if self.snapshot.take().is_some() {
+            // A read transaction's end cannot fail for want of a lock; when SQLite already
+            // ended it (an error rolls back), there is none left to end.
+            let _ = self.conn.prepare_cached("COMMIT").and_then(|mut s| s.raw_execute());
+        }
+    }
 }
 
 /// How reads were answered (for `GET /admin/caches` and the tests).
@@ -82,6 +190,9 @@ pub struct ReadFigures {
     /// Times SQLite prepared an inline statement again (its plan expired: the schema or the
     /// statistics changed, or, without the planner stability guarantee, a new bound value).
     pub reprepared: u64,
+    /// Read transactions begun to be kept for the reads after (the module doc); reads outside
+    /// one (while the file is being written) are not counted.
+    pub snapshots: u64,
 }
 
 #[derive(Default)]
@@ -91,6 +202,7 @@ struct Counts {
     past_budget: AtomicU64,
     handed_back: AtomicU64,
     reprepared: AtomicU64,
+    snapshots: AtomicU64,
 }
 
 /// Idle inline reader connections of one SQLite database.
@@ -111,14 +223,22 @@ pub(crate) struct Inline {
     slow: Mutex<HashSet<String>>,
     slow_count: AtomicUsize,
     counts: Counts,
+    /// This process's writes to the file.
+    writes: Arc<Writes>,
 }
 
 impl Inline {
     /// Inline readers of the file at `path` (`None`: an in-memory database, which only the
     /// pool's connections share; every read then goes to the pool).
-    pub fn new(path: Option<PathBuf>, mmap_bytes: u64, budget: Duration, max: usize) -> Inline {
+    pub fn new(
+        path: Option<PathBuf>,
+        mmap_bytes: u64,
+        budget: Duration,
+        max: usize,
+        writes: Arc<Writes>,
+    ) -> Arc<Inline> {
         let budget = if path.is_some() { budget } else { Duration::ZERO };
-        Inline {
+        let inline = Arc::new(Inline {
             idle: Mutex::new(Vec::new()),
             path: path.unwrap_or_default(),
             mmap_bytes,
@@ -130,7 +250,10 @@ impl Inline {
             slow: Mutex::new(HashSet::new()),
             slow_count: AtomicUsize::new(0),
             counts: Counts::default(),
-        }
+            writes: writes.clone(),
+        });
+        writes.register(&inline);
+        inline
     }
 
     /// The planner's statistics changed: every connection reloads them before its next read.
@@ -146,6 +269,7 @@ impl Inline {
             past_budget: c.past_budget.load(Ordering::Relaxed),
             handed_back: c.handed_back.load(Ordering::Relaxed),
             reprepared: c.reprepared.load(Ordering::Relaxed),
+            snapshots: c.snapshots.load(Ordering::Relaxed),
         }
     }
 
@@ -156,14 +280,32 @@ impl Inline {
             self.counts.pool.fetch_add(1, Ordering::Relaxed);
             return Err(Declined::Pool);
         }
-        let Some(reader) = self.take() else {
+        let Some(mut reader) = self.take() else {
             self.counts.pool.fetch_add(1, Ordering::Relaxed);
             return Err(Declined::Pool);
         };
-        let own = Instant::now() + self.budget;
+        let now = Instant::now();
+        let own = now + self.budget;
+        // Read before the snapshot begins: a write ending in between makes it stale, never an
+        // older snapshot look fresh.
+        let generation = self.writes.generation();
+        if reader.snapshot.is_some_and(|(g, at)| g != generation || now.duration_since(at) >= SNAPSHOT_AGE) {
+            reader.end_snapshot();
+        }
+        if reader.snapshot.is_none()
+            && self.writes.quiet(now)
+            && reader.conn.prepare_cached("BEGIN").and_then(|mut s| s.raw_execute()).is_ok()
+        {
+            reader.snapshot = Some((generation, now));
+            self.counts.snapshots.fetch_add(1, Ordering::Relaxed);
+        }
         reader.budget.set(own.min(until));
         let result = step(&reader.conn, sql, max_bytes, &self.counts.reprepared);
         reader.budget.clear();
+        if result.is_err() {
+            // Whatever stopped it, the next read starts from a fresh snapshot.
+            reader.end_snapshot();
+        }
         self.put(reader);
         match result {
             Ok(rows) => {
@@ -265,7 +407,7 @@ impl Inline {
         Some(reader)
     }
 
-    fn put(&self, reader: Reader) {
+    fn put(&self, mut reader: Reader) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if self.closed.load(Ordering::Acquire) {
             drop(idle);
@@ -273,7 +415,21 @@ impl Inline {
             self.open.fetch_sub(1, Ordering::AcqRel);
             return;
         }
+        // Under the lock [`Writes::written`] sweeps with: a write that ended while this reader
+        // was out either shows here or finds it idle.
+        if reader.snapshot.is_some_and(|(g, _)| g != self.writes.generation()) {
+            reader.end_snapshot();
+        }
         idle.push(reader);
+    }
+
+    /// End the idle readers' snapshots begun before the last write.
+    fn end_stale_snapshots(&self) {
+        let generation = self.writes.generation();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        for r in idle.iter_mut().filter(|r| r.snapshot.is_some_and(|(g, _)| g != generation)) {
+            r.end_snapshot();
+        }
     }
 
     /// Load the planner's statistics again if they changed since this connection last did
@@ -282,6 +438,8 @@ impl Inline {
     fn reload(&self, r: &mut Reader) {
         let now = self.statistics.load(Ordering::Acquire);
         if r.statistics != now {
+            // The reload writes: outside any read transaction.
+            r.end_snapshot();
             // The reload takes the write lock for a moment (it rewrites the statistics of
             // `sqlite_schema`, of which there are none) and this connection does not wait for
             // a lock: when the writer holds it, the next read tries again.
@@ -313,7 +471,7 @@ impl Inline {
         let b = budget.clone();
         conn.progress_handler(PROGRESS_OPS, Some(move || !b.allows()));
         // A new connection loads the statistics as they are now.
-        Ok(Reader { conn, budget, statistics: self.statistics.load(Ordering::Acquire) })
+        Ok(Reader { conn, budget, statistics: self.statistics.load(Ordering::Acquire), snapshot: None })
     }
 }
 

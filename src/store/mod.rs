@@ -329,10 +329,12 @@ impl Store {
         // connections: its reads all go to the pool.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let file = (!in_memory).then(|| opts.get_filename().to_path_buf());
-        let write = sqlite::Pool::open(opts.clone(), 1, 1).await?;
+        // One record of the writes for every store of this process on the file.
+        let writes = inline::Writes::of(file.as_deref());
+        let write = sqlite::Pool::open(opts.clone(), 1, 1, writes.clone()).await?;
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(2, 16);
-        let read = sqlite::Pool::open(opts, readers, 1).await?;
-        let inline = Arc::new(inline::Inline::new(file, budgets.sqlite_mmap_bytes, budgets.sqlite_inline, readers));
+        let read = sqlite::Pool::open(opts, readers, 1, writes.clone()).await?;
+        let inline = inline::Inline::new(file, budgets.sqlite_mmap_bytes, budgets.sqlite_inline, readers, writes);
         Ok(Backend::Sqlite { read, write, inline })
     }
 

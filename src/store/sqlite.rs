@@ -20,6 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::Connection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::inline::Writes;
 use super::StoreError;
 
 /// Virtual-machine instructions between two looks at the budget (a few microseconds).
@@ -86,6 +87,8 @@ struct Inner {
     size: usize,
     /// Moved each time the planner's statistics were refreshed (by another connection).
     statistics: AtomicU64,
+    /// Told when a statement that may have written has ended (the inline readers' snapshots).
+    writes: Arc<Writes>,
 }
 
 /// A pool of budgeted connections.
@@ -115,13 +118,21 @@ pub(crate) struct Lease {
 
 impl Pool {
     /// A pool of at most `size` connections, `min` of them opened now.
-    pub async fn open(opts: SqliteConnectOptions, size: usize, min: usize) -> Result<Pool, StoreError> {
+    /// Every statement that ends outside a transaction, and every transaction's end, is told
+    /// to `writes`.
+    pub async fn open(
+        opts: SqliteConnectOptions,
+        size: usize,
+        min: usize,
+        writes: Arc<Writes>,
+    ) -> Result<Pool, StoreError> {
         let inner = Arc::new(Inner {
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(size)),
             opts,
             size,
             statistics: AtomicU64::new(0),
+            writes,
         });
         for _ in 0..min.min(size) {
             let c = Conn::open(&inner.opts, 0).await?;
@@ -202,6 +213,10 @@ impl Lease {
             c.budget.clear();
         }
         self.state = if self.in_tx { State::InTransaction } else { State::Idle };
+        if !self.in_tx {
+            // It may have written (a read pool's statement can be `UPDATE ... RETURNING`).
+            self.pool.writes.written();
+        }
     }
 
     /// From now on a drop rolls back (after `BEGIN`); [`Lease::end_transaction`] undoes it.
@@ -214,6 +229,7 @@ impl Lease {
         if self.state == State::InTransaction {
             self.state = State::Idle;
         }
+        self.pool.writes.written();
     }
 }
 
@@ -261,6 +277,8 @@ impl Drop for Lease {
             // been the `BEGIN` itself, which then ran without its lease knowing.
             let ok = quiet && (!(in_tx || busy) || rolled_back(&mut c).await);
             c.budget.clear();
+            // The statement cut off may have been a `COMMIT` that got through.
+            pool.writes.written();
             if ok {
                 pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(c);
             }
