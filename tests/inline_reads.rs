@@ -335,3 +335,127 @@ async fn kept_snapshots_do_not_hold_back_a_checkpoint() {
     assert_eq!(store.fetch_rows(&count_of("c")).await.unwrap()[0][0], SqlValue::Int(500));
     store.close().await;
 }
+
+/// While a write transaction is open no read keeps a snapshot, however long it stays open (the
+/// checkpoint after its commit could not copy back what a snapshot kept from before it needs);
+/// once it has committed and the file is quiet, reads keep one again and see the write.
+#[tokio::test]
+async fn no_snapshot_is_kept_while_a_write_transaction_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, "i.db", Budgets::default()).await;
+    store.execute(&Sql::raw(Dialect::Sqlite, "CREATE TABLE x (n BIGINT)")).await.unwrap();
+    quiet().await;
+    let mut tx = store.begin_write().await.unwrap();
+    arcbase::store::tx_execute(&mut tx, &Sql::raw(Dialect::Sqlite, "INSERT INTO x VALUES (1)")).await.unwrap();
+    let before = store.read_figures().unwrap();
+    for _ in 0..4 {
+        quiet().await;
+        assert_eq!(store.fetch_rows(&count_of("x")).await.unwrap()[0][0], SqlValue::Int(0));
+    }
+    let during = store.read_figures().unwrap();
+    assert_eq!((during.inline, during.snapshots), (before.inline + 4, before.snapshots), "{during:?}");
+    tx.commit().await.unwrap();
+    assert_eq!(store.fetch_rows(&count_of("x")).await.unwrap()[0][0], SqlValue::Int(1));
+    quiet().await;
+    assert_eq!(store.fetch_rows(&count_of("x")).await.unwrap()[0][0], SqlValue::Int(1));
+    assert_eq!(store.read_figures().unwrap().snapshots, during.snapshots + 1);
+    store.close().await;
+}
+
+/// A `SELECT` run on the pool writes nothing, so it leaves the kept snapshots alone; a
+/// statement on the pool that does write ends them.
+#[tokio::test]
+async fn a_select_on_the_pool_ends_no_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, "j.db", Budgets::default()).await;
+    store.execute(&Sql::raw(Dialect::Sqlite, "CREATE TABLE y (n BIGINT)")).await.unwrap();
+    // Past the inline budget: once run there, the text goes to the pool directly.
+    let long = Sql::raw(
+        Dialect::Sqlite,
+        "SELECT COUNT(*) FROM (WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 1000000) SELECT i FROM r)",
+    );
+    store.fetch_rows(&long).await.unwrap();
+    quiet().await;
+    store.fetch_rows(&count_of("y")).await.unwrap();
+    let kept = store.read_figures().unwrap();
+    store.fetch_rows(&long).await.unwrap();
+    quiet().await;
+    store.fetch_rows(&count_of("y")).await.unwrap();
+    let after = store.read_figures().unwrap();
+    assert_eq!(after.pool, kept.pool + 1, "{after:?}");
+    assert_eq!(after.snapshots, kept.snapshots, "the pool's SELECT ended the kept snapshot: {after:?}");
+    // A statement that is not a SELECT counts as a write, even one that changes nothing.
+    store.fetch_rows(&Sql::raw(Dialect::Sqlite, "UPDATE y SET n = 1 WHERE n = 2 RETURNING n")).await.unwrap();
+    quiet().await;
+    store.fetch_rows(&count_of("y")).await.unwrap();
+    assert_eq!(store.read_figures().unwrap().snapshots, after.snapshots + 1);
+    store.close().await;
+}
+
+/// A process that stops reading lets go of its snapshots within their age: another process's
+/// writes are then checkpointed in full, and seen by the next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_readers_let_go_of_their_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, "k.db", Budgets::default()).await;
+    store.execute(&Sql::raw(Dialect::Sqlite, "CREATE TABLE z (n BIGINT)")).await.unwrap();
+    quiet().await;
+    let reads: Vec<_> = (0..8)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    s.fetch_rows(&count_of("z")).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for r in reads {
+        r.await.unwrap();
+    }
+    assert!(store.read_figures().unwrap().snapshots >= 1);
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let side = rusqlite::Connection::open(dir.path().join("k.db")).unwrap();
+    side.execute_batch("INSERT INTO z VALUES (7)").unwrap();
+    let (busy, log, done): (i64, i64, i64) =
+        side.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+    assert_eq!((busy, done), (0, log), "{log} frames in the WAL, {done} checkpointed");
+    assert_eq!(store.fetch_rows(&count_of("z")).await.unwrap()[0][0], SqlValue::Int(1));
+    store.close().await;
+}
+
+/// A write that ends while a reader is out (its read began before) leaves that reader's
+/// snapshot stale: it is ended when the reader is given back, not kept idle, where it would
+/// hold back the checkpoint of the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_out_during_a_write_comes_back_without_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    // A long inline budget: the read below (about 0.1 s) runs here.
+    let budgets = Budgets { sqlite_inline: Duration::from_secs(2), ..Budgets::default() };
+    let store = open(&dir, "l.db", budgets).await;
+    store.execute(&Sql::raw(Dialect::Sqlite, "CREATE TABLE o (n BIGINT)")).await.unwrap();
+    store.execute(&Sql::raw(Dialect::Sqlite, "INSERT INTO o VALUES (1)")).await.unwrap();
+    let side = rusqlite::Connection::open(dir.path().join("l.db")).unwrap();
+    side.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    quiet().await;
+    let before = store.read_figures().unwrap();
+    let reader = {
+        let s = store.clone();
+        tokio::spawn(async move {
+            let long = Sql::raw(
+                Dialect::Sqlite,
+                "SELECT COUNT(*) FROM o, (WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 600000) SELECT i FROM r)",
+            );
+            s.fetch_rows(&long).await.unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    store.execute(&Sql::raw(Dialect::Sqlite, "INSERT INTO o VALUES (2)")).await.unwrap();
+    assert_eq!(reader.await.unwrap()[0][0], SqlValue::Int(600_000));
+    let after = store.read_figures().unwrap();
+    assert_eq!(after.inline, before.inline + 1, "the long read ran inline, its write alongside: {after:?}");
+    let (busy, log, done): (i64, i64, i64) =
+        side.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+    assert_eq!((busy, done), (0, log), "{log} frames in the WAL, {done} checkpointed");
+    store.close().await;
+}

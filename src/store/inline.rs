@@ -33,18 +33,20 @@
 //!
 //! A read transaction is begun for a read and kept for the next ones while nothing is written:
 //! taking and letting go of WAL's read lock, checking the file's size and ending the
-//! transaction were about a tenth of a SQLite `get`'s CPU (docs/benchmarks.md). Every statement
-//! this process runs on the file's pools ([`Writes::written`], called by `sqlite.rs` when a
-//! transaction or a statement outside one ends) moves the file's write generation on; a reader
-//! whose snapshot began before it begins a new one before its next read, and the idle readers'
-//! snapshots are ended there and then, so every read sees every write committed before it
-//! began (as without kept snapshots), and no idle reader holds back a checkpoint of what was
-//! written. While the file is being written (the last write less than [`QUIET`] ago) reads keep
-//! no snapshot at all: a snapshot held between writes would keep the WAL from being checkpointed
-//! in full and so from starting again at its beginning, and it would grow. A snapshot is
-//! also not kept past [`SNAPSHOT_AGE`], which bounds how long a write by another process (which
-//! the serve claim rules out for servers, `server/claim.rs`) goes unseen. Stores of one process
-//! on one file share one [`Writes`].
+//! transaction were about a tenth of a SQLite `get`'s CPU (docs/benchmarks.md). The file's pools
+//! (`sqlite.rs`) tell its [`Writes`] when a write begins and ends: a transaction, or a statement
+//! outside one that is not a `SELECT` (the read pool runs `UPDATE ... RETURNING` too). Each
+//! moves the file's write generation on and ends the idle readers' snapshots there and then;
+//! a reader whose snapshot began in an older generation ends it before its next read and when
+//! it is given back. So every read sees every write committed before it began, as without kept
+//! snapshots. No snapshot is begun while a write runs or within [`QUIET`] of the last one, so
+//! none keeps the checkpoint after a commit from copying every frame back (a snapshot held
+//! across writes would keep the WAL from starting again at its beginning, and it would grow);
+//! and none is kept past [`SNAPSHOT_AGE`], by the reader that takes it or, for idle readers, by
+//! a timer ([`Writes::age_snapshots`]), which bounds how long a write by another process (the
+//! CLI's commands take no serve claim, `server/claim.rs`) goes unseen and how long this
+//! process holds back that process's checkpoints. Stores of one process on one file share one
+//! [`Writes`].
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -77,8 +79,12 @@ fn epoch() -> Instant {
 
 /// The writes of this process to one SQLite file, shared by every store open on it.
 pub(crate) struct Writes {
-    /// Moved on after each write.
+    /// Moved on when a write begins and when it ends.
     generation: AtomicU64,
+    /// Writes running now: statements that may write outside a transaction, and transactions.
+    busy: AtomicUsize,
+    /// The task of [`Writes::age_snapshots`] runs.
+    aging: AtomicBool,
     /// When the last write ended (nanoseconds since [`epoch`]).
     last: AtomicU64,
     /// The inline readers of the stores open on the file.
@@ -93,7 +99,13 @@ impl Writes {
     /// file share one; the file need not exist yet); `None`: an in-memory database (its own).
     pub fn of(path: Option<&std::path::Path>) -> Arc<Writes> {
         let fresh = || {
-            Arc::new(Writes { generation: AtomicU64::new(0), last: AtomicU64::new(0), readers: Mutex::new(Vec::new()) })
+            Arc::new(Writes {
+                generation: AtomicU64::new(0),
+                busy: AtomicUsize::new(0),
+                aging: AtomicBool::new(false),
+                last: AtomicU64::new(0),
+                readers: Mutex::new(Vec::new()),
+            })
         };
         let canonical = |p: &std::path::Path| {
             p.canonicalize().ok().or_else(|| {
@@ -118,25 +130,62 @@ impl Writes {
         readers.push(Arc::downgrade(inline));
     }
 
-    /// A statement or a transaction that may have written has ended: every snapshot begun
-    /// before now is stale, and the idle readers' ones end now.
-    pub fn written(&self) {
-        self.last.store(nanos(Instant::now()), Ordering::Release);
+    /// A statement that may write (outside a transaction) or a transaction begins: no snapshot
+    /// is kept until it has ended, and the kept ones end now, so that the checkpoint after its
+    /// commit can copy every frame back.
+    pub fn enter(&self) {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        self.stale();
+    }
+
+    /// What [`Writes::enter`] began has ended (committed or not): every snapshot begun before
+    /// now is stale, and the idle readers' ones end now.
+    pub fn leave(&self) {
+        self.last.fetch_max(nanos(Instant::now()), Ordering::AcqRel);
+        self.busy.fetch_sub(1, Ordering::AcqRel);
+        self.stale();
+    }
+
+    fn stale(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        let readers: Vec<Arc<Inline>> =
-            self.readers.lock().unwrap_or_else(PoisonError::into_inner).iter().filter_map(Weak::upgrade).collect();
-        for inline in readers {
-            inline.end_stale_snapshots();
+        for inline in self.inlines() {
+            inline.end_snapshots(|_| true);
         }
+    }
+
+    fn inlines(&self) -> Vec<Arc<Inline>> {
+        self.readers.lock().unwrap_or_else(PoisonError::into_inner).iter().filter_map(Weak::upgrade).collect()
     }
 
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Has the file gone unwritten for [`QUIET`] by `now`?
+    /// Is nothing being written, and has nothing been for [`QUIET`] by `now`?
     fn quiet(&self, now: Instant) -> bool {
-        nanos(now).saturating_sub(self.last.load(Ordering::Acquire)) >= QUIET.as_nanos() as u64
+        self.busy.load(Ordering::Acquire) == 0
+            && nanos(now).saturating_sub(self.last.load(Ordering::Acquire)) >= QUIET.as_nanos() as u64
+    }
+
+    /// End the idle readers' snapshots older than [`SNAPSHOT_AGE`], every half of it, for as
+    /// long as the stores on the file are open: a process that stops reading keeps no snapshot
+    /// that would hold back another process's checkpoints.
+    pub fn age_snapshots(writes: &Arc<Writes>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if writes.aging.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(writes);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(SNAPSHOT_AGE / 2).await;
+                let Some(w) = weak.upgrade() else { return };
+                let now = Instant::now();
+                for inline in w.inlines() {
+                    inline.end_snapshots(|(_, at)| now.duration_since(at) >= SNAPSHOT_AGE);
+                }
+            }
+        });
     }
 }
 
@@ -167,10 +216,12 @@ struct Reader {
 impl Reader {
     /// End the kept read transaction, if any.
     fn end_snapshot(&mut self) {
-        if self.snapshot.take().is_some() {
-            // A read transaction's end cannot fail for want of a lock; when SQLite already
-            // ended it (an error rolls back), there is none left to end.
-            let _ = self.conn.prepare_cached("COMMIT").and_then(|mut s| s.raw_execute());
+        if self.snapshot.take().is_some() && !self.conn.is_autocommit() {
+            // A read transaction's end cannot fail for want of a lock; should it fail anyway,
+            // the roll back ends it, and [`Inline::read`] never uses a connection still in one.
+            if self.conn.prepare_cached("COMMIT").and_then(|mut s| s.raw_execute()).is_err() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
         }
     }
 }
@@ -291,6 +342,13 @@ impl Inline {
         let generation = self.writes.generation();
         if reader.snapshot.is_some_and(|(g, at)| g != generation || now.duration_since(at) >= SNAPSHOT_AGE) {
             reader.end_snapshot();
+        }
+        if reader.snapshot.is_none() && !reader.conn.is_autocommit() {
+            // In a transaction this path does not know of: its snapshot could be any age.
+            tracing::warn!("an inline SQLite reader was left in a transaction: closed");
+            self.discard(reader);
+            self.counts.pool.fetch_add(1, Ordering::Relaxed);
+            return Err(Declined::Pool);
         }
         if reader.snapshot.is_none()
             && self.writes.quiet(now)
@@ -423,11 +481,16 @@ impl Inline {
         idle.push(reader);
     }
 
-    /// End the idle readers' snapshots begun before the last write.
-    fn end_stale_snapshots(&self) {
-        let generation = self.writes.generation();
+    /// Close a connection in use instead of giving it back.
+    fn discard(&self, reader: Reader) {
+        drop(reader);
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// End the idle readers' snapshots for which `which` holds.
+    fn end_snapshots(&self, which: impl Fn((u64, Instant)) -> bool) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        for r in idle.iter_mut().filter(|r| r.snapshot.is_some_and(|(g, _)| g != generation)) {
+        for r in idle.iter_mut().filter(|r| r.snapshot.is_some_and(&which)) {
             r.end_snapshot();
         }
     }

@@ -334,6 +334,7 @@ impl Store {
         let write = sqlite::Pool::open(opts.clone(), 1, 1, writes.clone()).await?;
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(2, 16);
         let read = sqlite::Pool::open(opts, readers, 1, writes.clone()).await?;
+        inline::Writes::age_snapshots(&writes);
         let inline = inline::Inline::new(file, budgets.sqlite_mmap_bytes, budgets.sqlite_inline, readers, writes);
         Ok(Backend::Sqlite { read, write, inline })
     }
@@ -556,7 +557,7 @@ impl Store {
                     let mut lease = read.acquire(budgets.pool_wait).await?;
                     // Timed from the lease: waiting for a connection says nothing of the text.
                     let started = Instant::now();
-                    let conn = lease.start(until);
+                    let conn = lease.start_query(until, &sql.text);
                     let mut rows = bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch(&mut *conn);
                     let mut result = Ok(());
                     while let Some(row) = rows.next().await {
@@ -610,7 +611,8 @@ impl Store {
     ) -> Result<Vec<Vec<SqlValue>>, StoreError> {
         let mut lease = pool.acquire(wait).await?;
         let started = Instant::now();
-        let conn = lease.start(declined.map_or_else(|| started + self.budgets.statement, |(until, _)| until));
+        let conn =
+            lease.start_query(declined.map_or_else(|| started + self.budgets.statement, |(until, _)| until), &sql.text);
         let rows = bind_sqlite(sqlx::query(&sql.text), &sql.binds).fetch_all(&mut *conn).await;
         lease.done();
         if let Some((_, inline)) = declined {

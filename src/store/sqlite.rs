@@ -114,6 +114,11 @@ pub(crate) struct Lease {
     permit: Option<OwnedSemaphorePermit>,
     state: State,
     in_tx: bool,
+    /// The statement started is a `SELECT`, which writes nothing ([`Lease::start_query`]).
+    select: bool,
+    /// This lease holds the file busy for [`Writes`]: a statement that may write is running
+    /// outside a transaction, or a transaction is open.
+    holds: bool,
 }
 
 impl Pool {
@@ -166,7 +171,15 @@ impl Pool {
                 }
             }
         }
-        Ok(Lease { conn: Some(conn), pool: self.inner.clone(), permit: Some(permit), state: State::Idle, in_tx: false })
+        Ok(Lease {
+            conn: Some(conn),
+            pool: self.inner.clone(),
+            permit: Some(permit),
+            state: State::Idle,
+            in_tx: false,
+            select: false,
+            holds: false,
+        })
     }
 
     /// The planner's statistics changed: every connection reloads them before its next
@@ -200,7 +213,26 @@ impl Pool {
 impl Lease {
     /// The connection, for one statement that must end by `until`. Call [`Lease::done`] when
     /// the statement has ended.
+    /// The statement may write: until it ends (or, in a transaction, until the transaction
+    /// does) the inline readers keep no snapshot.
     pub fn start(&mut self, until: Instant) -> &mut SqliteConnection {
+        self.select = false;
+        self.run(until)
+    }
+
+    /// [`Lease::start`] for the statement `text`: a `SELECT` (which in SQLite writes nothing)
+    /// is not counted as a write; anything else (`UPDATE ... RETURNING` through a read, a
+    /// `PRAGMA`) is.
+    pub fn start_query(&mut self, until: Instant, text: &str) -> &mut SqliteConnection {
+        self.select = is_select(text);
+        self.run(until)
+    }
+
+    fn run(&mut self, until: Instant) -> &mut SqliteConnection {
+        if !self.select && !self.holds {
+            self.pool.writes.enter();
+            self.holds = true;
+        }
         self.state = State::Busy;
         let c = self.conn.as_mut().expect("a lease holds its connection until dropped");
         c.budget.set(until);
@@ -213,15 +245,19 @@ impl Lease {
             c.budget.clear();
         }
         self.state = if self.in_tx { State::InTransaction } else { State::Idle };
-        if !self.in_tx {
-            // It may have written (a read pool's statement can be `UPDATE ... RETURNING`).
-            self.pool.writes.written();
+        if !self.in_tx && self.holds {
+            self.holds = false;
+            self.pool.writes.leave();
         }
     }
 
     /// From now on a drop rolls back (after `BEGIN`); [`Lease::end_transaction`] undoes it.
     pub fn begin_transaction(&mut self) {
         self.in_tx = true;
+        if !self.holds {
+            self.pool.writes.enter();
+            self.holds = true;
+        }
     }
 
     pub fn end_transaction(&mut self) {
@@ -229,8 +265,19 @@ impl Lease {
         if self.state == State::InTransaction {
             self.state = State::Idle;
         }
-        self.pool.writes.written();
+        if self.holds {
+            self.holds = false;
+            self.pool.writes.leave();
+        }
     }
+}
+
+/// Is `text` one `SELECT` statement, which cannot write? Anything else (a `WITH` may lead to an
+/// `UPDATE`) counts as a write.
+fn is_select(text: &str) -> bool {
+    let t = text.trim_start();
+    let head = |w: &str| t.get(..w.len()).is_some_and(|h| h.eq_ignore_ascii_case(w));
+    head("SELECT") && !t.contains(';')
 }
 
 /// Roll back the transaction of `c` and make sure none is open any more: `BEGIN` succeeds
@@ -258,7 +305,11 @@ impl Drop for Lease {
         let permit = self.permit.take();
         let busy = self.state == State::Busy;
         let in_tx = self.in_tx || self.state == State::InTransaction;
+        let holds = std::mem::take(&mut self.holds);
         if !busy && !in_tx {
+            if holds {
+                pool.writes.leave();
+            }
             pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(c);
             drop(permit);
             return;
@@ -273,12 +324,18 @@ impl Drop for Lease {
             // statement, so the cancellation still stops it); only then lift the cancellation.
             let quiet = !busy || c.conn.ping().await.is_ok();
             c.budget.clear();
+            if holds && quiet {
+                // The statement cut off may have been a `COMMIT` that got through: let go of
+                // the file now, before the roll back's retries.
+                pool.writes.leave();
+            }
             // Roll back, also after a statement cut off outside a transaction: it may have
             // been the `BEGIN` itself, which then ran without its lease knowing.
             let ok = quiet && (!(in_tx || busy) || rolled_back(&mut c).await);
             c.budget.clear();
-            // The statement cut off may have been a `COMMIT` that got through.
-            pool.writes.written();
+            if holds && !quiet {
+                pool.writes.leave();
+            }
             if ok {
                 pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(c);
             }
