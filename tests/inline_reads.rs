@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "common/rng.rs"]
+mod rng;
+
 use arcbase::sql::{Dialect, Sql};
 use arcbase::store::{Budgets, Store, StoreError};
 use arcbase::value::SqlValue;
@@ -239,6 +242,28 @@ fn count_of(table: &str) -> Sql {
     Sql::raw(Dialect::Sqlite, &format!("SELECT COUNT(*) FROM {table}"))
 }
 
+/// `tasks` tasks at once, each reading `reads` times the count of `table`.
+async fn read_from_tasks(store: &Store, table: &'static str, tasks: usize, reads: usize) {
+    let all: Vec<_> = (0..tasks)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..reads {
+                    s.fetch_rows(&count_of(table)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in all {
+        t.await.unwrap();
+    }
+}
+
+/// A passive checkpoint through `side`: (busy, frames in the WAL, frames checkpointed).
+fn checkpoint(side: &rusqlite::Connection) -> (i64, i64, i64) {
+    side.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap()
+}
+
 /// While nothing is written, reads share one read transaction (`snapshots` counts those begun);
 /// a write ends it, and the next read sees the write.
 #[tokio::test]
@@ -305,19 +330,7 @@ async fn kept_snapshots_do_not_hold_back_a_checkpoint() {
     for round in 0..10 {
         // Several readers at once, each keeping its snapshot once the file is quiet.
         quiet().await;
-        let reads: Vec<_> = (0..8)
-            .map(|_| {
-                let s = store.clone();
-                tokio::spawn(async move {
-                    for _ in 0..20 {
-                        s.fetch_rows(&count_of("c")).await.unwrap();
-                    }
-                })
-            })
-            .collect();
-        for r in reads {
-            r.await.unwrap();
-        }
+        read_from_tasks(&store, "c", 8, 20).await;
         let mut ins = Sql::new(Dialect::Sqlite);
         ins.push("INSERT INTO c SELECT value, printf('%.500c', 'x') FROM generate_series(1, 50)");
         if store.execute(&ins).await.is_err() {
@@ -327,8 +340,7 @@ async fn kept_snapshots_do_not_hold_back_a_checkpoint() {
             ins.push("INSERT INTO c SELECT i, printf('%.500c', 'x') FROM r");
             store.execute(&ins).await.unwrap();
         }
-        let (busy, log, done): (i64, i64, i64) =
-            side.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+        let (busy, log, done) = checkpoint(&side);
         assert_eq!((busy, done), (0, log), "round {round}: {log} frames in the WAL, {done} checkpointed");
     }
     assert!(store.read_figures().unwrap().snapshots >= 10);
@@ -400,25 +412,12 @@ async fn idle_readers_let_go_of_their_snapshots() {
     let store = open(&dir, "k.db", Budgets::default()).await;
     store.execute(&Sql::raw(Dialect::Sqlite, "CREATE TABLE z (n BIGINT)")).await.unwrap();
     quiet().await;
-    let reads: Vec<_> = (0..8)
-        .map(|_| {
-            let s = store.clone();
-            tokio::spawn(async move {
-                for _ in 0..20 {
-                    s.fetch_rows(&count_of("z")).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for r in reads {
-        r.await.unwrap();
-    }
+    read_from_tasks(&store, "z", 8, 20).await;
     assert!(store.read_figures().unwrap().snapshots >= 1);
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let side = rusqlite::Connection::open(dir.path().join("k.db")).unwrap();
     side.execute_batch("INSERT INTO z VALUES (7)").unwrap();
-    let (busy, log, done): (i64, i64, i64) =
-        side.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+    let (busy, log, done) = checkpoint(&side);
     assert_eq!((busy, done), (0, log), "{log} frames in the WAL, {done} checkpointed");
     assert_eq!(store.fetch_rows(&count_of("z")).await.unwrap()[0][0], SqlValue::Int(1));
     store.close().await;
@@ -454,8 +453,60 @@ async fn a_reader_out_during_a_write_comes_back_without_its_snapshot() {
     assert_eq!(reader.await.unwrap()[0][0], SqlValue::Int(600_000));
     let after = store.read_figures().unwrap();
     assert_eq!(after.inline, before.inline + 1, "the long read ran inline, its write alongside: {after:?}");
-    let (busy, log, done): (i64, i64, i64) =
-        side.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+    let (busy, log, done) = checkpoint(&side);
     assert_eq!((busy, done), (0, log), "{log} frames in the WAL, {done} checkpointed");
     store.close().await;
+}
+
+/// Generated sequences of writes and reads over two stores of one process on one file, against
+/// a model of the table: every write path (a store's write, a write transaction, an `UPDATE ...
+/// RETURNING` through the read pool) on either store, then reads on either, some after the file
+/// has gone quiet (so that they keep snapshots). Each read must give the model's count and sum;
+/// a failure names its seed and step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_writes_and_reads_on_two_stores_agree_with_a_model() {
+    for seed in [0x5eed_0001u64, 0x5eed_0002, 0x5eed_0003] {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = [open(&dir, "m.db", Budgets::default()).await, open(&dir, "./m.db", Budgets::default()).await];
+        stores[0].execute(&Sql::raw(Dialect::Sqlite, "CREATE TABLE m (v BIGINT)")).await.unwrap();
+        let mut rng = rng::Rng(seed);
+        let (mut count, mut sum) = (0i64, 0i64);
+        let read = Sql::raw(Dialect::Sqlite, "SELECT COUNT(*), COALESCE(SUM(v), 0) FROM m");
+        for step in 0..80 {
+            let s = &stores[rng.index(2)];
+            match rng.below(10) {
+                0 | 1 => {
+                    let v = rng.below(100) as i64;
+                    let mut ins = Sql::new(Dialect::Sqlite);
+                    ins.push("INSERT INTO m VALUES (").bind(v).push(")");
+                    s.execute(&ins).await.unwrap();
+                    (count, sum) = (count + 1, sum + v);
+                }
+                2 => {
+                    let v = rng.below(100) as i64;
+                    let mut tx = s.begin_write().await.unwrap();
+                    let mut ins = Sql::new(Dialect::Sqlite);
+                    ins.push("INSERT INTO m VALUES (").bind(v).push(")");
+                    arcbase::store::tx_execute(&mut tx, &ins).await.unwrap();
+                    tx.commit().await.unwrap();
+                    (count, sum) = (count + 1, sum + v);
+                }
+                3 => {
+                    let upd = Sql::raw(Dialect::Sqlite, "UPDATE m SET v = v + 1 RETURNING v");
+                    assert_eq!(s.fetch_rows(&upd).await.unwrap().len() as i64, count, "seed {seed:#x} step {step}");
+                    sum += count;
+                }
+                4 => quiet().await,
+                _ => {
+                    let rows = s.fetch_rows(&read).await.unwrap();
+                    assert_eq!(rows[0], vec![SqlValue::Int(count), SqlValue::Int(sum)], "seed {seed:#x} step {step}");
+                }
+            }
+        }
+        let kept: u64 = stores.iter().map(|s| s.read_figures().unwrap().snapshots).sum();
+        assert!(kept > 0, "seed {seed:#x}: no read kept a snapshot, so the sequence tested nothing of them");
+        for s in &stores {
+            s.close().await;
+        }
+    }
 }

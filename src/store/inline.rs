@@ -51,13 +51,13 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{ErrorCode, OpenFlags};
 
-use super::sqlite::{Budget, PROGRESS_OPS};
+use super::sqlite::{since_epoch, Budget, PROGRESS_OPS};
 use crate::sql::{Sql, SqlValue};
 
 /// Texts remembered as slow at most (past it the memory starts again).
@@ -72,11 +72,6 @@ pub(crate) const QUIET: Duration = Duration::from_millis(50);
 /// A kept snapshot is ended at the first read past this age.
 pub(crate) const SNAPSHOT_AGE: Duration = Duration::from_secs(1);
 
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
 /// The writes of this process to one SQLite file, shared by every store open on it.
 pub(crate) struct Writes {
     /// Moved on when a write begins and when it ends.
@@ -85,7 +80,7 @@ pub(crate) struct Writes {
     busy: AtomicUsize,
     /// The task of [`Writes::age_snapshots`] runs.
     aging: AtomicBool,
-    /// When the last write ended (nanoseconds since [`epoch`]).
+    /// When the last write ended (`sqlite::since_epoch`).
     last: AtomicU64,
     /// The inline readers of the stores open on the file.
     readers: Mutex<Vec<Weak<Inline>>>,
@@ -141,20 +136,22 @@ impl Writes {
     /// What [`Writes::enter`] began has ended (committed or not): every snapshot begun before
     /// now is stale, and the idle readers' ones end now.
     pub fn leave(&self) {
-        self.last.fetch_max(nanos(Instant::now()), Ordering::AcqRel);
+        self.last.fetch_max(since_epoch(Instant::now()), Ordering::AcqRel);
         self.busy.fetch_sub(1, Ordering::AcqRel);
         self.stale();
     }
 
     fn stale(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        for inline in self.inlines() {
-            inline.end_snapshots(|_| true);
-        }
+        self.each_inline(|inline| inline.end_snapshots(|_| true));
     }
 
-    fn inlines(&self) -> Vec<Arc<Inline>> {
-        self.readers.lock().unwrap_or_else(PoisonError::into_inner).iter().filter_map(Weak::upgrade).collect()
+    /// `f` for each live inline reader set of the file. Holds `readers`, then each one's
+    /// `idle`: nothing takes them in the other order.
+    fn each_inline(&self, f: impl Fn(&Inline)) {
+        for inline in self.readers.lock().unwrap_or_else(PoisonError::into_inner).iter().filter_map(Weak::upgrade) {
+            f(&inline);
+        }
     }
 
     fn generation(&self) -> u64 {
@@ -164,7 +161,7 @@ impl Writes {
     /// Is nothing being written, and has nothing been for [`QUIET`] by `now`?
     fn quiet(&self, now: Instant) -> bool {
         self.busy.load(Ordering::Acquire) == 0
-            && nanos(now).saturating_sub(self.last.load(Ordering::Acquire)) >= QUIET.as_nanos() as u64
+            && since_epoch(now).saturating_sub(self.last.load(Ordering::Acquire)) >= QUIET.as_nanos() as u64
     }
 
     /// End the idle readers' snapshots older than [`SNAPSHOT_AGE`], every half of it, for as
@@ -181,16 +178,10 @@ impl Writes {
                 tokio::time::sleep(SNAPSHOT_AGE / 2).await;
                 let Some(w) = weak.upgrade() else { return };
                 let now = Instant::now();
-                for inline in w.inlines() {
-                    inline.end_snapshots(|(_, at)| now.duration_since(at) >= SNAPSHOT_AGE);
-                }
+                w.each_inline(|inline| inline.end_snapshots(|(_, at)| now.duration_since(at) >= SNAPSHOT_AGE));
             }
         });
     }
-}
-
-fn nanos(t: Instant) -> u64 {
-    u64::try_from(t.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Why a read was not answered here.
@@ -473,8 +464,8 @@ impl Inline {
             self.open.fetch_sub(1, Ordering::AcqRel);
             return;
         }
-        // Under the lock [`Writes::written`] sweeps with: a write that ended while this reader
-        // was out either shows here or finds it idle.
+        // Under the lock [`Writes::enter`] and [`Writes::leave`] sweep with: a write that began
+        // or ended while this reader was out either shows here or finds it idle.
         if reader.snapshot.is_some_and(|(g, _)| g != self.writes.generation()) {
             reader.end_snapshot();
         }

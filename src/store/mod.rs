@@ -706,9 +706,13 @@ impl Store {
                 let mut lease = write.acquire(self.budgets.pool_wait).await?;
                 let conn = lease.start(deadline.min(Instant::now() + self.budgets.statement));
                 let begun = sqlx::Executor::execute(&mut *conn, "BEGIN IMMEDIATE").await;
+                if begun.is_ok() {
+                    // Before `done`: the file stays held from `BEGIN` to the transaction's end
+                    // (one begin and one end for the inline readers, not two of each).
+                    lease.begin_transaction();
+                }
                 lease.done();
                 begun.map_err(|e| classify(e, self.budgets))?;
-                lease.begin_transaction();
                 TxInner::Sqlite(lease)
             }
             Backend::Postgres { conns, .. } => TxInner::Postgres(self.begin_postgres(conns).await?),

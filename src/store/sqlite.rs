@@ -31,6 +31,11 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
+/// `t` as nanoseconds since this process's [`epoch`] (an instant that fits an atomic).
+pub(super) fn since_epoch(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// When the statement running on a connection must stop.
 #[derive(Debug, Default)]
 pub(crate) struct Budget {
@@ -42,8 +47,7 @@ pub(crate) struct Budget {
 
 impl Budget {
     pub(super) fn set(&self, until: Instant) {
-        let ns = until.saturating_duration_since(epoch()).as_nanos().max(1);
-        self.deadline.store(u64::try_from(ns).unwrap_or(u64::MAX), Ordering::Release);
+        self.deadline.store(since_epoch(until).max(1), Ordering::Release);
         self.cancelled.store(false, Ordering::Release);
     }
 
@@ -87,7 +91,7 @@ struct Inner {
     size: usize,
     /// Moved each time the planner's statistics were refreshed (by another connection).
     statistics: AtomicU64,
-    /// Told when a statement that may have written has ended (the inline readers' snapshots).
+    /// Told when a write begins and ends (the inline readers' snapshots).
     writes: Arc<Writes>,
 }
 
@@ -122,9 +126,8 @@ pub(crate) struct Lease {
 }
 
 impl Pool {
-    /// A pool of at most `size` connections, `min` of them opened now.
-    /// Every statement that ends outside a transaction, and every transaction's end, is told
-    /// to `writes`.
+    /// A pool of at most `size` connections, `min` of them opened now. `writes` is told when
+    /// a transaction, or a statement outside one that is not a `SELECT`, begins and ends.
     pub async fn open(
         opts: SqliteConnectOptions,
         size: usize,
@@ -212,9 +215,8 @@ impl Pool {
 
 impl Lease {
     /// The connection, for one statement that must end by `until`. Call [`Lease::done`] when
-    /// the statement has ended.
-    /// The statement may write: until it ends (or, in a transaction, until the transaction
-    /// does) the inline readers keep no snapshot.
+    /// the statement has ended. The statement may write: until it ends (in a transaction,
+    /// until the transaction does) the inline readers keep no snapshot.
     pub fn start(&mut self, until: Instant) -> &mut SqliteConnection {
         self.select = false;
         self.run(until)
@@ -276,8 +278,7 @@ impl Lease {
 /// `UPDATE`) counts as a write.
 fn is_select(text: &str) -> bool {
     let t = text.trim_start();
-    let head = |w: &str| t.get(..w.len()).is_some_and(|h| h.eq_ignore_ascii_case(w));
-    head("SELECT") && !t.contains(';')
+    t.get(..6).is_some_and(|h| h.eq_ignore_ascii_case("SELECT")) && !t.contains(';')
 }
 
 /// Roll back the transaction of `c` and make sure none is open any more: `BEGIN` succeeds
@@ -324,18 +325,15 @@ impl Drop for Lease {
             // statement, so the cancellation still stops it); only then lift the cancellation.
             let quiet = !busy || c.conn.ping().await.is_ok();
             c.budget.clear();
-            if holds && quiet {
-                // The statement cut off may have been a `COMMIT` that got through: let go of
-                // the file now, before the roll back's retries.
+            if holds {
+                // Nothing runs on it now; the statement cut off may have been a `COMMIT` that
+                // got through: let go of the file before the roll back's retries.
                 pool.writes.leave();
             }
             // Roll back, also after a statement cut off outside a transaction: it may have
             // been the `BEGIN` itself, which then ran without its lease knowing.
             let ok = quiet && (!(in_tx || busy) || rolled_back(&mut c).await);
             c.budget.clear();
-            if holds && !quiet {
-                pool.writes.leave();
-            }
             if ok {
                 pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(c);
             }
