@@ -270,6 +270,7 @@ async fn graphql(url: &str, connections: usize, seconds: u64) {
                 guards: guards.clone(),
                 hyper: None,
                 pending: Default::default(),
+                fresh: false,
             };
             let credentials = std::sync::atomic::AtomicUsize::new(0);
             let ctx = arcbase::graphql::Context {
@@ -277,7 +278,6 @@ async fn graphql(url: &str, connections: usize, seconds: u64) {
                 anonymous_requests: false,
                 only_queries: false,
                 credentials: &credentials,
-                fresh: false,
             };
             let req = arcbase::graphql::Request { query: q, ..Default::default() };
             let (resp, _) = arcbase::graphql::execute(&served, &ctx, req).await;

@@ -182,6 +182,11 @@ limits! {
     operation_cache_entries: usize = 10_000;
     /// The operation cache: bytes kept at most (estimated: about 11 bytes per byte of text).
     operation_cache_bytes: usize = 32 << 20;
+    /// The filter cache (ArcQL texts parsed and planned once per release and type): filters
+    /// kept at most (0: every request plans its filter).
+    filter_cache_entries: usize = 10_000;
+    /// The filter cache: bytes kept at most (estimated: 16 bytes per byte of text, plus 512).
+    filter_cache_bytes: usize = 16 << 20;
     /// SQLite: bytes of the database file each connection reads through a memory map
     /// (`PRAGMA mmap_size`; 0: none, pages are copied from the OS cache). Mapping makes reads
     /// that miss SQLite's own page cache cheaper (`bench/mmap.sh`), and the

@@ -1106,3 +1106,47 @@ async fn a_refused_delete_never_names_an_object_the_caller_cannot_see() {
         admin.send(&format!("mutation {{ delete(type: Post, arcql: \"hypi.id = '{p1}'\") }}"), json!({})).await;
     assert_eq!(first_code(&body), "CONFLICT", "{body}");
 }
+
+/// The filter cache keeps what an ArcQL text comes to, not who may see what: one text, planned
+/// once, sent by two accounts and by the admin, reads and trashes only what each may, on two
+/// instances of one release (a plan is per release and type, never per instance).
+#[tokio::test]
+async fn a_cached_filter_plan_still_answers_each_caller_by_its_access() {
+    let t = setup(NOTES, &[("a.example", open(false, false)), ("b.example", open(false, false))]).await;
+    let admin_a = Client::admin(&t, "a.example");
+    let anon_a = Client::anonymous(&t, "a.example");
+    account(&admin_a, "alice", "alice password").await;
+    account(&admin_a, "carol", "carol password").await;
+    let alice = Client::token(&t, "a.example", &login(&anon_a, "alice", "alice password").await);
+    let carol = Client::token(&t, "a.example", &login(&anon_a, "carol", "carol password").await);
+    alice.upsert(json!({ "Note": [{ "text": "n alice 1" }, { "text": "n alice 2" }] })).await;
+    carol.upsert(json!({ "Note": [{ "text": "n carol" }] })).await;
+    Client::admin(&t, "b.example").upsert(json!({ "Note": [{ "text": "n on b" }] })).await;
+    let figures = |t: &TestApp| t.app.registry.filters.figures();
+    let before = figures(&t);
+
+    let find = "query($q: String!) { find(type: Note, arcql: $q) { edges { node { ... on Note { text } } } } }";
+    let texts = |data: Value| {
+        let mut v: Vec<String> = data["find"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["text"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let q = json!({ "q": "text ^ 'n '" });
+    assert_eq!(texts(alice.ok(find, q.clone()).await), ["n alice 1", "n alice 2"]);
+    assert_eq!(texts(carol.ok(find, q.clone()).await), ["n carol"]);
+    assert_eq!(texts(admin_a.ok(find, q.clone()).await), ["n alice 1", "n alice 2", "n carol"]);
+    assert_eq!(texts(Client::admin(&t, "b.example").ok(find, q.clone()).await), ["n on b"]);
+    // Writes through the same plan: carol trashes only her own note.
+    assert_eq!(carol.bulk("trash", "Note", "text ^ 'n '").await, 1);
+    assert_eq!(texts(alice.ok(find, q.clone()).await), ["n alice 1", "n alice 2"]);
+    assert_eq!(texts(carol.ok(find, q).await), Vec::<String>::new());
+
+    let after = figures(&t);
+    assert_eq!(after.misses - before.misses, 1, "one text, one type, one release: planned once ({after:?})");
+    assert_eq!(after.hits - before.hits, 6, "{after:?}");
+}

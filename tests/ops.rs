@@ -28,6 +28,7 @@ fn caller(viewer: Viewer) -> Caller {
         guards: Arc::new(arcbase::ops::throttle::Guards::new(&Default::default())),
         hyper: None,
         pending: Default::default(),
+        fresh: false,
     }
 }
 

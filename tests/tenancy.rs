@@ -1112,3 +1112,58 @@ async fn read_plans_are_made_once_per_text_unless_variables_shape_them() {
     assert_eq!(without["get"], json!({ "title": "Dune", "tags": ["a"] }), "{without}");
     assert_eq!(plans(&t).await, (made, reused), "a text shaped by its variables keeps no plan");
 }
+
+/// The filter cache: an ArcQL text is planned once per release and type whether it is sent by
+/// `find`, `aggregate` or a bulk write; a refused text (a field v1 lacks) keeps its error, for
+/// v1 only; upgrading the instance drops v1's plans, and v2 plans the text again.
+#[tokio::test]
+async fn the_filter_cache_plans_each_text_once_per_release() {
+    let t = server().await;
+    let store = &t.app.store;
+    tenancy::publish(store, "lib", "v1", V1).await.unwrap();
+    tenancy::create_instance(store, "fc.example", "lib", "v1", InstanceSettings::default()).await.unwrap();
+    t.app.registry.refresh().await.unwrap();
+    let upsert = "mutation($v: HypiUpsertInputUnion!) { upsert(values: $v) { id } }";
+    let books = json!({ "Book": [
+        { "hypi": { "id": "b1" }, "title": "Dune", "price": 9.5 },
+        { "hypi": { "id": "b2" }, "title": "Emma", "price": 3.0 }
+    ] });
+    on_ok(&t, "fc.example", upsert, json!({ "v": books })).await;
+    async fn filters(t: &TestApp) -> Value {
+        admin(t, "GET", "/admin/caches", None, Some(KEY)).await.1["filters"].clone()
+    }
+    let base = filters(&t).await;
+
+    let find = "query($q: String!) { find(type: Book, arcql: $q) { edges { cursor } } }";
+    let sum = "query($q: String) { aggregate { book(where: $q) { price { sum } } } }";
+    for _ in 0..2 {
+        let data = on_ok(&t, "fc.example", find, json!({ "q": "price > 5" })).await;
+        assert_eq!(data["find"]["edges"], json!([{ "cursor": "b1" }]), "{data}");
+    }
+    let data = on_ok(&t, "fc.example", sum, json!({ "q": "price > 5" })).await;
+    assert_eq!(data["aggregate"]["book"]["price"]["sum"], 9.5, "{data}");
+    for _ in 0..2 {
+        let e = on_err(&t, "fc.example", find, json!({ "q": "subtitle = 'x'" })).await;
+        assert_eq!(code(&e), "UNKNOWN_FIELD", "{e}");
+        assert!(e["message"].as_str().unwrap().contains("Book.subtitle"), "{e}");
+    }
+    let after = filters(&t).await;
+    let delta = |k: &str| after[k].as_u64().unwrap() - base[k].as_u64().unwrap();
+    assert_eq!((delta("misses"), delta("hits"), delta("entries")), (2, 3, 2), "{after}");
+
+    let (status, body) =
+        admin(&t, "POST", "/admin/releases", Some(json!({ "app": "lib", "name": "v2", "sdl": V2 })), Some(KEY)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = admin(
+        &t,
+        "POST",
+        "/admin/instances/upgrade",
+        Some(json!({ "domain": "fc.example", "release": "v2" })),
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(filters(&t).await["entries"], base["entries"], "v1's plans are dropped");
+    let data = on_ok(&t, "fc.example", find, json!({ "q": "subtitle = 'x'" })).await;
+    assert_eq!(data["find"]["edges"], json!([]), "{data}");
+}

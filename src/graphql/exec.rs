@@ -64,9 +64,6 @@ pub struct Context<'a> {
     /// Credential checks (`login`, `loginByEmail`, `createAccount`) this transport request has
     /// made so far (a batch shares one count).
     pub credentials: &'a std::sync::atomic::AtomicUsize,
-    /// Compile the text afresh, neither reading nor filling the operation cache (the second
-    /// path of the differential test; every front door leaves it `false`).
-    pub fresh: bool,
 }
 
 /// Root fields a caller without credentials may always use: logging in and registering
@@ -176,7 +173,7 @@ async fn compile(served: &Served, query: &str, name: Option<&str>) -> Compiled {
 /// [`Compiled`] operation, met in the order they would be if each ran now.
 async fn check(served: &Served, ctx: &Context<'_>, req: Request) -> Result<Checked, Refused> {
     let limits = &served.engine.limits;
-    let compiled = compiled(served, ctx.fresh, &req.query, req.operation_name.as_deref()).await;
+    let compiled = compiled(served, ctx.caller.fresh, &req.query, req.operation_name.as_deref()).await;
     compiled.scan.clone()?;
     let variables = match req.variables {
         Json::Null => Variables::default(),
@@ -218,7 +215,7 @@ async fn run(served: &Served, ctx: &Context<'_>, req: Request) -> Result<(Respon
     let op = operation(c.doc(), c.operation_name())?;
     let registry = served.schema.registry();
     let env = Env { doc: c.doc(), variables: &c.variables, shapes: &served.shapes };
-    let plans = if ctx.fresh { None } else { c.parsed.plans.as_ref() };
+    let plans = if ctx.caller.fresh { None } else { c.parsed.plans.as_ref() };
     let exec = Exec { served, caller: ctx.caller, env: &env, registry, plans };
     let mut response = exec.operation(op).await;
     let pending = ctx.caller.pending.take();

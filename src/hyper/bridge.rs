@@ -700,6 +700,7 @@ fn admin_caller(instance: &str, guards: &Arc<crate::ops::throttle::Guards>) -> C
         guards: guards.clone(),
         hyper: None,
         pending: Default::default(),
+        fresh: false,
     }
 }
 

@@ -56,6 +56,9 @@ pub struct Engine {
     /// This release's mark in [`read_cache`](Self::read_cache): documents read under another
     /// release's plans are not this one's.
     pub release_tag: u64,
+    /// The node's planned ArcQL filters (shared by every release, keyed by
+    /// [`release_tag`](Self::release_tag)).
+    pub filters: Arc<crate::plan::filter_cache::FilterCache>,
 }
 
 /// Who calls an operation, on which instance: decided by the front door's authentication.
@@ -79,6 +82,11 @@ pub struct Caller {
     /// What the writes of this request left for the bridge: per `@hyper` type, its NON_ATOMIC
     /// services (a GraphQL response reports them as `extensions.hyper.pending`).
     pub pending: Arc<Pending>,
+    /// Compile and plan afresh: read neither the operation cache nor the filter cache, fill
+    /// only the filter cache (the shadow path of the differential test, which runs first so
+    /// that the request compared with it finds its filters planned; every front door leaves
+    /// it `false`).
+    pub fresh: bool,
 }
 
 /// See [`Caller::pending`].

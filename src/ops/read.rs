@@ -252,7 +252,8 @@ pub fn filter_for(
     arcql: &str,
     write: bool,
 ) -> ApiResult<FilterPlan> {
-    let mut filter = plan_query_within(&engine.model, type_idx, arcql, &engine.limits.arcql())?;
+    let plan = || plan_query_within(&engine.model, type_idx, arcql, &engine.limits.arcql());
+    let mut filter = engine.filters.plan(engine.release_tag, type_idx, arcql, caller.fresh, plan)?;
     filter.visibility = Visibility { viewer: caller.viewer.clone(), write };
     Ok(filter)
 }

@@ -6,5 +6,6 @@
 
 pub mod aggregate;
 pub mod filter;
+pub mod filter_cache;
 pub mod read;
 pub mod write;

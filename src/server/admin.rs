@@ -40,12 +40,19 @@ async fn caches(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     }
     let objects = serde_json::to_value(app.registry.read_cache.figures()).unwrap_or_default();
     let operations = serde_json::to_value(app.registry.operations.report()).unwrap_or_default();
+    let filters = serde_json::to_value(app.registry.filters.figures()).unwrap_or_default();
     let persisted = serde_json::to_value(app.persisted.figures()).unwrap_or_default();
     // SQLite: how reads were answered (on the calling thread or on the pool's); null on PostgreSQL.
     let reads = serde_json::to_value(app.store.read_figures()).unwrap_or_default();
     ok(
         StatusCode::OK,
-        serde_json::json!({ "objects": objects, "operations": operations, "persistedQueries": persisted, "sqliteReads": reads }),
+        serde_json::json!({
+            "objects": objects,
+            "operations": operations,
+            "filters": filters,
+            "persistedQueries": persisted,
+            "sqliteReads": reads
+        }),
     )
 }
 

@@ -240,10 +240,11 @@ pub(super) async fn post(
     body: axum::body::Body,
 ) -> Response {
     let Some(media) = negotiate(&headers) else { return not_acceptable() };
-    let resolved = match resolve(&app, &headers, client.map(|c| c.0 .0.ip())).await {
+    let mut resolved = match resolve(&app, &headers, client.map(|c| c.0 .0.ip())).await {
         Ok(c) => c,
         Err(r) => return r,
     };
+    resolved.caller.fresh = fresh.is_some();
     if let Err(e) = super::check_content_type(&headers) {
         return refused(media, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE), e, &request_id);
     }
@@ -256,8 +257,7 @@ pub(super) async fn post(
         Err(e) => return refused(media, None, e, &request_id),
     };
     let credentials = std::sync::atomic::AtomicUsize::new(0);
-    let mut ctx = resolved.context(false, &credentials);
-    ctx.fresh = fresh.is_some();
+    let ctx = resolved.context(false, &credentials);
     let mut answers = Vec::with_capacity(requests.len());
     let mut outcomes = Vec::with_capacity(requests.len());
     for req in requests {
@@ -352,18 +352,18 @@ pub(super) async fn get(
         return refused(media, None, ApiError::validation("a GraphQL request needs a 'query' parameter"), &request_id);
     }
     let Some(media) = negotiate(&headers) else { return not_acceptable() };
-    let resolved = match resolve(&app, &headers, client.map(|c| c.0 .0.ip())).await {
+    let mut resolved = match resolve(&app, &headers, client.map(|c| c.0 .0.ip())).await {
         Ok(c) => c,
         Err(r) => return r,
     };
+    resolved.caller.fresh = fresh.is_some();
     let variables = match params_variables(params.variables.as_deref(), &app.limits) {
         Ok(v) => v,
         Err(e) => return refused(media, None, e, &request_id),
     };
     let incoming = Incoming { query: params.query, operation_name: params.operation_name, variables, persisted };
     let credentials = std::sync::atomic::AtomicUsize::new(0);
-    let mut ctx = resolved.context(true, &credentials);
-    ctx.fresh = fresh.is_some();
+    let ctx = resolved.context(true, &credentials);
     let (resp, outcome) = run_one(&app, &resolved.served, &ctx, incoming).await;
     let resp = resp.with_request_id(&request_id);
     if let Some((status, after)) = busy_status(std::slice::from_ref(&resp)) {

@@ -253,7 +253,6 @@ impl Resolved {
             anonymous_requests: self.anonymous_requests,
             only_queries,
             credentials,
-            fresh: false,
         }
     }
 }
@@ -318,6 +317,7 @@ pub(crate) async fn resolve(
             guards: app.guards.clone(),
             hyper: Some(app.hyper_target.clone()),
             pending: Default::default(),
+            fresh: false,
         },
         anonymous_requests: tenant.row.anonymous_requests,
     })

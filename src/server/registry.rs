@@ -40,6 +40,8 @@ pub struct Registry {
     pub read_cache: Arc<crate::ops::read_cache::ReadCache>,
     /// The node's compiled GraphQL operations (see `graphql::compiled`).
     pub operations: Arc<crate::graphql::compiled::OperationCache>,
+    /// The node's planned ArcQL filters (see `plan::filter_cache`).
+    pub filters: Arc<crate::plan::filter_cache::FilterCache>,
 }
 
 /// A distinct mark per release engine built in this process (see [`Engine::release_tag`]).
@@ -56,12 +58,17 @@ impl Registry {
             limits.operation_cache_entries,
             limits.operation_cache_bytes,
         ));
+        let filters = Arc::new(crate::plan::filter_cache::FilterCache::new(
+            limits.filter_cache_entries,
+            limits.filter_cache_bytes,
+        ));
         let r = Registry {
             current: RwLock::new(Arc::new(Snapshot { version: -1, ..Snapshot::default() })),
             store,
             limits,
             read_cache,
             operations,
+            filters,
         };
         r.refresh().await?;
         Ok(r)
@@ -101,6 +108,7 @@ impl Registry {
                         limits: self.limits.clone(),
                         read_cache: self.read_cache.clone(),
                         release_tag: RELEASE_TAGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                        filters: self.filters.clone(),
                     });
                     let s = Arc::new(crate::graphql::serve(engine, self.operations.clone()).map_err(|e| {
                         TenancyError::Corrupt { app: row.app.clone(), name: release.clone(), why: e.to_string() }
@@ -119,9 +127,11 @@ impl Registry {
             }
             tenants.insert(row.domain.clone(), Tenant { row, served });
         }
-        // Compiled operations of releases no instance runs any more can never be used again.
+        // Compiled operations and planned filters of releases no instance runs any more can
+        // never be used again.
         let live = tenants.values().map(|t| t.served.engine.release_tag).collect();
         self.operations.retain_releases(&live);
+        self.filters.retain_releases(&live);
         let next = Arc::new(Snapshot { version, tenants, built });
         match self.current.write() {
             Ok(mut g) => *g = next,

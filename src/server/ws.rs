@@ -145,13 +145,7 @@ fn start(
     let anonymous_requests = resolved.anonymous_requests;
     tokio::spawn(async move {
         let credentials = std::sync::atomic::AtomicUsize::new(0);
-        let ctx = Context {
-            caller: &caller,
-            anonymous_requests,
-            only_queries: false,
-            credentials: &credentials,
-            fresh: false,
-        };
+        let ctx = Context { caller: &caller, anonymous_requests, only_queries: false, credentials: &credentials };
         if !crate::graphql::exec::is_subscription(&served, &req.query, req.operation_name.as_deref()).await {
             let (resp, _) = crate::graphql::exec::execute(&served, &ctx, req).await;
             let payload: Arc<str> = Arc::from(serde_json::to_string(&resp).unwrap_or_else(|_| "{}".into()));

@@ -160,11 +160,13 @@ impl TestApp {
 
     /// POST a GraphQL body with extra headers; returns the status, headers and body text.
     ///
-    /// The differential test of the operation cache (`graphql::compiled`) runs here, for every
-    /// query the behaviour suites send: the text is first compiled into the cache, so the
-    /// answer comes from a cache hit; then the same request runs again with the cache bypassed
-    /// (a second router over the same app), and the two answers must be the same bytes (the
-    /// request id aside). Its statements are left out of [`TestApp::statements`].
+    /// The differential test of the operation cache (`graphql::compiled`) and the filter
+    /// cache (`plan::filter_cache`) runs here, for every query the behaviour suites send: the
+    /// text is first compiled into the operation cache; the request then runs with both caches
+    /// bypassed (a second router over the same app), which plans its ArcQL filters afresh and
+    /// leaves them in the filter cache; then the request runs as a client's does, from both
+    /// caches, and the two answers must be the same bytes (the request id aside). The shadow
+    /// request's statements are left out of [`TestApp::statements`].
     pub async fn post_graphql(
         &self,
         body: &Value,
@@ -188,20 +190,20 @@ impl TestApp {
         };
         let name = body.get("operationName").and_then(Value::as_str);
         arcbase::graphql::exec::prepare(&served, q, name).await;
-        let first = self.send_full(request(headers)).await;
         let before = self.app.store.statement_count();
         let resp = self.fresh_router.clone().oneshot(request(headers)).await.expect("router answers");
         let (status, fresh_headers) = (resp.status(), resp.headers().clone());
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
         let shadow = self.app.store.statement_count() - before;
         self.shadow_statements.fetch_add(shadow, std::sync::atomic::Ordering::Relaxed);
+        let first = self.send_full(request(headers)).await;
         let id =
             |h: &axum::http::HeaderMap| h.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let text = String::from_utf8_lossy(&bytes).replace(&id(&fresh_headers), &id(&first.1));
         assert_eq!(
             (first.0, &first.2),
             (status, &text),
-            "differential: the answer from the operation cache differs from a fresh compile's for {body}"
+            "differential: the answer from the caches differs from a fresh compile and plan's for {body}"
         );
         first
     }
