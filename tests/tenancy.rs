@@ -1022,16 +1022,31 @@ fn serve_without_a_schema_file() {
     assert!(body.get("errors").is_none(), "{body}");
 }
 
+/// A server whose instance `domain` runs app `lib` at release v1.
+async fn serving_v1(domain: &str) -> TestApp {
+    let t = server().await;
+    tenancy::publish(&t.app.store, "lib", "v1", V1).await.unwrap();
+    tenancy::create_instance(&t.app.store, domain, "lib", "v1", InstanceSettings::default()).await.unwrap();
+    t.app.registry.refresh().await.unwrap();
+    t
+}
+
+/// Publish v2 of `lib` and upgrade `domain` to it, through the admin API.
+async fn upgrade_to_v2(t: &TestApp, domain: &str) {
+    let (status, body) =
+        admin(t, "POST", "/admin/releases", Some(json!({ "app": "lib", "name": "v2", "sdl": V2 })), Some(KEY)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let upgrade = json!({ "domain": domain, "release": "v2" });
+    let (status, body) = admin(t, "POST", "/admin/instances/upgrade", Some(upgrade), Some(KEY)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// The operation cache: a repeated text is a hit (`GET /admin/caches`), a refusal is cached
 /// per release and not carried over to the next one, and the entries of a release no instance
 /// runs any more are dropped when an instance is upgraded.
 #[tokio::test]
 async fn the_operation_cache_follows_releases() {
-    let t = server().await;
-    let store = &t.app.store;
-    tenancy::publish(store, "lib", "v1", V1).await.unwrap();
-    tenancy::create_instance(store, "oc.example", "lib", "v1", InstanceSettings::default()).await.unwrap();
-    t.app.registry.refresh().await.unwrap();
+    let t = serving_v1("oc.example").await;
     async fn operations(t: &TestApp) -> Value {
         admin(t, "GET", "/admin/caches", None, Some(KEY)).await.1["operations"].clone()
     }
@@ -1049,18 +1064,7 @@ async fn the_operation_cache_follows_releases() {
     assert_eq!((delta("hits"), delta("misses")), (2, 2), "{after}");
     assert_eq!(after["entries"].as_u64().unwrap(), base["entries"].as_u64().unwrap() + 2, "{after}");
 
-    let (status, body) =
-        admin(&t, "POST", "/admin/releases", Some(json!({ "app": "lib", "name": "v2", "sdl": V2 })), Some(KEY)).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = admin(
-        &t,
-        "POST",
-        "/admin/instances/upgrade",
-        Some(json!({ "domain": "oc.example", "release": "v2" })),
-        Some(KEY),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    upgrade_to_v2(&t, "oc.example").await;
     let upgraded = operations(&t).await;
     assert_eq!(upgraded["entries"], base["entries"], "v1's entries are dropped: {upgraded}");
     // The text refused under v1 is valid under v2: the cached refusal was v1's only.
@@ -1074,11 +1078,7 @@ async fn the_operation_cache_follows_releases() {
 /// the selection its own variables ask for.
 #[tokio::test]
 async fn read_plans_are_made_once_per_text_unless_variables_shape_them() {
-    let t = server().await;
-    let store = &t.app.store;
-    tenancy::publish(store, "lib", "v1", V1).await.unwrap();
-    tenancy::create_instance(store, "plans.example", "lib", "v1", InstanceSettings::default()).await.unwrap();
-    t.app.registry.refresh().await.unwrap();
+    let t = serving_v1("plans.example").await;
     let upsert = "mutation($v: HypiUpsertInputUnion!) { upsert(values: $v) { id } }";
     let books = json!({ "Book": [
         { "hypi": { "id": "b1" }, "title": "Dune", "price": 9.5, "tags": ["a", "b", "c"] },
@@ -1118,11 +1118,7 @@ async fn read_plans_are_made_once_per_text_unless_variables_shape_them() {
 /// v1 only; upgrading the instance drops v1's plans, and v2 plans the text again.
 #[tokio::test]
 async fn the_filter_cache_plans_each_text_once_per_release() {
-    let t = server().await;
-    let store = &t.app.store;
-    tenancy::publish(store, "lib", "v1", V1).await.unwrap();
-    tenancy::create_instance(store, "fc.example", "lib", "v1", InstanceSettings::default()).await.unwrap();
-    t.app.registry.refresh().await.unwrap();
+    let t = serving_v1("fc.example").await;
     let upsert = "mutation($v: HypiUpsertInputUnion!) { upsert(values: $v) { id } }";
     let books = json!({ "Book": [
         { "hypi": { "id": "b1" }, "title": "Dune", "price": 9.5 },
@@ -1151,18 +1147,7 @@ async fn the_filter_cache_plans_each_text_once_per_release() {
     let delta = |k: &str| after[k].as_u64().unwrap() - base[k].as_u64().unwrap();
     assert_eq!((delta("misses"), delta("hits"), delta("entries")), (2, 3, 2), "{after}");
 
-    let (status, body) =
-        admin(&t, "POST", "/admin/releases", Some(json!({ "app": "lib", "name": "v2", "sdl": V2 })), Some(KEY)).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = admin(
-        &t,
-        "POST",
-        "/admin/instances/upgrade",
-        Some(json!({ "domain": "fc.example", "release": "v2" })),
-        Some(KEY),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    upgrade_to_v2(&t, "fc.example").await;
     assert_eq!(filters(&t).await["entries"], base["entries"], "v1's plans are dropped");
     let data = on_ok(&t, "fc.example", find, json!({ "q": "subtitle = 'x'" })).await;
     assert_eq!(data["find"]["edges"], json!([]), "{data}");
