@@ -79,23 +79,7 @@ echo "{\"dataset\": $(python3 bench/hyper/prepare.py dataset "$WORK/data")}" >> 
 # ---- helpers ------------------------------------------------------------------------------
 wait_port() { for _ in $(seq 1 300); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; log "port $1 never opened"; return 1; }
 rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-# CPU 0 is the server's and CPU 1 the load generator's only if nothing else on the machine runs
-# there. The busy time of CPU 0 during a measurement that is not the server's (nor PostgreSQL's),
-# and of CPU 1 that is not wrk's, is reported, so a run disturbed by another job (a compiler, a
-# test suite) says so.
-# user + nice + system: interrupt and softirq time is left out (on loopback it is mostly the
-# benchmark's own network traffic, and no process is charged for it).
-cpu_busy() { awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4}' /proc/stat; }
-our_jiffies() { # the server's and PostgreSQL's processes
-  local pids=("$SERVER_PID") pm
-  if [ -f "$WORK/pg/postmaster.pid" ]; then
-    pm=$(head -1 "$WORK/pg/postmaster.pid"); pids+=("$pm" $(ps -o pid= --ppid "$pm" 2>/dev/null || true))
-  fi
-  for p in "${pids[@]}"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true; done | awk '{s += $1} END {print s + 0}'
-}
-other_pct() { # busy-jiffies ours-jiffies elapsed-ns
-  awk -v b="$1" -v o="$2" -v ns="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN {x = 100 * (b - o) / (ns / 1e9 * hz); if (x < 0) x = 0; printf "%.1f", x}'
-}
+source bench/cpu.sh
 measure() { # name workload
   local name=$1 workload=$2 out a0 b0 o0 t0 a1 b1 o1 t1 wrk_s other0 other1
   taskset -c 1 wrk -t1 -c$CONNS -d${WARM}s -s bench/wrk/hyper.lua "http://127.0.0.1:$PORT" -- "$workload" "$WORK/data/words.txt" >/dev/null 2>&1 || true
@@ -107,10 +91,10 @@ measure() { # name workload
     if [ -n "$note" ]; then note="autovacuum had run on hyper_search_terms (its GIN pending list flushed) before this measurement"
     else note="autovacuum had not yet run on hyper_search_terms: every query also scanned the GIN index's pending list of the just-loaded entries"; fi
   fi
-  a0=$(cpu_busy 0); b0=$(cpu_busy 1); o0=$(our_jiffies); t0=$(date +%s%N)
+  a0=$(cpu_busy 0); b0=$(cpu_busy 1); o0=$(our_jiffies "$SERVER_PID" "$WORK/pg"); t0=$(date +%s%N)
   # `times` in the subshell: the CPU time of its children (wrk), on its second line
   out=$( { taskset -c 1 wrk -t1 -c$CONNS -d${SECS}s --latency -s bench/wrk/hyper.lua "http://127.0.0.1:$PORT" -- "$workload" "$WORK/data/words.txt" | grep '^{"rps"'; times > "$WORK/times"; } )
-  a1=$(cpu_busy 0); b1=$(cpu_busy 1); o1=$(our_jiffies); t1=$(date +%s%N)
+  a1=$(cpu_busy 0); b1=$(cpu_busy 1); o1=$(our_jiffies "$SERVER_PID" "$WORK/pg"); t1=$(date +%s%N)
   wrk_s=$(awk 'NR == 2 {n = 0; for (i = 1; i <= 2; i++) {split($i, p, /[ms]/); n += p[1] * 60 + p[2]}; print n}' "$WORK/times")
   other0=$(other_pct $((a1 - a0)) $((o1 - o0)) $((t1 - t0)))
   other1=$(other_pct $((b1 - b0)) "$(awk -v s="$wrk_s" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%d", s * hz}')" $((t1 - t0)))

@@ -9,6 +9,7 @@
 #
 #   bench/scale.sh            10 s per measurement
 #   bench/scale.sh --quick    3 s
+#   SCALE_SIZES="10000" bench/scale.sh --quick    one size only (a smoke run of the script)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=10
@@ -24,6 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 log() { printf '== %s\n' "$*" >&2; }
+source bench/cpu.sh
 command -v wrk >/dev/null || { log "installing wrk"; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && PATH="$d:$PATH"; done
 log "building arcbase (release)"
@@ -35,7 +37,7 @@ if [ "$(id -u)" = 0 ]; then chown postgres "$WORK" "$WORK/pg"; AS_PG=(runuser -u
 "${AS_PG[@]}" taskset -c 0 pg_ctl -D "$WORK/pg" -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c shared_buffers=256MB" -l "$WORK/pg/log" -w start >/dev/null
 PG=postgres://postgres@127.0.0.1:$PGPORT
 RESULTS=$WORK/results.jsonl
-for N in 10000 100000 1000000; do
+for N in ${SCALE_SIZES:-10000 100000 1000000}; do
 for BACKEND in sqlite postgres; do
   if [ "$BACKEND" = sqlite ]; then
     DB="sqlite://$WORK/scale-$N.db"
@@ -54,9 +56,15 @@ for BACKEND in sqlite postgres; do
   for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/5321) 2>/dev/null && break; sleep 0.1; done
   for w in get find find-match find-page count; do
     taskset -c 1 wrk -t1 -c16 -d1s -s bench/wrk/workload.lua http://127.0.0.1:5321 -- "$w" arcbase "$N" > /dev/null
-    out=$(taskset -c 1 wrk -t1 -c16 -d${SECS}s --latency -s bench/wrk/workload.lua http://127.0.0.1:5321 -- "$w" arcbase "$N" | grep '^{"rps"')
-    echo "{\"n\": $N, \"backend\": \"$BACKEND\", \"workload\": \"$w\", \"r\": $out}" >> "$RESULTS"
-    log "$N $BACKEND $w: $out"
+    a0=$(cpu_busy 0); b0=$(cpu_busy 1); o0=$(our_jiffies "$PID" "$WORK/pg"); t0=$(date +%s%N)
+    # `times` in the subshell: the CPU time of its children (wrk), on its second line
+    out=$( { taskset -c 1 wrk -t1 -c16 -d${SECS}s --latency -s bench/wrk/workload.lua http://127.0.0.1:5321 -- "$w" arcbase "$N" | grep '^{"rps"'; times > "$WORK/times"; } )
+    a1=$(cpu_busy 0); b1=$(cpu_busy 1); o1=$(our_jiffies "$PID" "$WORK/pg"); t1=$(date +%s%N)
+    wrk_j=$(awk -v hz="$(getconf CLK_TCK)" 'NR == 2 {n = 0; for (i = 1; i <= 2; i++) {split($i, p, /[ms]/); n += p[1] * 60 + p[2]}; printf "%d", n * hz}' "$WORK/times")
+    other0=$(other_pct $((a1 - a0)) $((o1 - o0)) $((t1 - t0)))
+    other1=$(other_pct $((b1 - b0)) "$wrk_j" $((t1 - t0)))
+    echo "{\"n\": $N, \"backend\": \"$BACKEND\", \"workload\": \"$w\", \"cpu0_other_pct\": $other0, \"cpu1_other_pct\": $other1, \"r\": $out}" >> "$RESULTS"
+    log "$N $BACKEND $w (other processes: $other0 % of CPU 0, $other1 % of CPU 1): $out"
   done
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
   rm -rf "$WORK"/scale-"$N".db*
@@ -71,13 +79,15 @@ by = {(r["backend"], r["n"], r["workload"]): r["r"] for r in rows}
 sizes = sorted({r["n"] for r in rows})
 out = ["## Data scale: 10k, 100k and 1M objects", "",
        f"`{cmd}` at {rev}: arcbase on SQLite and on PostgreSQL (server and PostgreSQL on CPU 0), wrk on CPU 1 (1 thread, 16 connections, {secs} s, every response checked); 1,000 members and N messages loaded by `bench load URL N` (statistics analyzed after the load; PostgreSQL's database vacuumed and checkpointed then, as `bench/run.sh` does).", "",
-       "| backend | messages | workload | req/s | p50 ms | p99 ms | errors |", "|---|---:|---|---:|---:|---:|---:|"]
+       "| backend | messages | workload | req/s | p50 ms | p99 ms | errors | others on CPU 0 / 1 |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+others = {(r["backend"], r["n"], r["workload"]): (r.get("cpu0_other_pct"), r.get("cpu1_other_pct")) for r in rows}
 for b in ("sqlite", "postgres"):
     for n in sizes:
         for w in ("get", "find", "find-match", "find-page", "count"):
             r = by.get((b, n, w))
             if r:
-                out.append(f"| {b} | {n:,} | {w} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors'] + r['socket_errors']} |")
+                o0, o1 = others[(b, n, w)]
+                out.append(f"| {b} | {n:,} | {w} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors'] + r['socket_errors']} | {o0} % / {o1} % |")
 out.append("")
 lo, hi = sizes[0], sizes[-1]
 for b in ("sqlite", "postgres"):
@@ -100,6 +110,9 @@ out.append("find-page (`score > 5` over every member's messages, 25 after a curs
            "so it compares like with like; find-match does not: at 10k a member has 10 messages and the cursor, "
            "in the first half of them, leaves a page of 5 to 9 rows, against 25 at 100k and 1M, so its ratio to "
            "10k counts the page's rows as well as the size of the table.")
+out.append("")
+out.append("Others on CPU 0 / 1: the share of each CPU used, during the measurement, by processes other than the "
+           "server and PostgreSQL (CPU 0) or wrk (CPU 1): a run that another job disturbed says so there.")
 out.append("")
 out.append("Why find's p99 grows: the loader gives all of a member's messages one score ((i * 37) % 100), so "
            "for 6 % of the members no message matches `score > 5`, and their page reads every message after the "
