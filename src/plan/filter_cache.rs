@@ -14,7 +14,8 @@
 //! Keyed by a 64-bit SipHash (random key per process) of the release, the type and the text;
 //! an entry also keeps all three and is used only when they match, so a collision is a miss.
 //! Bounded by entries and by estimated bytes (`ARCBASE_LIMIT_FILTER_CACHE_ENTRIES` /
-//! `_BYTES`), least recently used evicted first ([`crate::bounded`]); entries of releases no
+//! `_BYTES`), least recently used evicted first ([`crate::bounded`]); a text over
+//! [`MAX_KEPT_TEXT`] bytes is planned per request and never kept; entries of releases no
 //! instance runs any more are dropped when the registry changes
 //! ([`FilterCache::retain_releases`]). `GET /admin/caches` shows its figures as `filters`.
 
@@ -24,6 +25,11 @@ use std::sync::Arc;
 use super::filter::FilterPlan;
 use crate::bounded::{Bounded, Figures};
 use crate::error::ApiResult;
+
+/// Longest text kept: a longer one is planned per request, so that no one text (a filter may
+/// be as long as the request body allows) can push the others out. Real filters are a few
+/// dozen bytes.
+pub const MAX_KEPT_TEXT: usize = 4096;
 
 /// The bytes an entry is charged: the text twice (kept, and the literals the plan holds), an
 /// allowance per byte of text for the plan's nodes, and the entry itself.
@@ -70,7 +76,7 @@ impl FilterCache {
         fresh: bool,
         plan: impl FnOnce() -> ApiResult<FilterPlan>,
     ) -> ApiResult<FilterPlan> {
-        if !self.entries.enabled() {
+        if !self.entries.enabled() || text.len() > MAX_KEPT_TEXT {
             return plan();
         }
         let key = self.key(release, type_idx, text);
@@ -160,5 +166,10 @@ mod tests {
         off.plan(1, 0, "a = 1", false, planner(&calls, true)).unwrap();
         off.plan(1, 0, "a = 1", false, planner(&calls, true)).unwrap();
         assert_eq!(calls.get(), before + 2, "0 entries: nothing is kept");
+        let c = FilterCache::new(100, 1 << 30);
+        let long = format!("a = '{}'", "x".repeat(MAX_KEPT_TEXT));
+        c.plan(1, 0, &long, false, planner(&calls, true)).unwrap();
+        c.plan(1, 0, &long, false, planner(&calls, true)).unwrap();
+        assert_eq!((calls.get(), c.figures().entries), (before + 4, 0), "a text over MAX_KEPT_TEXT is not kept");
     }
 }
