@@ -1,11 +1,17 @@
 //! The bounded, least-recently-used map behind the operation cache
-//! ([`crate::graphql::compiled`]) and the persisted queries ([`crate::graphql::persisted`]), and
-//! the [`Figures`] every cache of `GET /admin/caches` reports (the object cache,
-//! [`crate::ops::read_cache`], adds its own counts to them): at most `max_entries` values and `max_bytes`
-//! (each value charged the cost its owner gives), the least recently used evicted first, with
-//! hit, miss and eviction counts. Either bound 0: nothing is kept.
+//! ([`crate::graphql::compiled`]), the filter cache ([`crate::plan::filter_cache`]) and the
+//! persisted queries ([`crate::graphql::persisted`]), and the [`Figures`] every cache of
+//! `GET /admin/caches` reports (the object cache, [`crate::ops::read_cache`], adds its own
+//! counts to them): at most `max_entries` values and `max_bytes` (each value charged the cost
+//! its owner gives), the least recently used evicted first, with hit, miss and eviction counts.
+//! Either bound 0: nothing is kept. A value costing more than `largest` is not kept, so that no
+//! one value a client sends can push the others out.
+//!
+//! Caches whose keys are texts key the map by [`Bounded::hash`] of the key's parts (a
+//! SipHash with a random key per map, so a lookup allocates nothing) and keep the parts in the
+//! value to check on a hit: a collision is a miss, never a wrong value.
 
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -33,6 +39,8 @@ struct Inner<K, V> {
 pub(crate) struct Bounded<K, V> {
     max_entries: usize,
     max_bytes: usize,
+    largest: usize,
+    keys: std::collections::hash_map::RandomState,
     inner: Mutex<Inner<K, V>>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -40,10 +48,18 @@ pub(crate) struct Bounded<K, V> {
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
+    /// At most `max_entries` values and `max_bytes`; any one value at most the whole budget.
     pub(crate) fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Self::with_largest(max_entries, max_bytes, max_bytes)
+    }
+
+    /// Like [`Bounded::new`], keeping no value that costs more than `largest`.
+    pub(crate) fn with_largest(max_entries: usize, max_bytes: usize, largest: usize) -> Self {
         Bounded {
             max_entries,
             max_bytes,
+            largest: largest.min(max_bytes),
+            keys: Default::default(),
             inner: Mutex::new(Inner { map: LruCache::new_unbounded(), bytes: 0 }),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -53,6 +69,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
 
     pub(crate) fn enabled(&self) -> bool {
         self.max_entries > 0 && self.max_bytes > 0
+    }
+
+    /// A key for `parts` (see the module docs).
+    pub(crate) fn hash(&self, parts: impl Hash) -> u64 {
+        self.keys.hash_one(parts)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner<K, V>> {
@@ -72,9 +93,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
     }
 
     /// Keep `value` (replacing what `key` held), evicting the least recently used past the
-    /// bounds; a value costing more than the whole byte budget is not kept.
+    /// bounds; a value costing more than `largest` is not kept.
     pub(crate) fn put(&self, key: K, value: V, cost: usize) {
-        if !self.enabled() || cost > self.max_bytes {
+        if !self.enabled() || cost > self.largest {
             return;
         }
         let mut inner = self.lock();

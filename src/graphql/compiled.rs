@@ -17,15 +17,15 @@
 //! without the parser and validator running again.
 //!
 //! Bounded by entries and by (estimated) bytes, least recently used evicted first
-//! ([`crate::bounded`]); entries of
+//! ([`crate::bounded`]); a text over [`MAX_KEPT_TEXT`] (64 KiB) is compiled per request and
+//! never kept, so that no one document can push the others out; entries of
 //! releases no instance runs any more are dropped when the registry changes
-//! ([`OperationCache::retain_releases`]). A key is a 64-bit SipHash (random key per process)
-//! of the release, name and text; an entry also keeps its text and name and is used only when
-//! they match, so a collision is a miss, never a wrong document. Two requests missing on the
+//! ([`OperationCache::retain_releases`]). A key is [`Bounded::hash`] of the release, name and
+//! text; an entry also keeps its text and name and is used only when they match, so a
+//! collision is a miss, never a wrong document. Two requests missing on the
 //! same new text at once both compile it (no single flight: compiling is bounded by the guard
 //! and takes microseconds).
 
-use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -35,10 +35,18 @@ use super::exec::Refused;
 use crate::bounded::Bounded;
 use crate::plan::read::ObjectSelection;
 
+/// Longest text kept: a longer one is compiled per request, so that no one document (a text may
+/// be as long as the request body allows) can push the others out.
+pub const MAX_KEPT_TEXT: usize = 64 << 10;
+
 /// The bytes an entry is charged: its text and name, plus an estimate of the parsed document
 /// (a document's nodes cost about ten times the text they were parsed from) and the entry.
 fn cost(text: &str, name: Option<&str>) -> usize {
-    11 * text.len() + name.map_or(0, str::len) + 1024
+    cost_of(text.len(), name.map_or(0, str::len))
+}
+
+fn cost_of(text_len: usize, name_len: usize) -> usize {
+    11 * text_len + name_len + 1024
 }
 
 /// What a request's text comes to under one release.
@@ -126,7 +134,6 @@ pub use crate::bounded::Figures;
 
 /// Compiled operations of every release this node serves (one cache per node).
 pub struct OperationCache {
-    keys: std::collections::hash_map::RandomState,
     entries: Bounded<u64, Arc<Compiled>>,
     /// Root-field read plans made for cached operations, and how often one was used again.
     plans_made: AtomicU64,
@@ -153,8 +160,7 @@ impl OperationCache {
     /// (every request compiles its text).
     pub fn new(max_entries: usize, max_bytes: usize) -> OperationCache {
         OperationCache {
-            keys: Default::default(),
-            entries: Bounded::new(max_entries, max_bytes),
+            entries: Bounded::with_largest(max_entries, max_bytes, cost_of(MAX_KEPT_TEXT, 0)),
             plans_made: AtomicU64::new(0),
             plans_reused: AtomicU64::new(0),
         }
@@ -180,11 +186,7 @@ impl OperationCache {
     }
 
     fn key(&self, release: u64, text: &str, name: Option<&str>) -> u64 {
-        let mut h = self.keys.build_hasher();
-        release.hash(&mut h);
-        name.hash(&mut h);
-        text.hash(&mut h);
-        h.finish()
+        self.entries.hash((release, name, text))
     }
 
     /// The compiled operation of `text` under `release`, if it is kept (a hit moves it to the
@@ -275,5 +277,19 @@ mod tests {
         assert!(c.get(1, "{ a }", None).is_none());
         assert!(c.get(2, "{ a }", None).is_some());
         assert_eq!(c.figures().bytes, cost("{ a }", None));
+    }
+
+    #[test]
+    fn a_text_past_the_longest_kept_is_compiled_per_request() {
+        let c = OperationCache::new(10, 32 << 20);
+        let at = format!("{{ a }}{}", " ".repeat(MAX_KEPT_TEXT - 5));
+        let past = format!("{at} ");
+        c.put(entry(1, "{ b }"));
+        c.put(entry(1, &at));
+        c.put(entry(1, &past));
+        assert!(c.get(1, &at, None).is_some(), "a text of MAX_KEPT_TEXT bytes is kept");
+        assert!(c.get(1, &past, None).is_none(), "a longer one is not");
+        assert!(c.get(1, "{ b }", None).is_some(), "and pushed nothing out");
+        assert_eq!(c.figures().entries, 2);
     }
 }

@@ -11,30 +11,29 @@
 //! without the parser running. What depends on the caller (the viewer, read or write access)
 //! is set on a copy per request ([`crate::ops::read::filter_for`]) and reaches the SQL there.
 //!
-//! Keyed by a 64-bit SipHash (random key per process) of the release, the type and the text;
-//! an entry also keeps all three and is used only when they match, so a collision is a miss.
+//! Keyed by [`Bounded::hash`] of the release, the type and the text; an entry also keeps all
+//! three and is used only when they match, so a collision is a miss.
 //! Bounded by entries and by estimated bytes (`ARCBASE_LIMIT_FILTER_CACHE_ENTRIES` /
 //! `_BYTES`), least recently used evicted first ([`crate::bounded`]); a text over
 //! [`MAX_KEPT_TEXT`] bytes is planned per request and never kept; entries of releases no
 //! instance runs any more are dropped when the registry changes
 //! ([`FilterCache::retain_releases`]). `GET /admin/caches` shows its figures as `filters`.
 
-use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use super::filter::FilterPlan;
 use crate::bounded::{Bounded, Figures};
 use crate::error::ApiResult;
 
-/// Longest text kept: a longer one is planned per request, so that no one text (a filter may
-/// be as long as the request body allows) can push the others out. Real filters are a few
-/// dozen bytes.
+/// Longest text kept (through [`Bounded::with_largest`]): a longer one is planned per request,
+/// so that no one text (a filter may be as long as the request body allows) can push the
+/// others out. Real filters are a few dozen bytes.
 pub const MAX_KEPT_TEXT: usize = 4096;
 
 /// The bytes an entry is charged: the text twice (kept, and the literals the plan holds), an
 /// allowance per byte of text for the plan's nodes, and the entry itself.
-fn cost(text: &str) -> usize {
-    16 * text.len() + 512
+fn cost(text_len: usize) -> usize {
+    16 * text_len + 512
 }
 
 struct Entry {
@@ -46,7 +45,6 @@ struct Entry {
 
 /// Planned filters of every release this node serves (one cache per node).
 pub struct FilterCache {
-    keys: std::collections::hash_map::RandomState,
     entries: Bounded<u64, Arc<Entry>>,
 }
 
@@ -54,15 +52,7 @@ impl FilterCache {
     /// At most `max_entries` plans and `max_bytes` (estimated); either 0: nothing is kept
     /// (every request plans its filter).
     pub fn new(max_entries: usize, max_bytes: usize) -> FilterCache {
-        FilterCache { keys: Default::default(), entries: Bounded::new(max_entries, max_bytes) }
-    }
-
-    fn key(&self, release: u64, type_idx: usize, text: &str) -> u64 {
-        let mut h = self.keys.build_hasher();
-        release.hash(&mut h);
-        type_idx.hash(&mut h);
-        text.hash(&mut h);
-        h.finish()
+        FilterCache { entries: Bounded::with_largest(max_entries, max_bytes, cost(MAX_KEPT_TEXT)) }
     }
 
     /// The plan of `text` for `type_idx` under `release`: the kept one, or `plan`'s, which is
@@ -76,10 +66,10 @@ impl FilterCache {
         fresh: bool,
         plan: impl FnOnce() -> ApiResult<FilterPlan>,
     ) -> ApiResult<FilterPlan> {
-        if !self.entries.enabled() || text.len() > MAX_KEPT_TEXT {
+        if !self.entries.enabled() {
             return plan();
         }
-        let key = self.key(release, type_idx, text);
+        let key = self.entries.hash((release, type_idx, text));
         let is = |e: &Arc<Entry>| e.release == release && e.type_idx == type_idx && &*e.text == text;
         if !fresh {
             if let Some(e) = self.entries.get(&key, is) {
@@ -88,7 +78,7 @@ impl FilterCache {
         }
         let planned = plan();
         let entry = Entry { release, type_idx, text: text.into(), plan: planned.clone() };
-        self.entries.put(key, Arc::new(entry), cost(text));
+        self.entries.put(key, Arc::new(entry), cost(text.len()));
         planned
     }
 
@@ -137,7 +127,7 @@ mod tests {
         }
         assert_eq!(calls.get(), 5, "a refusal is kept too");
         let f = c.figures();
-        assert_eq!((f.entries, f.hits, f.misses, f.bytes), (5, 3, 5, 5 * cost("a = 1")));
+        assert_eq!((f.entries, f.hits, f.misses, f.bytes), (5, 3, 5, 5 * cost("a = 1".len())));
         // Fresh: planned whatever is kept, and kept in its place (one entry still).
         assert!(c.plan(1, 0, "b = 1", true, planner(&calls, true)).is_ok());
         assert!(c.plan(1, 0, "b = 1", false, planner(&calls, false)).is_ok(), "the fresh plan replaced the refusal");
@@ -154,7 +144,7 @@ mod tests {
         // a = 2 was the least recently used when a = 3 came, so it was planned again.
         assert_eq!(calls.get(), 4);
         assert_eq!((c.figures().entries, c.figures().evictions), (2, 2));
-        let c = FilterCache::new(100, cost("a = 1") + 1);
+        let c = FilterCache::new(100, cost("a = 1".len()) + 1);
         c.plan(1, 0, "a = 1", false, planner(&calls, true)).unwrap();
         c.plan(1, 0, "a = 2", false, planner(&calls, true)).unwrap();
         assert_eq!(c.figures().entries, 1, "the byte bound");
