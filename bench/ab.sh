@@ -31,6 +31,7 @@ for round in $(seq 1 "$ROUNDS"); do
     out=$(taskset -c 1 wrk -t1 -c16 -d3s --latency -s bench/wrk/workload.lua http://127.0.0.1:$PORT -- "$WORKLOAD" arcbase 100000 | grep '^{"rps"')
     used=$(( $(cpu_ticks "$PID") - before ))
     requests=$(echo "$out" | sed -n 's/.*"requests": *\([0-9]*\).*/\1/p')
+    requests=${requests:-0}
     # The server's own CPU time per request (user + system, all its threads), in microseconds:
     # steadier than the rate when the machine drifts, and blind to the database's share.
     cpu_us=$(( used * 1000000 / TICKS / (requests > 0 ? requests : 1) ))

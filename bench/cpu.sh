@@ -25,8 +25,19 @@ our_jiffies() {
   } | awk '{s += $1} END {print s + 0}'
 }
 
+# The jiffies of the children a subshell waited for, from the output of `times` run at its end
+# (file $1: the second line, user and system time as `XmY.YYYs`): wrk's CPU time.
+children_jiffies() {
+  awk -v hz="$(getconf CLK_TCK)" 'NR == 2 {n = 0; for (i = 1; i <= 2; i++) {split($i, p, /[ms]/); n += p[1] * 60 + p[2]}; printf "%d", n * hz}' "$1"
+}
+
 # The share of a CPU, in percent, that others used: busy jiffies $1 of the CPU, jiffies $2 of
-# our processes, over $3 nanoseconds.
+# our processes, over $3 nanoseconds. Past 100 % the accounting itself is wrong (our processes'
+# time went down: one of them was missed), which is said on stderr rather than passed off as a
+# disturbance.
 other_pct() {
-  awk -v b="$1" -v o="$2" -v ns="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN {x = 100 * (b - o) / (ns / 1e9 * hz); if (x < 0) x = 0; printf "%.1f", x}'
+  awk -v b="$1" -v o="$2" -v ns="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    x = 100 * (b - o) / (ns / 1e9 * hz); if (x < 0) x = 0
+    if (x > 100) printf "bench/cpu.sh: %.1f %% of a CPU used by others is impossible: our processes were miscounted\n", x > "/dev/stderr"
+    printf "%.1f", x }'
 }

@@ -81,7 +81,7 @@ wait_port() { for _ in $(seq 1 300); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/nu
 rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 source bench/cpu.sh
 measure() { # name workload
-  local name=$1 workload=$2 out a0 b0 o0 t0 a1 b1 o1 t1 wrk_s other0 other1
+  local name=$1 workload=$2 out a0 b0 o0 t0 a1 b1 o1 t1 other0 other1
   taskset -c 1 wrk -t1 -c$CONNS -d${WARM}s -s bench/wrk/hyper.lua "http://127.0.0.1:$PORT" -- "$workload" "$WORK/data/words.txt" >/dev/null 2>&1 || true
   local note=""
   if [ "$name" = arcbase-postgres ] && [ "$workload" = search ]; then
@@ -95,9 +95,8 @@ measure() { # name workload
   # `times` in the subshell: the CPU time of its children (wrk), on its second line
   out=$( { taskset -c 1 wrk -t1 -c$CONNS -d${SECS}s --latency -s bench/wrk/hyper.lua "http://127.0.0.1:$PORT" -- "$workload" "$WORK/data/words.txt" | grep '^{"rps"'; times > "$WORK/times"; } )
   a1=$(cpu_busy 0); b1=$(cpu_busy 1); o1=$(our_jiffies "$SERVER_PID" "$WORK/pg"); t1=$(date +%s%N)
-  wrk_s=$(awk 'NR == 2 {n = 0; for (i = 1; i <= 2; i++) {split($i, p, /[ms]/); n += p[1] * 60 + p[2]}; print n}' "$WORK/times")
   other0=$(other_pct $((a1 - a0)) $((o1 - o0)) $((t1 - t0)))
-  other1=$(other_pct $((b1 - b0)) "$(awk -v s="$wrk_s" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%d", s * hz}')" $((t1 - t0)))
+  other1=$(other_pct $((b1 - b0)) "$(children_jiffies "$WORK/times")" $((t1 - t0)))
   echo "{\"server\": \"$name\", \"workload\": \"$workload\", \"cpu0_other_pct\": $other0, \"cpu1_other_pct\": $other1, \"note\": \"$note\", \"result\": $out}" >> "$RESULTS"
   log "$name $workload (other processes: $other0 % of CPU 0, $other1 % of CPU 1): $out"
 }

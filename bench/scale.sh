@@ -60,9 +60,8 @@ for BACKEND in sqlite postgres; do
     # `times` in the subshell: the CPU time of its children (wrk), on its second line
     out=$( { taskset -c 1 wrk -t1 -c16 -d${SECS}s --latency -s bench/wrk/workload.lua http://127.0.0.1:5321 -- "$w" arcbase "$N" | grep '^{"rps"'; times > "$WORK/times"; } )
     a1=$(cpu_busy 0); b1=$(cpu_busy 1); o1=$(our_jiffies "$PID" "$WORK/pg"); t1=$(date +%s%N)
-    wrk_j=$(awk -v hz="$(getconf CLK_TCK)" 'NR == 2 {n = 0; for (i = 1; i <= 2; i++) {split($i, p, /[ms]/); n += p[1] * 60 + p[2]}; printf "%d", n * hz}' "$WORK/times")
     other0=$(other_pct $((a1 - a0)) $((o1 - o0)) $((t1 - t0)))
-    other1=$(other_pct $((b1 - b0)) "$wrk_j" $((t1 - t0)))
+    other1=$(other_pct $((b1 - b0)) "$(children_jiffies "$WORK/times")" $((t1 - t0)))
     echo "{\"n\": $N, \"backend\": \"$BACKEND\", \"workload\": \"$w\", \"cpu0_other_pct\": $other0, \"cpu1_other_pct\": $other1, \"r\": $out}" >> "$RESULTS"
     log "$N $BACKEND $w (other processes: $other0 % of CPU 0, $other1 % of CPU 1): $out"
   done
