@@ -497,6 +497,15 @@ async fn login(c: &Client<'_>, username: &str, password: &str) -> String {
     data["login"]["sessionToken"].as_str().unwrap_or_else(|| panic!("login failed: {data}")).to_string()
 }
 
+/// A new account `username` (password "`username` password") on `domain`, created by the
+/// admin, and a client signed in as it; returns the account's id and the client.
+async fn signed_in<'a>(t: &'a TestApp, domain: &str, username: &str) -> (String, Client<'a>) {
+    let password = format!("{username} password");
+    let id = account(&Client::admin(t, domain), username, &password).await;
+    let token = login(&Client::anonymous(t, domain), username, &password).await;
+    (id, Client::token(t, domain, &token))
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
@@ -843,10 +852,8 @@ async fn ownership_and_access_levels() {
     let t = setup(NOTES, &[("pub.example", open(true, false)), ("priv.example", open(false, false))]).await;
     let admin = Client::admin(&t, "pub.example");
     let anon = Client::anonymous(&t, "pub.example");
-    let x_id = account(&admin, "xavier", "xavier password").await;
-    let y_id = account(&admin, "yvonne", "yvonne password").await;
-    let x = Client::token(&t, "pub.example", &login(&anon, "xavier", "xavier password").await);
-    let y = Client::token(&t, "pub.example", &login(&anon, "yvonne", "yvonne password").await);
+    let (x_id, x) = signed_in(&t, "pub.example", "xavier").await;
+    let (y_id, y) = signed_in(&t, "pub.example", "yvonne").await;
 
     // X's notes; Y's own note. `createdBy` is the creating account.
     let data = x
@@ -1080,11 +1087,8 @@ type Post @access(read: PUBLIC, write: AUTHENTICATED) { title: String }
 async fn a_refused_delete_never_names_an_object_the_caller_cannot_see() {
     let t = setup(PINS, &[("pins.example", open(false, false))]).await;
     let admin = Client::admin(&t, "pins.example");
-    let anon = Client::anonymous(&t, "pins.example");
-    account(&admin, "xavier", "xavier password").await;
-    account(&admin, "yvonne", "yvonne password").await;
-    let x = Client::token(&t, "pins.example", &login(&anon, "xavier", "xavier password").await);
-    let y = Client::token(&t, "pins.example", &login(&anon, "yvonne", "yvonne password").await);
+    let (_, x) = signed_in(&t, "pins.example", "xavier").await;
+    let (_, y) = signed_in(&t, "pins.example", "yvonne").await;
 
     let p1 = x.upsert(json!({ "Post": [{ "title": "public post" }] })).await.remove(0);
     let hidden = y
@@ -1114,11 +1118,8 @@ async fn a_refused_delete_never_names_an_object_the_caller_cannot_see() {
 async fn a_cached_filter_plan_still_answers_each_caller_by_its_access() {
     let t = setup(NOTES, &[("a.example", open(false, false)), ("b.example", open(false, false))]).await;
     let admin_a = Client::admin(&t, "a.example");
-    let anon_a = Client::anonymous(&t, "a.example");
-    account(&admin_a, "alice", "alice password").await;
-    account(&admin_a, "carol", "carol password").await;
-    let alice = Client::token(&t, "a.example", &login(&anon_a, "alice", "alice password").await);
-    let carol = Client::token(&t, "a.example", &login(&anon_a, "carol", "carol password").await);
+    let (_, alice) = signed_in(&t, "a.example", "alice").await;
+    let (_, carol) = signed_in(&t, "a.example", "carol").await;
     alice.upsert(json!({ "Note": [{ "text": "n alice 1" }, { "text": "n alice 2" }] })).await;
     carol.upsert(json!({ "Note": [{ "text": "n carol" }] })).await;
     Client::admin(&t, "b.example").upsert(json!({ "Note": [{ "text": "n on b" }] })).await;
