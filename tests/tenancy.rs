@@ -1152,3 +1152,32 @@ async fn the_filter_cache_plans_each_text_once_per_release() {
     let data = on_ok(&t, "fc.example", find, json!({ "q": "subtitle = 'x'" })).await;
     assert_eq!(data["find"]["edges"], json!([]), "{data}");
 }
+
+/// A client sending long texts (a query padded past 64 KiB, a filter past 4 KiB) over and over
+/// cannot push the short texts every other client sends out of the operation cache or the
+/// filter cache: the long ones are answered, and compiled and planned per request, never kept.
+#[tokio::test]
+async fn long_texts_are_answered_without_pushing_others_out_of_the_caches() {
+    let t = serving_v1("long.example").await;
+    let figures = || (t.app.registry.operations.figures(), t.app.registry.filters.figures());
+    let find = "query($q: String!) { find(type: Book, arcql: $q) { edges { cursor } } }";
+    on_ok(&t, "long.example", find, json!({ "q": "price > 5" })).await;
+    let (ops, filters) = figures();
+
+    let long_query = format!("{find}\n#{}", "x".repeat(64 << 10));
+    let long_filter = format!("price > 5 OR title = '{}'", "y".repeat(4 << 10));
+    for _ in 0..3 {
+        let data = on_ok(&t, "long.example", &long_query, json!({ "q": long_filter })).await;
+        assert_eq!(data["find"]["edges"], json!([]), "{data}");
+    }
+    let (ops_after, filters_after) = figures();
+    assert_eq!((ops_after.entries, filters_after.entries), (ops.entries, filters.entries), "nothing long was kept");
+    assert_eq!((ops_after.evictions, filters_after.evictions), (ops.evictions, filters.evictions));
+    on_ok(&t, "long.example", find, json!({ "q": "price > 5" })).await;
+    let (ops_end, filters_end) = figures();
+    assert_eq!(
+        (ops_end.hits - ops_after.hits, filters_end.hits - filters_after.hits),
+        (1, 1),
+        "the short texts still hit"
+    );
+}
