@@ -12,6 +12,7 @@ called them too, shown as `malloc/free/memcpy <- layer`. `--symbol NAME` prints 
 share of samples with a frame containing NAME anywhere in the stack (inclusive).
 """
 import re
+import signal
 import sys
 from collections import Counter
 
@@ -63,6 +64,7 @@ def layer(frames):
 
 
 def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends the output quietly
     args = sys.argv[1:]
     samples = list(stacks(sys.stdin))
     if not samples:
