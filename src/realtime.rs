@@ -329,9 +329,7 @@ pub async fn drive(
         }
     };
     let mut last_sent = position;
-    let text = |r: &crate::graphql::response::Response| -> Arc<str> {
-        Arc::from(serde_json::to_string(r).unwrap_or_else(|_| "{}".into()))
-    };
+    let text = |r: &crate::graphql::response::Response| -> Arc<str> { Arc::from(r.to_json()) };
     // The objects as they are, then the feed from the start up to the hub's position.
     let mut replay = Vec::new();
     if stream.include_current() {

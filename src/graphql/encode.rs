@@ -1,12 +1,19 @@
 //! Operation results (JSON, already in the model's types) + the request's selection sets →
-//! the response's `data`, following the GraphQL spec: fields collected per object type
-//! (fragments, type conditions, `@skip`/`@include`), aliases, `__typename`, `null` anywhere a
-//! type allows it, and a `null` that a non-null type does not allow propagating to the
-//! nearest nullable parent with an error.
+//! the response's `data`, written straight into the response's bytes, following the GraphQL
+//! spec: fields collected per object type (fragments, type conditions, `@skip`/`@include`),
+//! aliases, `__typename`, `null` anywhere a type allows it, and a `null` that a non-null type
+//! does not allow propagating to the nearest nullable parent with an error.
 //!
-//! An encoder collects each (object type, selection) once and reuses the fields for every
-//! object of that shape (the 25 nodes of a page), so encoding a list costs a walk of its values,
-//! not of the document again.
+//! No tree of the response is built and serialized again: each key and scalar is written by
+//! serde_json's own serializer, in the order of the collected fields, so the bytes are exactly
+//! what serializing the equivalent `serde_json::Value` (with `preserve_order`) would give. A
+//! null that propagates truncates what was written for the positions it nulls (each position
+//! that may absorb it remembers where it started). The error path of a value is kept as
+//! borrowed keys and indexes, and becomes owned only when an error is recorded.
+//!
+//! An encoder collects each (object type, selection) once and reuses the fields, with their
+//! shapes and member keys resolved, for every object of that shape (the 25 nodes of a page),
+//! so encoding a list costs a walk of its values, not of the document again.
 //!
 //! The JSON of an object holds each field's value under the field's name or, for fields whose
 //! value depends on arguments or sub-selection, under `&<response key>` ([`Key`]). A value of
@@ -15,9 +22,9 @@
 use std::rc::Rc;
 
 use async_graphql::parser::types::SelectionSet;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
-use super::collect::{Env, Group};
+use super::collect::Env;
 use super::response::{GqlError, PathSegment};
 use super::schema::{Key, Ty};
 use crate::plan::read::ref_key;
@@ -30,14 +37,61 @@ pub const CONCRETE: &str = "#type";
 /// recorded): the null propagates to the nearest position whose type allows it.
 pub struct Null;
 
-/// Absorb a propagating null at a position of type `ty`, if `ty` allows null.
-pub fn absorb(ty: &Ty, r: Result<Json, Null>) -> Result<Json, Null> {
+/// A step of the path being encoded, borrowed from the document.
+#[derive(Clone, Copy)]
+pub enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// The owned form of a path, for an error.
+pub fn owned_path(path: &[Step<'_>]) -> Vec<PathSegment> {
+    path.iter()
+        .map(|s| match s {
+            Step::Key(k) => PathSegment::Key((*k).to_string()),
+            Step::Index(i) => PathSegment::Index(*i),
+        })
+        .collect()
+}
+
+/// Write `v` as JSON (serde_json's compact form, as serializing a tree holding it would).
+pub fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    // Writing into a Vec cannot fail, and the values written here (JSON values and strings)
+    // always serialize.
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+/// Absorb a propagating null at a position of type `ty` that started at `start`, if `ty`
+/// allows null: what was written for the position becomes `null`.
+pub fn absorb(ty: &Ty, start: usize, out: &mut Vec<u8>, r: Result<(), Null>) -> Result<(), Null> {
     match (ty, r) {
         (Ty::NonNull(_), Err(Null)) => Err(Null),
-        (_, Err(Null)) => Ok(Json::Null),
+        (_, Err(Null)) => {
+            out.truncate(start);
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
         (_, ok) => ok,
     }
 }
+
+/// One collected field of an object type, resolved once for every object of that shape.
+struct Slot<'a> {
+    /// The response key.
+    key: &'a str,
+    what: What<'a>,
+}
+
+enum What<'a> {
+    /// `__typename`.
+    Typename,
+    /// A field of the shape: its type, the member of the object's JSON that holds its value,
+    /// and its merged sub-selections.
+    Field { ty: &'a Ty, member: String, sets: Vec<&'a SelectionSet> },
+}
+
+/// The fields of one object type under some selection sets (known by their addresses).
+type Collected<'a> = (&'a str, Vec<*const SelectionSet>, Rc<Vec<Slot<'a>>>);
 
 pub struct Encoder<'a> {
     env: &'a Env<'a>,
@@ -47,64 +101,99 @@ pub struct Encoder<'a> {
     collected: Vec<Collected<'a>>,
 }
 
-/// The fields of one object type under some selection sets (known by their addresses).
-type Collected<'a> = (&'a str, Vec<*const SelectionSet>, Rc<Vec<Group<'a>>>);
-
 impl<'a> Encoder<'a> {
     pub fn new(env: &'a Env<'a>, errors: &'a mut Vec<GqlError>) -> Self {
         Encoder { env, errors, collected: Vec::new() }
     }
 
-    /// [`Env::collect`] of `sets` for `ty`, once per encoder.
-    fn collect(&mut self, ty: &'a str, sets: &[&'a SelectionSet]) -> crate::error::ApiResult<Rc<Vec<Group<'a>>>> {
+    /// [`Env::collect`] of `sets` for `ty`, resolved against its shape, once per encoder.
+    fn collect(&mut self, ty: &'a str, sets: &[&'a SelectionSet]) -> crate::error::ApiResult<Rc<Vec<Slot<'a>>>> {
         let same =
             |s: &[*const SelectionSet]| s.len() == sets.len() && s.iter().zip(sets).all(|(a, b)| std::ptr::eq(*a, *b));
         if let Some((_, _, g)) = self.collected.iter().find(|(t, s, _)| *t == ty && same(s)) {
             return Ok(g.clone());
         }
-        let groups = Rc::new(self.env.collect(ty, sets)?);
-        self.collected.push((ty, sets.iter().map(|s| *s as *const SelectionSet).collect(), groups.clone()));
-        Ok(groups)
+        let env = self.env;
+        let shape = env.shapes.objects.get(ty);
+        let mut slots = Vec::new();
+        for group in env.collect(ty, sets)? {
+            let name = group.name();
+            let what = if name == "__typename" {
+                What::Typename
+            } else {
+                // A field the shape does not know is left out (validation keeps them away).
+                let Some(field) = shape.and_then(|s| s.get(name)) else { continue };
+                let member = match field.key {
+                    Key::Name => name.to_string(),
+                    Key::Alias => ref_key(group.key),
+                };
+                What::Field { ty: &field.ty, member, sets: group.sets() }
+            };
+            slots.push(Slot { key: group.key, what });
+        }
+        let slots = Rc::new(slots);
+        self.collected.push((ty, sets.iter().map(|s| *s as *const SelectionSet).collect(), slots.clone()));
+        Ok(slots)
     }
 
-    /// Encode `v` (absent: `None`) as a value of type `ty` with the sub-selections `sets`.
+    /// Write `v` (absent: `None`) as a value of type `ty` with the sub-selections `sets`.
     pub fn value(
         &mut self,
         ty: &'a Ty,
         v: Option<&Json>,
         sets: &[&'a SelectionSet],
-        path: &mut Vec<PathSegment>,
-    ) -> Result<Json, Null> {
+        path: &mut Vec<Step<'a>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Null> {
         match ty {
             Ty::NonNull(inner) => {
-                let out = self.value(inner, v, sets, path)?;
-                if out.is_null() {
+                let start = out.len();
+                self.value(inner, v, sets, path, out)?;
+                if &out[start..] == b"null" {
                     self.errors.push(GqlError::internal_at(
                         format!("a value of the non-null type {} is missing", inner.name()),
-                        path.clone(),
+                        owned_path(path),
                     ));
                     return Err(Null);
                 }
-                Ok(out)
+                Ok(())
             }
             Ty::List(inner) => match v {
                 Some(Json::Array(items)) => {
-                    let mut out = Vec::with_capacity(items.len());
+                    out.push(b'[');
                     for (i, item) in items.iter().enumerate() {
-                        path.push(PathSegment::Index(i));
-                        let r = self.value(inner, Some(item), sets, path);
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        let start = out.len();
+                        path.push(Step::Index(i));
+                        let r = self.value(inner, Some(item), sets, path, out);
                         path.pop();
                         // An element that may not be null makes the whole list null.
-                        out.push(absorb(inner, r)?);
+                        absorb(inner, start, out, r)?;
                     }
-                    Ok(Json::Array(out))
+                    out.push(b']');
+                    Ok(())
                 }
-                None | Some(Json::Null) => Ok(Json::Null),
+                None | Some(Json::Null) => {
+                    out.extend_from_slice(b"null");
+                    Ok(())
+                }
                 // Result coercion: a single value where a list is expected is a list of one.
-                Some(one) => Ok(Json::Array(vec![absorb(inner, self.value(inner, Some(one), sets, path))?])),
+                Some(one) => {
+                    out.push(b'[');
+                    let start = out.len();
+                    let r = self.value(inner, Some(one), sets, path, out);
+                    absorb(inner, start, out, r)?;
+                    out.push(b']');
+                    Ok(())
+                }
             },
             Ty::Named(name) => match v {
-                None | Some(Json::Null) => Ok(Json::Null),
+                None | Some(Json::Null) => {
+                    out.extend_from_slice(b"null");
+                    Ok(())
+                }
                 Some(v) => {
                     let env = self.env;
                     if let Some(members) = env.shapes.unions.get(name) {
@@ -114,20 +203,22 @@ impl<'a> Encoder<'a> {
                             .and_then(|c| members.iter().find(|m| *m == c))
                             .map(String::as_str);
                         match concrete {
-                            Some(c) => self.object(c, v, sets, path),
+                            Some(c) => self.object(c, v, sets, path, out),
                             None => {
                                 self.errors.push(GqlError::internal_at(
                                     format!("a value of the union {name} names no member type"),
-                                    path.clone(),
+                                    owned_path(path),
                                 ));
-                                Ok(Json::Null)
+                                out.extend_from_slice(b"null");
+                                Ok(())
                             }
                         }
                     } else if env.shapes.objects.contains_key(name.as_str()) {
-                        self.object(name, v, sets, path)
+                        self.object(name, v, sets, path, out)
                     } else {
                         // Scalars and enums are already in their output form.
-                        Ok(v.clone())
+                        write_json(out, v);
+                        Ok(())
                     }
                 }
             },
@@ -141,34 +232,143 @@ impl<'a> Encoder<'a> {
         ty: &'a str,
         v: &Json,
         sets: &[&'a SelectionSet],
-        path: &mut Vec<PathSegment>,
-    ) -> Result<Json, Null> {
-        let groups = match self.collect(ty, sets) {
+        path: &mut Vec<Step<'a>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Null> {
+        let slots = match self.collect(ty, sets) {
             Ok(g) => g,
             Err(e) => {
-                self.errors.push(GqlError::from_api(e, path.clone(), None));
+                self.errors.push(GqlError::from_api(e, owned_path(path), None));
                 return Err(Null);
             }
         };
-        let env = self.env;
-        let Some(shape) = env.shapes.objects.get(ty) else { return Ok(Json::Null) };
-        let mut out = Map::with_capacity(groups.len());
-        for group in groups.iter() {
-            let name = group.name();
-            if name == "__typename" {
-                out.insert(group.key.to_string(), Json::String(ty.to_string()));
-                continue;
-            }
-            let Some(field) = shape.get(name) else { continue };
-            let member = match field.key {
-                Key::Name => v.get(name),
-                Key::Alias => v.get(ref_key(group.key).as_str()),
-            };
-            path.push(PathSegment::Key(group.key.to_string()));
-            let r = self.value(&field.ty, member, &group.sets(), path);
-            path.pop();
-            out.insert(group.key.to_string(), absorb(&field.ty, r)?);
+        if !self.env.shapes.objects.contains_key(ty) {
+            out.extend_from_slice(b"null");
+            return Ok(());
         }
-        Ok(Json::Object(out))
+        out.push(b'{');
+        for (i, slot) in slots.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json(out, slot.key);
+            out.push(b':');
+            match &slot.what {
+                What::Typename => write_json(out, ty),
+                What::Field { ty: fty, member, sets } => {
+                    let start = out.len();
+                    path.push(Step::Key(slot.key));
+                    let r = self.value(fty, v.get(member.as_str()), sets, path, out);
+                    path.pop();
+                    absorb(fty, start, out, r)?;
+                }
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
+    use serde_json::json;
+
+    use super::*;
+    use crate::graphql::schema::{OutField, Shapes};
+
+    /// `Root { items: [Item], strict: [Item!], one: Item!, pick: Pick }`,
+    /// `Item { name: String!, tags: [String], note: String }`, `union Pick = Item`.
+    fn shapes() -> Shapes {
+        let f = |ty: &str| OutField { key: Key::Name, ty: Ty::parse(ty) };
+        let mut objects = HashMap::new();
+        objects.insert(
+            "Root".to_string(),
+            HashMap::from([
+                ("items".to_string(), f("[Item]")),
+                ("strict".to_string(), f("[Item!]")),
+                ("one".to_string(), f("Item!")),
+                ("pick".to_string(), f("Pick")),
+            ]),
+        );
+        objects.insert(
+            "Item".to_string(),
+            HashMap::from([
+                ("name".to_string(), f("String!")),
+                ("tags".to_string(), f("[String]")),
+                ("note".to_string(), f("String")),
+            ]),
+        );
+        Shapes { objects, unions: HashMap::from([("Pick".to_string(), vec!["Item".to_string()])]) }
+    }
+
+    /// Encode `value` as a `Root` under the query's selection: the bytes (or `None` when the
+    /// null reached the root) and the errors' paths.
+    fn encode(query: &str, value: serde_json::Value) -> (Option<String>, Vec<serde_json::Value>) {
+        let doc: ExecutableDocument = async_graphql::parser::parse_query(query).expect("parses");
+        let set = match &doc.operations {
+            DocumentOperations::Single(op) => &op.node.selection_set.node,
+            DocumentOperations::Multiple(_) => unreachable!(),
+        };
+        let (shapes, variables) = (shapes(), async_graphql::Variables::default());
+        let env = Env { doc: &doc, variables: &variables, shapes: &shapes };
+        let mut errors = Vec::new();
+        let mut out = Vec::new();
+        let root = Ty::parse("Root");
+        let r = Encoder::new(&env, &mut errors).value(&root, Some(&value), &[set], &mut Vec::new(), &mut out);
+        let paths = errors.iter().map(|e| serde_json::to_value(&e.path).expect("path")).collect();
+        (r.ok().map(|()| String::from_utf8(out).expect("utf-8")), paths)
+    }
+
+    #[test]
+    fn the_bytes_are_those_of_the_serialized_tree() {
+        let value = json!({
+            "items": [{"name": "a \"quoted\"\n\u{1}é", "tags": ["x", null], "note": 1.5}, null],
+            "one": {"name": "b", "tags": "single"},
+        });
+        let (out, errors) = encode("{ items { n: name tags __typename note } one { tags name } }", value);
+        let expected = json!({
+            "items": [{"n": "a \"quoted\"\n\u{1}é", "tags": ["x", null], "__typename": "Item", "note": 1.5}, null],
+            "one": {"tags": ["single"], "name": "b"},
+        });
+        assert_eq!(out.as_deref(), Some(serde_json::to_string(&expected).unwrap().as_str()));
+        assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn a_missing_non_null_field_nulls_the_nearest_nullable_position_only() {
+        // The second item lacks its non-null `name`: that item becomes null (its list
+        // elements may be null), and what was written of it is gone.
+        let value = json!({"items": [{"name": "a", "note": "n"}, {"note": "written first"}], "one": {"name": "b"}});
+        let (out, errors) = encode("{ items { note name } one { name } }", value);
+        assert_eq!(out.as_deref(), Some(r#"{"items":[{"note":"n","name":"a"},null],"one":{"name":"b"}}"#));
+        assert_eq!(errors, vec![json!(["items", 1, "name"])]);
+    }
+
+    #[test]
+    fn a_null_element_of_a_non_null_list_type_nulls_the_list() {
+        let value = json!({"strict": [{"name": "a"}, {"note": "x"}], "one": {"name": "b"}});
+        let (out, errors) = encode("{ strict { name } one { name } }", value);
+        assert_eq!(out.as_deref(), Some(r#"{"strict":null,"one":{"name":"b"}}"#));
+        assert_eq!(errors, vec![json!(["strict", 1, "name"])]);
+    }
+
+    #[test]
+    fn a_null_that_no_position_absorbs_reaches_the_root() {
+        let (out, errors) = encode("{ items { name } one { name } }", json!({"items": [], "one": {}}));
+        assert_eq!(out, None);
+        assert_eq!(errors, vec![json!(["one", "name"])]);
+    }
+
+    #[test]
+    fn a_union_value_is_encoded_as_its_concrete_member() {
+        let value = json!({"pick": {"#type": "Item", "name": "p"}, "one": {"name": "b"}});
+        let (out, _) = encode("{ pick { ... on Item { __typename name } } one { name } }", value);
+        assert_eq!(out.as_deref(), Some(r#"{"pick":{"__typename":"Item","name":"p"},"one":{"name":"b"}}"#));
+        let (out, errors) = encode("{ pick { __typename } }", json!({"pick": {"#type": "Other"}}));
+        assert_eq!(out.as_deref(), Some(r#"{"pick":null}"#));
+        assert_eq!(errors, vec![json!(["pick"])]);
     }
 }

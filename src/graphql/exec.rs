@@ -24,10 +24,10 @@ use tracing::Instrument;
 use super::collect::{Env, Group};
 use super::compiled::{Compiled, OperationCache, Parsed, Plans};
 use super::decode::{agg_fields, read_plan, Args};
-use super::encode::{absorb, Encoder, CONCRETE};
+use super::encode::{absorb, write_json, Encoder, Step, CONCRETE};
 use super::guard;
 use super::introspection::Introspection;
-use super::response::{GqlError, Location, Outcome, PathSegment, Response};
+use super::response::{Data, GqlError, Location, Outcome, PathSegment, Response};
 use super::schema::{Shapes, Ty};
 use crate::access::Viewer;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -92,6 +92,31 @@ impl Refused {
 impl From<ApiError> for Refused {
     fn from(e: ApiError) -> Self {
         Refused(Outcome::RequestError, vec![GqlError::from_api(e, Vec::new(), None)])
+    }
+}
+
+/// The `data` object being written: the members placed so far, as JSON text.
+#[derive(Default)]
+struct DataOut {
+    bytes: Vec<u8>,
+}
+
+impl DataOut {
+    /// Open the member `key` (after a comma if one came before): the buffer to write its
+    /// value into.
+    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        self.bytes.push(if self.bytes.is_empty() { b'{' } else { b',' });
+        write_json(&mut self.bytes, key);
+        self.bytes.push(b':');
+        &mut self.bytes
+    }
+
+    fn finish(mut self) -> Data {
+        if self.bytes.is_empty() {
+            self.bytes.push(b'{');
+        }
+        self.bytes.push(b'}');
+        Data::written(self.bytes)
     }
 }
 
@@ -316,13 +341,13 @@ impl Subscription {
             .iter()
             .map(|ev| {
                 let value = exec.event_value(g.name(), ev);
-                let mut data = Map::new();
+                let mut data = DataOut::default();
                 let mut errors = Vec::new();
                 let r = Outcome1 { value: Ok(value), errors: Vec::new() };
                 if !exec.place("Subscription", g, r, &mut data, &mut errors) {
-                    return Response { data: Some(Json::Null), errors, extensions: None };
+                    return Response { data: Some(Data::null()), errors, extensions: None };
                 }
-                Response { data: Some(Json::Object(data)), errors, extensions: None }
+                Response { data: Some(data.finish()), errors, extensions: None }
             })
             .collect()
     }
@@ -711,13 +736,13 @@ impl<'a> Exec<'a> {
             Err(e) => return Response::request_error(vec![GqlError::from_api(e, Vec::new(), None)]),
         };
         let mut errors = Vec::new();
-        let mut data = Map::with_capacity(groups.len());
+        let mut data = DataOut::default();
         if op.ty == OperationType::Query {
             // Query fields are independent reads: run them at once.
             let results = futures_util::future::join_all(groups.iter().map(|g| self.root_field(root, g))).await;
             for (g, r) in groups.iter().zip(results) {
                 if !self.place(root, g, r, &mut data, &mut errors) {
-                    return Response { data: Some(Json::Null), errors, extensions: None };
+                    return Response { data: Some(Data::null()), errors, extensions: None };
                 }
             }
         } else {
@@ -726,25 +751,17 @@ impl<'a> Exec<'a> {
             for g in &groups {
                 let r = self.root_field(root, g).await;
                 if !self.place(root, g, r, &mut data, &mut errors) {
-                    return Response { data: Some(Json::Null), errors, extensions: None };
+                    return Response { data: Some(Data::null()), errors, extensions: None };
                 }
             }
         }
-        Response { data: Some(Json::Object(data)), errors, extensions: None }
+        Response { data: Some(data.finish()), errors, extensions: None }
     }
 
     /// Encode a root field's result into `data`; `false` when `data` must become null.
-    fn place(
-        &self,
-        root: &str,
-        g: &Group<'a>,
-        r: Outcome1,
-        data: &mut Map<String, Json>,
-        errors: &mut Vec<GqlError>,
-    ) -> bool {
+    fn place(&self, root: &str, g: &Group<'a>, r: Outcome1, data: &mut DataOut, errors: &mut Vec<GqlError>) -> bool {
         errors.extend(r.errors);
         let name = g.name();
-        let mut path = vec![PathSegment::Key(g.key.to_string())];
         let location = Some(Location::from(g.first().pos));
         let ty = match name {
             "__typename" | "__schema" | "__type" => None,
@@ -756,11 +773,11 @@ impl<'a> Exec<'a> {
         let value = match r.value {
             Ok(v) => v,
             Err(e) => {
-                errors.push(GqlError::from_api(e, path, location));
+                errors.push(GqlError::from_api(e, vec![PathSegment::Key(g.key.to_string())], location));
                 return match &ty {
                     Some(Ty::NonNull(_)) => false,
                     _ => {
-                        data.insert(g.key.to_string(), Json::Null);
+                        write_json(data.key(g.key), &Json::Null);
                         true
                     }
                 };
@@ -768,17 +785,15 @@ impl<'a> Exec<'a> {
         };
         let Some(ty) = ty else {
             // Introspection and `__typename`: already in their final form.
-            data.insert(g.key.to_string(), value);
+            write_json(data.key(g.key), &value);
             return true;
         };
         let mut enc = Encoder::new(self.env, errors);
-        match absorb(ty, enc.value(ty, Some(&value), &g.sets(), &mut path)) {
-            Ok(v) => {
-                data.insert(g.key.to_string(), v);
-                true
-            }
-            Err(_) => false,
-        }
+        let mut path = vec![Step::Key(g.key)];
+        let out = data.key(g.key);
+        let start = out.len();
+        let r = enc.value(ty, Some(&value), &g.sets(), &mut path, out);
+        absorb(ty, start, out, r).is_ok()
     }
 
     async fn root_field(&self, root: &str, g: &Group<'a>) -> Outcome1 {

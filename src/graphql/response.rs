@@ -75,18 +75,38 @@ impl GqlError {
     }
 }
 
-/// What a GraphQL request produced.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What a GraphQL request produced. Its JSON is [`Response::to_json`] (`data`, `errors`,
+/// `extensions`, each left out when absent or empty).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Response {
     /// Absent for a request error (the request was not executed); `null` when a non-null root
     /// field failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<Json>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data: Option<Data>,
     pub errors: Vec<GqlError>,
     /// `{"hyper": {"pending": {Type: [services]}}}` after writes the bridge catches up.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Json>,
+}
+
+/// The response's `data` as the JSON text the encoder wrote (`super::encode`): it goes into
+/// the response as it is, never parsed or serialized again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Data(String);
+
+impl Data {
+    /// `null`: a non-null root field failed.
+    pub fn null() -> Data {
+        Data("null".to_string())
+    }
+
+    /// The text written by the encoder (serde_json's own output, so valid JSON).
+    pub(crate) fn written(bytes: Vec<u8>) -> Data {
+        // The encoder writes only through serde_json and ASCII punctuation: always UTF-8.
+        Data(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// How a request ended, which decides the HTTP status a transport answers with.
@@ -106,6 +126,52 @@ impl Response {
     /// A request error: no `data`.
     pub fn request_error(errors: Vec<GqlError>) -> Self {
         Response { data: None, errors, extensions: None }
+    }
+
+    /// The response as JSON text: the bytes `serde_json` would write for
+    /// `{"data": ..., "errors": [...], "extensions": {...}}` (members absent or empty left out),
+    /// with `data` as the encoder wrote it.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(self.data.as_ref().map_or(0, |d| d.0.len()) + 16);
+        self.write_json(&mut out);
+        out
+    }
+
+    /// A batch's responses as one JSON array.
+    pub fn batch_json(answers: &[Response]) -> String {
+        let mut out = String::from("[");
+        for (i, a) in answers.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            a.write_json(&mut out);
+        }
+        out.push(']');
+        out
+    }
+
+    fn write_json(&self, out: &mut String) {
+        let mut first = true;
+        let mut member = |out: &mut String, name: &str| {
+            out.push_str(if first { "{\"" } else { ",\"" });
+            first = false;
+            out.push_str(name);
+            out.push_str("\":");
+        };
+        if let Some(d) = &self.data {
+            member(out, "data");
+            out.push_str(&d.0);
+        }
+        // Errors and extensions are plain values: serializing them cannot fail.
+        if !self.errors.is_empty() {
+            member(out, "errors");
+            out.push_str(&serde_json::to_string(&self.errors).unwrap_or_else(|_| "[]".into()));
+        }
+        if let Some(x) = &self.extensions {
+            member(out, "extensions");
+            out.push_str(&x.to_string());
+        }
+        out.push_str(if first { "{}" } else { "}" });
     }
 
     /// Put the request id into every error.

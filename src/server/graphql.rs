@@ -100,14 +100,13 @@ fn not_acceptable() -> Response {
 /// GraphQL-over-HTTP request (its body or parameters): 400 in both media types, or `status`.
 fn refused(media: Media, status: Option<StatusCode>, e: ApiError, request_id: &str) -> Response {
     let body = GqlResponse::request_error(vec![GqlError::from_api(e, Vec::new(), None)]).with_request_id(request_id);
-    answer(media, status.unwrap_or(StatusCode::BAD_REQUEST), &body)
+    answer(media, status.unwrap_or(StatusCode::BAD_REQUEST), body.to_json())
 }
 
-fn answer<T: serde::Serialize>(media: Media, status: StatusCode, body: &T) -> Response {
-    match serde_json::to_string(body) {
-        Ok(text) => (status, [(header::CONTENT_TYPE, media.content_type())], text).into_response(),
-        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal(e)),
-    }
+/// An answer: one response ([`GqlResponse::to_json`]) or a batch's
+/// ([`GqlResponse::batch_json`]).
+fn answer(media: Media, status: StatusCode, text: String) -> Response {
+    (status, [(header::CONTENT_TYPE, media.content_type())], text).into_response()
 }
 
 /// A server that is too busy (OVERLOADED) answers 503, a caller that must slow down
@@ -270,18 +269,18 @@ pub(super) async fn post(
     }
     if let Some((status, after)) = busy_status(&answers) {
         return if batch {
-            with_retry(answer(media, status, &answers), after)
+            with_retry(answer(media, status, GqlResponse::batch_json(&answers)), after)
         } else {
-            with_retry(answer(media, status, &answers[0]), after)
+            with_retry(answer(media, status, answers[0].to_json()), after)
         };
     }
     if batch {
-        return answer(media, StatusCode::OK, &answers);
+        return answer(media, StatusCode::OK, GqlResponse::batch_json(&answers));
     }
     let outcome = outcomes.pop().unwrap_or(Outcome::Executed);
     answers.pop().map_or_else(
         || error_response(StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal("a request without an answer")),
-        |a| answer(media, media.status(outcome), &a),
+        |a| answer(media, media.status(outcome), a.to_json()),
     )
 }
 
@@ -367,21 +366,21 @@ pub(super) async fn get(
     let (resp, outcome) = run_one(&app, &resolved.served, &ctx, incoming).await;
     let resp = resp.with_request_id(&request_id);
     if let Some((status, after)) = busy_status(std::slice::from_ref(&resp)) {
-        return with_retry(answer(media, status, &resp), after);
+        return with_retry(answer(media, status, resp.to_json()), after);
     }
     match outcome {
         Outcome::Unauthenticated => {
             unauthorized("authentication required: send Authorization: Bearer <token or admin key>")
         }
         Outcome::MutationNotAllowed => {
-            let mut r = answer(media, StatusCode::METHOD_NOT_ALLOWED, &resp);
+            let mut r = answer(media, StatusCode::METHOD_NOT_ALLOWED, resp.to_json());
             r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
             r
         }
         o => {
             // An HTTP cache in front may keep a GET answer (a persisted query's URL is short
             // and stable), but only apart for each caller, instance and media type.
-            let mut r = answer(media, media.status(o), &resp);
+            let mut r = answer(media, media.status(o), resp.to_json());
             r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Authorization, hypi-domain"));
             r
         }

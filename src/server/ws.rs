@@ -148,7 +148,7 @@ fn start(
         let ctx = Context { caller: &caller, anonymous_requests, only_queries: false, credentials: &credentials };
         if !crate::graphql::exec::is_subscription(&served, &req.query, req.operation_name.as_deref()).await {
             let (resp, _) = crate::graphql::exec::execute(&served, &ctx, req).await;
-            let payload: Arc<str> = Arc::from(serde_json::to_string(&resp).unwrap_or_else(|_| "{}".into()));
+            let payload: Arc<str> = Arc::from(resp.to_json());
             let _ = to_client.send(ToClient::Next { id: id.clone(), payload, permit: None }).await;
             let _ = to_client.send(ToClient::Complete { id }).await;
             return;

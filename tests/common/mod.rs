@@ -186,7 +186,9 @@ impl TestApp {
             _ => None,
         };
         let (Some(q), Some(served)) = (query, served) else {
-            return self.send_full(request(headers)).await;
+            let answer = self.send_full(request(headers)).await;
+            assert_canonical_json(&answer.2);
+            return answer;
         };
         let name = body.get("operationName").and_then(Value::as_str);
         arcbase::graphql::exec::prepare(&served, q, name).await;
@@ -205,6 +207,7 @@ impl TestApp {
             (status, &text),
             "differential: the answer from the caches differs from a fresh compile and plan's for {body}"
         );
+        assert_canonical_json(&first.2);
         first
     }
 
@@ -280,4 +283,17 @@ impl TestApp {
 /// The `code` extension of an error.
 pub fn code(err: &Value) -> &str {
     err["extensions"]["code"].as_str().unwrap_or("")
+}
+
+/// A GraphQL answer is exactly what serializing its JSON value again gives: compact, each key
+/// once, in order, numbers and strings as serde_json writes them. The encoder writes `data`
+/// straight into the response's bytes (`graphql::encode`), and this holds it to the bytes a
+/// serialized tree of values would be, on every answer of every suite.
+pub fn assert_canonical_json(body: &str) {
+    let Ok(value) = serde_json::from_str::<Value>(body) else { return };
+    assert_eq!(
+        serde_json::to_string(&value).expect("serializes"),
+        body,
+        "the answer is not in canonical JSON form (what serializing its value gives)"
+    );
 }
