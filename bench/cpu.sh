@@ -41,3 +41,16 @@ other_pct() {
     if (x > 100) printf "bench/cpu.sh: %.1f %% of a CPU used by others is impossible: our processes were miscounted\n", x > "/dev/stderr"
     printf "%.1f", x }'
 }
+
+# Steal jiffies of CPU $1 so far: time the hypervisor gave this virtual CPU's host core to
+# someone else while the guest wanted to run (/proc/stat's eighth value). No process here is
+# charged for it, so it is the one disturbance from outside the machine the guest can see.
+cpu_steal() { awk -v c="cpu$1" '$1 == c {print $9}' /proc/stat; }
+
+# Steal of CPUs 0 and 1 between two readings "S0 S1" ($1, then $2) over $3 nanoseconds, as
+# whole percents "P0 P1".
+steal_pct() {
+  awk -v a="$1" -v b="$2" -v ns="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    split(a, x, " "); split(b, y, " "); t = ns / 1e9 * hz; if (t <= 0) t = 1
+    printf "%d %d", 100 * (y[1] - x[1]) / t + 0.5, 100 * (y[2] - x[2]) / t + 0.5 }'
+}

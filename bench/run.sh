@@ -27,6 +27,7 @@ CONNS=16
 PGPORT=55432
 mkdir -p "$CACHE"
 log() { printf '== %s\n' "$*" >&2; }
+. bench/cpu.sh
 
 PIDS=()
 cleanup() {
@@ -86,10 +87,18 @@ persist_get() { # port: send the text once with its hash, as Apollo's link does 
   curl -sf -X POST "http://127.0.0.1:$1/graphql" -H 'content-type: application/json' \
     -d "{\"query\":\"$GET_QUERY\",\"variables\":{\"id\":\"m000001\"},\"extensions\":{\"persistedQuery\":{\"version\":1,\"sha256Hash\":\"$GET_HASH\"}}}" >/dev/null
 }
+# The hypervisor's steal of CPUs 0 and 1 while "$@" runs, as `"steal": [P0, P1]` (percent).
+with_steal() {
+  local s0 t0 out
+  s0="$(cpu_steal 0) $(cpu_steal 1)"; t0=$(date +%s%N)
+  out=$("$@")
+  set -- $(steal_pct "$s0" "$(cpu_steal 0) $(cpu_steal 1)" $(( $(date +%s%N) - t0 )))
+  printf '%s, "steal": [%s, %s]}' "${out%\}}" "$1" "$2"
+}
 measure() { # name target workload port
   local name=$1 target=$2 workload=$3 port=$4 out
   taskset -c 1 wrk -t1 -c$CONNS -d${WARM}s -s bench/wrk/workload.lua "http://127.0.0.1:$port" -- "$workload" "$target" 100000 "$GET_HASH" >/dev/null 2>&1 || true
-  out=$(taskset -c 1 wrk -t1 -c$CONNS -d${SECS}s --latency -s bench/wrk/workload.lua "http://127.0.0.1:$port" -- "$workload" "$target" 100000 "$GET_HASH" | grep '^{"rps"')
+  out=$(with_steal sh -c "taskset -c 1 wrk -t1 -c$CONNS -d${SECS}s --latency -s bench/wrk/workload.lua http://127.0.0.1:$port -- $workload $target 100000 $GET_HASH | grep '^{\"rps\"'")
   echo "{\"server\": \"$name\", \"workload\": \"$workload\", \"result\": $out}" >> "$RESULTS"
   log "$name $workload: $out"
 }
@@ -154,10 +163,39 @@ P=$!; PIDS+=($P); wait_port 5009
 measure static-axum static get 5009
 server_done static-axum $P
 
+# ---- interleaved pairs (the goals) ----------------------------------------------------------
+# The machine's speed drifts over minutes, and each server above was measured minutes after the
+# one before it. For the goals, each pair (arcbase on PostgreSQL and PostGraphile v4 for get,
+# find and count; arcbase on SQLite and the static handler for get) runs at once, idle but one,
+# and is measured in turn, ROUNDS times: the report takes each round's ratio and their median.
+# (upsert is left to the table above: it changes the data the next measurements read.)
+ROUNDS=3
+log "interleaved pairs: $ROUNDS rounds"
+settle "$PG/arcbase"; settle "$PG/graphile"
+RUST_LOG=warn taskset -c 0 "$ARCBASE" serve --schema bench/schema.graphql --database "$PG/arcbase" --listen 127.0.0.1:5001 >/dev/null 2>&1 &
+PA=$!; PIDS+=($PA)
+RUST_LOG=warn taskset -c 0 "$ARCBASE" serve --schema bench/schema.graphql --database "sqlite://$WORK/bench.db" --listen 127.0.0.1:5002 >/dev/null 2>&1 &
+PS=$!; PIDS+=($PS)
+(cd "$CACHE/pg4" && exec taskset -c 0 node node_modules/postgraphile/cli.js -c "$PG/graphile" --schema public --host 127.0.0.1 --port 5004 \
+  --append-plugins postgraphile-plugin-connection-filter,@graphile/pg-aggregates --disable-query-log >/dev/null 2>&1) &
+P4=$!; PIDS+=($P4)
+taskset -c 0 "$BENCH" static 127.0.0.1:5009 >/dev/null 2>&1 &
+PT=$!; PIDS+=($PT)
+for port in 5001 5002 5004 5009; do wait_port $port; done
+for round in $(seq 1 $ROUNDS); do
+  for w in get find count; do
+    measure "pair$round:arcbase-postgres" arcbase $w 5001
+    measure "pair$round:postgraphile-v4" pg4 $w 5004
+  done
+  measure "pair$round:arcbase-sqlite" arcbase get 5002
+  measure "pair$round:static-axum" static get 5009
+done
+for p in $PA $PS $P4 $PT; do kill $p 2>/dev/null || true; wait $p 2>/dev/null || true; done
+
 for db in sqlite postgres; do
   if [ $db = sqlite ]; then URL="sqlite://$WORK/bench.db"; else URL="$PG/arcbase"; fi
   for w in get find count noop; do
-    out=$(taskset -c 0 "$BENCH" raw "$URL" $w $CONNS $SECS | grep '^{"rps"')
+    out=$(with_steal sh -c "taskset -c 0 '$BENCH' raw '$URL' $w $CONNS $SECS | grep '^{\"rps\"'")
     echo "{\"server\": \"raw-$db\", \"workload\": \"$w\", \"result\": $out}" >> "$RESULTS"
     log "raw-$db $w: $out"
   done
@@ -165,7 +203,7 @@ done
 # The SQLite thread hop: the same statements through sqlx's driver (each stepped on the
 # connection's own thread), inline reads off.
 for w in get noop; do
-  out=$(ARCBASE_LIMIT_SQLITE_INLINE_US=0 taskset -c 0 "$BENCH" raw "sqlite://$WORK/bench.db" $w $CONNS $SECS | grep '^{"rps"')
+  out=$(with_steal sh -c "ARCBASE_LIMIT_SQLITE_INLINE_US=0 taskset -c 0 '$BENCH' raw 'sqlite://$WORK/bench.db' $w $CONNS $SECS | grep '^{\"rps\"'")
   echo "{\"server\": \"raw-sqlite-pool\", \"workload\": \"$w\", \"result\": $out}" >> "$RESULTS"
   log "raw-sqlite-pool $w: $out"
 done

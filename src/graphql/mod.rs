@@ -9,10 +9,10 @@
 //! | [`compiled`] | the operation cache: each (release, text, operation name) parsed, guarded and validated once |
 //! | [`collect`] | the spec's CollectFields, shared by the planner and the encoder |
 //! | [`decode`] | arguments and selection sets → the operations' argument types |
-//! | [`encode`] | operation results → `data`, per the selection |
+//! | [`encode`] | operation results → `data`, per the selection, written straight into the response's bytes |
 //! | [`persisted`] | automatic persisted queries: texts kept by their SHA-256 |
 //! | [`introspection`] | `__schema` and `__type` from the validated schema |
-//! | [`response`] | the response and its errors, classified once |
+//! | [`response`] | the response and its errors, classified once; its JSON text (`Response::to_json`) |
 //!
 //! Invariant: this module never touches sqlx or SQL; it calls `ops` with typed arguments.
 
