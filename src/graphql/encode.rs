@@ -12,7 +12,7 @@
 //! borrowed keys and indexes, and becomes owned only when an error is recorded.
 //!
 //! An encoder collects each (object type, selection) once and reuses the fields, with their
-//! shapes and member keys resolved, for every object of that shape (the 25 nodes of a page),
+//! shapes, member keys and named types' kinds resolved, for every object of that shape (the 25 nodes of a page),
 //! so encoding a list costs a walk of its values, not of the document again.
 //!
 //! The JSON of an object holds each field's value under the field's name or, for fields whose
@@ -85,13 +85,30 @@ struct Slot<'a> {
 enum What<'a> {
     /// `__typename`.
     Typename,
-    /// A field of the shape: its type, the member of the object's JSON that holds its value,
-    /// and its merged sub-selections.
-    Field { ty: &'a Ty, member: String, sets: Vec<&'a SelectionSet> },
+    /// A field of the shape: its type and what its named type is, the member of the object's
+    /// JSON that holds its value, and its merged sub-selections.
+    Field { ty: &'a Ty, kind: Kind<'a>, member: String, sets: Vec<&'a SelectionSet> },
+}
+
+/// What a named type is, looked up once per collected field rather than once per value.
+#[derive(Clone, Copy)]
+enum Kind<'a> {
+    /// A scalar or enum: its value is already in its output form.
+    Leaf,
+    Object,
+    /// A union and its member types.
+    Union(&'a [String]),
+}
+
+/// The fields of an object type under some selection sets; `known` is false for a type
+/// without a shape (its objects are null).
+struct Fields<'a> {
+    known: bool,
+    slots: Vec<Slot<'a>>,
 }
 
 /// The fields of one object type under some selection sets (known by their addresses).
-type Collected<'a> = (&'a str, Vec<*const SelectionSet>, Rc<Vec<Slot<'a>>>);
+type Collected<'a> = (&'a str, Vec<*const SelectionSet>, Rc<Fields<'a>>);
 
 pub struct Encoder<'a> {
     env: &'a Env<'a>,
@@ -107,7 +124,7 @@ impl<'a> Encoder<'a> {
     }
 
     /// [`Env::collect`] of `sets` for `ty`, resolved against its shape, once per encoder.
-    fn collect(&mut self, ty: &'a str, sets: &[&'a SelectionSet]) -> crate::error::ApiResult<Rc<Vec<Slot<'a>>>> {
+    fn collect(&mut self, ty: &'a str, sets: &[&'a SelectionSet]) -> crate::error::ApiResult<Rc<Fields<'a>>> {
         let same =
             |s: &[*const SelectionSet]| s.len() == sets.len() && s.iter().zip(sets).all(|(a, b)| std::ptr::eq(*a, *b));
         if let Some((_, _, g)) = self.collected.iter().find(|(t, s, _)| *t == ty && same(s)) {
@@ -127,13 +144,23 @@ impl<'a> Encoder<'a> {
                     Key::Name => name.to_string(),
                     Key::Alias => ref_key(group.key),
                 };
-                What::Field { ty: &field.ty, member, sets: group.sets() }
+                What::Field { ty: &field.ty, kind: self.kind(field.ty.name()), member, sets: group.sets() }
             };
             slots.push(Slot { key: group.key, what });
         }
-        let slots = Rc::new(slots);
-        self.collected.push((ty, sets.iter().map(|s| *s as *const SelectionSet).collect(), slots.clone()));
-        Ok(slots)
+        let fields = Rc::new(Fields { known: shape.is_some(), slots });
+        self.collected.push((ty, sets.iter().map(|s| *s as *const SelectionSet).collect(), fields.clone()));
+        Ok(fields)
+    }
+
+    /// What the named type `name` is.
+    fn kind(&self, name: &str) -> Kind<'a> {
+        let shapes = self.env.shapes;
+        match shapes.unions.get(name) {
+            Some(members) => Kind::Union(members),
+            None if shapes.objects.contains_key(name) => Kind::Object,
+            None => Kind::Leaf,
+        }
     }
 
     /// Write `v` (absent: `None`) as a value of type `ty` with the sub-selections `sets`.
@@ -145,10 +172,24 @@ impl<'a> Encoder<'a> {
         path: &mut Vec<Step<'a>>,
         out: &mut Vec<u8>,
     ) -> Result<(), Null> {
+        let kind = self.kind(ty.name());
+        self.write(ty, kind, v, sets, path, out)
+    }
+
+    /// [`Encoder::value`], with what the named type of `ty` is already looked up.
+    fn write(
+        &mut self,
+        ty: &'a Ty,
+        kind: Kind<'a>,
+        v: Option<&Json>,
+        sets: &[&'a SelectionSet],
+        path: &mut Vec<Step<'a>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Null> {
         match ty {
             Ty::NonNull(inner) => {
                 let start = out.len();
-                self.value(inner, v, sets, path, out)?;
+                self.write(inner, kind, v, sets, path, out)?;
                 if &out[start..] == b"null" {
                     self.errors.push(GqlError::internal_at(
                         format!("a value of the non-null type {} is missing", inner.name()),
@@ -167,7 +208,7 @@ impl<'a> Encoder<'a> {
                         }
                         let start = out.len();
                         path.push(Step::Index(i));
-                        let r = self.value(inner, Some(item), sets, path, out);
+                        let r = self.write(inner, kind, Some(item), sets, path, out);
                         path.pop();
                         // An element that may not be null makes the whole list null.
                         absorb(inner, start, out, r)?;
@@ -183,7 +224,7 @@ impl<'a> Encoder<'a> {
                 Some(one) => {
                     out.push(b'[');
                     let start = out.len();
-                    let r = self.value(inner, Some(one), sets, path, out);
+                    let r = self.write(inner, kind, Some(one), sets, path, out);
                     absorb(inner, start, out, r)?;
                     out.push(b']');
                     Ok(())
@@ -194,9 +235,8 @@ impl<'a> Encoder<'a> {
                     out.extend_from_slice(b"null");
                     Ok(())
                 }
-                Some(v) => {
-                    let env = self.env;
-                    if let Some(members) = env.shapes.unions.get(name) {
+                Some(v) => match kind {
+                    Kind::Union(members) => {
                         let concrete = v
                             .get(CONCRETE)
                             .and_then(Json::as_str)
@@ -213,14 +253,14 @@ impl<'a> Encoder<'a> {
                                 Ok(())
                             }
                         }
-                    } else if env.shapes.objects.contains_key(name.as_str()) {
-                        self.object(name, v, sets, path, out)
-                    } else {
-                        // Scalars and enums are already in their output form.
+                    }
+                    Kind::Object => self.object(name, v, sets, path, out),
+                    // Scalars and enums are already in their output form.
+                    Kind::Leaf => {
                         write_json(out, v);
                         Ok(())
                     }
-                }
+                },
             },
         }
     }
@@ -235,19 +275,19 @@ impl<'a> Encoder<'a> {
         path: &mut Vec<Step<'a>>,
         out: &mut Vec<u8>,
     ) -> Result<(), Null> {
-        let slots = match self.collect(ty, sets) {
+        let fields = match self.collect(ty, sets) {
             Ok(g) => g,
             Err(e) => {
                 self.errors.push(GqlError::from_api(e, owned_path(path), None));
                 return Err(Null);
             }
         };
-        if !self.env.shapes.objects.contains_key(ty) {
+        if !fields.known {
             out.extend_from_slice(b"null");
             return Ok(());
         }
         out.push(b'{');
-        for (i, slot) in slots.iter().enumerate() {
+        for (i, slot) in fields.slots.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -255,10 +295,10 @@ impl<'a> Encoder<'a> {
             out.push(b':');
             match &slot.what {
                 What::Typename => write_json(out, ty),
-                What::Field { ty: fty, member, sets } => {
+                What::Field { ty: fty, kind, member, sets } => {
                     let start = out.len();
                     path.push(Step::Key(slot.key));
-                    let r = self.value(fty, v.get(member.as_str()), sets, path, out);
+                    let r = self.write(fty, *kind, v.get(member.as_str()), sets, path, out);
                     path.pop();
                     absorb(fty, start, out, r)?;
                 }
