@@ -117,7 +117,7 @@ async fn stream(app: Arc<App>, headers: HeaderMap, client: Option<IpAddr>, req: 
         Err((outcome, errors)) => {
             let status =
                 if outcome == Outcome::Unauthenticated { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
-            let body = serde_json::json!({ "errors": errors }).to_string();
+            let body = crate::graphql::response::Response::request_error(errors).to_json();
             return (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         }
     };
