@@ -79,6 +79,15 @@ for db in arcbase graphile; do psql -q "$PG/$db" -c "VACUUM (ANALYZE)" -c "CHECK
 
 # ---- helpers ------------------------------------------------------------------------------
 wait_port() { for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; log "port $1 never opened"; return 1; }
+# The servers, each started in the background (its pid in $!): arcbase on CPUs $1 serving the
+# bench schema over database $2 on port $3; PostGraphile v4 on CPU 0, port 5004; the static
+# handler on CPU 0, port 5009.
+serve_arcbase() { RUST_LOG=warn taskset -c "$1" "$ARCBASE" serve --schema bench/schema.graphql --database "$2" --listen "127.0.0.1:$3" >/dev/null 2>&1 & }
+serve_pg4() {
+  (cd "$CACHE/pg4" && exec taskset -c 0 node node_modules/postgraphile/cli.js -c "$PG/graphile" --schema public --host 127.0.0.1 --port 5004 \
+    --append-plugins postgraphile-plugin-connection-filter,@graphile/pg-aggregates --disable-query-log >/dev/null 2>&1) &
+}
+serve_static() { taskset -c 0 "$BENCH" static 127.0.0.1:5009 >/dev/null 2>&1 & }
 rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # The persisted query of the get-apq workload: its text (as bench/wrk/workload.lua has it) and hash.
 GET_QUERY='query Get($id: String!) { get(type: Message, id: $id) { ... on Message { text score } } }'
@@ -114,7 +123,7 @@ server_done() { # name pid
 for db in sqlite postgres; do
   if [ $db = sqlite ]; then URL="sqlite://$WORK/bench.db"; else URL="$PG/arcbase"; fi
   log "arcbase on $db"
-  RUST_LOG=warn taskset -c 0 "$ARCBASE" serve --schema bench/schema.graphql --database "$URL" --listen 127.0.0.1:5001 >/dev/null 2>&1 &
+  serve_arcbase 0 "$URL" 5001
   P=$!; PIDS+=($P); wait_port 5001
   # The persisted GET right after the POST get, on the same state of the database: measured
   # after the upserts, it came out at 0.55-0.79x of the POST get measured before them on
@@ -132,7 +141,7 @@ done
 for db in sqlite postgres; do
   if [ $db = sqlite ]; then URL="sqlite://$WORK/bench.db"; else URL="$PG/arcbase"; fi
   log "arcbase on $db, CPUs 0 and 1"
-  RUST_LOG=warn taskset -c 0,1 "$ARCBASE" serve --schema bench/schema.graphql --database "$URL" --listen 127.0.0.1:5001 >/dev/null 2>&1 &
+  serve_arcbase 0,1 "$URL" 5001
   P=$!; PIDS+=($P); wait_port 5001
   for w in get find; do measure "arcbase-$db-2cpu" arcbase $w 5001; done
   server_done "arcbase-$db-2cpu" $P
@@ -140,8 +149,7 @@ done
 
 # ---- PostGraphile -------------------------------------------------------------------------
 log "PostGraphile v4"
-(cd "$CACHE/pg4" && exec taskset -c 0 node node_modules/postgraphile/cli.js -c "$PG/graphile" --schema public --host 127.0.0.1 --port 5004 \
-  --append-plugins postgraphile-plugin-connection-filter,@graphile/pg-aggregates --disable-query-log >/dev/null 2>&1) &
+serve_pg4
 P=$!; PIDS+=($P); wait_port 5004
 for w in get find upsert; do measure postgraphile-v4 pg4 $w 5004; done
 settle "$PG/graphile"
@@ -158,7 +166,7 @@ server_done postgraphile-v5 $P
 
 # ---- physical limits -----------------------------------------------------------------------
 log "static handler on the same HTTP stack"
-taskset -c 0 "$BENCH" static 127.0.0.1:5009 >/dev/null 2>&1 &
+serve_static
 P=$!; PIDS+=($P); wait_port 5009
 measure static-axum static get 5009
 server_done static-axum $P
@@ -172,14 +180,13 @@ server_done static-axum $P
 ROUNDS=3
 log "interleaved pairs: $ROUNDS rounds"
 settle "$PG/arcbase"; settle "$PG/graphile"
-RUST_LOG=warn taskset -c 0 "$ARCBASE" serve --schema bench/schema.graphql --database "$PG/arcbase" --listen 127.0.0.1:5001 >/dev/null 2>&1 &
+serve_arcbase 0 "$PG/arcbase" 5001
 PA=$!; PIDS+=($PA)
-RUST_LOG=warn taskset -c 0 "$ARCBASE" serve --schema bench/schema.graphql --database "sqlite://$WORK/bench.db" --listen 127.0.0.1:5002 >/dev/null 2>&1 &
+serve_arcbase 0 "sqlite://$WORK/bench.db" 5002
 PS=$!; PIDS+=($PS)
-(cd "$CACHE/pg4" && exec taskset -c 0 node node_modules/postgraphile/cli.js -c "$PG/graphile" --schema public --host 127.0.0.1 --port 5004 \
-  --append-plugins postgraphile-plugin-connection-filter,@graphile/pg-aggregates --disable-query-log >/dev/null 2>&1) &
+serve_pg4
 P4=$!; PIDS+=($P4)
-taskset -c 0 "$BENCH" static 127.0.0.1:5009 >/dev/null 2>&1 &
+serve_static
 PT=$!; PIDS+=($PT)
 for port in 5001 5002 5004 5009; do wait_port $port; done
 for round in $(seq 1 $ROUNDS); do
