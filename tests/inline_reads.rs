@@ -35,7 +35,10 @@ fn counting(n: u64) -> Sql {
 #[tokio::test]
 async fn short_reads_run_here_and_a_long_one_moves_to_the_pool_with_its_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, "a.db", Budgets::default()).await;
+    // An inline budget of 40 ms, well apart from both kinds of read here: a short one that runs
+    // on the pool (two thread hops, which on a loaded 2-core CI machine took more than the
+    // default 2 ms) and a long one (about 0.6 s on this machine).
+    let store = open(&dir, "a.db", Budgets { sqlite_inline: Duration::from_millis(40), ..Budgets::default() }).await;
     let before = store.read_figures().unwrap();
     let one = store.fetch_rows(&Sql::raw(Dialect::Sqlite, "SELECT 1, 'x', 2.5, NULL")).await.unwrap();
     assert_eq!(one, vec![vec![SqlValue::Int(1), SqlValue::Text("x".into()), SqlValue::Real(2.5), SqlValue::Null]]);
@@ -43,15 +46,15 @@ async fn short_reads_run_here_and_a_long_one_moves_to_the_pool_with_its_answer()
     assert_eq!(after.inline, before.inline + 1, "{after:?}");
     assert_eq!(after.pool, before.pool);
 
-    // Far past the 2 ms inline budget: stopped, then answered in full by the pool.
-    let long = counting(1_000_000);
+    // Far past the inline budget: stopped, then answered in full by the pool.
+    let long = counting(3_000_000);
     let rows = store.fetch_rows(&long).await.unwrap();
-    assert_eq!(rows[0][0], SqlValue::Int(1_000_000));
+    assert_eq!(rows[0][0], SqlValue::Int(3_000_000));
     let moved = store.read_figures().unwrap();
     assert_eq!(moved.past_budget, after.past_budget + 1, "{moved:?}");
     // The same text again goes straight to the pool: it is not stopped a second time.
     let rows = store.fetch_rows(&long).await.unwrap();
-    assert_eq!(rows[0][0], SqlValue::Int(1_000_000));
+    assert_eq!(rows[0][0], SqlValue::Int(3_000_000));
     let again = store.read_figures().unwrap();
     assert_eq!(again.past_budget, moved.past_budget, "{again:?}");
     assert_eq!(again.pool, moved.pool + 1, "{again:?}");
@@ -68,7 +71,7 @@ async fn short_reads_run_here_and_a_long_one_moves_to_the_pool_with_its_answer()
             .push(") SELECT COUNT(*) FROM r");
         s
     };
-    assert_eq!(store.fetch_rows(&up_to(1_000_000)).await.unwrap()[0][0], SqlValue::Int(1_000_000));
+    assert_eq!(store.fetch_rows(&up_to(3_000_000)).await.unwrap()[0][0], SqlValue::Int(3_000_000));
     let a = store.read_figures().unwrap();
     assert_eq!(a.past_budget, again.past_budget + 1, "{a:?}");
     assert_eq!(store.fetch_rows(&up_to(10)).await.unwrap()[0][0], SqlValue::Int(10));
