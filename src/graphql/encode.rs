@@ -25,8 +25,10 @@ use async_graphql::parser::types::SelectionSet;
 use serde_json::Value as Json;
 
 use super::collect::Env;
+use super::raw;
 use super::response::{GqlError, PathSegment};
 use super::schema::{Key, Ty};
+use crate::ops::read::{Doc, Edge};
 use crate::plan::read::ref_key;
 
 /// The member of a union-typed value that names its concrete type. `#` starts no GraphQL
@@ -167,7 +169,7 @@ impl<'a> Encoder<'a> {
     pub fn value(
         &mut self,
         ty: &'a Ty,
-        v: Option<&Json>,
+        v: Option<In<'_>>,
         sets: &[&'a SelectionSet],
         path: &mut Vec<Step<'a>>,
         out: &mut Vec<u8>,
@@ -176,12 +178,20 @@ impl<'a> Encoder<'a> {
         self.write(ty, kind, v, sets, path, out)
     }
 
+    /// Record that the statement's text at `path` is not JSON (a fault of the database, never
+    /// of the request): the position is null, as a field that failed.
+    fn malformed(&mut self, path: &[Step<'a>]) -> Result<(), Null> {
+        self.errors
+            .push(GqlError::internal_at("a read statement's document is not JSON".to_string(), owned_path(path)));
+        Err(Null)
+    }
+
     /// [`Encoder::value`], with what the named type of `ty` is already looked up.
     fn write(
         &mut self,
         ty: &'a Ty,
         kind: Kind<'a>,
-        v: Option<&Json>,
+        v: Option<In<'_>>,
         sets: &[&'a SelectionSet],
         path: &mut Vec<Step<'a>>,
         out: &mut Vec<u8>,
@@ -199,49 +209,55 @@ impl<'a> Encoder<'a> {
                 }
                 Ok(())
             }
-            Ty::List(inner) => match v {
-                Some(Json::Array(items)) => {
-                    out.push(b'[');
-                    for (i, item) in items.iter().enumerate() {
-                        if i > 0 {
-                            out.push(b',');
+            Ty::List(inner) => {
+                let Some(v) = v.filter(|v| !v.is_null()) else {
+                    out.extend_from_slice(b"null");
+                    return Ok(());
+                };
+                let mut raw = Vec::new();
+                let items: Vec<In<'_>> = match v {
+                    In::Json(Json::Array(items)) => items.iter().map(In::Json).collect(),
+                    In::Raw(text) if text.starts_with('[') => {
+                        if raw::elements(text, &mut raw).is_none() {
+                            return self.malformed(path);
                         }
-                        let start = out.len();
-                        path.push(Step::Index(i));
-                        let r = self.write(inner, kind, Some(item), sets, path, out);
-                        path.pop();
-                        // An element that may not be null makes the whole list null.
-                        absorb(inner, start, out, r)?;
+                        raw.iter().map(|e| In::Raw(e)).collect()
                     }
-                    out.push(b']');
-                    Ok(())
-                }
-                None | Some(Json::Null) => {
-                    out.extend_from_slice(b"null");
-                    Ok(())
-                }
-                // Result coercion: a single value where a list is expected is a list of one.
-                Some(one) => {
-                    out.push(b'[');
+                    In::Edges(edges, concrete) => edges.iter().map(|e| In::Edge(e, concrete)).collect(),
+                    // Result coercion: a single value where a list is expected is a list of one.
+                    one => {
+                        out.push(b'[');
+                        let start = out.len();
+                        let r = self.write(inner, kind, Some(one), sets, path, out);
+                        absorb(inner, start, out, r)?;
+                        out.push(b']');
+                        return Ok(());
+                    }
+                };
+                out.push(b'[');
+                for (i, item) in items.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
                     let start = out.len();
-                    let r = self.write(inner, kind, Some(one), sets, path, out);
+                    path.push(Step::Index(i));
+                    let r = self.write(inner, kind, Some(item), sets, path, out);
+                    path.pop();
+                    // An element that may not be null makes the whole list null.
                     absorb(inner, start, out, r)?;
-                    out.push(b']');
-                    Ok(())
                 }
-            },
-            Ty::Named(name) => match v {
-                None | Some(Json::Null) => {
+                out.push(b']');
+                Ok(())
+            }
+            Ty::Named(name) => {
+                let Some(v) = v.filter(|v| !v.is_null()) else {
                     out.extend_from_slice(b"null");
-                    Ok(())
-                }
-                Some(v) => match kind {
+                    return Ok(());
+                };
+                match kind {
                     Kind::Union(members) => {
-                        let concrete = v
-                            .get(CONCRETE)
-                            .and_then(Json::as_str)
-                            .and_then(|c| members.iter().find(|m| *m == c))
-                            .map(String::as_str);
+                        let concrete =
+                            v.concrete().and_then(|c| members.iter().find(|m| **m == *c)).map(String::as_str);
                         match concrete {
                             Some(c) => self.object(c, v, sets, path, out),
                             None => {
@@ -255,13 +271,28 @@ impl<'a> Encoder<'a> {
                         }
                     }
                     Kind::Object => self.object(name, v, sets, path, out),
-                    // Scalars and enums are already in their output form.
-                    Kind::Leaf => {
-                        write_json(out, v);
-                        Ok(())
-                    }
-                },
-            },
+                    // Scalars and enums are in their output form, or (a statement's text)
+                    // put into it here.
+                    Kind::Leaf => match v {
+                        In::Json(v) => {
+                            write_json(out, v);
+                            Ok(())
+                        }
+                        In::Str(s) => {
+                            write_json(out, s);
+                            Ok(())
+                        }
+                        In::Raw(text) => match raw::write_leaf(out, text, name) {
+                            Some(()) => Ok(()),
+                            None => self.malformed(path),
+                        },
+                        In::Object(..) | In::Edges(..) | In::Edge(..) | In::Page(..) => {
+                            out.extend_from_slice(b"null");
+                            Ok(())
+                        }
+                    },
+                }
+            }
         }
     }
 
@@ -270,7 +301,7 @@ impl<'a> Encoder<'a> {
     pub fn object(
         &mut self,
         ty: &'a str,
-        v: &Json,
+        v: In<'_>,
         sets: &[&'a SelectionSet],
         path: &mut Vec<Step<'a>>,
         out: &mut Vec<u8>,
@@ -286,6 +317,14 @@ impl<'a> Encoder<'a> {
             out.extend_from_slice(b"null");
             return Ok(());
         }
+        // A statement's object: its members found once, for every field to look up.
+        let v = v.resolved();
+        let mut members = Vec::new();
+        if let In::Raw(text) = v {
+            if text.starts_with('{') && raw::members(text, &mut members).is_none() {
+                return self.malformed(path);
+            }
+        }
         out.push(b'{');
         for (i, slot) in fields.slots.iter().enumerate() {
             if i > 0 {
@@ -298,7 +337,11 @@ impl<'a> Encoder<'a> {
                 What::Field { ty: fty, kind, member, sets } => {
                     let start = out.len();
                     path.push(Step::Key(slot.key));
-                    let r = self.write(fty, *kind, v.get(member.as_str()), sets, path, out);
+                    let value = match v {
+                        In::Raw(_) => raw::member(&members, member).map(In::Raw),
+                        v => v.member(member),
+                    };
+                    let r = self.write(fty, *kind, value, sets, path, out);
                     path.pop();
                     absorb(fty, start, out, r)?;
                 }
@@ -306,6 +349,80 @@ impl<'a> Encoder<'a> {
         }
         out.push(b'}');
         Ok(())
+    }
+}
+
+/// A value to encode: JSON already in the model's types, or an object as a read statement
+/// wrote it (no tree of it is built: [`raw`] reads it where it lies), or the parts of a `find`
+/// page around such objects.
+#[derive(Clone, Copy)]
+pub enum In<'v> {
+    Json(&'v Json),
+    /// A JSON value in a read statement's text, in storage forms.
+    Raw(&'v str),
+    /// A string.
+    Str(&'v str),
+    /// An object read, and the name of its type (the member of a union it is).
+    Object(&'v Doc, &'v str),
+    /// A `find` page: its edges, its page info and the type of its nodes.
+    Page(&'v [Edge], &'v Json, &'v str),
+    Edges(&'v [Edge], &'v str),
+    Edge(&'v Edge, &'v str),
+}
+
+impl<'v> In<'v> {
+    fn is_null(&self) -> bool {
+        match self {
+            In::Json(v) => v.is_null(),
+            In::Raw(text) => raw::is_null(text),
+            In::Object(Doc::Json(v), _) => v.is_null(),
+            In::Object(Doc::Text(text), _) => raw::is_null(raw::trim(text)),
+            In::Str(_) | In::Page(..) | In::Edges(..) | In::Edge(..) => false,
+        }
+    }
+
+    /// The name of the concrete type of a union-typed value.
+    fn concrete(&self) -> Option<&'v str> {
+        match self {
+            In::Json(v) => v.get(CONCRETE).and_then(Json::as_str),
+            In::Raw(text) => {
+                let mut members = Vec::new();
+                raw::members(text, &mut members)?;
+                let c = raw::member(&members, CONCRETE)?;
+                // A type name holds no escape.
+                c.strip_prefix('"').and_then(|c| c.strip_suffix('"'))
+            }
+            In::Object(_, c) => Some(c),
+            In::Str(_) | In::Page(..) | In::Edges(..) | In::Edge(..) => None,
+        }
+    }
+
+    /// An object read as the value it holds.
+    fn resolved(self) -> In<'v> {
+        match self {
+            In::Object(Doc::Json(v), _) => In::Json(v),
+            In::Object(Doc::Text(text), _) => In::Raw(raw::trim(text)),
+            v => v,
+        }
+    }
+
+    /// Member `key` of an object value that is not a statement's text.
+    fn member(self, key: &str) -> Option<In<'v>> {
+        match self {
+            In::Json(v) => v.get(key).map(In::Json),
+            In::Page(edges, page_info, c) => match key {
+                "edges" => Some(In::Edges(edges, c)),
+                "pageInfo" => Some(In::Json(page_info)),
+                _ => None,
+            },
+            In::Edge(e, c) => match key {
+                "node" => Some(In::Object(&e.node, c)),
+                "cursor" => Some(In::Str(&e.cursor)),
+                _ => None,
+            },
+            In::Object(..) => self.resolved().member(key),
+            In::Raw(_) | In::Str(_) | In::Edges(..) => None,
+        }
     }
 }
 
@@ -357,7 +474,7 @@ mod tests {
         let mut errors = Vec::new();
         let mut out = Vec::new();
         let root = Ty::parse("Root");
-        let r = Encoder::new(&env, &mut errors).value(&root, Some(&value), &[set], &mut Vec::new(), &mut out);
+        let r = Encoder::new(&env, &mut errors).value(&root, Some(In::Json(&value)), &[set], &mut Vec::new(), &mut out);
         let paths = errors.iter().map(|e| serde_json::to_value(&e.path).expect("path")).collect();
         (r.ok().map(|()| String::from_utf8(out).expect("utf-8")), paths)
     }

@@ -24,7 +24,7 @@ use tracing::Instrument;
 use super::collect::{Env, Group};
 use super::compiled::{Compiled, OperationCache, Parsed, Plans};
 use super::decode::{agg_fields, read_plan, Args};
-use super::encode::{absorb, write_json, Encoder, Step, CONCRETE};
+use super::encode::{absorb, write_json, Encoder, In, Step, CONCRETE};
 use super::guard;
 use super::introspection::Introspection;
 use super::response::{Data, GqlError, Location, Outcome, PathSegment, Response};
@@ -343,7 +343,7 @@ impl Subscription {
                 let value = exec.event_value(g.name(), ev);
                 let mut data = DataOut::default();
                 let mut errors = Vec::new();
-                let r = Outcome1 { value: Ok(value), errors: Vec::new() };
+                let r = Outcome1 { value: Ok(Answer::Json(value)), errors: Vec::new() };
                 if !exec.place("Subscription", g, r, &mut data, &mut errors) {
                     return Response { data: Some(Data::null()), errors, extensions: None };
                 }
@@ -707,8 +707,20 @@ struct FindWants<'a> {
 /// A root field's result before encoding, or its error, and errors of its parts (the fields
 /// of `aggregate`).
 struct Outcome1 {
-    value: ApiResult<Json>,
+    value: ApiResult<Answer>,
     errors: Vec<GqlError>,
+}
+
+/// A root field's result: JSON in the model's types, or (`get`, `find`) the objects as their
+/// statements wrote them, which the encoder writes from that text (`graphql::raw`). A request
+/// that plans afresh (`Caller::fresh`, the differential tests' shadow) decodes them into JSON
+/// first, the general path, so the two answers are compared byte for byte.
+enum Answer {
+    Json(Json),
+    /// An object and its type.
+    Object(ops::read::Doc, usize),
+    /// A `find` page: its edges, its page info, the type of its nodes.
+    Page(Vec<ops::read::Edge>, Json, usize),
 }
 
 impl<'a> Exec<'a> {
@@ -783,23 +795,32 @@ impl<'a> Exec<'a> {
                 };
             }
         };
+        let input = match &value {
+            Answer::Json(v) => In::Json(v),
+            Answer::Object(doc, t) => In::Object(doc, &self.model().types[*t].name),
+            Answer::Page(edges, page_info, t) => In::Page(edges, page_info, &self.model().types[*t].name),
+        };
         let Some(ty) = ty else {
             // Introspection and `__typename`: already in their final form.
-            write_json(data.key(g.key), &value);
+            match input {
+                In::Json(v) => write_json(data.key(g.key), v),
+                _ => write_json(data.key(g.key), &Json::Null),
+            }
             return true;
         };
         let mut enc = Encoder::new(self.env, errors);
         let mut path = vec![Step::Key(g.key)];
         let out = data.key(g.key);
         let start = out.len();
-        let r = enc.value(ty, Some(&value), &g.sets(), &mut path, out);
+        let r = enc.value(ty, Some(input), &g.sets(), &mut path, out);
         absorb(ty, start, out, r).is_ok()
     }
 
     async fn root_field(&self, root: &str, g: &Group<'a>) -> Outcome1 {
         let name = g.name();
         let span = tracing::info_span!("field", name);
-        let plain = |value: ApiResult<Json>| Outcome1 { value, errors: Vec::new() };
+        let plain = |value: ApiResult<Json>| Outcome1 { value: value.map(Answer::Json), errors: Vec::new() };
+        let read = |value: ApiResult<Answer>| Outcome1 { value, errors: Vec::new() };
         async {
             match name {
                 "__typename" => plain(Ok(Json::String(root.to_string()))),
@@ -812,6 +833,8 @@ impl<'a> Exec<'a> {
                     })
                 }
                 "aggregate" => self.aggregate(g).await,
+                "get" => read(self.get(g).await),
+                "find" => read(self.find(g).await),
                 _ => plain(self.operation_field(g).await),
             }
         }
@@ -836,6 +859,80 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// The type named by argument `arg` of a root field.
+    fn type_arg(&self, args: &Args<'_>, arg: &str) -> ApiResult<usize> {
+        let name = args.name(arg)?.ok_or_else(|| ApiError::validation(format!("argument '{arg}' is required")))?;
+        self.engine().type_index(&name)
+    }
+
+    /// `get`: the object as its statement wrote it (decoded when planning afresh).
+    async fn get(&self, g: &Group<'a>) -> ApiResult<Answer> {
+        let args = Args { env: self.env, field: &g.first().node };
+        let type_idx = self.type_arg(&args, "type")?;
+        let selection = self.read_plan(g, type_idx, &g.sets())?;
+        let a = ops::read::GetArgs {
+            type_idx,
+            id: args.required("id")?,
+            include_trashed: args.flag("includeTrashed"),
+            selection,
+        };
+        Ok(match ops::read::get(self.engine(), self.caller, &a).await? {
+            None => Answer::Json(Json::Null),
+            Some(doc) if self.caller.fresh => {
+                Answer::Json(self.tagged(doc.into_json(self.model(), &a.selection)?, type_idx))
+            }
+            Some(doc) => Answer::Object(doc, type_idx),
+        })
+    }
+
+    /// `find`: a connection over the objects as their statement wrote them (decoded when
+    /// planning afresh).
+    async fn find(&self, g: &Group<'a>) -> ApiResult<Answer> {
+        let args = Args { env: self.env, field: &g.first().node };
+        let type_idx = self.type_arg(&args, "type")?;
+        let conn_sets = g.sets();
+        let wants = self.find_selection(&conn_sets)?;
+        let selection = self.read_plan(g, type_idx, &wants.nodes)?;
+        let a = ops::read::FindArgs {
+            type_idx,
+            arcql: args.required("arcql")?,
+            paging: Paging {
+                first: args.int("first")?,
+                after: args.string("after")?,
+                last: args.int("last")?,
+                before: args.string("before")?,
+                page: args.int("page")?,
+            },
+            include_trashed: args.flag("includeTrashed"),
+            selection,
+            want_next_offsets: wants.next_offsets,
+            want_previous_offsets: wants.previous_offsets,
+            want_has_previous: wants.has_previous,
+            want_has_next: wants.has_next,
+        };
+        let c = ops::read::find(self.engine(), self.caller, &a).await?;
+        let p = c.page_info;
+        let offsets = |o: Option<Vec<String>>| o.map_or(Json::Null, |o| o.into_iter().map(Json::String).collect());
+        let page_info = [
+            ("hasPreviousPage", Json::Bool(p.has_previous_page)),
+            ("hasNextPage", Json::Bool(p.has_next_page)),
+            ("startCursor", Json::String(p.start_cursor)),
+            ("endCursor", Json::String(p.end_cursor)),
+            ("pageLimit", Json::from(p.page_limit)),
+            ("nextOffsets", offsets(p.next_offsets)),
+            ("previousOffsets", offsets(p.previous_offsets)),
+        ];
+        if !self.caller.fresh {
+            let info = page_info.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            return Ok(Answer::Page(c.edges, Json::Object(info), type_idx));
+        }
+        let mut edges = Vec::with_capacity(c.edges.len());
+        for e in c.edges {
+            edges.push(edge(self.tagged(e.node.into_json(self.model(), &a.selection)?, type_idx), e.cursor, None));
+        }
+        Ok(Answer::Json(connection(edges, page_info)))
+    }
+
     /// Decode a root field into its operation, run it, and give its result as JSON shaped
     /// like the field's output type.
     async fn operation_field(&self, g: &Group<'a>) -> ApiResult<Json> {
@@ -848,58 +945,6 @@ impl<'a> Exec<'a> {
         };
         let count = |n: ApiResult<u64>| n.map(|n| json!(n));
         match g.name() {
-            "get" => {
-                let type_idx = type_of("type")?;
-                let selection = self.read_plan(g, type_idx, &g.sets())?;
-                let a = ops::read::GetArgs {
-                    type_idx,
-                    id: args.required("id")?,
-                    include_trashed: args.flag("includeTrashed"),
-                    selection,
-                };
-                let doc = ops::read::get(engine, caller, &a).await?;
-                Ok(doc.map_or(Json::Null, |d| self.tagged(d, type_idx)))
-            }
-            "find" => {
-                let type_idx = type_of("type")?;
-                let conn_sets = g.sets();
-                let wants = self.find_selection(&conn_sets)?;
-                let selection = self.read_plan(g, type_idx, &wants.nodes)?;
-                let a = ops::read::FindArgs {
-                    type_idx,
-                    arcql: args.required("arcql")?,
-                    paging: Paging {
-                        first: args.int("first")?,
-                        after: args.string("after")?,
-                        last: args.int("last")?,
-                        before: args.string("before")?,
-                        page: args.int("page")?,
-                    },
-                    include_trashed: args.flag("includeTrashed"),
-                    selection,
-                    want_next_offsets: wants.next_offsets,
-                    want_previous_offsets: wants.previous_offsets,
-                    want_has_previous: wants.has_previous,
-                    want_has_next: wants.has_next,
-                };
-                let c = ops::read::find(engine, caller, &a).await?;
-                let edges = c.edges.into_iter().map(|e| edge(self.tagged(e.node, type_idx), e.cursor, None)).collect();
-                let p = c.page_info;
-                let offsets =
-                    |o: Option<Vec<String>>| o.map_or(Json::Null, |o| o.into_iter().map(Json::String).collect());
-                Ok(connection(
-                    edges,
-                    [
-                        ("hasPreviousPage", Json::Bool(p.has_previous_page)),
-                        ("hasNextPage", Json::Bool(p.has_next_page)),
-                        ("startCursor", Json::String(p.start_cursor)),
-                        ("endCursor", Json::String(p.end_cursor)),
-                        ("pageLimit", Json::from(p.page_limit)),
-                        ("nextOffsets", offsets(p.next_offsets)),
-                        ("previousOffsets", offsets(p.previous_offsets)),
-                    ],
-                ))
-            }
             "search" => {
                 let type_idx = type_of("type")?;
                 let conn_sets = g.sets();
@@ -1178,7 +1223,7 @@ impl<'a> Exec<'a> {
                 }
             }
         }
-        Outcome1 { value: Ok(Json::Object(out)), errors }
+        Outcome1 { value: Ok(Answer::Json(Json::Object(out))), errors }
     }
 
     /// One field of `aggregate`: its value, and the results beyond a Float's range (group

@@ -10,6 +10,7 @@
 //! | [`collect`] | the spec's CollectFields, shared by the planner and the encoder |
 //! | [`decode`] | arguments and selection sets → the operations' argument types |
 //! | [`encode`] | operation results → `data`, per the selection, written straight into the response's bytes |
+//! | [`raw`] | a read statement's JSON document read where it lies, for the encoder to write its members without a tree |
 //! | [`persisted`] | automatic persisted queries: texts kept by their SHA-256 |
 //! | [`introspection`] | `__schema` and `__type` from the validated schema |
 //! | [`response`] | the response and its errors, classified once; its JSON text (`Response::to_json`) |
@@ -24,6 +25,7 @@ pub mod exec;
 pub mod guard;
 pub mod introspection;
 pub mod persisted;
+pub mod raw;
 pub mod response;
 pub mod schema;
 

@@ -19,6 +19,28 @@ use crate::sql::find::{FindRenderer, Output, Seek, Select, Trashed};
 use crate::sql::read::ReadRenderer;
 use crate::value::SqlValue;
 
+/// An object as a read gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Doc {
+    /// The read statement's JSON document, still in storage forms: [`Doc::into_json`] decodes
+    /// it; the GraphQL encoder writes its selected members from the text itself
+    /// (`graphql::raw`), undoing the same forms, so that no tree of it is built only to be
+    /// written out again.
+    Text(String),
+    /// Already in the model's types (from the object cache).
+    Json(Json),
+}
+
+impl Doc {
+    /// The document in the model's types ([`crate::sql::read::decode`]), read with `selection`.
+    pub fn into_json(self, model: &crate::model::Model, selection: &ObjectSelection) -> ApiResult<Json> {
+        match self {
+            Doc::Text(text) => crate::sql::read::decode(model, selection, &text),
+            Doc::Json(v) => Ok(v),
+        }
+    }
+}
+
 /// Cursor sentinels Hypi returns and its clients send back.
 pub const FIRST: &str = "FIRST";
 pub const LAST: &str = "LAST";
@@ -39,7 +61,7 @@ pub struct GetArgs {
 ///
 /// For a `@hyper(cache: true)` type and a plain selection, answered from
 /// [`super::read_cache`] when it holds the document (see there for why that is never stale).
-pub async fn get(engine: &Engine, caller: &Caller, args: &GetArgs) -> ApiResult<Option<Json>> {
+pub async fn get(engine: &Engine, caller: &Caller, args: &GetArgs) -> ApiResult<Option<Doc>> {
     check_estimate(engine, args.selection.estimate())?;
     let ty = &engine.model.types[args.selection.type_idx];
     // The object cache, for a cached type's plain selection read by someone it may answer.
@@ -67,7 +89,7 @@ pub async fn get(engine: &Engine, caller: &Caller, args: &GetArgs) -> ApiResult<
     };
     let ticket = match &lookup {
         Some(l) => match engine.read_cache.get(l) {
-            Ok(doc) => return Ok(Some(doc)),
+            Ok(doc) => return Ok(Some(Doc::Json(doc))),
             Err(ticket) => Some(ticket),
         },
         None => None,
@@ -76,13 +98,14 @@ pub async fn get(engine: &Engine, caller: &Caller, args: &GetArgs) -> ApiResult<
     let sql = r.get_by_id(&args.selection, &caller.instance, &args.id, args.include_trashed);
     let rows = engine.store.fetch_rows_within(&sql, engine.limits.response_bytes).await?;
     match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
-        Some(SqlValue::Text(text)) => {
-            let doc = r.decode(&args.selection, &text)?;
-            if let (Some(l), Some(t)) = (&lookup, ticket) {
+        Some(SqlValue::Text(text)) => match (&lookup, ticket) {
+            (Some(l), Some(t)) => {
+                let doc = r.decode(&args.selection, &text)?;
                 engine.read_cache.put(t, l, &doc, text.len());
+                Ok(Some(Doc::Json(doc)))
             }
-            Ok(Some(doc))
-        }
+            _ => Ok(Some(Doc::Text(text))),
+        },
         _ => Ok(None),
     }
 }
@@ -215,7 +238,7 @@ pub struct Connection {
 pub struct Edge {
     /// The object's id.
     pub cursor: String,
-    pub node: Json,
+    pub node: Doc,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,7 +402,7 @@ pub async fn find(engine: &Engine, caller: &Caller, args: &FindArgs) -> ApiResul
         (prev, more || (want_next && beyond(&before_c, true).await?))
     };
 
-    let edges = edges_of(engine, caller, &args.selection, rows, 0)?;
+    let edges = edges_of(rows, 0)?;
     let offsets_ctx = Offsets { engine, r: &r, instance, type_idx, filter, trashed, size };
     let next_offsets = if args.want_next_offsets {
         Some(match (has_next, edges.last()) {
@@ -400,22 +423,16 @@ pub async fn find(engine: &Engine, caller: &Caller, args: &FindArgs) -> ApiResul
     Ok(connection(edges, has_previous, has_next, size, next_offsets, previous_offsets))
 }
 
-/// The edges of a page's rows: `(document, id)` from column `skip` on.
-fn edges_of(
-    engine: &Engine,
-    caller: &Caller,
-    selection: &ObjectSelection,
-    rows: Vec<Vec<SqlValue>>,
-    skip: usize,
-) -> ApiResult<Vec<Edge>> {
-    let reader = reader(engine, caller);
+/// The edges of a page's rows: `(document, id)` from column `skip` on; the documents as the
+/// statement wrote them ([`Doc::Text`]).
+fn edges_of(rows: Vec<Vec<SqlValue>>, skip: usize) -> ApiResult<Vec<Edge>> {
     let mut edges = Vec::with_capacity(rows.len());
     for row in rows {
         let mut it = row.into_iter().skip(skip);
         let (Some(SqlValue::Text(doc)), Some(SqlValue::Text(id))) = (it.next(), it.next()) else {
             return Err(ApiError::internal("find row without document and id"));
         };
-        edges.push(Edge { node: reader.decode(selection, &doc)?, cursor: id });
+        edges.push(Edge { node: Doc::Text(doc), cursor: id });
     }
     Ok(edges)
 }
@@ -508,7 +525,7 @@ async fn find_beyond_cursor(
     if backward {
         docs.reverse();
     }
-    let edges = edges_of(engine, caller, &args.selection, docs, 1)?;
+    let edges = edges_of(docs, 1)?;
     // As the general path decides them for page 1: the far side of an `after` cursor is the
     // previous page, of a `before` cursor the next; the extra row is more in the walk's direction.
     let (has_previous, has_next) = match (backward, before_side) {

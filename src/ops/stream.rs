@@ -304,7 +304,8 @@ impl Stream {
                 want_has_next: false,
             };
             for edge in super::read::find(engine, caller, &a).await?.edges {
-                let id = edge.node["hypi"]["id"].as_str().unwrap_or_default().to_string();
+                let node = edge.node.into_json(&engine.model, &a.selection)?;
+                let id = node["hypi"]["id"].as_str().unwrap_or_default().to_string();
                 if self.ids.as_ref().is_some_and(|ids| !ids.contains(&id)) {
                     continue;
                 }
@@ -314,11 +315,11 @@ impl Stream {
                     type_name: ty.name.clone(),
                     id,
                     op: ChangeOp::Update,
-                    version: edge.node["hypi"]["version"].as_i64().unwrap_or(0),
-                    at: edge.node["hypi"]["updated"].as_str().unwrap_or_default().to_string(),
+                    version: node["hypi"]["version"].as_i64().unwrap_or(0),
+                    at: node["hypi"]["updated"].as_str().unwrap_or_default().to_string(),
                     owner: None,
                 };
-                out.push(Event { change, node: Some(edge.node), type_idx: *t, current: true, gone: None });
+                out.push(Event { change, node: Some(node), type_idx: *t, current: true, gone: None });
             }
         }
         Ok(out)

@@ -30,9 +30,7 @@ impl ReadRenderer<'_> {
     /// here both become what the field's type says, so every front door gets the same values
     /// and both databases answer byte for byte alike.
     pub fn decode(&self, sel: &ObjectSelection, text: &str) -> Result<serde_json::Value, crate::error::ApiError> {
-        let mut doc: serde_json::Value = serde_json::from_str(text).map_err(crate::error::ApiError::internal)?;
-        normalize(self.model, sel, &mut doc);
-        Ok(doc)
+        decode(self.model, sel, text)
     }
 
     /// `SELECT <doc> FROM <table> t0 WHERE instance = ? AND id = ? [AND not trashed]`.
@@ -335,6 +333,13 @@ impl ReadRenderer<'_> {
     }
 }
 
+/// [`ReadRenderer::decode`]: what a document needs of the renderer is its model.
+pub fn decode(model: &Model, sel: &ObjectSelection, text: &str) -> Result<serde_json::Value, crate::error::ApiError> {
+    let mut doc: serde_json::Value = serde_json::from_str(text).map_err(crate::error::ApiError::internal)?;
+    normalize(model, sel, &mut doc);
+    Ok(doc)
+}
+
 /// Put the members of `doc` that `sel` selected into their model types (see
 /// [`ReadRenderer::decode`]).
 pub fn normalize(model: &Model, sel: &ObjectSelection, doc: &mut serde_json::Value) {
@@ -371,6 +376,12 @@ pub fn normalize(model: &Model, sel: &ObjectSelection, doc: &mut serde_json::Val
             }
         }
     }
+}
+
+/// Whether [`scalar`] leaves every string of `kind` as it is (it reads a string only as a
+/// Json field's stored text).
+pub fn keeps_strings(kind: Option<Scalar>) -> bool {
+    kind != Some(Scalar::Json)
 }
 
 /// One stored scalar in its model type: Booleans from 0/1, Floats as floats (integral ones
