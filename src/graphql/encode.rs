@@ -319,7 +319,7 @@ impl<'a> Encoder<'a> {
         }
         // A statement's object: its members found once, for every field to look up.
         let v = v.resolved();
-        let mut members = Vec::new();
+        let mut members = Vec::with_capacity(if matches!(v, In::Raw(_)) { fields.slots.len() + 1 } else { 0 });
         if let In::Raw(text) = v {
             if text.starts_with('{') && raw::members(text, &mut members).is_none() {
                 return self.malformed(path);

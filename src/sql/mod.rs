@@ -111,17 +111,17 @@ impl Sql {
         match self.dialect {
             Dialect::Sqlite => std::borrow::Cow::Borrowed(&self.text),
             Dialect::Postgres => {
-                let mut out = String::with_capacity(self.text.len() + 16);
-                let mut n = 0;
-                for c in self.text.chars() {
-                    if c == '?' {
-                        n += 1;
-                        out.push('$');
-                        out.push_str(&n.to_string());
-                    } else {
-                        out.push(c);
-                    }
+                let mut out = String::with_capacity(self.text.len() + 3 * self.binds.len());
+                let mut n = 0u64;
+                let mut rest = self.text.as_str();
+                while let Some(at) = rest.find('?') {
+                    out.push_str(&rest[..at]);
+                    n += 1;
+                    out.push('$');
+                    push_decimal(&mut out, n);
+                    rest = &rest[at + 1..];
                 }
+                out.push_str(rest);
                 std::borrow::Cow::Owned(out)
             }
         }
@@ -132,6 +132,21 @@ impl Sql {
         quote_into(&mut self.text, name);
         self
     }
+}
+
+/// Append `n` in decimal (a placeholder's number: no formatter, no allocation).
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|&d| char::from(d)));
 }
 
 /// A SQLite expression printing the REAL `e` as a JSON number that reads back as the same
@@ -203,6 +218,27 @@ fn quote_into(out: &mut String, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::prefix_end;
+
+    #[test]
+    fn postgres_placeholders_are_numbered_in_order() {
+        use super::{Dialect, Sql};
+        let mut sql = Sql::new(Dialect::Postgres);
+        sql.push("SELECT ");
+        for i in 0..12 {
+            sql.push(if i > 0 { ", " } else { "" }).bind(i);
+        }
+        sql.push(" FROM t");
+        let want: Vec<String> = (1..=12).map(|n| format!("${n}")).collect();
+        assert_eq!(sql.driver_text(), format!("SELECT {} FROM t", want.join(", ")));
+        assert_eq!(Sql::with_binds(Dialect::Postgres, "x", Vec::new()).driver_text(), "x");
+        assert_eq!(Sql::with_binds(Dialect::Postgres, "?", Vec::new()).driver_text(), "$1");
+        let mut s = String::new();
+        for n in [0, 9, 10, 99, 100, 12345, u64::MAX] {
+            s.clear();
+            super::push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
 
     #[test]
     fn the_end_of_a_prefix_is_the_least_text_above_all_it_starts() {
