@@ -381,7 +381,9 @@ impl<'v> In<'v> {
         }
     }
 
-    /// The name of the concrete type of a union-typed value.
+    /// The name of the concrete type of a union-typed value. Only the root fields `get` and
+    /// `find` have union types, and their objects come as [`In::Object`] with the type beside
+    /// them; the other arms keep the rule whole for any value.
     fn concrete(&self) -> Option<&'v str> {
         match self {
             In::Json(v) => v.get(CONCRETE).and_then(Json::as_str),

@@ -9,7 +9,11 @@
 //! to a tree ([`crate::sql::read::scalar`]: SQLite's 0/1 Booleans, integral Floats, `Json`
 //! held as text), with serde_json's own parser and writer for every leaf it does not copy, so
 //! the bytes are those of the general path (decode into a tree, then encode). Malformed text
-//! is a `None`, never a panic.
+//! is a `None`, never a panic; only what the encoder visits is read, so a fault in a member no
+//! field selects goes unseen (the database's own JSON functions wrote the text), and one in a
+//! member read nulls that position with an internal error, where the general path fails the
+//! whole root field. The scanner does not recurse; the encoder descends as deep as the
+//! selection, which the guard bounds.
 
 use std::borrow::Cow;
 
@@ -128,8 +132,13 @@ fn items<'s>(
     }
 }
 
-/// The members of the object `s` in its order, keys unquoted (and unescaped where they hold an
-/// escape); `None` when `s` is not an object.
+/// Up to this many members, an object's are looked up one after the other; more (a wide type),
+/// and they are sorted by key once for a binary search per field.
+const SHORT: usize = 8;
+
+/// The members of the object `s`, keys unquoted (and unescaped where they hold an escape): in
+/// the text's order, or sorted by key (stably) when there are more than [`SHORT`], for
+/// [`member`]; `None` when `s` is not an object.
 pub fn members<'s>(s: &'s str, out: &mut Vec<(Cow<'s, str>, &'s str)>) -> Option<()> {
     let mut bad = false;
     items(s, b'{', b'}', true, |k, v| {
@@ -139,6 +148,9 @@ pub fn members<'s>(s: &'s str, out: &mut Vec<(Cow<'s, str>, &'s str)>) -> Option
             None => bad = true,
         }
     })?;
+    if out.len() > SHORT {
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+    }
     (!bad).then_some(())
 }
 
@@ -150,7 +162,12 @@ pub fn elements<'s>(s: &'s str, out: &mut Vec<&'s str>) -> Option<()> {
 /// The value of member `key` of the members `m`: the last one of that key, as a map of them
 /// would hold.
 pub fn member<'s>(m: &[(Cow<'s, str>, &'s str)], key: &str) -> Option<&'s str> {
-    m.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
+    if m.len() <= SHORT {
+        return m.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);
+    }
+    // Sorted stably: the last of the members of that key is the last before the greater ones.
+    let end = m.partition_point(|(k, _)| k.as_ref() <= key);
+    m[..end].last().filter(|(k, _)| k == key).map(|(_, v)| *v)
 }
 
 /// The text of the quoted string `s`; borrowed when it holds no escape.
@@ -212,6 +229,21 @@ mod tests {
         // The last of a repeated key, as a map holds it.
         members(r#"{"a":1,"a":2}"#, &mut m).unwrap();
         assert_eq!(member(&m, "a"), Some("2"));
+        // A wide object (sorted for a binary search), repeats and all.
+        let keys: Vec<String> = (0..40).map(|i| format!("k{}", (i * 7) % 40)).collect();
+        let text = format!(
+            "{{{},\"k3\": \"again\"}}",
+            keys.iter().enumerate().map(|(i, k)| format!("\"{k}\": {i}")).collect::<Vec<_>>().join(", ")
+        );
+        let mut m = Vec::new();
+        members(&text, &mut m).unwrap();
+        for (i, k) in keys.iter().enumerate() {
+            let want = if k == "k3" { "\"again\"".to_string() } else { i.to_string() };
+            assert_eq!(member(&m, k), Some(want.as_str()), "{k}");
+        }
+        assert_eq!(member(&m, "k40"), None);
+        assert_eq!(member(&m, "a"), None);
+        assert_eq!(member(&m, "zz"), None);
     }
 
     #[test]
