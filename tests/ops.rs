@@ -127,10 +127,24 @@ async fn upsert_validates_before_writing_and_access_hides_what_is_not_yours() {
     .await
     .unwrap();
     assert_eq!(r[0].created_by.as_deref(), Some("ann"));
-    let get =
-        |id: &str| GetArgs { type_idx: note, id: id.into(), include_trashed: false, selection: ids_only(note).into() };
+    let get = |id: &str| GetArgs {
+        type_idx: note,
+        id: id.into(),
+        include_trashed: false,
+        selection: ids_only(note).into(),
+        statements: None,
+    };
     assert!(arcbase::ops::read::get(&engine, &ann, &get("n1")).await.unwrap().is_some());
     assert!(arcbase::ops::read::get(&engine, &bob, &get("n1")).await.unwrap().is_none());
+    // The same with the statements kept between requests (as the operation cache keeps them
+    // for a plan): rendered for Ann first, bound for Bob, Ann again, an admin and no one.
+    let kept = std::sync::Arc::new(arcbase::ops::read::GetStatements::default());
+    let get_kept = |id: &str| GetArgs { statements: Some(kept.clone()), ..get(id) };
+    for (who, sees) in [(&ann, true), (&bob, false), (&ann, true), (&admin, true), (&caller(Viewer::Anonymous), false)] {
+        let found = arcbase::ops::read::get(&engine, who, &get_kept("n1")).await.unwrap();
+        assert_eq!(found.is_some(), sees, "{:?}", who.viewer);
+    }
+    assert!(arcbase::ops::read::get(&engine, &ann, &get_kept("n2")).await.unwrap().is_none(), "another id is bound");
     // Bob cannot take the id over either.
     let e = arcbase::ops::upsert::upsert(
         &engine,

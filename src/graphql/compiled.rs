@@ -6,7 +6,9 @@
 //! A [`Compiled`] entry holds the guard's verdict on the text, the parsed document, the
 //! operation it names and its kind, what authorization asks of it (does it use only the open
 //! root fields; how many credential checks it makes), the validation verdict, and the read
-//! plans of its root fields once a request has made them ([`Plans`]). A request
+//! plans of its root fields once a request has made them, with (`get`) their statements as
+//! requests render them, once per kind of request, to be bound to each one's values
+//! ([`Plans`], `ops::read::GetStatements`). A request
 //! then checks only what depends on it: its variables (size and nesting, then their values
 //! against the declared types), the transport's rule (GET: queries only) and the caller
 //! (anonymous callers: open fields only; credential checks per request), in the same order as
@@ -33,6 +35,7 @@ use async_graphql::parser::types::{ExecutableDocument, OperationType};
 
 use super::exec::Refused;
 use crate::bounded::Bounded;
+use crate::ops::read::GetStatements;
 use crate::plan::read::ObjectSelection;
 
 /// Longest text kept: a longer one is compiled per request, so that no one document (a text may
@@ -85,8 +88,12 @@ pub(crate) struct Parsed {
 #[derive(Default)]
 pub(crate) struct Plans(std::sync::Mutex<Vec<Plan>>);
 
-/// One root field's plan: its response key, the type it reads, the plan.
-type Plan = (Box<str>, usize, Arc<ObjectSelection>);
+/// One root field's plan: its response key, the type it reads, the plan and (for `get`) its
+/// statements as they are rendered.
+type Plan = (Box<str>, usize, Kept);
+
+/// A plan and the statements rendered for it.
+pub(crate) type Kept = (Arc<ObjectSelection>, Arc<GetStatements>);
 
 impl Plans {
     /// The plan of root field `key` reading `type_idx`, made by `make` when there is none yet;
@@ -96,13 +103,13 @@ impl Plans {
         key: &str,
         type_idx: usize,
         make: impl FnOnce() -> Result<ObjectSelection, E>,
-    ) -> Result<(Arc<ObjectSelection>, bool), E> {
+    ) -> Result<(Kept, bool), E> {
         let found =
             |plans: &[Plan]| plans.iter().find(|(k, t, _)| &**k == key && *t == type_idx).map(|(_, _, p)| p.clone());
         if let Some(p) = found(&self.0.lock().unwrap_or_else(|e| e.into_inner())) {
             return Ok((p, true));
         }
-        let made = Arc::new(make()?);
+        let made = (Arc::new(make()?), Arc::new(GetStatements::default()));
         let mut plans = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match found(&plans) {
             Some(p) => Ok((p, true)),

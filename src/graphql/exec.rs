@@ -845,17 +845,27 @@ impl<'a> Exec<'a> {
     /// The read plan of root field `g` reading `type_idx` with the selections `sets`: the
     /// operation's cached one when it keeps plans, else made now.
     fn read_plan(&self, g: &Group<'a>, type_idx: usize, sets: &[&SelectionSet]) -> ApiResult<Arc<ObjectSelection>> {
+        self.kept_plan(g, type_idx, sets).map(|(plan, _)| plan)
+    }
+
+    /// [`Exec::read_plan`], and the statements rendered for it when the operation keeps plans.
+    fn kept_plan(
+        &self,
+        g: &Group<'a>,
+        type_idx: usize,
+        sets: &[&SelectionSet],
+    ) -> ApiResult<(Arc<ObjectSelection>, Option<Arc<ops::read::GetStatements>>)> {
         let make = || {
             tracing::info_span!("plan")
                 .in_scope(|| read_plan(self.env, self.model(), &self.engine().limits, type_idx, sets))
         };
         match self.plans {
             Some(plans) => {
-                let (plan, reused) = plans.get_or_make(g.key, type_idx, make)?;
+                let ((plan, statements), reused) = plans.get_or_make(g.key, type_idx, make)?;
                 self.served.operations.count_plan(reused);
-                Ok(plan)
+                Ok((plan, Some(statements)))
             }
-            None => make().map(Arc::new),
+            None => make().map(|p| (Arc::new(p), None)),
         }
     }
 
@@ -869,12 +879,13 @@ impl<'a> Exec<'a> {
     async fn get(&self, g: &Group<'a>) -> ApiResult<Answer> {
         let args = Args { env: self.env, field: &g.first().node };
         let type_idx = self.type_arg(&args, "type")?;
-        let selection = self.read_plan(g, type_idx, &g.sets())?;
+        let (selection, statements) = self.kept_plan(g, type_idx, &g.sets())?;
         let a = ops::read::GetArgs {
             type_idx,
             id: args.required("id")?,
             include_trashed: args.flag("includeTrashed"),
             selection,
+            statements,
         };
         Ok(match ops::read::get(self.engine(), self.caller, &a).await? {
             None => Answer::Json(Json::Null),

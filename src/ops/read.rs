@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::plan::filter::{plan_query_within, FilterPlan, Visibility};
 use crate::plan::read::ObjectSelection;
 use crate::sql::find::{FindRenderer, Output, Seek, Select, Trashed};
-use crate::sql::read::ReadRenderer;
+use crate::sql::read::{GetTemplate, ReadRenderer};
 use crate::value::SqlValue;
 
 /// An object as a read gave it.
@@ -54,6 +54,46 @@ pub struct GetArgs {
     /// What to read of the object (and of the objects it references); shared with the
     /// operation cache's plans.
     pub selection: std::sync::Arc<ObjectSelection>,
+    /// The statements of `selection` rendered so far, kept with the plan in the operation
+    /// cache; `None`: rendered for this request only.
+    pub statements: Option<std::sync::Arc<GetStatements>>,
+}
+
+/// `get`'s statement for one plan, rendered once for each kind of request that needs another
+/// text (trashed objects included or not; the viewer an admin, anonymous or an account, which
+/// the access rules' SQL depends on: at most six) and bound to each request's values
+/// (`sql::read::GetTemplate`).
+#[derive(Debug, Default)]
+pub struct GetStatements(std::sync::Mutex<Vec<(GetKind, std::sync::Arc<GetTemplate>)>>);
+
+type GetKind = (bool, u8);
+
+impl GetStatements {
+    fn template(
+        &self,
+        r: &ReadRenderer<'_>,
+        sel: &ObjectSelection,
+        include_trashed: bool,
+    ) -> std::sync::Arc<GetTemplate> {
+        let viewer = match r.viewer {
+            crate::access::Viewer::Admin => 0,
+            crate::access::Viewer::Anonymous => 1,
+            crate::access::Viewer::Account(_) => 2,
+        };
+        let kind = (include_trashed, viewer);
+        let found =
+            |t: &[(GetKind, std::sync::Arc<GetTemplate>)]| t.iter().find(|(k, _)| *k == kind).map(|(_, t)| t.clone());
+        if let Some(t) = found(&self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)) {
+            return t;
+        }
+        let made = std::sync::Arc::new(r.get_template(sel, include_trashed));
+        let mut all = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(t) = found(&all) {
+            return t;
+        }
+        all.push((kind, made.clone()));
+        made
+    }
 }
 
 /// The object, or `None` when it does not exist, is trashed, or the caller may not see it
@@ -95,7 +135,12 @@ pub async fn get(engine: &Engine, caller: &Caller, args: &GetArgs) -> ApiResult<
         None => None,
     };
     let r = reader(engine, caller);
-    let sql = r.get_by_id(&args.selection, &caller.instance, &args.id, args.include_trashed);
+    let sql = match &args.statements {
+        Some(kept) => {
+            kept.template(&r, &args.selection, args.include_trashed).bind(&caller.instance, &args.id, &caller.viewer)
+        }
+        None => r.get_by_id(&args.selection, &caller.instance, &args.id, args.include_trashed),
+    };
     let rows = engine.store.fetch_rows_within(&sql, engine.limits.response_bytes).await?;
     match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
         Some(SqlValue::Text(text)) => match (&lookup, ticket) {

@@ -6,7 +6,7 @@
 
 use super::filter::{FilterRenderer, Scope};
 use super::names::*;
-use super::{quote, Dialect, Sql, Viewer};
+use super::{quote, Dialect, Sql, SqlValue, Viewer};
 use crate::model::{Model, Scalar, Storage};
 use crate::plan::read::{HypiField, Item, ListPage, ObjectSelection};
 
@@ -48,6 +48,29 @@ impl ReadRenderer<'_> {
         }
         self.viewer.restrict(&mut sql, self.model, sel.type_idx, "t0", false);
         sql
+    }
+
+    /// [`ReadRenderer::get_by_id`]'s statement for `sel` and `include_trashed` under this
+    /// renderer's kind of viewer, rendered once with stand-ins for the request's values.
+    pub fn get_template(&self, sel: &ObjectSelection, include_trashed: bool) -> GetTemplate {
+        let stand_in = match self.viewer {
+            Viewer::Account(_) => Viewer::Account(STAND_IN_ACCOUNT.to_string()),
+            v => v.clone(),
+        };
+        let r = ReadRenderer { viewer: &stand_in, ..*self };
+        let sql = r.get_by_id(sel, STAND_IN_INSTANCE, STAND_IN_ID, include_trashed);
+        let slots = sql
+            .binds
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| match b {
+                SqlValue::Text(t) if t == STAND_IN_INSTANCE => Some((i, Slot::Instance)),
+                SqlValue::Text(t) if t == STAND_IN_ID => Some((i, Slot::Id)),
+                SqlValue::Text(t) if t == STAND_IN_ACCOUNT => Some((i, Slot::Account)),
+                _ => None,
+            })
+            .collect();
+        GetTemplate { sql, slots }
     }
 
     /// The objects among `ids` (at most one statement's worth: the caller batches), one
@@ -333,6 +356,46 @@ impl ReadRenderer<'_> {
     }
 }
 
+/// Stand-ins for the values a request brings, in a statement rendered once ([`GetTemplate`]).
+/// NUL is in no PostgreSQL text, no validated id, instance name or account id, and in no name
+/// or key of the model, so no other value of a statement equals one of them.
+const STAND_IN_INSTANCE: &str = "\0instance";
+const STAND_IN_ID: &str = "\0id";
+const STAND_IN_ACCOUNT: &str = "\0account";
+
+/// `get_by_id`'s statement for one selection, `include_trashed` and kind of viewer (admin,
+/// anonymous, an account: what the access rules' SQL depends on), rendered once: its text, the
+/// values that do not depend on the request, and where the request's values go.
+#[derive(Debug)]
+pub struct GetTemplate {
+    sql: Sql,
+    slots: Vec<(usize, Slot)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Instance,
+    Id,
+    Account,
+}
+
+impl GetTemplate {
+    /// The statement for `instance`, `id` and `viewer` (of the kind the template was rendered
+    /// for): what `get_by_id` renders for them, value for value.
+    pub fn bind(&self, instance: &str, id: &str, viewer: &Viewer) -> Sql {
+        let mut sql = self.sql.clone();
+        for (i, slot) in &self.slots {
+            let value = match slot {
+                Slot::Instance => instance,
+                Slot::Id => id,
+                Slot::Account => viewer.account().unwrap_or_default(),
+            };
+            sql.binds[*i] = SqlValue::Text(value.to_string());
+        }
+        sql
+    }
+}
+
 /// [`ReadRenderer::decode`]: what a document needs of the renderer is its model.
 pub fn decode(model: &Model, sel: &ObjectSelection, text: &str) -> Result<serde_json::Value, crate::error::ApiError> {
     let mut doc: serde_json::Value = serde_json::from_str(text).map_err(crate::error::ApiError::internal)?;
@@ -409,5 +472,48 @@ pub fn canonical_float(f: f64) -> f64 {
         0.0
     } else {
         f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_get_template_bound_is_the_statement_rendered_for_the_request() {
+        let model = crate::model::parse_sdl(
+            "type Note { text: String score: Float flag: Boolean }\ntype Open @access(read: PUBLIC) { name: String }",
+        )
+        .unwrap();
+        for ty in ["Note", "Open"] {
+            let (t, _) = model.type_by_name(ty).unwrap();
+            let mut sel = ObjectSelection::new(t);
+            sel.add_column(0);
+            if ty == "Note" {
+                sel.add_column(2);
+            }
+            sel.add_hypi(&[HypiField::Id, HypiField::Created]);
+            let viewers =
+                [Viewer::Admin, Viewer::Anonymous, Viewer::Account("acc1".into()), Viewer::Account("acc2".into())];
+            for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+                for viewer in &viewers {
+                    for trashed in [false, true] {
+                        let r = ReadRenderer { model: &model, app: "app", dialect, viewer };
+                        let kept = r.get_template(&sel, trashed);
+                        // A template made for another account of the same kind serves this one.
+                        let other = Viewer::Account("someone".into());
+                        let theirs = match viewer {
+                            Viewer::Account(_) => ReadRenderer { viewer: &other, ..r }.get_template(&sel, trashed),
+                            _ => r.get_template(&sel, trashed),
+                        };
+                        for (instance, id) in [("default", "o1"), ("tenant-2", "01HZX")] {
+                            let direct = r.get_by_id(&sel, instance, id, trashed);
+                            assert_eq!(kept.bind(instance, id, viewer), direct, "{ty} {dialect:?} {viewer:?}");
+                            assert_eq!(theirs.bind(instance, id, viewer), direct, "{ty} {dialect:?} {viewer:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }
