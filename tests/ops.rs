@@ -140,7 +140,8 @@ async fn upsert_validates_before_writing_and_access_hides_what_is_not_yours() {
     // for a plan): rendered for Ann first, bound for Bob, Ann again, an admin and no one.
     let kept = std::sync::Arc::new(arcbase::ops::read::GetStatements::default());
     let get_kept = |id: &str| GetArgs { statements: Some(kept.clone()), ..get(id) };
-    for (who, sees) in [(&ann, true), (&bob, false), (&ann, true), (&admin, true), (&caller(Viewer::Anonymous), false)] {
+    for (who, sees) in [(&ann, true), (&bob, false), (&ann, true), (&admin, true), (&caller(Viewer::Anonymous), false)]
+    {
         let found = arcbase::ops::read::get(&engine, who, &get_kept("n1")).await.unwrap();
         assert_eq!(found.is_some(), sees, "{:?}", who.viewer);
     }

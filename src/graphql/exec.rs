@@ -907,13 +907,7 @@ impl<'a> Exec<'a> {
         let a = ops::read::FindArgs {
             type_idx,
             arcql: args.required("arcql")?,
-            paging: Paging {
-                first: args.int("first")?,
-                after: args.string("after")?,
-                last: args.int("last")?,
-                before: args.string("before")?,
-                page: args.int("page")?,
-            },
+            paging: paging(&args)?,
             include_trashed: args.flag("includeTrashed"),
             selection,
             want_next_offsets: wants.next_offsets,
@@ -1290,13 +1284,7 @@ impl<'a> Exec<'a> {
         a.grouping = Some(ops::aggregate::Grouping {
             group_by,
             having: args.string("having")?,
-            paging: Paging {
-                first: args.int("first")?,
-                after: args.string("after")?,
-                last: args.int("last")?,
-                before: args.string("before")?,
-                page: args.int("page")?,
-            },
+            paging: paging(&args)?,
             include_trashed: args.flag("includeTrashed"),
         });
         let groups = ops::aggregate::aggregate_groups(engine, self.caller, &a).await?;
@@ -1328,6 +1316,17 @@ fn connection(edges: Vec<Json>, page_info: [(&str, Json); 7]) -> Json {
     c.insert("edges".into(), Json::Array(edges));
     c.insert("pageInfo".into(), Json::Object(page_info.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
     Json::Object(c)
+}
+
+/// The paging arguments of `find` and of a grouped aggregate.
+fn paging(args: &Args<'_>) -> ApiResult<Paging> {
+    Ok(Paging {
+        first: args.int("first")?,
+        after: args.string("after")?,
+        last: args.int("last")?,
+        before: args.string("before")?,
+        page: args.int("page")?,
+    })
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> ApiResult<Json> {
