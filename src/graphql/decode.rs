@@ -145,6 +145,17 @@ pub fn read_plan(
     Ok(sel)
 }
 
+/// The paging arguments of `find` and of a grouped aggregate.
+pub fn paging(args: &Args<'_>) -> ApiResult<crate::ops::Paging> {
+    Ok(crate::ops::Paging {
+        first: args.int("first")?,
+        after: args.string("after")?,
+        last: args.int("last")?,
+        before: args.string("before")?,
+        page: args.int("page")?,
+    })
+}
+
 fn list_args(env: &Env<'_>, field: &Field) -> ApiResult<ListArgs> {
     let a = Args { env, field };
     Ok(ListArgs {

@@ -383,19 +383,13 @@ impl<'v> In<'v> {
 
     /// The name of the concrete type of a union-typed value. Only the root fields `get` and
     /// `find` have union types, and their objects come as [`In::Object`] with the type beside
-    /// them; the other arms keep the rule whole for any value.
+    /// them (JSON tagged with [`CONCRETE`]: search, subscriptions); no member of a statement's
+    /// document is union-typed, so its text names none.
     fn concrete(&self) -> Option<&'v str> {
         match self {
             In::Json(v) => v.get(CONCRETE).and_then(Json::as_str),
-            In::Raw(text) => {
-                let mut members = Vec::new();
-                raw::members(text, &mut members)?;
-                let c = raw::member(&members, CONCRETE)?;
-                // A type name holds no escape.
-                c.strip_prefix('"').and_then(|c| c.strip_suffix('"'))
-            }
             In::Object(_, c) => Some(c),
-            In::Str(_) | In::Page(..) | In::Edges(..) | In::Edge(..) => None,
+            In::Raw(_) | In::Str(_) | In::Page(..) | In::Edges(..) | In::Edge(..) => None,
         }
     }
 

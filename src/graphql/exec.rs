@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use super::collect::{Env, Group};
 use super::compiled::{Compiled, OperationCache, Parsed, Plans};
-use super::decode::{agg_fields, read_plan, Args};
+use super::decode::{agg_fields, paging, read_plan, Args};
 use super::encode::{absorb, write_json, Encoder, In, Step, CONCRETE};
 use super::guard;
 use super::introspection::Introspection;
@@ -32,7 +32,7 @@ use super::schema::{Shapes, Ty};
 use crate::access::Viewer;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::model::Model;
-use crate::ops::{self, Caller, Engine, Paging};
+use crate::ops::{self, Caller, Engine};
 use crate::plan::read::ObjectSelection;
 
 /// One release, ready to serve GraphQL.
@@ -889,11 +889,19 @@ impl<'a> Exec<'a> {
         };
         Ok(match ops::read::get(self.engine(), self.caller, &a).await? {
             None => Answer::Json(Json::Null),
-            Some(doc) if self.caller.fresh => {
-                Answer::Json(self.tagged(doc.into_json(self.model(), &a.selection)?, type_idx))
-            }
-            Some(doc) => Answer::Object(doc, type_idx),
+            Some(doc) => Answer::Object(self.decoded_if_fresh(doc, &a.selection)?, type_idx),
         })
+    }
+
+    /// A document as the encoder gets it: as its statement wrote it, or decoded into JSON when
+    /// planning afresh (the general path, for the differential to compare with).
+    fn decoded_if_fresh(&self, doc: ops::read::Doc, selection: &ObjectSelection) -> ApiResult<ops::read::Doc> {
+        match doc {
+            ops::read::Doc::Text(_) if self.caller.fresh => {
+                Ok(ops::read::Doc::Json(doc.into_json(self.model(), selection)?))
+            }
+            doc => Ok(doc),
+        }
     }
 
     /// `find`: a connection over the objects as their statement wrote them (decoded when
@@ -915,10 +923,14 @@ impl<'a> Exec<'a> {
             want_has_previous: wants.has_previous,
             want_has_next: wants.has_next,
         };
-        let c = ops::read::find(self.engine(), self.caller, &a).await?;
+        let mut c = ops::read::find(self.engine(), self.caller, &a).await?;
+        for e in &mut c.edges {
+            let doc = std::mem::replace(&mut e.node, ops::read::Doc::Json(Json::Null));
+            e.node = self.decoded_if_fresh(doc, &a.selection)?;
+        }
         let p = c.page_info;
         let offsets = |o: Option<Vec<String>>| o.map_or(Json::Null, |o| o.into_iter().map(Json::String).collect());
-        let page_info = [
+        let page_info = page_info([
             ("hasPreviousPage", Json::Bool(p.has_previous_page)),
             ("hasNextPage", Json::Bool(p.has_next_page)),
             ("startCursor", Json::String(p.start_cursor)),
@@ -926,16 +938,8 @@ impl<'a> Exec<'a> {
             ("pageLimit", Json::from(p.page_limit)),
             ("nextOffsets", offsets(p.next_offsets)),
             ("previousOffsets", offsets(p.previous_offsets)),
-        ];
-        if !self.caller.fresh {
-            let info = page_info.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-            return Ok(Answer::Page(c.edges, Json::Object(info), type_idx));
-        }
-        let mut edges = Vec::with_capacity(c.edges.len());
-        for e in c.edges {
-            edges.push(edge(self.tagged(e.node.into_json(self.model(), &a.selection)?, type_idx), e.cursor, None));
-        }
-        Ok(Answer::Json(connection(edges, page_info)))
+        ]);
+        Ok(Answer::Page(c.edges, page_info, type_idx))
     }
 
     /// Decode a root field into its operation, run it, and give its result as JSON shaped
@@ -1311,22 +1315,16 @@ fn edge(node: Json, cursor: String, score: Option<Json>) -> Json {
 }
 
 /// A connection's value from its edges and the members of its page info.
-fn connection(edges: Vec<Json>, page_info: [(&str, Json); 7]) -> Json {
+fn connection(edges: Vec<Json>, members: [(&str, Json); 7]) -> Json {
     let mut c = Map::with_capacity(2);
     c.insert("edges".into(), Json::Array(edges));
-    c.insert("pageInfo".into(), Json::Object(page_info.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+    c.insert("pageInfo".into(), page_info(members));
     Json::Object(c)
 }
 
-/// The paging arguments of `find` and of a grouped aggregate.
-fn paging(args: &Args<'_>) -> ApiResult<Paging> {
-    Ok(Paging {
-        first: args.int("first")?,
-        after: args.string("after")?,
-        last: args.int("last")?,
-        before: args.string("before")?,
-        page: args.int("page")?,
-    })
+/// A connection's `pageInfo` from its members.
+fn page_info(members: [(&str, Json); 7]) -> Json {
+    Json::Object(members.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> ApiResult<Json> {

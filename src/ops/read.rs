@@ -61,38 +61,19 @@ pub struct GetArgs {
 
 /// `get`'s statement for one plan, rendered once for each kind of request that needs another
 /// text (trashed objects included or not; the viewer an admin, anonymous or an account, which
-/// the access rules' SQL depends on: at most six) and bound to each request's values
+/// the access rules' SQL depends on: six kinds) and bound to each request's values
 /// (`sql::read::GetTemplate`).
 #[derive(Debug, Default)]
-pub struct GetStatements(std::sync::Mutex<Vec<(GetKind, std::sync::Arc<GetTemplate>)>>);
-
-type GetKind = (bool, u8);
+pub struct GetStatements([std::sync::OnceLock<GetTemplate>; 6]);
 
 impl GetStatements {
-    fn template(
-        &self,
-        r: &ReadRenderer<'_>,
-        sel: &ObjectSelection,
-        include_trashed: bool,
-    ) -> std::sync::Arc<GetTemplate> {
+    fn template(&self, r: &ReadRenderer<'_>, sel: &ObjectSelection, include_trashed: bool) -> &GetTemplate {
         let viewer = match r.viewer {
             crate::access::Viewer::Admin => 0,
             crate::access::Viewer::Anonymous => 1,
             crate::access::Viewer::Account(_) => 2,
         };
-        let kind = (include_trashed, viewer);
-        let found =
-            |t: &[(GetKind, std::sync::Arc<GetTemplate>)]| t.iter().find(|(k, _)| *k == kind).map(|(_, t)| t.clone());
-        if let Some(t) = found(&self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)) {
-            return t;
-        }
-        let made = std::sync::Arc::new(r.get_template(sel, include_trashed));
-        let mut all = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(t) = found(&all) {
-            return t;
-        }
-        all.push((kind, made.clone()));
-        made
+        self.0[usize::from(include_trashed) * 3 + viewer].get_or_init(|| r.get_template(sel, include_trashed))
     }
 }
 

@@ -356,9 +356,10 @@ impl ReadRenderer<'_> {
     }
 }
 
-/// Stand-ins for the values a request brings, in a statement rendered once ([`GetTemplate`]).
-/// NUL is in no PostgreSQL text, no validated id, instance name or account id, and in no name
-/// or key of the model, so no other value of a statement equals one of them.
+/// Stand-ins for the values a request brings, in a statement rendered once ([`GetTemplate`]),
+/// found again among its values by equality. The other values of a `get` statement are JSON
+/// keys (GraphQL names and `&` + an alias), type names and numbers, none of which holds a NUL,
+/// so none is taken for a stand-in.
 const STAND_IN_INSTANCE: &str = "\0instance";
 const STAND_IN_ID: &str = "\0id";
 const STAND_IN_ACCOUNT: &str = "\0account";
