@@ -19,6 +19,11 @@
 //! - `static ADDR`: an axum server answering every POST with a fixed GraphQL response: the
 //!   limit of the HTTP stack.
 
+// The server's allocator (src/main.rs), so that `static` and the in-process figures measure
+// the stack `arcbase serve` runs on.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

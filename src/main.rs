@@ -7,6 +7,10 @@ use clap::{Parser, Subcommand};
 use arcbase::config::Limits;
 use arcbase::server::{self, ServeOptions};
 
+/// mimalloc rather than glibc's malloc: why, and what it costs in memory, is in Cargo.toml.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "arcbase", version, about = "Schema-first GraphQL CRUD service")]
 struct Cli {
