@@ -220,7 +220,8 @@ async fn indexes(conn: &mut sqlx::SqliteConnection, table: &str) -> Vec<String> 
 
 /// A reference that starts an `@indices` set gets no index of its own (the set's index serves
 /// the clearing of references when a target is deleted, and a second one would cost every
-/// write); one an earlier release made is dropped when the model is applied again. A reference
+/// write); one an earlier release made is dropped when the model is applied again, and when a
+/// server first serves the release (a restart, nothing published). A reference
 /// without such a set keeps its own index. Both are checked by the plan of the statement that
 /// clears references.
 #[tokio::test]
@@ -247,6 +248,18 @@ async fn a_reference_that_starts_an_index_set_has_no_second_index() {
         .unwrap();
     assert!(indexes(&mut conn, &table).await.contains(&old));
     t.app.store.apply_model(&engine.app, &engine.model).await.unwrap();
+    assert_eq!(indexes(&mut conn, &table).await, names);
+    // So does a server's first serving of the release, with nothing published: a database made
+    // before the change sheds the index at the next start.
+    sqlx::query(&format!("CREATE INDEX \"{old}\" ON \"{table}\" (hypi_instance, account)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(indexes(&mut conn, &table).await.contains(&old));
+    let no_cache = std::sync::Arc::new(arcbase::ops::read_cache::ReadCache::new(false, 0, 0));
+    arcbase::server::registry::Registry::load(t.app.store.clone(), arcbase::config::Limits::default(), no_cache)
+        .await
+        .unwrap();
     assert_eq!(indexes(&mut conn, &table).await, names);
 
     // Clearing the references to a deleted member searches an index for each field.

@@ -101,6 +101,15 @@ impl Registry {
                 None => {
                     let Some(r) = self.store.release(&row.app, &release).await? else { continue };
                     let model = release_model(&r)?;
+                    // An index an earlier arcbase made for this release and the model no longer
+                    // has goes now, not at the next release (its own statement count, like the
+                    // poll). Best effort: an index left in place costs writes, not answers, so
+                    // a drop that fails (its lock wait bounded) is logged and serving goes on.
+                    match self.store.with_own_count().drop_redundant_indexes(&row.app, &model).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(app = %row.app, dropped = n, "dropped redundant indexes"),
+                        Err(e) => tracing::warn!(app = %row.app, "dropping redundant indexes failed: {e}"),
+                    }
                     let engine = Arc::new(Engine {
                         model: Arc::new(model),
                         store: self.store.clone(),

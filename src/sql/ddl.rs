@@ -123,10 +123,11 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
                 // An `@indices` set that starts with the reference already is such an index
                 // (with the id after it), and a second one would only cost every write: none
                 // is made then, and one an earlier release made is dropped when the model is applied.
-                let name = quote(&index_name(&table, &format!("ref__{}", field.name)));
-                if ty.indices.iter().any(|set| set.first() == Some(&fi)) {
-                    indexes.push(format!("DROP INDEX IF EXISTS {name}"));
+                let name = index_name(&table, &format!("ref__{}", field.name));
+                if ref_index_redundant(ty, fi) {
+                    indexes.push(drop_index(&name));
                 } else {
+                    let name = quote(&name);
                     indexes.push(format!(
                         "CREATE INDEX IF NOT EXISTS {name} ON {} ({COL_INSTANCE}, {})",
                         quote(&table),
@@ -153,4 +154,34 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
     tables.extend(lists);
     tables.extend(indexes);
     tables
+}
+
+/// Does reference field `fi` of `ty` start an `@indices` set, whose index then serves the
+/// clearing of references to a deleted target (so that an index of the reference alone would
+/// only cost every write)?
+fn ref_index_redundant(ty: &crate::model::ObjectType, fi: usize) -> bool {
+    ty.indices.iter().any(|set| set.first() == Some(&fi))
+}
+
+/// The names of the indexes that an earlier arcbase made on `app`'s tables and `model` no
+/// longer has (today: the reference indexes [`ref_index_redundant`] names), whether or not a
+/// database has them. A server drops those it finds when it first serves a release
+/// (`Store::drop_redundant_indexes`), so a database made before the change sheds them without
+/// waiting for a new release.
+pub fn redundant_indexes(app: &str, model: &Model) -> Vec<String> {
+    let mut names = Vec::new();
+    for ty in &model.types {
+        let table = object_table(app, ty);
+        for (fi, field) in ty.fields.iter().enumerate() {
+            if matches!(field.storage(), Storage::RefColumn(_)) && ref_index_redundant(ty, fi) {
+                names.push(index_name(&table, &format!("ref__{}", field.name)));
+            }
+        }
+    }
+    names
+}
+
+/// `DROP INDEX IF EXISTS <name>`.
+pub fn drop_index(name: &str) -> String {
+    format!("DROP INDEX IF EXISTS {}", quote(name))
 }

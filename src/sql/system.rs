@@ -76,6 +76,33 @@ pub fn table_columns(dialect: Dialect, table: &str) -> Sql {
     q
 }
 
+/// Which of the indexes `names` exist (in this schema, on PostgreSQL).
+pub fn existing_indexes(dialect: Dialect, names: &[String]) -> Sql {
+    let mut q = Sql::new(dialect);
+    match dialect {
+        Dialect::Sqlite => q.push("SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ("),
+        Dialect::Postgres => {
+            q.push("SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN (")
+        }
+    };
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.bind(name.as_str());
+    }
+    q.push(")");
+    q
+}
+
+/// A lock wait bounded within the transaction (PostgreSQL: `SET LOCAL lock_timeout`).
+pub fn local_lock_timeout(dialect: Dialect, millis: u64) -> Option<Sql> {
+    match dialect {
+        Dialect::Sqlite => None,
+        Dialect::Postgres => Some(Sql::raw(dialect, &format!("SET LOCAL lock_timeout = {millis}"))),
+    }
+}
+
 /// Refresh the query planner's statistics where they are stale (SQLite; PostgreSQL's
 /// autovacuum does it by itself).
 pub fn optimize(dialect: Dialect) -> Sql {

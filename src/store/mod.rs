@@ -492,6 +492,37 @@ impl Store {
         Ok(())
     }
 
+    /// Drop the indexes of `app`'s tables that an earlier arcbase made and `model` no longer
+    /// has ([`ddl::redundant_indexes`]). Which exist is read first, without the DDL lock, so
+    /// a database that has none (the usual case) takes no lock and writes nothing; those found
+    /// are dropped in one DDL transaction whose lock waits are bounded (PostgreSQL: a second,
+    /// so a long transaction on the table delays nobody's reads behind the drop for longer).
+    pub async fn drop_redundant_indexes(&self, app: &str, model: &Model) -> Result<usize, StoreError> {
+        let names = ddl::redundant_indexes(app, model);
+        if names.is_empty() {
+            return Ok(0);
+        }
+        let dialect = self.dialect();
+        let found: Vec<String> = self
+            .fetch_rows(&system::existing_indexes(dialect, &names))
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().and_then(|v| v.as_str().map(str::to_string)))
+            .collect();
+        if found.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin_ddl().await?;
+        if let Some(timeout) = system::local_lock_timeout(dialect, 1000) {
+            tx_execute(&mut tx, &timeout).await?;
+        }
+        for name in &found {
+            tx_execute(&mut tx, &Sql::raw(dialect, &ddl::drop_index(name))).await?;
+        }
+        tx.commit().await?;
+        Ok(found.len())
+    }
+
     /// Run a read that returns at most one row with one JSON column.
     pub async fn fetch_json(&self, sql: &Sql) -> Result<Option<String>, StoreError> {
         let rows = self.fetch_rows(sql).await?;
