@@ -122,5 +122,11 @@ out.append("Why find's p99 grows: the loader gives all of a member's messages on
            "Beyond that, SQLite's find at 1M pays for pages out of its 2 MB cache per connection: the 25 messages "
            "of a page sit on 25 pages of a 170 MB table (`bench/mmap.sh --quick 1000000` runs find at 1M with the "
            "memory map off and on).")
+out.append("")
+out.append("A p99 from one 3 s run is one stall away from another figure: at 1M a SQLite get read p99 0.66-2.54 ms "
+           "across six 3 s rounds of `bench/ab.sh sqlite://DB get 3 GLIBC MIMALLOC` on a database loaded by "
+           "`bench load URL 1000000` (two rounds past 2 ms, one for each build, each at p50 0.28-0.32 ms), so a "
+           "ratio whose p99s come from single runs reads that noise too: the quick run at 90a5706 gave get 1.01 "
+           "on SQLite, the one at 7f63149 3.54.")
 print("\n".join(out))
 PY
