@@ -31,6 +31,12 @@ impl From<Option<String>> for SqlValue {
     }
 }
 
+/// The first column of each row as text, rows whose first value is not text left out: what a
+/// statement selecting one text column (ids, names) gives as a list.
+pub fn first_texts(rows: Vec<Vec<SqlValue>>) -> Vec<String> {
+    rows.into_iter().filter_map(|row| row.into_iter().next().and_then(|v| v.as_str().map(str::to_string))).collect()
+}
+
 impl SqlValue {
     pub fn as_str(&self) -> Option<&str> {
         match self {

@@ -59,7 +59,7 @@ async fn matching_ids(
 ) -> ApiResult<Vec<String>> {
     let select = Select::forward(type_idx, filter, ctx.instance, trashed, Some(limit as u64));
     let rows = tx_fetch(tx, &r.select(&select, Output::Ids)).await?;
-    Ok(rows.into_iter().filter_map(|row| row.into_iter().next().and_then(|v| v.as_str().map(str::to_string))).collect())
+    Ok(crate::value::first_texts(rows))
 }
 
 fn id_versions(rows: Vec<Vec<SqlValue>>) -> Vec<(String, i64)> {
@@ -124,11 +124,8 @@ async fn delete_once(engine: &Engine, caller: &Caller, args: &DeleteArgs) -> Api
         for (fi, field) in ty.fields.iter().enumerate() {
             match field.storage() {
                 Storage::LinkTable(t) if t == type_idx => {
-                    let sources: Vec<String> = tx_fetch(&mut tx, &r.linked_from(from, fi, instance, &ids))
-                        .await?
-                        .into_iter()
-                        .filter_map(|row| row.into_iter().next().and_then(|v| v.as_str().map(str::to_string)))
-                        .collect();
+                    let sources: Vec<String> =
+                        crate::value::first_texts(tx_fetch(&mut tx, &r.linked_from(from, fi, instance, &ids)).await?);
                     // A source deleted in this same call takes its outgoing links with it
                     // (contract: only a list of *another* object blocks the delete).
                     let survivors: Vec<String> =
@@ -251,11 +248,9 @@ async fn delete_scalars_once(engine: &Engine, caller: &Caller, args: &DeleteScal
     if ids.is_empty() {
         return Ok(0);
     }
-    let mut owners: Vec<String> = tx_fetch(&mut tx, &r.delete_values(type_idx, field, ctx.instance, &ids, &values))
-        .await?
-        .into_iter()
-        .filter_map(|row| row.into_iter().next().and_then(|v| v.as_str().map(str::to_string)))
-        .collect();
+    let mut owners: Vec<String> = crate::value::first_texts(
+        tx_fetch(&mut tx, &r.delete_values(type_idx, field, ctx.instance, &ids, &values)).await?,
+    );
     owners.sort();
     owners.dedup();
     if owners.is_empty() {

@@ -592,14 +592,8 @@ impl Offsets<'_> {
             limit: Some(4 * self.size + 1),
             offset: 0,
         };
-        let ids: Vec<String> = self
-            .engine
-            .store
-            .fetch_rows(&self.r.select(&select, Output::Ids))
-            .await?
-            .into_iter()
-            .filter_map(|row| row.into_iter().next().and_then(|v| v.as_str().map(str::to_string)))
-            .collect();
+        let ids: Vec<String> =
+            crate::value::first_texts(self.engine.store.fetch_rows(&self.r.select(&select, Output::Ids)).await?);
         let mut out = vec![c.id.clone()];
         for k in 1..=4u64 {
             if ids.len() as u64 > k * self.size {

@@ -106,12 +106,7 @@ pub fn deletes_of(dialect: Dialect, instance: &str, type_name: &str, ids: &[Stri
     let mut sql = Sql::new(dialect);
     sql.push("SELECT object_id, owner FROM arcbase_changes WHERE instance_id = ").bind(instance);
     sql.push(" AND type_name = ").bind(type_name).push(" AND object_id IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.bind(id.as_str());
-    }
+    sql.bind_list(ids);
     sql.push(") AND operation = 'delete' AND seq > ").bind(after);
     sql
 }

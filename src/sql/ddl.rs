@@ -123,7 +123,7 @@ pub fn create_statements(dialect: Dialect, app: &str, model: &Model) -> Vec<Stri
                 // An `@indices` set that starts with the reference already is such an index
                 // (with the id after it), and a second one would only cost every write: none
                 // is made then, and one an earlier release made is dropped when the model is applied.
-                let name = index_name(&table, &format!("ref__{}", field.name));
+                let name = ref_index_name(&table, field);
                 if ref_index_redundant(ty, fi) {
                     indexes.push(drop_index(&name));
                 } else {
@@ -163,6 +163,11 @@ fn ref_index_redundant(ty: &crate::model::ObjectType, fi: usize) -> bool {
     ty.indices.iter().any(|set| set.first() == Some(&fi))
 }
 
+/// The index of reference field `field` of `table` alone.
+fn ref_index_name(table: &str, field: &Field) -> String {
+    index_name(table, &format!("ref__{}", field.name))
+}
+
 /// The names of the indexes that an earlier arcbase made on `app`'s tables and `model` no
 /// longer has (today: the reference indexes [`ref_index_redundant`] names), whether or not a
 /// database has them. A server drops those it finds when it first serves a release
@@ -174,7 +179,7 @@ pub fn redundant_indexes(app: &str, model: &Model) -> Vec<String> {
         let table = object_table(app, ty);
         for (fi, field) in ty.fields.iter().enumerate() {
             if matches!(field.storage(), Storage::RefColumn(_)) && ref_index_redundant(ty, fi) {
-                names.push(index_name(&table, &format!("ref__{}", field.name)));
+                names.push(ref_index_name(&table, field));
             }
         }
     }

@@ -241,7 +241,7 @@ impl FindRenderer<'_> {
         sql.value(trashed.map(str::to_string).into()).push(", ").push(COL_UPDATED).push(" = ").bind(now);
         sql.push(&format!(", {COL_VERSION} = {COL_VERSION} + 1 WHERE {COL_INSTANCE} = ")).bind(instance);
         sql.push(&format!(" AND {COL_ID} IN ("));
-        bind_list(&mut sql, ids);
+        sql.bind_list(ids);
         // Only rows still in the state the change leaves: the ids were read before, and a
         // concurrent trash of the same object (PostgreSQL) may have come first. Its row is
         // then checked again when its lock is released, and left alone, so the object is
@@ -257,7 +257,7 @@ impl FindRenderer<'_> {
         let mut sql = Sql::new(self.dialect);
         sql.push(&format!("SELECT DISTINCT {LINK_SRC} FROM ")).ident(&list_table(self.app, ty, &ty.fields[field]));
         sql.push(&format!(" WHERE {COL_INSTANCE} = ")).bind(instance).push(&format!(" AND {LINK_DST} IN ("));
-        bind_list(&mut sql, ids);
+        sql.bind_list(ids);
         sql.push(")");
         sql
     }
@@ -268,7 +268,7 @@ impl FindRenderer<'_> {
         let mut sql = Sql::new(self.dialect);
         sql.push("DELETE FROM ").ident(&list_table(self.app, ty, &ty.fields[field]));
         sql.push(&format!(" WHERE {COL_INSTANCE} = ")).bind(instance).push(&format!(" AND {LINK_DST} IN ("));
-        bind_list(&mut sql, ids);
+        sql.bind_list(ids);
         sql.push(")");
         sql
     }
@@ -281,7 +281,7 @@ impl FindRenderer<'_> {
         sql.push("UPDATE ").ident(&object_table(self.app, ty)).push(&format!(" SET {col} = NULL, {COL_UPDATED} = "));
         sql.bind(now).push(&format!(", {COL_VERSION} = {COL_VERSION} + 1 WHERE {COL_INSTANCE} = ")).bind(instance);
         sql.push(&format!(" AND {col} IN ("));
-        bind_list(&mut sql, ids);
+        sql.bind_list(ids);
         sql.push(&format!(") RETURNING {COL_ID}, {COL_VERSION}"));
         sql
     }
@@ -293,7 +293,7 @@ impl FindRenderer<'_> {
         sql.push("UPDATE ").ident(&object_table(self.app, ty)).push(&format!(" SET {COL_UPDATED} = ")).bind(now);
         sql.push(&format!(", {COL_VERSION} = {COL_VERSION} + 1 WHERE {COL_INSTANCE} = ")).bind(instance);
         sql.push(&format!(" AND {COL_ID} IN ("));
-        bind_list(&mut sql, ids);
+        sql.bind_list(ids);
         sql.push(&format!(") RETURNING {COL_ID}, {COL_VERSION}"));
         sql
     }
@@ -308,7 +308,7 @@ impl FindRenderer<'_> {
             .push(&format!(" WHERE {COL_INSTANCE} = "))
             .bind(instance);
         sql.push(&format!(" AND {COL_ID} IN ("));
-        bind_list(&mut sql, ids);
+        sql.bind_list(ids);
         sql.push(&format!(") RETURNING {COL_ID}, {COL_VERSION}, {COL_TRASHED}, {COL_CREATED_BY}"));
         sql
     }
@@ -326,7 +326,7 @@ impl FindRenderer<'_> {
         let mut sql = Sql::new(self.dialect);
         sql.push("DELETE FROM ").ident(&list_table(self.app, ty, &ty.fields[field]));
         sql.push(&format!(" WHERE {COL_INSTANCE} = ")).bind(instance).push(&format!(" AND {VALUE_OWNER} IN ("));
-        bind_list(&mut sql, ids);
+        sql.bind_list(ids);
         sql.push(&format!(") AND {VALUE} IN ("));
         for (i, v) in values.iter().enumerate() {
             if i > 0 {
@@ -336,15 +336,6 @@ impl FindRenderer<'_> {
         }
         sql.push(&format!(") RETURNING {VALUE_OWNER}"));
         sql
-    }
-}
-
-fn bind_list(sql: &mut Sql, ids: &[String]) {
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.bind(id.as_str());
     }
 }
 

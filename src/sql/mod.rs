@@ -88,6 +88,21 @@ impl Sql {
         self
     }
 
+    /// Append `items` as a comma-separated list of placeholders (the inside of `IN (...)`), or
+    /// `NULL` when there are none: `x IN (NULL)` matches nothing, where `IN ()` is no SQL.
+    pub fn bind_list(&mut self, items: &[String]) -> &mut Self {
+        if items.is_empty() {
+            self.text.push_str("NULL");
+        }
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.bind(item.as_str());
+        }
+        self
+    }
+
     /// Append a value: `NULL` as the keyword (so PostgreSQL never has to guess the type of
     /// an untyped null parameter), anything else bound.
     pub fn value(&mut self, value: SqlValue) -> &mut Self {

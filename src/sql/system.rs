@@ -85,13 +85,7 @@ pub fn existing_indexes(dialect: Dialect, names: &[String]) -> Sql {
             q.push("SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN (")
         }
     };
-    for (i, name) in names.iter().enumerate() {
-        if i > 0 {
-            q.push(", ");
-        }
-        q.bind(name.as_str());
-    }
-    q.push(")");
+    q.bind_list(names).push(")");
     q
 }
 

@@ -462,11 +462,8 @@ impl Store {
         let mut tx = self.begin_ddl().await?;
         for ty in &model.types {
             let table = names::object_table(app, ty);
-            let existing: Vec<String> = tx_fetch(&mut tx, &system::table_columns(dialect, &table))
-                .await?
-                .into_iter()
-                .filter_map(|r| r.into_iter().next().and_then(|v| v.as_str().map(str::to_string)))
-                .collect();
+            let existing: Vec<String> =
+                crate::value::first_texts(tx_fetch(&mut tx, &system::table_columns(dialect, &table)).await?);
             if existing.is_empty() {
                 continue;
             }
@@ -503,12 +500,8 @@ impl Store {
             return Ok(0);
         }
         let dialect = self.dialect();
-        let found: Vec<String> = self
-            .fetch_rows(&system::existing_indexes(dialect, &names))
-            .await?
-            .into_iter()
-            .filter_map(|r| r.into_iter().next().and_then(|v| v.as_str().map(str::to_string)))
-            .collect();
+        let found: Vec<String> =
+            crate::value::first_texts(self.fetch_rows(&system::existing_indexes(dialect, &names)).await?);
         if found.is_empty() {
             return Ok(0);
         }

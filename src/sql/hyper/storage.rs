@@ -50,15 +50,7 @@ pub fn files(dialect: Dialect, store_id: i64) -> Sql {
 pub fn used(dialect: Dialect, files: &[String]) -> Sql {
     let mut sql = Sql::new(dialect);
     sql.push("SELECT file FROM hyper_objects WHERE file IN (");
-    for (i, f) in files.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.bind(f.as_str());
-    }
-    if files.is_empty() {
-        sql.push("NULL");
-    }
+    sql.bind_list(files);
     sql.push(")");
     sql
 }

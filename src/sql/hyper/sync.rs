@@ -84,15 +84,7 @@ pub fn undead(dialect: Dialect, target: &str, instance: &str, type_name: &str, i
     sql.push("DELETE FROM arcbase_hyper_dead WHERE target = ").bind(target).push(" AND instance_id = ").bind(instance);
     sql.push(" AND type_name = ").bind(type_name);
     sql.push(" AND object_id IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.bind(id.as_str());
-    }
-    if ids.is_empty() {
-        sql.push("NULL");
-    }
+    sql.bind_list(ids);
     sql.push(")");
     sql
 }
@@ -207,15 +199,7 @@ pub fn resync_done(dialect: Dialect, target: &str, instance: &str, type_name: &s
         .bind(instance);
     sql.push(" AND type_name = ").bind(type_name);
     sql.push(" AND object_id IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.bind(id.as_str());
-    }
-    if ids.is_empty() {
-        sql.push("NULL");
-    }
+    sql.bind_list(ids);
     sql.push(")");
     sql
 }
